@@ -207,7 +207,9 @@ def write_atomically(path: str, payload: bytes) -> None:
 
 def run_chunk(session_dir: str, chunk: int) -> None:
     with open(os.path.join(session_dir, FUNCTION_FILE), "rb") as f:
-        function = pickle.load(f)
+        initializer, initargs, function = pickle.load(f)
+    if initializer is not None:
+        initializer(*initargs)
     envelopes = run_tasks(function, _read_tasks(session_dir, chunk))
     path = os.path.join(session_dir, RESULTS_DIR, f"{chunk}.pkl")
     write_atomically(path, _dump_envelopes(envelopes))

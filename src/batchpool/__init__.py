@@ -1,0 +1,77 @@
+"""batchpool: ``multiprocessing.Pool``'s API, with every chunk of work run as a cluster job.
+
+::
+
+    import batchpool
+
+    with batchpool.Pool() as pool:      # Slurm array, SGE or local: whatever is here
+        results = pool.map(simulate, parameters)
+
+Backends: :mod:`batchpool.slurm` (``slurm.Pool``, ``slurm.array.Pool``),
+:mod:`batchpool.sge`, :mod:`batchpool.local`. Submodules are imported on first
+use, so that ``python -m batchpool.worker`` starts fast on the compute node.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+from typing import TYPE_CHECKING, Any
+
+from .errors import JobsLostError, PoolError, RemoteError, SchedulerError
+
+if TYPE_CHECKING:
+    from .proto_pool import ProtoPool
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BACKENDS",
+    "JobsLostError",
+    "Pool",
+    "PoolError",
+    "RemoteError",
+    "SchedulerError",
+    "__version__",
+    "local",
+    "sge",
+    "slurm",
+]
+
+BACKENDS = {
+    "slurm.array": "batchpool.slurm.array",
+    "slurm": "batchpool.slurm",
+    "sge": "batchpool.sge",
+    "local": "batchpool.local",
+}
+"""The names ``BATCHPOOL_BACKEND`` accepts, and the module whose ``Pool`` each picks."""
+
+
+def pick_backend() -> str:
+    """``BATCHPOOL_BACKEND`` if set; else ``slurm.array`` if ``sbatch`` is on PATH,
+    ``sge`` if ``qsub`` is, else ``local``."""
+    name = os.environ.get("BATCHPOOL_BACKEND", "").strip()
+    if name:
+        if name not in BACKENDS:
+            raise ValueError(
+                f"BATCHPOOL_BACKEND={name!r} is not one of {', '.join(BACKENDS)}"
+            )
+        return name
+    if shutil.which("sbatch"):
+        return "slurm.array"
+    if shutil.which("qsub"):
+        return "sge"
+    return "local"
+
+
+def Pool(*args: Any, **options: Any) -> ProtoPool:  # noqa: N802 (multiprocessing's name)
+    """A pool on the backend :func:`pick_backend` picks; arguments as that backend's ``Pool``."""
+    module = importlib.import_module(BACKENDS[pick_backend()])
+    return module.Pool(*args, **options)
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("local", "slurm", "sge", "testing"):
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
