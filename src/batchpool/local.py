@@ -19,6 +19,7 @@ from typing import Any, Callable, Optional
 
 from .backend import Job, JobState, JobStatus, Submission
 from .proto_pool import ProtoPool
+from .worker import is_job_variable
 
 
 @dataclass
@@ -110,6 +111,7 @@ class LocalBackend:
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=err,
+                env=_job_environment(),
                 start_new_session=True,  # so that delete() can kill the whole group
             )
         with self._lock:
@@ -120,6 +122,12 @@ class LocalBackend:
         with self._lock:
             local_job.returncode = returncode
             local_job.state = JobState.ENDED
+
+
+def _job_environment() -> dict[bytes, bytes]:
+    """This process's environment without the variables of a scheduler job it may run in:
+    a local job belongs to no cluster job."""
+    return {k: v for k, v in os.environb.items() if not is_job_variable(k)}
 
 
 def _kill_group(process: subprocess.Popen) -> None:

@@ -172,26 +172,21 @@ def _dump_envelopes(envelopes: list) -> bytes:
     try:
         return pickle.dumps(envelopes, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception:
-        # Some result cannot be pickled: send the others, and an error for it.
-        return pickle.dumps([_sendable(e) for e in envelopes], protocol=pickle.HIGHEST_PROTOCOL)
+        # Results such as lambdas need cloudpickle (imported only then); a result
+        # that nothing can pickle becomes that task's error, the others survive.
+        import cloudpickle
+
+        return cloudpickle.dumps([_sendable(e, cloudpickle) for e in envelopes])
 
 
-def _sendable(envelope: tuple) -> tuple:
-    ok, value = envelope
+def _sendable(envelope: tuple, cloudpickle) -> tuple:
     try:
-        return (ok, pickle.loads(_pickle_value(value)))
+        cloudpickle.dumps(envelope[1])
     except Exception as exc:
-        error = TypeError(f"the task's result could not be pickled to be sent back: {exc!r}")
-        return _failure(error)
+        from multiprocessing.pool import MaybeEncodingError  # what multiprocessing raises
 
-
-def _pickle_value(value) -> bytes:
-    try:
-        return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception:
-        import cloudpickle  # only for results such as lambdas
-
-        return cloudpickle.dumps(value)
+        return _failure(MaybeEncodingError(exc, envelope[1]))
+    return envelope
 
 
 def write_atomically(path: str, payload: bytes) -> None:

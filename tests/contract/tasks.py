@@ -1,0 +1,91 @@
+"""Task functions for the contract suite, importable by multiprocessing and batchpool's worker."""
+
+import ctypes
+import os
+import sys
+import threading
+import time
+
+
+def square(x):
+    return x * x
+
+
+def add(a, b):
+    return a + b
+
+
+def identity(x):
+    return x
+
+
+def keyword_call(a, b=0, *, c=0):
+    return (a, b, c)
+
+
+class TaskFailed(Exception):
+    """Raised on purpose by a task."""
+
+
+def fail_on_three(x):
+    if x == 3:
+        raise TaskFailed(f"task {x} failed on purpose")
+    return x
+
+
+class NeedsTwoArguments(Exception):
+    """Pickles, but cannot be unpickled (its __init__ wants two arguments)."""
+
+    def __init__(self, a, b):
+        super().__init__(f"{a} {b}")
+
+
+def raise_unrebuildable(x):
+    raise NeedsTwoArguments(x, "b")
+
+
+def getenv(name):
+    return os.environ.get(name)
+
+
+def big_bytes(num_mb):
+    return bytes([num_mb % 256]) * (num_mb * 1024 * 1024)
+
+
+def noisy(x):
+    for i in range(200):
+        print(f"stdout line {i} of task {x}")
+        print(f"stderr line {i} of task {x}", file=sys.stderr)
+    return x
+
+
+def exit_hard(x):
+    os._exit(3)
+
+
+def segfault(x):
+    ctypes.string_at(0)
+
+
+def sleep_then_return(seconds):
+    time.sleep(seconds)
+    return seconds
+
+
+def pid_of_worker(_):
+    return os.getpid()
+
+
+_initialized = []
+
+
+def remember(value):
+    _initialized.append(value)
+
+
+def initialized(_):
+    return list(_initialized)
+
+
+def return_a_lock(_):
+    return threading.Lock()
