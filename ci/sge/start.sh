@@ -116,8 +116,8 @@ start_qmaster() {
 edit_conf() { local f="$1"; shift; sed -i "$@" "$f"; }
 
 configure() {
-  qconf -sh 2>/dev/null | grep -qx "$HOST" || qconf -ah "$HOST" >/dev/null
-  qconf -ss 2>/dev/null | grep -qx "$HOST" || qconf -as "$HOST" >/dev/null
+  qconf -sh 2>/dev/null | grep -qx "$HOST" || qconf -ah "$HOST" >/dev/null 2>&1
+  qconf -ss 2>/dev/null | grep -qx "$HOST" || qconf -as "$HOST" >/dev/null 2>&1
 
   # global: allow root jobs (stock min_uid/min_gid 1000)
   qconf -sconf global > "$WORK/global"
@@ -192,6 +192,7 @@ smoke_test() {
 
 main() {
   [ "$(id -u)" = 0 ] || die "must run as root"
+  [[ "$SLOTS" =~ ^[1-9][0-9]*$ ]] || die "SGE_SLOTS must be a positive integer"
   install_packages
   mkdir -p "$RUN" "$WORK"
   fix_host_aliases

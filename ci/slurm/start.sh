@@ -145,7 +145,7 @@ start_slurmctld() {
   fi
   log "starting slurmctld"
   rm -f "$CTLD_PID"
-  slurmctld -i                     # daemonizes; -i: ignore unreadable old state
+  slurmctld -i || die "slurmctld failed to start"   # daemonizes; -i: ignore unreadable old state
   for _ in $(seq 100); do
     scontrol ping 2>/dev/null | grep -q UP && return 0
     sleep 0.2
@@ -159,7 +159,7 @@ start_slurmd() {
   fi
   log "starting slurmd"
   rm -f "$SLURMD_PID"
-  slurmd -N "$HOST"                # daemonizes
+  slurmd -N "$HOST" || die "slurmd failed to start"   # daemonizes
 }
 
 wait_idle() {
@@ -193,6 +193,8 @@ smoke_test() {
 
 main() {
   [ "$(id -u)" = 0 ] || die "must run as root"
+  [[ "$CPUS" =~ ^[1-9][0-9]*$ && "$MAX_ARRAY" =~ ^[1-9][0-9]*$ ]] \
+    || die "SLURM_LOCAL_CPUS and SLURM_LOCAL_MAX_ARRAY must be positive integers"
   install_packages
   mkdir -p /etc/slurm "$ROOT"/ctld "$ROOT"/d "$ROOT"/log "$RUN"
   start_munge
