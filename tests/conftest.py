@@ -1,13 +1,16 @@
 """Pools for the contract suite: the same tests run against every kind in POOL_KINDS.
 
 ``multiprocessing`` is the reference the others must match; ``local`` is
-batchpool's local backend. The dummy and real scheduler kinds are added where
-their programs exist (see ``pool_kinds``).
+batchpool's local backend; ``dummy-*`` run against the dummy schedulers of
+``batchpool.testing``; ``real-*`` against a real Slurm or SGE (marked, and
+skipped only where the scheduler's programs are not installed).
 """
 
 from __future__ import annotations
 
+import importlib
 import multiprocessing
+import shutil
 import sys
 from pathlib import Path
 
@@ -16,20 +19,71 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent / "contract"))
 
 import batchpool  # noqa: E402
-import batchpool.local  # noqa: E402
+from batchpool.commands import CommandPolicy  # noqa: E402
+from batchpool.testing import DummyCluster, install_dummies  # noqa: E402
 
-POOL_KINDS = ["multiprocessing", "local"]
+FAST_COMMANDS = CommandPolicy(timeout_s=30.0, num_retries=3, backoff_s=0.2)
+
+REAL = {
+    "slurm": ("sbatch", pytest.mark.slurm),
+    "slurm.array": ("sbatch", pytest.mark.slurm),
+    "sge": ("qsub", pytest.mark.sge),
+}
+"""Real scheduler kinds: the program that must be on PATH, and their mark."""
+
+POOL_KINDS = [
+    "multiprocessing",
+    "local",
+    "dummy-slurm",
+    "dummy-slurm.array",
+    "dummy-sge",
+    *(pytest.param(f"real-{name}", marks=mark) for name, (_, mark) in REAL.items()),
+]
 
 
-def make_pool(kind: str, tmp_path: Path, processes: int = 2, **options):
+def cluster_pool(backend: str, **options):
+    """A batchpool pool of ``backend`` (``slurm``, ``slurm.array``, ``sge``, ``local``)."""
+    module = importlib.import_module(batchpool.BACKENDS[backend])
+    if backend != "local":
+        options.setdefault("command_policy", FAST_COMMANDS)
+    return module.Pool(**options)
+
+
+def dummy_paths(cluster, backend: str) -> dict:
+    """The ``*_path`` options that point a pool of ``backend`` at the dummies."""
+    if backend == "sge":
+        names = ("qsub_path", "qstat_path", "qdel_path")
+    else:
+        names = ("sbatch_path", "squeue_path", "scancel_path")
+        if backend == "slurm.array":
+            names += ("scontrol_path",)
+    return {name: str(getattr(cluster, name)) for name in names}
+
+
+def require_real(backend: str) -> None:
+    program = REAL[backend][0]
+    if shutil.which(program) is None:
+        pytest.skip(f"{program} is not installed: no real {backend} here")
+
+
+def make_pool(kind: str, tmp_path: Path, **options):
     """A pool of ``kind``; multiprocessing gets only the options it knows."""
     if kind == "multiprocessing":
         mp_options = {k: v for k, v in options.items() if k in ("initializer", "initargs")}
-        return multiprocessing.Pool(processes, **mp_options)
+        return multiprocessing.Pool(options.get("processes", 2), **mp_options)
     options.setdefault("work_dir", tmp_path / "work")
     if kind == "local":
-        return batchpool.local.Pool(processes, **options)
-    raise ValueError(kind)
+        options.setdefault("processes", 2)
+        return cluster_pool("local", **options)
+    options.setdefault("polling_interval", 0.3)
+    options.setdefault("lost_job_grace_period_s", 1.0)
+    if kind.startswith("dummy-"):
+        backend = kind[len("dummy-") :]
+        cluster = install_dummies(tmp_path / "dummy")
+        return cluster_pool(backend, **dummy_paths(cluster, backend), **options)
+    backend = kind[len("real-") :]
+    require_real(backend)
+    return cluster_pool(backend, **options)
 
 
 @pytest.fixture(params=POOL_KINDS)
@@ -50,6 +104,9 @@ def new_pool(pool_kind, tmp_path):
     yield factory
     for pool in pools:
         pool.terminate()
+    dummy = tmp_path / "dummy"
+    if dummy.exists():
+        DummyCluster(dummy, dummy / "bin").kill_all()
 
 
 @pytest.fixture

@@ -54,9 +54,7 @@ def pick_backend() -> str:
     name = os.environ.get("BATCHPOOL_BACKEND", "").strip()
     if name:
         if name not in BACKENDS:
-            raise ValueError(
-                f"BATCHPOOL_BACKEND={name!r} is not one of {', '.join(BACKENDS)}"
-            )
+            raise ValueError(f"BATCHPOOL_BACKEND={name!r} is not one of {', '.join(BACKENDS)}")
         return name
     if shutil.which("sbatch"):
         return "slurm.array"

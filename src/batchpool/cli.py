@@ -22,7 +22,9 @@ def demo(args: argparse.Namespace) -> int:
     if args.backend:
         os.environ["BATCHPOOL_BACKEND"] = args.backend
     backend = batchpool.pick_backend()
-    print(f"batchpool {batchpool.__version__}: a map of {args.tasks} tasks on the {backend!r} backend")
+    print(
+        f"batchpool {batchpool.__version__}: a map of {args.tasks} tasks on the {backend!r} backend"
+    )
     start = time.monotonic()
     with batchpool.Pool(work_dir=args.work_dir, polling_interval=args.polling_interval) as pool:
         results = pool.map(demo_task, range(args.tasks))

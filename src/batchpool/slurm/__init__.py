@@ -1,0 +1,327 @@
+"""Slurm, one ``sbatch`` per chunk: :class:`SlurmBackend` and its :class:`Pool`.
+
+``batchpool.slurm.array`` submits one ``sbatch --array`` per map instead; both share
+the status query (:mod:`batchpool.slurm.squeue`), the deletion and the rules below.
+
+Environment of the scheduler commands
+-------------------------------------
+A driver that itself runs inside a Slurm job has the ``SLURM_*`` variables of *its*
+job (``SLURM_JOB_ID``, ``SLURM_CPUS_PER_TASK``, ``SLURM_MEM_PER_NODE``, ...). ``sbatch``
+exports its environment into the new job, where variables the new job does not set
+itself would leak into it and change it (``srun`` in the job reads them). So every
+scheduler command runs in :func:`scheduler_environment`: the driver's environment
+
+- without every ``SLURM_*`` variable and every other job's variable
+  (:func:`batchpool.worker.is_job_variable`: ``JOB_ID``, ``SGE_*``, ``TMPDIR``, ...),
+  except the client configuration in :data:`CLIENT_SLURM_VARIABLES` (``SLURM_CONF``,
+  ``SLURM_CLUSTERS``, ...);
+- with ``SBATCH_*``, ``SQUEUE_*``, ``SCANCEL_*`` kept: they are the user's preferences
+  (account, partition, ...) and our explicit arguments take precedence over them;
+- except the ``SBATCH_*`` variables in :data:`SUBMISSION_CHANGING_VARIABLES`, which would
+  change what a submission is (``SBATCH_ARRAY_INX`` turns a job into an array,
+  ``SBATCH_WAIT`` makes ``sbatch`` block until the job ends).
+
+The worker restores the driver's environment in the job but takes ``SLURM_*`` from
+the job (:mod:`batchpool.worker`), so nothing is lost by dropping them here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Optional
+
+from ..backend import Job, JobStatus, Submission
+from ..commands import CommandPolicy, run_command
+from ..errors import SchedulerError
+from ..proto_pool import ProtoPool
+from ..worker import is_job_variable
+from .squeue import job_statuses, parse_squeue, squeue_argv
+
+__all__ = ["Pool", "SlurmBackend", "scheduler_environment"]
+
+CLIENT_SLURM_VARIABLES = frozenset(
+    ("SLURM_CONF", "SLURM_CLUSTERS", "SLURM_TIME_FORMAT", "SLURM_BITSTR_LEN", "SLURM_DEBUG_FLAGS")
+)
+SUBMISSION_CHANGING_VARIABLES = frozenset(("SBATCH_ARRAY_INX", "SBATCH_WAIT"))
+SCANCEL_IDS_PER_CALL = 500
+DEFAULT_COMMAND_POLICY = CommandPolicy()
+
+
+def scheduler_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """``environ`` without the variables of the driver's own job (module docstring).
+
+    ``sbatch`` exports its environment into the job, so this also keeps the
+    variables of any other job the driver runs in (``JOB_ID``, ``SGE_*``, ``TMPDIR``,
+    ...; see :func:`batchpool.worker.is_job_variable`) out of our jobs.
+    """
+    return {
+        name: value
+        for name, value in environ.items()
+        if not (is_job_variable(name.encode()) and name not in CLIENT_SLURM_VARIABLES)
+        and name not in SUBMISSION_CHANGING_VARIABLES
+    }
+
+
+DEFINITIVE_REJECTIONS = (
+    "Invalid job array specification",
+    "MaxSubmitJob",
+    "job submit limit",
+    "Invalid partition",
+    "invalid partition",
+    "Invalid account",
+    "Invalid qos",
+    "Requested node configuration is not available",
+    "Requested time limit is invalid",
+    "Invalid time limit",
+    "Memory required by task is not available",
+    "More processors requested than permitted",
+    "Invalid generic resource",
+    "Invalid --",
+    "unrecognized option",
+    "invalid option",
+)
+"""Parts of ``sbatch`` error messages that another try would only repeat."""
+
+
+def is_definitive_rejection(result: subprocess.CompletedProcess) -> bool:
+    """True if ``sbatch`` failed in a way that retrying cannot fix (a rejected request)."""
+    return result.returncode != 0 and any(r in result.stderr for r in DEFINITIVE_REJECTIONS)
+
+
+def rejection_advice(stderr: str, max_array_size: Optional[int] = None) -> str:
+    """What to tell the user about a definitive ``sbatch`` rejection."""
+    if "Invalid job array specification" in stderr:
+        limit = f"MaxArraySize = {max_array_size}" if max_array_size else "MaxArraySize"
+        return (
+            f"Slurm rejected the job array: it has more elements than the cluster's {limit} "
+            "allows. Use a larger chunksize (fewer chunks), or the one-job-per-chunk "
+            "batchpool.slurm.Pool."
+        )
+    if "MaxSubmitJob" in stderr or "job submit limit" in stderr:
+        return (
+            "Slurm rejected the submission: you reached the limit of jobs you may have in the "
+            "queue (QOS/association MaxSubmitJobs; every array element counts as one job). "
+            "Use a larger chunksize (fewer chunks), or wait for your other jobs to leave "
+            "the queue."
+        )
+    return "Slurm rejected the submission; retrying would not help. Check the options given."
+
+
+def parse_sbatch_parsable(stdout: str) -> str:
+    """The job id from ``sbatch --parsable`` output: ``123`` or ``123;cluster`` -> ``"123"``.
+
+    Raises
+    ------
+    ValueError
+        If no line of ``stdout`` is a job id.
+    """
+    for line in reversed(stdout.splitlines()):
+        match = re.fullmatch(r"\s*(\d+)(;\S+)?\s*", line)
+        if match:
+            return match.group(1)
+    raise ValueError(f"no job id in sbatch --parsable output {stdout!r}")
+
+
+class SlurmBackend:
+    """One ``sbatch --wrap`` per chunk; status from one ``squeue``; ``scancel`` to delete.
+
+    Parameters
+    ----------
+    partition, time, mem, cpus_per_task, account, qos
+        ``sbatch`` ``--partition``, ``--time`` (Slurm time string, e.g. ``"1:00:00"``),
+        ``--mem`` (e.g. ``"4G"``), ``--cpus-per-task``, ``--account``, ``--qos``;
+        ``None`` leaves them to the cluster's defaults.
+    sbatch_args
+        Further raw ``sbatch`` arguments, placed after the ones above.
+    sbatch_path, squeue_path, scancel_path
+        The programs to run (tests point them at dummies).
+    command_policy
+        Timeout and bounded retries of every scheduler command.
+    """
+
+    name = "slurm"
+    throttles = False
+
+    def __init__(
+        self,
+        *,
+        partition: Optional[str] = None,
+        time: Optional[str] = None,
+        mem: Optional[str] = None,
+        cpus_per_task: Optional[int] = None,
+        account: Optional[str] = None,
+        qos: Optional[str] = None,
+        sbatch_args: Sequence[str] = (),
+        sbatch_path: str = "sbatch",
+        squeue_path: str = "squeue",
+        scancel_path: str = "scancel",
+        command_policy: CommandPolicy = DEFAULT_COMMAND_POLICY,
+    ) -> None:
+        self.resource_args = _resource_args(
+            partition=partition,
+            time=time,
+            mem=mem,
+            cpus_per_task=cpus_per_task,
+            account=account,
+            qos=qos,
+        )
+        self.sbatch_args = [str(a) for a in sbatch_args]
+        self.sbatch_path = sbatch_path
+        self.squeue_path = squeue_path
+        self.scancel_path = scancel_path
+        self.command_policy = command_policy
+
+    def max_chunks_per_submit(self) -> int:
+        return 1
+
+    def sbatch_argv(self, submission: Submission) -> list[str]:
+        """``sbatch`` for the one chunk of ``submission``."""
+        (chunk,) = submission.chunks
+        log = submission.log_dir
+        return [
+            self.sbatch_path,
+            "--parsable",
+            "--job-name",
+            submission.job_name,
+            "--output",
+            f"{log}/{chunk}.%j.out",
+            "--error",
+            f"{log}/{chunk}.%j.err",
+            *self.resource_args,
+            *self.sbatch_args,
+            "--wrap",
+            submission.worker_command([chunk]),
+        ]
+
+    def submit(self, submission: Submission) -> list[Job]:
+        """Submit the chunks of ``submission`` (at most :meth:`max_chunks_per_submit`)."""
+        if len(submission.chunks) > self.max_chunks_per_submit():
+            raise ValueError(
+                f"{len(submission.chunks)} chunks in one submission; "
+                f"{self.name} takes at most {self.max_chunks_per_submit()}"
+            )
+        job_id = self._sbatch(self.sbatch_argv(submission))
+        return self.jobs_of(submission, job_id)
+
+    def jobs_of(self, submission: Submission, job_id: str) -> list[Job]:
+        """The :class:`Job` of ``submission`` once ``sbatch`` returned ``job_id``."""
+        (chunk,) = submission.chunks
+        log = Path(submission.log_dir)
+        return [Job(chunk, job_id, log / f"{chunk}.{job_id}.out", log / f"{chunk}.{job_id}.err")]
+
+    def status(self, job_name: str, jobs: Sequence[Job]) -> dict[str, JobStatus]:
+        """One ``squeue`` for every job named ``job_name``; only ``jobs`` are answered."""
+        if not jobs:
+            return {}
+        result = self._run(squeue_argv(self.squeue_path, job_name))
+        return job_statuses(parse_squeue(result.stdout), (job.job_id for job in jobs))
+
+    def delete(self, jobs: Sequence[Job]) -> None:
+        """``scancel`` the jobs (array elements by ``BASE_TASK``, never the whole array)."""
+        ids = [job.job_id for job in jobs]
+        for start in range(0, len(ids), SCANCEL_IDS_PER_CALL):
+            batch = ids[start : start + SCANCEL_IDS_PER_CALL]
+            self._run([self.scancel_path, *batch], accept=_scancel_accept)
+
+    def rejection_advice(self, stderr: str) -> str:
+        return rejection_advice(stderr)
+
+    def _sbatch(self, argv: list[str]) -> str:
+        result = self._run(argv, accept=lambda r: r.returncode == 0 or is_definitive_rejection(r))
+        if result.returncode != 0:
+            raise SchedulerError(
+                self.rejection_advice(result.stderr),
+                command=argv,
+                returncode=result.returncode,
+                stdout=result.stdout,
+                stderr=result.stderr,
+            )
+        try:
+            return parse_sbatch_parsable(result.stdout)
+        except ValueError as error:
+            raise SchedulerError(
+                str(error), command=argv, returncode=0, stdout=result.stdout, stderr=result.stderr
+            ) from None
+
+    def _run(self, argv: list[str], **kwargs) -> subprocess.CompletedProcess:
+        env = scheduler_environment(os.environ)
+        return run_command(argv, self.command_policy, env=env, **kwargs)
+
+
+def _resource_args(**options: object) -> list[str]:
+    args: list[str] = []
+    for name, value in options.items():
+        if value is not None:
+            args += [f"--{name.replace('_', '-')}", str(value)]
+    return args
+
+
+_SCANCEL_GONE = ("Invalid job id specified", "already completing or completed")
+
+
+def _scancel_accept(result: subprocess.CompletedProcess) -> bool:
+    """scancel exits 0 when nothing matches; some versions exit 1 for jobs already gone."""
+    if result.returncode == 0:
+        return True
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    return bool(lines) and all(any(g in line for g in _SCANCEL_GONE) for line in lines)
+
+
+class Pool(ProtoPool):
+    """A ``multiprocessing.Pool`` whose chunks run as one Slurm job each.
+
+    Takes ``processes, initializer, initargs, maxtasksperchild`` like
+    ``multiprocessing.Pool``, the options of :class:`SlurmBackend` as keywords, and the
+    keyword options common to every pool (``work_dir``, ``python_path``,
+    ``polling_interval``, ``max_num_resubmissions``, ``num_simultaneously_running_tasks``,
+    ``keep_work_dir``, ``verbose``, ...), which go to the proto-pool.
+    """
+
+    def __init__(
+        self,
+        processes: Optional[int] = None,
+        initializer=None,
+        initargs: tuple = (),
+        maxtasksperchild: Optional[int] = None,
+        *,
+        partition: Optional[str] = None,
+        time: Optional[str] = None,
+        mem: Optional[str] = None,
+        cpus_per_task: Optional[int] = None,
+        account: Optional[str] = None,
+        qos: Optional[str] = None,
+        sbatch_args: Sequence[str] = (),
+        sbatch_path: str = "sbatch",
+        squeue_path: str = "squeue",
+        scancel_path: str = "scancel",
+        command_policy: CommandPolicy = DEFAULT_COMMAND_POLICY,
+        **common_options,
+    ) -> None:
+        backend = SlurmBackend(
+            partition=partition,
+            time=time,
+            mem=mem,
+            cpus_per_task=cpus_per_task,
+            account=account,
+            qos=qos,
+            sbatch_args=sbatch_args,
+            sbatch_path=sbatch_path,
+            squeue_path=squeue_path,
+            scancel_path=scancel_path,
+            command_policy=command_policy,
+        )
+        super().__init__(
+            processes, initializer, initargs, maxtasksperchild, backend=backend, **common_options
+        )
+
+
+def __getattr__(name: str) -> object:
+    """``batchpool.slurm.array`` after ``import batchpool.slurm``, imported on first use."""
+    if name == "array":
+        return importlib.import_module(".array", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

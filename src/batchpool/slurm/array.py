@@ -1,0 +1,167 @@
+"""Slurm, one ``sbatch --array`` per submission: :class:`SlurmArrayBackend` and its :class:`Pool`.
+
+Element ``i`` of the array runs ``submission.chunks[i]``: the worker reads its own
+index from ``SLURM_ARRAY_TASK_ID``. An element's job id is ``BASE_i``, as ``squeue``
+prints it (``%i``) and as ``scancel`` takes it. Status and deletion are those of
+:class:`~batchpool.slurm.SlurmBackend`.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Optional
+
+from ..backend import Job, Submission
+from ..commands import CommandPolicy
+from ..errors import SchedulerError
+from ..proto_pool import ProtoPool
+from . import DEFAULT_COMMAND_POLICY, SlurmBackend, rejection_advice
+
+__all__ = ["Pool", "SlurmArrayBackend", "parse_max_array_size"]
+
+DEFAULT_MAX_ARRAY_SIZE = 1001
+"""Slurm's default ``MaxArraySize``, used when ``scontrol show config`` does not tell."""
+
+
+def parse_max_array_size(config_text: str) -> Optional[int]:
+    """``MaxArraySize`` from ``scontrol show config`` output, or None if it is not there."""
+    match = re.search(r"^\s*MaxArraySize\s*=\s*(\d+)\s*$", config_text, re.MULTILINE)
+    return int(match.group(1)) if match else None
+
+
+def array_spec(num_elements: int, max_running: Optional[int] = None) -> str:
+    """``--array`` for elements ``0..num_elements-1``, ``%max_running`` at once."""
+    if num_elements < 1:
+        raise ValueError("an array needs at least one element")
+    if max_running is None:
+        return f"0-{num_elements - 1}"
+    if max_running < 1:
+        raise ValueError(f"max_running must be at least 1, not {max_running}")
+    return f"0-{num_elements - 1}%{max_running}"
+
+
+class SlurmArrayBackend(SlurmBackend):
+    """One ``sbatch --array`` per submission, one element per chunk.
+
+    Takes the options of :class:`~batchpool.slurm.SlurmBackend` and
+
+    Parameters
+    ----------
+    scontrol_path
+        ``scontrol``, asked once for the cluster's ``MaxArraySize``.
+    """
+
+    name = "slurm.array"
+    throttles = True
+
+    def __init__(self, *, scontrol_path: str = "scontrol", **options) -> None:
+        super().__init__(**options)
+        self.scontrol_path = scontrol_path
+        self._max_array_size: Optional[int] = None
+
+    def max_chunks_per_submit(self) -> int:
+        """The cluster's ``MaxArraySize`` (indices ``0..n-1`` must stay below it); cached."""
+        if self._max_array_size is None:
+            self._max_array_size = self._read_max_array_size()
+        return self._max_array_size
+
+    def _read_max_array_size(self) -> int:
+        argv = [self.scontrol_path, "show", "config"]
+        try:
+            size = parse_max_array_size(self._run(argv).stdout)
+            problem = "has no MaxArraySize line"
+        except SchedulerError as error:
+            size, problem = None, f"failed: {error}"
+        if size is None:
+            warnings.warn(
+                f"'{' '.join(argv)}' {problem}; assuming Slurm's default "
+                f"MaxArraySize = {DEFAULT_MAX_ARRAY_SIZE}.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return DEFAULT_MAX_ARRAY_SIZE
+        return size
+
+    def sbatch_argv(self, submission: Submission) -> list[str]:
+        """``sbatch --array`` whose element ``i`` runs ``submission.chunks[i]``."""
+        log = submission.log_dir
+        return [
+            self.sbatch_path,
+            "--parsable",
+            "--job-name",
+            submission.job_name,
+            "--array",
+            array_spec(len(submission.chunks), submission.max_running),
+            "--output",
+            f"{log}/%A_%a.out",
+            "--error",
+            f"{log}/%A_%a.err",
+            *self.resource_args,
+            *self.sbatch_args,
+            "--wrap",
+            submission.worker_command(submission.chunks, index_var="SLURM_ARRAY_TASK_ID"),
+        ]
+
+    def jobs_of(self, submission: Submission, job_id: str) -> list[Job]:
+        """Element ``i`` is job ``{job_id}_{i}`` with logs ``{job_id}_{i}.out/.err``."""
+        log = Path(submission.log_dir)
+        return [
+            Job(chunk, f"{job_id}_{i}", log / f"{job_id}_{i}.out", log / f"{job_id}_{i}.err")
+            for i, chunk in enumerate(submission.chunks)
+        ]
+
+    def rejection_advice(self, stderr: str) -> str:
+        return rejection_advice(stderr, self._max_array_size)
+
+
+class Pool(ProtoPool):
+    """A ``multiprocessing.Pool`` whose chunks run as the elements of Slurm job arrays.
+
+    Takes ``processes, initializer, initargs, maxtasksperchild`` like
+    ``multiprocessing.Pool``, the options of :class:`SlurmArrayBackend` as keywords, and the
+    keyword options common to every pool (``work_dir``, ``python_path``,
+    ``polling_interval``, ``max_num_resubmissions``, ``num_simultaneously_running_tasks``,
+    ``keep_work_dir``, ``verbose``, ...), which go to the proto-pool.
+    """
+
+    def __init__(
+        self,
+        processes: Optional[int] = None,
+        initializer=None,
+        initargs: tuple = (),
+        maxtasksperchild: Optional[int] = None,
+        *,
+        partition: Optional[str] = None,
+        time: Optional[str] = None,
+        mem: Optional[str] = None,
+        cpus_per_task: Optional[int] = None,
+        account: Optional[str] = None,
+        qos: Optional[str] = None,
+        sbatch_args: Sequence[str] = (),
+        sbatch_path: str = "sbatch",
+        squeue_path: str = "squeue",
+        scancel_path: str = "scancel",
+        scontrol_path: str = "scontrol",
+        command_policy: CommandPolicy = DEFAULT_COMMAND_POLICY,
+        **common_options,
+    ) -> None:
+        backend = SlurmArrayBackend(
+            partition=partition,
+            time=time,
+            mem=mem,
+            cpus_per_task=cpus_per_task,
+            account=account,
+            qos=qos,
+            sbatch_args=sbatch_args,
+            sbatch_path=sbatch_path,
+            squeue_path=squeue_path,
+            scancel_path=scancel_path,
+            scontrol_path=scontrol_path,
+            command_policy=command_policy,
+        )
+        super().__init__(
+            processes, initializer, initargs, maxtasksperchild, backend=backend, **common_options
+        )

@@ -1,0 +1,215 @@
+"""Dummy Slurm and Grid Engine programs for tests.
+
+:func:`install_dummies` writes executable ``sbatch squeue scancel scontrol qsub qstat
+qdel`` into ``DIRECTORY/bin``. They are real programs (``python -m batchpool.testing
+PROGRAM``) that share one JSON queue state in ``DIRECTORY``, speak the real flags,
+print Slurm 22.05 / SGE 8.1.9 output, run the jobs on this machine and take faults
+as data (:class:`Fault` in :class:`DummyConfig`)::
+
+    cluster = install_dummies(tmp_path, config=DummyConfig(slots=2))
+    cluster.add_fault(Fault(FaultKind.ERROR_STATE, chunk=3, times=2, state="NODE_FAIL"))
+    pool = batchpool.slurm.Pool(sbatch_path=cluster.sbatch_path, ...)
+    ...
+    cluster.kill_all()
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shlex
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from .queue import (
+    DIRECTORY_VARIABLE,
+    SAVED_PYTHONPATH_VARIABLE,
+    ClusterPaths,
+    DummyConfig,
+    Fault,
+    FaultKind,
+    JobRecord,
+    Phase,
+    Scheduler,
+    cancel_job,
+    load_config,
+    load_state,
+    locked_state,
+    save_config,
+)
+
+__all__ = [
+    "PROGRAMS",
+    "DummyCluster",
+    "DummyConfig",
+    "Fault",
+    "FaultKind",
+    "JobRecord",
+    "Phase",
+    "Scheduler",
+    "install_dummies",
+]
+
+PROGRAMS = ("sbatch", "squeue", "scancel", "scontrol", "qsub", "qstat", "qdel")
+
+
+@dataclass(frozen=True)
+class DummyCluster:
+    """A dummy cluster installed by :func:`install_dummies`.
+
+    Attributes
+    ----------
+    directory
+        Holds ``config.json``, ``state.json``, ``calls.jsonl`` and ``jobs/``.
+    bin_dir
+        Holds the programs; put it first on ``PATH`` or pass the ``*_path`` attributes.
+    """
+
+    directory: Path
+    bin_dir: Path
+
+    @property
+    def paths(self) -> ClusterPaths:
+        return ClusterPaths(self.directory)
+
+    @property
+    def sbatch_path(self) -> str:
+        return str(self.bin_dir / "sbatch")
+
+    @property
+    def squeue_path(self) -> str:
+        return str(self.bin_dir / "squeue")
+
+    @property
+    def scancel_path(self) -> str:
+        return str(self.bin_dir / "scancel")
+
+    @property
+    def scontrol_path(self) -> str:
+        return str(self.bin_dir / "scontrol")
+
+    @property
+    def qsub_path(self) -> str:
+        return str(self.bin_dir / "qsub")
+
+    @property
+    def qstat_path(self) -> str:
+        return str(self.bin_dir / "qstat")
+
+    @property
+    def qdel_path(self) -> str:
+        return str(self.bin_dir / "qdel")
+
+    def environment(self) -> dict[str, str]:
+        """``os.environ`` with ``bin_dir`` first on ``PATH`` and the cluster directory set."""
+        env = dict(os.environ)
+        env["PATH"] = f"{self.bin_dir}{os.pathsep}{env.get('PATH', '')}"
+        env[DIRECTORY_VARIABLE] = str(self.directory)
+        return env
+
+    def config(self) -> DummyConfig:
+        """The configuration as stored in ``config.json``."""
+        return load_config(self.paths)
+
+    def set_config(self, **fields: Any) -> DummyConfig:
+        """Change fields of the configuration (e.g. ``slots=2``); return the new one.
+
+        ``faults`` may be given as :class:`Fault` objects or as their JSON dicts.
+        """
+        data = {**self.config().to_json(), **fields}
+        data["faults"] = [f.to_json() if isinstance(f, Fault) else f for f in data["faults"]]
+        config = DummyConfig.from_json(data)
+        save_config(self.paths, config)
+        return config
+
+    def add_fault(self, fault: Union[Fault, dict]) -> DummyConfig:
+        """Append a fault to the configuration."""
+        fault = fault if isinstance(fault, Fault) else Fault.from_json(fault)
+        return self.set_config(faults=[*self.config().faults, fault])
+
+    def calls(self, program: Optional[str] = None) -> list[dict]:
+        """Logged invocations (``program``, ``argv``, ``time``, ``cwd``, ``pid``), oldest first."""
+        if not self.paths.calls.exists():
+            return []
+        lines = self.paths.calls.read_text().splitlines()
+        calls = [json.loads(line) for line in lines if line.strip()]
+        return [c for c in calls if program is None or c["program"] == program]
+
+    def jobs(self) -> list[JobRecord]:
+        """A snapshot of every job record in the state (ended ones until they expire)."""
+        with locked_state(self.paths) as state:
+            return [dataclasses.replace(j) for j in state.jobs]
+
+    def kill_all(self) -> None:
+        """Kill every running dummy job and mark it ``CANCELLED`` (for test teardown)."""
+        if not load_state(self.paths).jobs:
+            return
+        now = time.time()
+        with locked_state(self.paths) as state:
+            for job in state.jobs:
+                if job.phase is Phase.RUNNING:
+                    cancel_job(job, now)
+
+
+def _source_dir() -> Optional[Path]:
+    """The directory to put on ``PYTHONPATH`` so that ``batchpool`` imports, or None."""
+    import batchpool
+
+    root = Path(batchpool.__file__).resolve().parent.parent
+    return None if root.name in ("site-packages", "dist-packages") else root
+
+
+def wrapper_script(program: str, directory: Path) -> str:
+    """The text of one program's ``#!/bin/sh`` wrapper."""
+    lines = [
+        "#!/bin/sh",
+        f"# batchpool dummy {program}: python -m batchpool.testing {program}",
+        f'{DIRECTORY_VARIABLE}="${{{DIRECTORY_VARIABLE}:-{shlex.quote(str(directory))}}}"',
+        f"export {DIRECTORY_VARIABLE}",
+    ]
+    source = _source_dir()
+    if source is not None:
+        saved = SAVED_PYTHONPATH_VARIABLE
+        lines += [
+            f'if [ -n "${{PYTHONPATH+x}}" ]; then {saved}="set:$PYTHONPATH"; '
+            f"else {saved}=unset; fi",
+            f"export {saved}",
+            f'PYTHONPATH={shlex.quote(str(source))}"${{PYTHONPATH:+:$PYTHONPATH}}"',
+            "export PYTHONPATH",
+        ]
+    python = shlex.quote(os.path.abspath(sys.executable))
+    lines.append(f'exec {python} -m batchpool.testing {program} "$@"')
+    return "\n".join(lines) + "\n"
+
+
+def install_dummies(
+    directory: Union[str, os.PathLike], *, config: Optional[DummyConfig] = None
+) -> DummyCluster:
+    """Install the dummy programs into ``directory/bin`` and return the cluster.
+
+    Parameters
+    ----------
+    directory
+        The cluster's directory; created if needed. The programs default
+        ``$BATCHPOOL_DUMMY_DIR`` to it, so they work without any environment.
+    config
+        Initial configuration (default :class:`DummyConfig()`), written to ``config.json``.
+
+    Returns
+    -------
+    DummyCluster
+    """
+    directory = Path(directory).resolve()
+    bin_dir = directory / "bin"
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    (directory / "jobs").mkdir(exist_ok=True)
+    save_config(ClusterPaths(directory), config or DummyConfig())
+    for program in PROGRAMS:
+        path = bin_dir / program
+        path.write_text(wrapper_script(program, directory))
+        path.chmod(0o755)
+    return DummyCluster(directory=directory, bin_dir=bin_dir)

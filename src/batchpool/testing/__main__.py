@@ -1,0 +1,88 @@
+"""``python -m batchpool.testing PROGRAM ARGS...``: run one dummy scheduler program.
+
+PROGRAM is one of ``sbatch squeue scancel scontrol qsub qstat qdel``. The cluster
+directory comes from ``$BATCHPOOL_DUMMY_DIR``. Every call is logged to
+``calls.jsonl`` first; then command faults apply (outside the lock); then, under
+the lock, the queue advances and the program does its work.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from typing import Callable, Optional
+
+from . import sge, slurm
+from .queue import (
+    ClusterPaths,
+    Context,
+    DummyConfig,
+    Fault,
+    FaultKind,
+    Scheduler,
+    UsageError,
+    advance,
+    load_config,
+    locked_state,
+    log_call,
+    take_fault,
+)
+
+Program = Callable[[Sequence[str], Context], int]
+PROGRAMS: dict[str, Program] = {
+    "sbatch": slurm.sbatch,
+    "squeue": slurm.squeue,
+    "scancel": slurm.scancel,
+    "scontrol": slurm.scontrol,
+    "qsub": sge.qsub,
+    "qstat": sge.qstat,
+    "qdel": sge.qdel,
+}
+PREPARERS = {Scheduler.SLURM: slurm.prepare_launch, Scheduler.SGE: sge.prepare_launch}
+
+
+def _command_fault(paths: ClusterPaths, config: DummyConfig, program: str) -> Optional[Fault]:
+    kinds = (FaultKind.COMMAND_FAILS, FaultKind.COMMAND_HANGS)
+    with locked_state(paths) as state:
+        return take_fault(state, config, lambda f: f.kind in kinds and f.program == program)
+
+
+def run(program: str, args: Sequence[str]) -> int:
+    """Run ``program`` with ``args`` against the cluster in ``$BATCHPOOL_DUMMY_DIR``."""
+    paths = ClusterPaths.from_environment()
+    log_call(paths, program, args)
+    config = load_config(paths)
+    fault = _command_fault(paths, config, program)
+    if fault is not None and fault.kind is FaultKind.COMMAND_FAILS:
+        sys.stdout.write(fault.stdout + ("\n" if fault.stdout else ""))
+        sys.stderr.write(fault.stderr + ("\n" if fault.stderr else ""))
+        return fault.returncode
+    if fault is not None:
+        time.sleep(fault.seconds)
+    with locked_state(paths) as state:
+        advance(state, config, paths, PREPARERS)
+        try:
+            return PROGRAMS[program](args, Context(paths, config, state, _read_stdin))
+        except UsageError as error:
+            sys.stdout.flush()
+            sys.stderr.write("\n".join(error.lines) + "\n")
+            return error.returncode
+
+
+def _read_stdin() -> str:
+    if sys.stdin is None or sys.stdin.isatty():
+        return ""
+    return sys.stdin.read()
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in PROGRAMS:
+        sys.stderr.write(f"usage: python -m batchpool.testing {{{','.join(PROGRAMS)}}} ARGS...\n")
+        return 2
+    return run(argv[0], argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,645 @@
+"""Unit tests of batchpool.slurm, batchpool.slurm.array and batchpool.slurm.squeue.
+
+Parsers run on output recorded from a real Slurm 22.05 (tests/data/slurm/). Backends run
+against fake ``sbatch``/``squeue``/``scancel``/``scontrol`` programs written into tmp_path,
+which log their argv, stdin and environment and print a given answer.
+"""
+
+from __future__ import annotations
+
+import json
+import stat
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import pytest
+
+from batchpool.backend import Job, JobState, JobStatus, Submission
+from batchpool.commands import CommandPolicy
+from batchpool.errors import SchedulerError
+from batchpool.slurm import (
+    SlurmBackend,
+    is_definitive_rejection,
+    parse_sbatch_parsable,
+    scheduler_environment,
+)
+from batchpool.slurm.array import SlurmArrayBackend, array_spec, parse_max_array_size
+from batchpool.slurm.squeue import (
+    SqueueLine,
+    expand_array_indices,
+    filter_stderr_noise,
+    job_state,
+    job_statuses,
+    parse_squeue,
+    squeue_argv,
+)
+
+DATA = Path(__file__).resolve().parent.parent / "data" / "slurm"
+FAST = CommandPolicy(timeout_s=20.0, num_retries=0, backoff_s=0.0)
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def recorded_blocks(name: str) -> list[tuple[str, str, Optional[int]]]:
+    """``(command, output, exit code)`` of each ``$ command`` in a recorded file.
+
+    The exit code is None where none was recorded (a piped command). Lines
+    ``... (lines ... cut here)`` mark output cut when it was recorded; they are dropped.
+    """
+    blocks, command, output = [], None, []
+    for line in (DATA / name).read_text().splitlines() + ["$ "]:
+        if line.startswith("$ ") or line.startswith("rc="):
+            if command is not None:
+                rc = int(line[3:]) if line.startswith("rc=") else None
+                blocks.append((command, "".join(output), rc))
+            command, output = (line[2:], []) if line.startswith("$ ") else (None, [])
+        elif not line.startswith("... ("):
+            output.append(line + "\n")
+    return blocks
+
+
+def recorded_output(name: str, command_start: str) -> tuple[str, Optional[int]]:
+    matches = [(out, rc) for cmd, out, rc in recorded_blocks(name) if cmd.startswith(command_start)]
+    assert len(matches) == 1, command_start
+    return matches[0]
+
+
+SQUEUE_R, _ = recorded_output("commands_and_outputs.txt", 'squeue -h -r -o "%i|%A|%K|%j|%T|%r"')
+
+
+def wide_to_our_format(name: str) -> str:
+    """``squeue --format %all`` lines rewritten into SQUEUE_FORMAT by the header's names.
+
+    The wide format repeats JOBID: the first is ``%i``, the second the unique id (``%A``).
+    """
+    header, *rows = (DATA / name).read_text().splitlines()
+    columns = header.split("|")
+    first = {c: columns.index(c) for c in columns}
+    unique_id = [i for i, c in enumerate(columns) if c == "JOBID"][1]
+    out = []
+    for row in rows:
+        f = row.split("|")
+        fields = (
+            f[first["JOBID"]],
+            f[unique_id],
+            f[first["ARRAY_TASK_ID"]],
+            f[first["NAME"]],
+            f[first["STATE"]],
+            f[first["REASON"]],
+        )
+        out.append("|".join(fields))
+    return "\n".join(out) + "\n"
+
+
+class FakeProgram:
+    """A program that logs each call and answers from a list (the last answer repeats)."""
+
+    def __init__(self, directory: Path, name: str, *answers: tuple[str, str, int]) -> None:
+        self.path = directory / name
+        self.log = directory / f"{name}.calls.jsonl"
+        (directory / f"{name}.answers.json").write_text(json.dumps(answers))
+        self.path.write_text(
+            f"#!{sys.executable}\n"
+            "import json, os, sys\n"
+            "log, answers = sys.argv[0] + '.calls.jsonl', sys.argv[0] + '.answers.json'\n"
+            "call = {'argv': sys.argv[1:], 'stdin': sys.stdin.read(), 'env': dict(os.environ)}\n"
+            "with open(log, 'a') as f:\n"
+            "    f.write(json.dumps(call) + '\\n')\n"
+            "answers = json.load(open(answers))\n"
+            "out, err, rc = answers[min(len(open(log).readlines()), len(answers)) - 1]\n"
+            "sys.stdout.write(out); sys.stderr.write(err); sys.exit(rc)\n"
+        )
+        self.path.chmod(self.path.stat().st_mode | stat.S_IXUSR)
+
+    @property
+    def calls(self) -> list[dict]:
+        if not self.log.exists():
+            return []
+        return [json.loads(line) for line in self.log.read_text().splitlines()]
+
+
+def submission(chunks: tuple[int, ...], max_running=None) -> Submission:
+    return Submission(
+        session_dir=Path("/work/s"),
+        job_name="2026-11-21T05-41-54",
+        chunks=chunks,
+        python_path="/venv/bin/python",
+        log_dir=Path("/work/s/logs"),
+        max_running=max_running,
+    )
+
+
+# -- squeue: command line and parser --------------------------------------------------------
+
+
+def test_squeue_argv_has_an_explicit_format_all_states_and_one_line_per_element():
+    assert squeue_argv("/opt/squeue", "mymap") == [
+        "/opt/squeue",
+        "-h",
+        "-r",
+        "-t",
+        "all",
+        "--name",
+        "mymap",
+        "-o",
+        "%i|%A|%K|%j|%T|%r",
+    ]
+
+
+def test_parse_recorded_squeue_with_one_line_per_element():
+    lines = parse_squeue(SQUEUE_R)
+    assert len(lines) == 21
+    by_id = {line.job_id: line for line in lines}
+    assert by_id["7055_2"] == SqueueLine("7055_2", "7055", 2, "rec", "PENDING", "Priority")
+    assert by_id["7055_2"].array_job_id == "7055"
+    assert by_id["7056"] == SqueueLine("7056", "7056", None, "rec2", "PENDING", "Priority")
+    assert by_id["7056"].array_job_id is None
+    assert by_id["7057"].reason == "JobHeldUser"
+    running = by_id["6866_188"]
+    assert (running.unique_job_id, running.array_task_id, running.state) == ("7058", 188, "RUNNING")
+    assert running.name == "2026-11-21T06-05-37"
+
+
+def test_statuses_from_recorded_squeue_answer_only_the_jobs_asked_for():
+    statuses = job_statuses(parse_squeue(SQUEUE_R), ["7055_3", "7057", "6866_190", "6866_999"])
+    assert statuses == {
+        "7055_3": JobStatus(JobState.PENDING, "PENDING Priority"),
+        "7057": JobStatus(JobState.PENDING, "PENDING JobHeldUser"),
+        "6866_190": JobStatus(JobState.RUNNING, "RUNNING None"),
+    }
+
+
+def test_parse_recorded_collapsed_pending_arrays_expands_them():
+    # Recorded without -r and with a 7th field (%P, partition), which we drop here.
+    output, rc = recorded_output("commands_and_outputs.txt", 'squeue -h -o "%i|%A|%K|%j|%T|%r|%P"')
+    assert rc == 0
+    text = "".join(line.rsplit("|", 1)[0] + "\n" for line in output.splitlines())
+    ids = [line.job_id for line in parse_squeue(text)]
+    assert ids[:3] == ["6866_204", "6866_205", "6866_206"]
+    assert ids.count("6866_999") == 1
+    assert [i for i in ids if i.startswith("7055_")] == ["7055_0", "7055_1", "7055_2", "7055_3"]
+    assert len(ids) == (999 - 204 + 1) + 4 + 2 + 3
+
+
+@pytest.mark.parametrize(
+    ("name", "num_lines", "first_id", "last_id"),
+    [
+        ("squeue_all.txt", 78 + 6 + 2, "2_22", "2_21"),
+        ("squeue_all_array_name.txt", 6, "23_0", "23_5"),
+        ("squeue_all_array_running.txt", 63, "2513_39", "2513_38"),
+        ("squeue_all_during_pp.txt", 67, "2513_33", "2513_99"),
+    ],
+)
+def test_parse_recorded_wide_format_rewritten_into_ours(name, num_lines, first_id, last_id):
+    lines = parse_squeue(wide_to_our_format(name))
+    assert len(lines) == num_lines
+    assert (lines[0].job_id, lines[-1].job_id) == (first_id, last_id)
+    assert {line.state for line in lines} <= {"PENDING", "RUNNING"}
+
+
+def test_parse_squeue_of_no_job_is_empty():
+    output, rc = recorded_output("commands_and_outputs.txt", "squeue -h --name nosuchname")
+    assert (output, rc) == ("", 0)
+    assert parse_squeue(output) == []
+
+
+def test_parse_squeue_keeps_a_separator_inside_the_name_and_cuts_cancelled_by():
+    (line,) = parse_squeue("12|12|N/A|a|b|CANCELLED by 0|None\n")
+    assert (line.name, line.state, line.reason) == ("a|b", "CANCELLED", "None")
+
+
+def test_parse_squeue_rejects_a_line_of_another_format():
+    with pytest.raises(ValueError, match="6"):
+        parse_squeue("7055|7055|0|rec|PENDING\n")
+
+
+@pytest.mark.parametrize(
+    ("spec", "indices"),
+    [
+        ("[0-3%2]", [0, 1, 2, 3]),
+        ("[204-206]", [204, 205, 206]),
+        ("[7]", [7]),
+        ("1,3,5-9:2", [1, 3, 5, 7, 9]),
+        ("[0-5%2,9]", [0, 1, 2, 3, 4, 5]),
+    ],
+)
+def test_expand_array_indices(spec, indices):
+    assert expand_array_indices(spec) == indices
+
+
+# -- state map -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("state", "reason", "expected"),
+    [
+        ("PENDING", "Priority", JobState.PENDING),
+        ("PENDING", "Resources", JobState.PENDING),
+        ("PENDING", "Dependency", JobState.PENDING),
+        ("PENDING", "JobHeldUser", JobState.PENDING),
+        ("PENDING", "QOSMaxJobsPerUserLimit", JobState.PENDING),
+        ("PENDING", "AssocGrpCpuLimit", JobState.PENDING),
+        ("PENDING", "JobArrayTaskLimit", JobState.PENDING),
+        ("PENDING", "JobHeldAdmin", JobState.FAILED),
+        ("PENDING", "launch failed requeued held", JobState.FAILED),
+        ("PENDING", "JobHoldMaxRequeue", JobState.FAILED),
+        ("PENDING", "PartitionDown", JobState.FAILED),
+        ("PENDING", "(PartitionInactive)", JobState.FAILED),
+        ("PENDING", "NodeDown", JobState.FAILED),
+        ("PENDING", "BadConstraints", JobState.FAILED),
+        ("PENDING", "ReqNodeNotAvail, Reserved for maintenance", JobState.FAILED),
+        ("PENDING", "QOSMaxWallDurationPerJobLimit", JobState.FAILED),
+        ("PENDING", "AssocMaxCpuPerNode", JobState.FAILED),
+        ("REQUEUED", "None", JobState.PENDING),
+        ("SUSPENDED", "None", JobState.PENDING),
+        ("RUNNING", "None", JobState.RUNNING),
+        ("COMPLETING", "None", JobState.RUNNING),
+        ("CONFIGURING", "None", JobState.RUNNING),
+        ("STOPPED", "None", JobState.RUNNING),
+        ("COMPLETED", "None", JobState.ENDED),
+        ("CANCELLED", "None", JobState.ENDED),
+        ("FAILED", "NonZeroExitCode", JobState.ENDED),
+        ("BOOT_FAIL", "None", JobState.FAILED),
+        ("NODE_FAIL", "None", JobState.FAILED),
+        ("OUT_OF_MEMORY", "OutOfMemory", JobState.FAILED),
+        ("TIMEOUT", "TimeLimit", JobState.FAILED),
+        ("DEADLINE", "None", JobState.FAILED),
+        ("PREEMPTED", "None", JobState.FAILED),
+        ("SOMETHING_NEW", "None", JobState.PENDING),
+    ],
+)
+def test_job_state(state, reason, expected):
+    assert job_state(state, reason) is expected
+
+
+def test_a_running_job_is_not_failed_by_a_reason_left_from_pending():
+    assert job_state("RUNNING", "JobHeldAdmin") is JobState.RUNNING
+
+
+# -- stderr noise --------------------------------------------------------------------------
+
+
+def test_filter_stderr_noise_drops_slurmstepd_chatter_and_keeps_why_a_job_died():
+    text = (
+        "slurmstepd: error: Unable to create TMPDIR [/scratch/tmp/123]: No such file\n"
+        "slurmstepd: error: Setting TMPDIR to /tmp\n"
+        "slurmstepd-node7: error: couldn't chdir to `/home/a': No such file: going to /tmp\n"
+        "Traceback (most recent call last):\n"
+        "MemoryError\n"
+        "slurmstepd: error: Detected 1 oom_kill event in StepId=123.batch.\n"
+        "slurmstepd: error: *** JOB 123 ON node7 CANCELLED AT 2026-11-21T05:20:09 "
+        "DUE TO TIME LIMIT ***\n"
+    )
+    assert filter_stderr_noise(text) == (
+        "Traceback (most recent call last):\n"
+        "MemoryError\n"
+        "slurmstepd: error: Detected 1 oom_kill event in StepId=123.batch.\n"
+        "slurmstepd: error: *** JOB 123 ON node7 CANCELLED AT 2026-11-21T05:20:09 "
+        "DUE TO TIME LIMIT ***\n"
+    )
+
+
+def test_filter_stderr_noise_keeps_text_without_noise_unchanged():
+    text = "a line\nslurmstepd: error: _get_primary_group: getpwnam_r() failed\nlast"
+    assert filter_stderr_noise(text) == text
+
+
+# -- environment of scheduler commands -----------------------------------------------------
+
+
+def test_scheduler_environment_drops_the_drivers_job_and_keeps_preferences():
+    environ = {
+        "HOME": "/home/a",
+        "PATH": "/usr/bin",
+        "SLURM_JOB_ID": "99",
+        "SLURM_ARRAY_TASK_ID": "3",
+        "SLURM_CPUS_PER_TASK": "4",
+        "SLURM_MEM_PER_NODE": "4000",
+        "SLURM_NTASKS": "1",
+        "SLURM_NODELIST": "n1",
+        "SLURM_SUBMIT_DIR": "/home/a",
+        "SLURM_CONF": "/etc/slurm/slurm.conf",
+        "SLURM_CLUSTERS": "c1",
+        "SBATCH_ACCOUNT": "physics",
+        "SBATCH_PARTITION": "short",
+        "SBATCH_ARRAY_INX": "0-9",
+        "SBATCH_WAIT": "1",
+        "SQUEUE_SORT": "-t",
+    }
+    assert scheduler_environment(environ) == {
+        "HOME": "/home/a",
+        "PATH": "/usr/bin",
+        "SLURM_CONF": "/etc/slurm/slurm.conf",
+        "SLURM_CLUSTERS": "c1",
+        "SBATCH_ACCOUNT": "physics",
+        "SBATCH_PARTITION": "short",
+        "SQUEUE_SORT": "-t",
+    }
+
+
+# -- sbatch command lines ------------------------------------------------------------------
+
+
+def test_sbatch_argv_of_one_job_per_chunk_with_every_option(tmp_path):
+    backend = SlurmBackend(
+        partition="short",
+        time="1:00:00",
+        mem="4G",
+        cpus_per_task=2,
+        account="physics",
+        qos="normal",
+        sbatch_args=["--constraint", "avx2"],
+        sbatch_path="/opt/sbatch",
+    )
+    assert backend.sbatch_argv(submission((7,))) == [
+        "/opt/sbatch",
+        "--parsable",
+        "--job-name",
+        "2026-11-21T05-41-54",
+        "--output",
+        "/work/s/logs/7.%j.out",
+        "--error",
+        "/work/s/logs/7.%j.err",
+        "--partition",
+        "short",
+        "--time",
+        "1:00:00",
+        "--mem",
+        "4G",
+        "--cpus-per-task",
+        "2",
+        "--account",
+        "physics",
+        "--qos",
+        "normal",
+        "--constraint",
+        "avx2",
+        "--wrap",
+        "/venv/bin/python -m batchpool.worker /work/s 7",
+    ]
+
+
+def test_sbatch_argv_without_options_leaves_resources_to_the_cluster(tmp_path):
+    assert SlurmBackend().sbatch_argv(submission((0,))) == [
+        "sbatch",
+        "--parsable",
+        "--job-name",
+        "2026-11-21T05-41-54",
+        "--output",
+        "/work/s/logs/0.%j.out",
+        "--error",
+        "/work/s/logs/0.%j.err",
+        "--wrap",
+        "/venv/bin/python -m batchpool.worker /work/s 0",
+    ]
+
+
+def test_sbatch_argv_of_an_array(tmp_path):
+    backend = SlurmArrayBackend(mem="1G", sbatch_args=["--nice=10"])
+    assert backend.sbatch_argv(submission((3, 4, 5, 9), max_running=2)) == [
+        "sbatch",
+        "--parsable",
+        "--job-name",
+        "2026-11-21T05-41-54",
+        "--array",
+        "0-3%2",
+        "--output",
+        "/work/s/logs/%A_%a.out",
+        "--error",
+        "/work/s/logs/%A_%a.err",
+        "--mem",
+        "1G",
+        "--nice=10",
+        "--wrap",
+        "/venv/bin/python -m batchpool.worker /work/s 3-5,9 --index-var SLURM_ARRAY_TASK_ID",
+    ]
+
+
+def test_array_spec():
+    assert array_spec(1) == "0-0"
+    assert array_spec(100) == "0-99"
+    assert array_spec(100, 7) == "0-99%7"
+    with pytest.raises(ValueError):
+        array_spec(0)
+    with pytest.raises(ValueError):
+        array_spec(3, 0)
+
+
+def test_parse_sbatch_parsable():
+    output, rc = recorded_output("commands_and_outputs.txt", "sbatch --parsable")
+    assert rc == 0
+    assert parse_sbatch_parsable(output) == "7055"
+    assert parse_sbatch_parsable("123;cluster1\n") == "123"
+    with pytest.raises(ValueError):
+        parse_sbatch_parsable("Submitted batch job 7056\n")
+
+
+def test_parse_max_array_size_from_recorded_scontrol():
+    output, _ = recorded_output("commands_and_outputs.txt", "scontrol show config")
+    assert parse_max_array_size(output) == 100001
+    assert parse_max_array_size("MaxJobCount             = 200000\n") is None
+
+
+def test_recorded_array_rejections_are_definitive_and_a_timeout_is_not():
+    import subprocess
+
+    rejections = [
+        (cmd, out, rc)
+        for name in ("commands_and_outputs.txt", "formats_misc.txt")
+        for cmd, out, rc in recorded_blocks(name)
+        if cmd.startswith("sbatch") and rc != 0
+    ]
+    assert len(rejections) == 4
+    for cmd, out, rc in rejections:
+        assert is_definitive_rejection(subprocess.CompletedProcess(cmd, rc, "", out)), cmd
+    timeout = "sbatch: error: Batch job submission failed: Socket timed out on send/recv operation"
+    assert not is_definitive_rejection(subprocess.CompletedProcess("sbatch", 1, "", timeout))
+
+
+# -- the backends against fake programs ---------------------------------------------------
+
+
+def test_submit_one_job_runs_sbatch_and_names_its_logs(tmp_path, monkeypatch):
+    monkeypatch.setenv("SLURM_JOB_ID", "41")
+    monkeypatch.setenv("SLURM_CONF", "/etc/slurm/slurm.conf")
+    monkeypatch.setenv("SBATCH_ACCOUNT", "physics")
+    sbatch = FakeProgram(tmp_path, "sbatch", ("7056\n", "", 0))
+    backend = SlurmBackend(partition="short", sbatch_path=str(sbatch.path), command_policy=FAST)
+    sub = submission((7,))
+    jobs = backend.submit(sub)
+    assert jobs == [
+        Job(7, "7056", Path("/work/s/logs/7.7056.out"), Path("/work/s/logs/7.7056.err"))
+    ]
+    (call,) = sbatch.calls
+    assert call["argv"] == backend.sbatch_argv(sub)[1:]
+    assert "SLURM_JOB_ID" not in call["env"]
+    assert call["env"]["SLURM_CONF"] == "/etc/slurm/slurm.conf"
+    assert call["env"]["SBATCH_ACCOUNT"] == "physics"
+
+
+def test_submit_refuses_more_chunks_than_one(tmp_path):
+    with pytest.raises(ValueError, match="at most 1"):
+        SlurmBackend().submit(submission((1, 2)))
+
+
+def test_unparsable_sbatch_output_is_a_scheduler_error(tmp_path):
+    sbatch = FakeProgram(tmp_path, "sbatch", ("Submitted batch job 7056\n", "", 0))
+    backend = SlurmBackend(sbatch_path=str(sbatch.path), command_policy=FAST)
+    with pytest.raises(SchedulerError, match="no job id"):
+        backend.submit(submission((0,)))
+
+
+def test_status_is_one_squeue_for_all_jobs(tmp_path):
+    squeue = FakeProgram(tmp_path, "squeue", (SQUEUE_R, "", 0))
+    backend = SlurmArrayBackend(squeue_path=str(squeue.path), command_policy=FAST)
+    jobs = [Job(i, f"7055_{i}", Path("o"), Path("e")) for i in range(6)]
+    statuses = backend.status("rec", jobs)
+    assert sorted(statuses) == ["7055_0", "7055_1", "7055_2", "7055_3"]
+    assert {s.state for s in statuses.values()} == {JobState.PENDING}
+    assert [c["argv"] for c in squeue.calls] == [squeue_argv("x", "rec")[1:]]
+
+
+def test_status_of_no_jobs_asks_nothing(tmp_path):
+    squeue = FakeProgram(tmp_path, "squeue", ("", "", 0))
+    assert SlurmBackend(squeue_path=str(squeue.path)).status("rec", []) == {}
+    assert squeue.calls == []
+
+
+def test_status_fails_with_the_schedulers_words(tmp_path):
+    error = "slurm_load_jobs error: Unable to contact slurm controller (connect failure)\n"
+    squeue = FakeProgram(tmp_path, "squeue", ("", error, 1))
+    policy = CommandPolicy(num_retries=1, backoff_s=0.0)
+    backend = SlurmBackend(squeue_path=str(squeue.path), command_policy=policy)
+    with pytest.raises(SchedulerError, match="connect failure"):
+        backend.status("rec", [Job(0, "1", Path("o"), Path("e"))])
+    assert len(squeue.calls) == 2
+
+
+def test_delete_cancels_elements_one_by_one_in_calls_of_500(tmp_path):
+    scancel = FakeProgram(tmp_path, "scancel", ("", "", 0))
+    backend = SlurmBackend(scancel_path=str(scancel.path), command_policy=FAST)
+    jobs = [Job(i, f"7055_{i}", Path("o"), Path("e")) for i in range(1200)]
+    backend.delete(jobs)
+    calls = [c["argv"] for c in scancel.calls]
+    assert [len(argv) for argv in calls] == [500, 500, 200]
+    assert calls[0][:2] == ["7055_0", "7055_1"] and calls[2][-1] == "7055_1199"
+    assert "7055" not in sum(calls, [])
+
+
+def test_delete_of_jobs_already_gone_is_not_an_error(tmp_path):
+    gone = "scancel: error: Kill job error on job id 999999: Invalid job id specified\n"
+    scancel = FakeProgram(tmp_path, "scancel", ("", gone, 1))
+    backend = SlurmBackend(scancel_path=str(scancel.path), command_policy=FAST)
+    backend.delete([Job(0, "999999", Path("o"), Path("e"))])
+    assert len(scancel.calls) == 1
+
+
+def test_delete_that_fails_otherwise_is_a_scheduler_error(tmp_path):
+    scancel = FakeProgram(
+        tmp_path, "scancel", ("", "scancel: error: Access/permission denied\n", 1)
+    )
+    backend = SlurmBackend(scancel_path=str(scancel.path), command_policy=FAST)
+    with pytest.raises(SchedulerError, match="permission denied"):
+        backend.delete([Job(0, "5", Path("o"), Path("e"))])
+
+
+def test_array_submit_names_elements_like_squeue(tmp_path):
+    config, _ = recorded_output("commands_and_outputs.txt", "scontrol show config")
+    scontrol = FakeProgram(tmp_path, "scontrol", (config, "", 0))
+    sbatch = FakeProgram(tmp_path, "sbatch", ("7055\n", "", 0))
+    backend = SlurmArrayBackend(
+        sbatch_path=str(sbatch.path), scontrol_path=str(scontrol.path), command_policy=FAST
+    )
+    assert backend.max_chunks_per_submit() == 100001
+    assert backend.max_chunks_per_submit() == 100001
+    jobs = backend.submit(submission((10, 11, 12), max_running=2))
+    log = Path("/work/s/logs")
+    assert jobs == [
+        Job(10, "7055_0", log / "7055_0.out", log / "7055_0.err"),
+        Job(11, "7055_1", log / "7055_1.out", log / "7055_1.err"),
+        Job(12, "7055_2", log / "7055_2.out", log / "7055_2.err"),
+    ]
+    assert [c["argv"] for c in scontrol.calls] == [["show", "config"]]
+    assert sbatch.calls[0]["argv"][3:5] == ["--array", "0-2%2"]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        ("", "slurm_load_ctl_conf error: Unable to contact slurm controller\n", 1),
+        ("MaxJobCount = 10000\n", "", 0),
+    ],
+)
+def test_max_array_size_falls_back_to_slurms_default_with_a_warning(tmp_path, answer):
+    scontrol = FakeProgram(tmp_path, "scontrol", answer)
+    backend = SlurmArrayBackend(scontrol_path=str(scontrol.path), command_policy=FAST)
+    with pytest.warns(RuntimeWarning, match="MaxArraySize = 1001"):
+        assert backend.max_chunks_per_submit() == 1001
+
+
+def test_a_rejected_array_fails_at_once_and_says_what_to_do(tmp_path):
+    rejection, rc = recorded_output("commands_and_outputs.txt", "sbatch --array 0-200000")
+    sbatch = FakeProgram(tmp_path, "sbatch", ("", rejection, rc))
+    scontrol = FakeProgram(tmp_path, "scontrol", ("MaxArraySize = 1001\n", "", 0))
+    policy = CommandPolicy(num_retries=1, backoff_s=25.0)  # a retry would take 25 s
+    backend = SlurmArrayBackend(
+        sbatch_path=str(sbatch.path), scontrol_path=str(scontrol.path), command_policy=policy
+    )
+    backend.max_chunks_per_submit()
+    start = time.monotonic()
+    with pytest.raises(SchedulerError) as caught:
+        backend.submit(submission((0, 1)))
+    assert time.monotonic() - start < 20
+    assert len(sbatch.calls) == 1
+    assert "MaxArraySize = 1001" in str(caught.value)
+    assert "larger chunksize" in str(caught.value)
+    assert "Invalid job array specification" in caught.value.stderr
+
+
+def test_a_submit_limit_fails_at_once_and_says_what_to_do(tmp_path):
+    stderr = (
+        "sbatch: error: QOSMaxSubmitJobPerUserLimit\n"
+        "sbatch: error: Batch job submission failed: Job violates accounting/QOS policy "
+        "(job submit limit, user's size and/or time limits)\n"
+    )
+    sbatch = FakeProgram(tmp_path, "sbatch", ("", stderr, 1))
+    policy = CommandPolicy(num_retries=1, backoff_s=25.0)
+    backend = SlurmBackend(sbatch_path=str(sbatch.path), command_policy=policy)
+    with pytest.raises(SchedulerError, match="limit of jobs you may have in the queue"):
+        backend.submit(submission((0,)))
+    assert len(sbatch.calls) == 1
+
+
+def test_a_transient_sbatch_failure_is_retried(tmp_path):
+    busy = "sbatch: error: Batch job submission failed: Socket timed out on send/recv operation\n"
+    sbatch = FakeProgram(tmp_path, "sbatch", ("", busy, 1), ("7060\n", "", 0))
+    policy = CommandPolicy(num_retries=2, backoff_s=0.0)
+    backend = SlurmBackend(sbatch_path=str(sbatch.path), command_policy=policy)
+    (job,) = backend.submit(submission((0,)))
+    assert job.job_id == "7060"
+    assert len(sbatch.calls) == 2
+
+
+# -- the pools -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("module_name", ["batchpool.slurm", "batchpool.slurm.array"])
+def test_pool_builds_its_backend_and_passes_common_options_on(monkeypatch, module_name):
+    import importlib
+
+    module = importlib.import_module(module_name)
+    seen = {}
+
+    def init(self, *args, **kwargs):
+        seen.update(args=args, kwargs=kwargs)
+
+    monkeypatch.setattr(module.ProtoPool, "__init__", init)
+    module.Pool(4, None, (), None, partition="short", sbatch_path="/x/sbatch", work_dir="/w")
+    backend = seen["kwargs"].pop("backend")
+    assert seen == {"args": (4, None, (), None), "kwargs": {"work_dir": "/w"}}
+    assert backend.name == module_name.replace("batchpool.", "")
+    assert backend.resource_args == ["--partition", "short"]
+    assert backend.sbatch_path == "/x/sbatch"
