@@ -11,6 +11,7 @@ vanished, and clean up.
 from __future__ import annotations
 
 import collections
+import datetime
 import functools
 import multiprocessing
 import os
@@ -29,7 +30,7 @@ from . import worker
 from .backend import Backend, Job, JobState, Submission
 from .chunking import DEFAULT_MAX_NUM_CHUNKS, chunk_bounds, default_chunksize
 from .errors import JobsLostError, PoolError, RemoteError, RemoteTraceback, SchedulerError
-from .session import Session, session_key
+from .session import Manifest, Session, session_key
 
 _RUN, _CLOSE, _TERMINATE = "RUN", "CLOSE", "TERMINATE"
 _MIN_FS_WAIT_S = 0.005
@@ -382,6 +383,16 @@ class MapRun:
             session.write_function(function)
             session.write_tasks(chunks)
             session.write_environment()
+            session.write_manifest(
+                Manifest(
+                    num_tasks=len(tasks),
+                    chunksize=len(bounds[0]),
+                    num_chunks=len(bounds),
+                    backend=pool.backend.name,
+                    function=_describe(func),
+                    created=datetime.datetime.now().isoformat(timespec="seconds"),
+                )
+            )
         except OSError as error:
             raise PoolError(
                 f"Cannot write the session into work_dir {pool.work_dir}: {error}. "
@@ -600,6 +611,13 @@ def _task_error(payload: tuple, session_dir: Path) -> BaseException:
         error.add_note(where)
     error.__cause__ = RemoteTraceback(f'\n"""\n{traceback_text}"""\n{where}')
     return error
+
+
+def _describe(func: Callable) -> str:
+    """``module.qualname`` of a task function, seen through our star/apply wrappers."""
+    inner = func.args[0] if isinstance(func, functools.partial) and func.args else func
+    module = getattr(inner, "__module__", None) or "?"
+    return f"{module}.{getattr(inner, '__qualname__', type(inner).__qualname__)}"
 
 
 def _check_python_path(python_path: Optional[str | os.PathLike[str]]) -> str:

@@ -7,6 +7,7 @@
         tasks.pkl                the chunks' task lists, pickled one after the other
         tasks.idx                16 bytes a chunk: start and stop offset in tasks.pkl
         environment.pkl          the driver's environment, sys.path and working directory
+        session.json             number of tasks, chunksize, backend, function name
         results/CHUNK.pkl        a worker's envelopes, written under a temporary name
         logs/                    the jobs' stdout and stderr while they run
         results.archive          collected results, folded in while the map runs
@@ -53,6 +54,23 @@ class JournalEntry:
 
     def job(self) -> Job:
         return Job(self.chunk, self.job_id, Path(self.stdout_path), Path(self.stderr_path))
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """``session.json``: what the map was, for tools that read a session later."""
+
+    num_tasks: int
+    chunksize: int
+    num_chunks: int
+    backend: str
+    function: str
+    created: str
+
+    def chunk_tasks(self, chunk: int) -> range:
+        """The task indices of ``chunk``."""
+        start = chunk * self.chunksize
+        return range(start, min(start + self.chunksize, self.num_tasks))
 
 
 @dataclass(frozen=True)
@@ -133,6 +151,12 @@ class Session:
             offset += len(payload)
         write_file(self.dir / worker.TASKS_FILE, b"".join(chunk_payloads))
         write_file(self.dir / worker.TASKS_INDEX_FILE, bytes(index))
+
+    def write_manifest(self, manifest: Manifest) -> None:
+        write_file(self.dir / "session.json", json.dumps(asdict(manifest), indent=1).encode())
+
+    def manifest(self) -> Manifest:
+        return Manifest(**json.loads((self.dir / "session.json").read_text()))
 
     def write_environment(self) -> None:
         snapshot = {"environ": dict(os.environb), "sys_path": list(sys.path), "cwd": os.getcwd()}
