@@ -30,7 +30,7 @@ from . import worker
 from .backend import Backend, Job, JobState, Submission
 from .chunking import DEFAULT_MAX_NUM_CHUNKS, chunk_bounds, default_chunksize
 from .errors import JobsLostError, PoolError, RemoteError, RemoteTraceback, SchedulerError
-from .session import Manifest, Session, session_key
+from .session import HEARTBEAT_S, Manifest, Session, SessionBusyError, session_key
 
 _RUN, _CLOSE, _TERMINATE = "RUN", "CLOSE", "TERMINATE"
 _MIN_FS_WAIT_S = 0.005
@@ -73,6 +73,10 @@ class ProtoPool:
     lost_job_grace_period_s
         How long a job may be out of the queue without its result before it
         counts as lost (shared filesystems show new files late).
+    resume
+        Re-attach to the unfinished session of the same map (same function,
+        tasks, chunks and backend in the same ``work_dir``), keeping its
+        results and queued jobs. ``False`` always starts a new session.
     """
 
     default_max_num_chunks: int = DEFAULT_MAX_NUM_CHUNKS
@@ -93,6 +97,7 @@ class ProtoPool:
         keep_work_dir: bool = False,
         verbose: bool = False,
         lost_job_grace_period_s: float = 10.0,
+        resume: bool = True,
     ) -> None:
         if processes is not None and processes < 1:
             raise ValueError("Number of processes must be at least 1")
@@ -120,6 +125,7 @@ class ProtoPool:
         self.keep_work_dir = keep_work_dir
         self.verbose = verbose
         self.lost_job_grace_period_s = float(lost_job_grace_period_s)
+        self.resume = resume
         self._state = _RUN
         self._cancel = threading.Event()
         self._threads: set[threading.Thread] = set()
@@ -370,39 +376,82 @@ class MapRun:
         self.out_of_queue_since: dict[str, float] = {}
         self.last_reason: dict[int, str] = {}
         self.last_job: dict[int, Job] = {}
+        self.resumed_results: list[tuple[int, bytes]] = []
         self.succeeded = False
 
     @classmethod
     def start(cls, pool: ProtoPool, func: Callable, tasks: list, bounds: list[range]) -> MapRun:
-        """Pickle everything, then write the session; nothing is submitted yet."""
+        """Pickle everything, then re-attach to the unfinished session of the same map, or
+        write a new one; nothing is submitted yet."""
         function = _pickle("the function", (pool._initializer, pool._initargs, func))
         chunks = [_pickle(f"task {b.start}", tasks[b.start : b.stop]) for b in bounds]
         key = session_key([function, pool.backend.name.encode(), *chunks])
-        try:
-            session = Session.create(pool.work_dir, key)
-            session.write_function(function)
-            session.write_tasks(chunks)
-            session.write_environment()
-            session.write_manifest(
-                Manifest(
-                    num_tasks=len(tasks),
-                    chunksize=len(bounds[0]),
-                    num_chunks=len(bounds),
-                    backend=pool.backend.name,
-                    function=_describe(func),
-                    created=datetime.datetime.now().isoformat(timespec="seconds"),
-                )
+        session = Session.find_unfinished(pool.work_dir, key) if pool.resume else None
+        resumed = session is not None
+        if session is None:
+            manifest = Manifest(
+                num_tasks=len(tasks),
+                chunksize=len(bounds[0]),
+                num_chunks=len(bounds),
+                backend=pool.backend.name,
+                function=_describe(func),
+                created=datetime.datetime.now().isoformat(timespec="seconds"),
             )
-        except OSError as error:
+            session = _write_session(pool.work_dir, key, function, chunks, manifest)
+        try:
+            session.acquire()
+        except SessionBusyError as error:
             raise PoolError(
-                f"Cannot write the session into work_dir {pool.work_dir}: {error}. "
-                "Nothing was submitted. The work_dir must be writable, have free space, "
-                "and be reachable from the compute nodes."
-            ) from error
-        pool._say(
-            session, "session", tasks=len(tasks), chunks=len(bounds), backend=pool.backend.name
+                f"Cannot run this map: {error}. Two drivers never drive one session; wait for "
+                "the other one, or stop it.",
+                session.dir,
+            ) from None
+        run = cls(pool, session, len(bounds))
+        if resumed:
+            run._reattach()
+        else:
+            pool._say(
+                session, "session", tasks=len(tasks), chunks=len(bounds), backend=pool.backend.name
+            )
+        return run
+
+    def _reattach(self) -> None:
+        """Take over an unfinished session: keep its results, adopt its queued jobs."""
+        # A chunk whose tasks raised runs again: the failure may have been passing.
+        self.resumed_results = [
+            (chunk, payload)
+            for chunk, payload in sorted(self.session.archived_results().items())
+            if all(ok for ok, _ in pickle.loads(payload))
+        ]
+        self.collected = {chunk for chunk, _ in self.resumed_results}
+        self.resumed_results += self._collect()
+        for entry in self.session.journal():
+            self.submissions[entry.chunk] += 1
+            self.last_job[entry.chunk] = entry.job()
+        open_jobs = [j for c, j in self.last_job.items() if c not in self.collected]
+        statuses = self.backend.status(self.session.job_name, open_jobs) if open_jobs else {}
+        gone = []
+        for job in open_jobs:
+            status = statuses.get(job.job_id)
+            if status is not None and status.state in (JobState.PENDING, JobState.RUNNING):
+                self.live[job.chunk] = job
+            else:
+                self.last_reason[job.chunk] = (
+                    status.reason if status else "gone while no driver ran"
+                )
+                gone.append(job)
+        self.todo = collections.deque(
+            c for c in range(self.num_chunks) if c not in self.collected and c not in self.last_job
         )
-        return cls(pool, session, len(bounds))
+        self.pool._say(
+            self.session,
+            "resumed",
+            results=len(self.collected),
+            queued_jobs=len(self.live),
+            gone_jobs=len(gone),
+        )
+        self._delete([j for j in gone if statuses.get(j.job_id)], "re-attached")
+        self._resubmit(gone)
 
     def __enter__(self) -> MapRun:
         return self
@@ -429,17 +478,25 @@ class MapRun:
             self.session.mark_done()
             if self.pool.keep_work_dir:
                 self.session.close_log()
+                self.session.release()
             else:
                 self.session.remove()
         else:
             self.pool._say(self.session, "stopped", error=repr(error), kept=str(self.session.dir))
             self.session.close_log()
+            self.session.release()
 
     def finished_chunks(self) -> Iterator[tuple[int, list]]:
         """Yield ``(chunk, envelopes)`` as results arrive, until every chunk has one."""
         fs_wait = _MIN_FS_WAIT_S
-        last_status = time.monotonic()
+        last_status = last_heartbeat = time.monotonic()
+        for chunk, payload in self.resumed_results:
+            yield chunk, pickle.loads(payload)
+        self.resumed_results = []
         while len(self.collected) < self.num_chunks:
+            if time.monotonic() - last_heartbeat >= HEARTBEAT_S:
+                last_heartbeat = time.monotonic()
+                self.session.heartbeat()
             self._submit_due()
             arrived = self._collect()
             for chunk, payload in arrived:
@@ -528,7 +585,7 @@ class MapRun:
     def _resubmit(self, jobs: Sequence[Job]) -> None:
         exhausted = []
         for job in jobs:
-            del self.live[job.chunk]
+            self.live.pop(job.chunk, None)
             self.out_of_queue_since.pop(job.job_id, None)
             self.unfolded.append(job)
             used = self.submissions[job.chunk] - 1
@@ -573,6 +630,24 @@ class MapRun:
             self.session.fold_logs(jobs)
             folded = {id(j) for j in jobs}
             self.unfolded = [j for j in self.unfolded if id(j) not in folded]
+
+
+def _write_session(
+    work_dir: Path, key: str, function: bytes, chunks: list[bytes], manifest: Manifest
+) -> Session:
+    try:
+        session = Session.create(work_dir, key)
+        session.write_function(function)
+        session.write_tasks(chunks)
+        session.write_environment()
+        session.write_manifest(manifest)
+    except OSError as error:
+        raise PoolError(
+            f"Cannot write the session into work_dir {work_dir}: {error}. "
+            "Nothing was submitted. The work_dir must be writable, have free space, "
+            "and be reachable from the compute nodes."
+        ) from error
+    return session
 
 
 def _has_left(status: object) -> bool:

@@ -14,6 +14,7 @@
         logs.archive             collected stdout and stderr of finished jobs
         jobs.jsonl               every submission: chunk, job id, log paths
         log.jsonl                what the pool did
+        driver.lock              host, pid and heartbeat of the driver driving it now
         done                     written when the map succeeded
 
 Writes of whole files are atomic (temporary name, then rename); the archives
@@ -29,8 +30,10 @@ import logging
 import os
 import pickle
 import shutil
+import socket
 import struct
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -83,6 +86,48 @@ class LogRecord:
     stderr: str
 
 
+STALE_LOCK_S = 120.0
+"""A lock of a driver on another host whose heartbeat is older than this is stale."""
+HEARTBEAT_S = 10.0
+"""How often a live driver renews its lock."""
+
+
+class SessionBusyError(OSError):
+    """Another live driver drives this session."""
+
+
+@dataclass(frozen=True)
+class DriverLock:
+    """Who drives a session: the content of ``driver.lock``."""
+
+    host: str
+    pid: int
+    heartbeat: float
+
+    @classmethod
+    def mine(cls) -> DriverLock:
+        return cls(socket.gethostname(), os.getpid(), time.time())
+
+    def is_stale(self, now: float) -> bool:
+        if self.host == socket.gethostname():
+            return not _process_alive(self.pid)
+        return now - self.heartbeat > STALE_LOCK_S
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # somebody else's process
+    try:  # a zombie is dead, though kill() still finds it
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] not in ("Z", "X")
+    except OSError:
+        return True
+
+
 def session_key(parts: Sequence[bytes]) -> str:
     """A digest of everything that makes two maps "the same map"."""
     digest = hashlib.sha256()
@@ -119,6 +164,68 @@ class Session:
         for sub in (worker.RESULTS_DIR, "logs"):
             (session.dir / sub).mkdir(mode=0o700)
         return session
+
+    @classmethod
+    def find_unfinished(cls, work_dir: Path, key: str) -> Session | None:
+        """The newest session of ``key`` in ``work_dir`` that has not succeeded, if any."""
+        work_dir = Path(work_dir).absolute()
+        if not work_dir.is_dir():
+            return None
+        names = [p.name for p in work_dir.iterdir() if p.name.split("_")[1:2] == [key]]
+        for name in sorted(names, reverse=True):
+            if not (work_dir / name / "done").exists():
+                return cls(work_dir / name)
+        return None
+
+    # -- the driver lock -------------------------------------------------------------
+
+    @property
+    def lock_path(self) -> Path:
+        return self.dir / "driver.lock"
+
+    def acquire(self) -> None:
+        """Become this session's driver; take over a stale lock.
+
+        Raises
+        ------
+        SessionBusyError
+            If another driver that is alive holds the lock.
+        """
+        for _ in range(3):  # a lost race against another driver is tried again
+            try:
+                fd = os.open(self.lock_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                holder = self.lock_holder()
+                if holder is not None and not holder.is_stale(time.time()):
+                    raise SessionBusyError(
+                        f"the session {self.dir} is driven by process {holder.pid} on "
+                        f"{holder.host} (heartbeat {time.ctime(holder.heartbeat)})"
+                    ) from None
+                stale = self.lock_path.with_name(f"driver.lock.stale.{os.getpid()}")
+                try:
+                    os.rename(self.lock_path, stale)
+                except FileNotFoundError:
+                    continue
+                stale.unlink()
+                continue
+            with os.fdopen(fd, "w") as f:
+                json.dump(asdict(DriverLock.mine()), f)
+            return
+        raise SessionBusyError(f"could not take the lock of {self.dir}")
+
+    def lock_holder(self) -> DriverLock | None:
+        try:
+            return DriverLock(**json.loads(self.lock_path.read_text()))
+        except (FileNotFoundError, json.JSONDecodeError, TypeError):
+            return None  # gone, or half written by a crashed driver
+
+    def heartbeat(self) -> None:
+        write_file(self.lock_path, json.dumps(asdict(DriverLock.mine())).encode())
+
+    def release(self) -> None:
+        holder = self.lock_holder()
+        if holder is not None and holder.pid == os.getpid() and self.lock_path.exists():
+            self.lock_path.unlink()
 
     @property
     def name(self) -> str:
@@ -246,6 +353,13 @@ class Session:
     def remove(self) -> None:
         self.close_log()
         shutil.rmtree(self.dir)
+
+    def result_payloads(self) -> dict[int, bytes]:
+        """Every result there is: archived, and result files not yet collected."""
+        payloads = self.archived_results()
+        for chunk in self.new_result_chunks():
+            payloads.setdefault(chunk, self.result_path(chunk).read_bytes())
+        return payloads
 
 
 def _jsonl_logger(path: Path) -> logging.Logger:

@@ -1,0 +1,149 @@
+"""Resume: the same map run again re-attaches to its unfinished session."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import batchpool
+from batchpool.session import DriverLock, Session, SessionBusyError
+
+DRIVER = textwrap.dedent(
+    """
+    import os, sys, time
+    import batchpool.local
+
+    def task(args):
+        markers, x = args
+        marker = os.path.join(markers, f"{x}.{os.getpid()}")
+        open(marker, "w").close()
+        time.sleep(0.2 if x < 4 else 3)
+        return x * 10
+
+    if __name__ == "__main__":
+        with batchpool.local.Pool(2, work_dir=sys.argv[1]) as pool:
+            print(pool.map(task, [(sys.argv[2], x) for x in range(8)], chunksize=1))
+    """
+)
+
+
+def runs_per_task(markers: Path) -> dict[int, int]:
+    counts: dict[int, int] = {}
+    for marker in markers.iterdir():
+        task = int(marker.name.split(".")[0])
+        counts[task] = counts.get(task, 0) + 1
+    return counts
+
+
+def test_a_killed_driver_is_resumed_without_redoing_finished_tasks(tmp_path):
+    script, work, markers = tmp_path / "driver.py", tmp_path / "work", tmp_path / "markers"
+    script.write_text(DRIVER)
+    markers.mkdir()
+    driver = subprocess.Popen([sys.executable, str(script), str(work), str(markers)])
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # until the four quick tasks have results
+        sessions = list(work.glob("*_*"))
+        if sessions and len(Session(sessions[0]).archived_results()) >= 4:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("the first driver collected no results")
+    driver.send_signal(signal.SIGKILL)
+    driver.wait(timeout=30)
+    (session,) = work.glob("*_*")
+    finished_before = set(Session(session).archived_results())
+
+    again = subprocess.run(
+        [sys.executable, str(script), str(work), str(markers)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip() == str([x * 10 for x in range(8)])
+    counts = runs_per_task(markers)
+    assert all(counts[task] == 1 for task in finished_before)
+    assert sorted(counts) == list(range(8))
+    assert list(work.iterdir()) == []  # the resumed session succeeded and was removed
+
+
+def test_failed_tasks_run_again_on_resume_and_results_are_kept(tmp_path):
+    flag = tmp_path / "broken"
+    flag.write_text("")
+    options = dict(work_dir=tmp_path / "work", keep_work_dir=True)
+    with batchpool.local.Pool(2, **options) as pool, pytest.raises(FileExistsError):
+        pool.map(_fails_while_flag_exists, [(str(flag), x) for x in range(4)], chunksize=1)
+    (session,) = (tmp_path / "work").iterdir()
+    kept = {c for c, p in Session(session).archived_results().items() if c != 2}
+    flag.unlink()
+    with batchpool.local.Pool(2, **options) as pool:
+        args = [(str(flag), x) for x in range(4)]
+        assert pool.map(_fails_while_flag_exists, args, chunksize=1) == [0, 1, 2, 3]
+    submissions = [entry.chunk for entry in Session(session).journal()]
+    assert submissions.count(2) == 2  # the failed chunk ran again
+    assert all(submissions.count(chunk) == 1 for chunk in kept)
+
+
+def _fails_while_flag_exists(args):
+    flag, x = args
+    if x == 2 and os.path.exists(flag):
+        raise FileExistsError(flag)
+    return x
+
+
+def test_resume_false_starts_a_new_session(tmp_path):
+    options = dict(work_dir=tmp_path / "work", keep_work_dir=True, resume=False)
+    for _ in range(2):
+        with batchpool.local.Pool(1, **options) as pool, pytest.raises(ZeroDivisionError):
+            pool.map(_reciprocal, [0])
+    assert len(list((tmp_path / "work").iterdir())) == 2
+
+
+def _reciprocal(x):
+    return 1 / x
+
+
+def write_lock(session_dir: Path, pid: int) -> None:
+    lock = DriverLock(DriverLock.mine().host, pid, time.time())
+    (session_dir / "driver.lock").write_text(json.dumps(dataclasses.asdict(lock)))
+
+
+def test_a_live_driver_keeps_others_out_and_a_dead_ones_lock_is_taken_over(tmp_path):
+    session = Session.create(tmp_path, "k")
+    session.acquire()
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        write_lock(session.dir, other.pid)
+        with pytest.raises(SessionBusyError, match=f"process {other.pid}"):
+            Session(session.dir).acquire()
+    finally:
+        other.kill()
+        other.wait()
+    Session(session.dir).acquire()  # the holder is dead now
+    assert session.lock_holder().pid == os.getpid()
+
+
+def test_a_busy_session_is_a_pool_error_naming_it(tmp_path):
+    options = dict(work_dir=tmp_path / "work", keep_work_dir=True)
+    with batchpool.local.Pool(1, **options) as pool, pytest.raises(ZeroDivisionError):
+        pool.map(_reciprocal, [0])
+    (session,) = (tmp_path / "work").iterdir()
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        write_lock(session, sleeper.pid)
+        busy = pytest.raises(batchpool.PoolError, match="driven by process")
+        with batchpool.local.Pool(1, **options) as pool, busy as info:
+            pool.map(_reciprocal, [0])
+        assert info.value.session_dir == session
+    finally:
+        sleeper.kill()
+        sleeper.wait()
