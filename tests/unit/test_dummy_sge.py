@@ -92,7 +92,7 @@ def test_job_runs_script_with_sge_environment(cluster, work):
         'test -d "$TMPDIR" && echo tmpdir-ok\n'
     )
     result = subprocess.run(
-        [cluster.qsub_path, "-N", "named", "-cwd", str(script)],
+        [cluster.qsub_path, "-N", "named", "-cwd", "-V", str(script)],
         capture_output=True,
         text=True,
         cwd=work,
@@ -105,6 +105,22 @@ def test_job_runs_script_with_sge_environment(cluster, work):
     assert (work / "result.txt").read_text() == f"{job_id} named undefined 1 {work} exported\n"
     assert (work / f"named.o{job_id}").read_text() == "tmpdir-ok\n"
     assert (work / f"named.e{job_id}").read_text() == ""
+
+
+def test_without_dash_v_the_submitters_environment_stays_behind(cluster, work):
+    script = work / "job.sh"
+    script.write_text('echo "[$FOO] $PATH" > result.txt\n')
+    result = subprocess.run(
+        [cluster.qsub_path, "-terse", "-cwd", str(script)],
+        capture_output=True,
+        text=True,
+        cwd=work,
+        timeout=30,
+        env={**cluster.environment(), "FOO": "exported"},
+    )
+    assert result.returncode == 0, result.stderr
+    wait_gone(cluster, result.stdout.strip())
+    assert (work / "result.txt").read_text() == "[] /usr/local/bin:/bin:/usr/bin\n"
 
 
 def test_binary_job_merged_output_and_stdin_script(cluster, work):

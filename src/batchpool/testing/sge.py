@@ -2,7 +2,9 @@
 
 Choices where the real program could not be checked:
 
-- The submitter's whole environment is always exported, as if ``-V`` were given.
+- Without ``-V`` a job gets only a login-like environment (``HOME``, ``USER``,
+  ``LOGNAME``, ``SHELL`` and SGE's minimal ``PATH``) plus SGE's own variables, as
+  the real one; ``-V`` exports the submitter's whole environment.
 - An invalid ``-N`` name is refused with
   ``Unable to run job: denied: "1abc" is not a valid object name (cannot start with a digit)``
   (or ``(character "/" not allowed)``), then ``Exiting.``, rc 1.
@@ -246,7 +248,9 @@ def _submit(context, request, name, queue, script, script_path, tasks) -> int:
         submit_time=time.time(),
         command=command,
         cwd=_working_dir(request),
-        env_file=capture_environment(paths, record_id, os.environ),
+        env_file=capture_environment(
+            paths, record_id, os.environ if "-V" in request.flags else _login_environment()
+        ),
         stdout_template=request.get("-o"),
         stderr_template=None if request.yes("-j") else request.get("-e"),
         submit_dir=os.getcwd(),
@@ -290,6 +294,12 @@ def _working_dir(request: QsubRequest) -> str:
     if "-cwd" in request.flags:
         return os.getcwd()
     return os.path.expanduser("~")
+
+
+def _login_environment() -> dict[str, str]:
+    """What a job without ``-V`` starts with (real SGE: the shepherd's minimal set)."""
+    env = {name: os.environ[name] for name in ("HOME", "USER", "LOGNAME") if name in os.environ}
+    return {**env, "SHELL": "/bin/sh", "PATH": "/usr/local/bin:/bin:/usr/bin"}
 
 
 def _assignments(text: str) -> dict[str, str]:
