@@ -64,6 +64,9 @@ def exit_hard(x):
 
 
 def segfault(x):
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # no core file in the working directory
     ctypes.string_at(0)
 
 
@@ -89,3 +92,8 @@ def initialized(_):
 
 def return_a_lock(_):
     return threading.Lock()
+
+
+def noisy_then_exit(x):
+    print(f"last words of task {x}", file=sys.stderr, flush=True)
+    os._exit(5)
