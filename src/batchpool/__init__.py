@@ -34,6 +34,7 @@ __all__ = [
     "RemoteError",
     "SchedulerError",
     "__version__",
+    "load",
     "local",
     "sge",
     "slurm",
@@ -70,6 +71,8 @@ def Pool(*args: Any, **options: Any) -> ProtoPool:  # noqa: N802 (multiprocessin
 
 
 def __getattr__(name: str) -> Any:
+    if name == "load":
+        return importlib.import_module(".results", __name__).load
     if name in ("local", "slurm", "sge", "testing"):
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import html
+import json
 import math
 import os
+import pickle
 import sys
 import time
 from collections.abc import Sequence
-from typing import Optional
+from pathlib import Path
+from typing import Any, Callable, Optional
 
 import batchpool
+from batchpool import results
+from batchpool.session import Session
 
 
 def demo_task(x: int) -> tuple[int, str]:
@@ -35,12 +41,348 @@ def demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- status -----------------------------------------------------------------------------
+
+
+def status(args: argparse.Namespace) -> int:
+    path = Path(args.path)
+    if results.is_session(path) or (path / "session.json").exists() or not path.is_dir():
+        print(session_status(path))
+    else:
+        print(work_dir_status(path))
+    return 0
+
+
+def session_status(session_dir: Path) -> str:
+    """The table of a session's chunks and a summary line."""
+    chunks = results.summarize_chunks(session_dir)
+    rows = [
+        (
+            str(c.chunk),
+            _task_range(c.tasks),
+            c.state.value,
+            str(c.num_resubmissions),
+            ",".join(c.job_ids) or "-",
+            c.first_failure,
+        )
+        for c in chunks
+    ]
+    header = ("CHUNK", "TASKS", "STATE", "RESUBMITTED", "JOB IDS", "FIRST FAILURE")
+    return f"{format_table(header, rows)}\n{_chunk_summary_line(Path(session_dir), chunks)}"
+
+
+def _task_range(tasks: range) -> str:
+    if len(tasks) == 1:
+        return str(tasks.start)
+    return f"{tasks.start}-{tasks.stop - 1}" if tasks else "-"
+
+
+def _chunk_summary_line(session_dir: Path, chunks: Sequence[results.ChunkSummary]) -> str:
+    session, manifest = results.open_session(session_dir)
+    counts = {state: 0 for state in results.ChunkState}
+    for chunk in chunks:
+        counts[chunk.state] += 1
+    finished = results.is_finished(session)
+    driver = results.live_driver(session)
+    driving = f"; driven now by process {driver.pid} on {driver.host}" if driver else ""
+    return (
+        f"{session.name}: {manifest.num_chunks} chunks: "
+        f"{counts[results.ChunkState.DONE]} done, {counts[results.ChunkState.FAILED]} failed, "
+        f"{counts[results.ChunkState.NO_RESULT]} without result (pending, running or lost); "
+        f"{sum(c.num_done_tasks for c in chunks)}/{manifest.num_tasks} tasks done; "
+        f"{sum(c.num_resubmissions for c in chunks)} resubmissions; "
+        f"{'finished' if finished else 'not finished'}{driving}"
+    )
+
+
+def work_dir_status(work_dir: Path) -> str:
+    """One line per session inside ``work_dir``."""
+    sessions = [results.summarize_session(d) for d in results.find_sessions(work_dir)]
+    if not sessions:
+        return f"no batchpool sessions in {work_dir}"
+    rows = [
+        (
+            s.directory.name,
+            s.manifest.created,
+            s.manifest.backend,
+            s.manifest.function,
+            f"{s.num_done_tasks}/{s.manifest.num_tasks}",
+            "yes" if s.finished else "no",
+        )
+        for s in sessions
+    ]
+    header = ("SESSION", "CREATED", "BACKEND", "FUNCTION", "DONE", "FINISHED")
+    return format_table(header, rows)
+
+
+def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Left-aligned columns, two spaces apart; trailing spaces removed."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in [header, *rows]
+    ]
+    return "\n".join(lines)
+
+
+# -- results ----------------------------------------------------------------------------
+
+OUTCOME_WRITERS: dict[str, Callable[[list, Path], None]] = {}
+
+
+def export_results(args: argparse.Namespace) -> int:
+    output = Path(args.output)
+    writer = OUTCOME_WRITERS.get(output.suffix)
+    if writer is None:
+        return _usage_error(f"--output must end in {' or '.join(OUTCOME_WRITERS)}: {output}")
+    outcomes = results.load(args.session, strict=output.suffix == ".pkl")
+    writer(outcomes, output)
+    counts = {s: sum(o.status is s for o in outcomes) for s in results.TaskStatus}
+    print(
+        f"wrote {len(outcomes)} tasks to {output}: "
+        + ", ".join(f"{n} {s.value}" for s, n in counts.items())
+    )
+    return 0
+
+
+def outcome_dict(outcome: results.TaskOutcome) -> dict[str, Any]:
+    """A task outcome as a plain dict (``status`` as its string value)."""
+    return {
+        "index": outcome.index,
+        "status": outcome.status.value,
+        "value": outcome.value,
+        "exception": outcome.exception,
+        "traceback": outcome.traceback,
+    }
+
+
+def write_pickle(outcomes: list, output: Path) -> None:
+    """A pickle of a list of :func:`outcome_dict` (the exceptions as objects)."""
+    output.write_bytes(pickle.dumps([outcome_dict(o) for o in outcomes]))
+
+
+def write_json(outcomes: list, output: Path) -> None:
+    """JSON: values JSON cannot hold become their ``repr``; exceptions ``Type: message``."""
+    rows = []
+    for outcome in outcomes:
+        row = outcome_dict(outcome)
+        row["value"] = _jsonable(outcome.value)
+        row["exception"] = outcome.failure_line() or None
+        rows.append(row)
+    output.write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        return repr(value)
+    return value
+
+
+OUTCOME_WRITERS.update({".pkl": write_pickle, ".json": write_json})
+
+
+# -- clean ------------------------------------------------------------------------------
+
+
+def clean(args: argparse.Namespace) -> int:
+    work_dir = Path(args.work_dir)
+    if not work_dir.is_dir():
+        return _usage_error(f"{work_dir} is not a directory")
+    if results.is_session(work_dir):
+        return _usage_error(f"{work_dir} is a session; give the work_dir that holds it")
+    doomed = sessions_to_clean(work_dir, include_unfinished=args.all)
+    if not doomed:
+        print(f"nothing to remove in {work_dir}")
+        return 0
+    for directory, finished in doomed:
+        print(f"  {directory.name}  {'finished' if finished else 'NOT finished'}")
+    if not args.yes and not _confirm(f"Remove these {len(doomed)} session(s)? [y/N] "):
+        print("nothing removed")
+        return 1
+    for directory, _ in doomed:
+        Session(directory).remove()
+    print(f"removed {len(doomed)} session(s) from {work_dir}")
+    return 0
+
+
+def sessions_to_clean(work_dir: Path, include_unfinished: bool) -> list[tuple[Path, bool]]:
+    """``(session directory, finished)`` of the sessions ``clean`` removes.
+
+    A session that a live driver drives is never removed (it is named on stderr).
+    """
+    doomed = []
+    for directory in results.find_sessions(work_dir):
+        session = Session(directory)
+        finished = results.is_finished(session)
+        if not (finished or include_unfinished):
+            continue
+        driver = results.live_driver(session)
+        if driver is not None:
+            sys.stderr.write(
+                f"batchpool: keeping {directory.name}: driven by process {driver.pid} "
+                f"on {driver.host}\n"
+            )
+            continue
+        doomed.append((directory, finished))
+    return doomed
+
+
+def _confirm(question: str) -> bool:
+    sys.stdout.write(question)
+    sys.stdout.flush()
+    answer = sys.stdin.readline()
+    return answer.strip().lower() in ("y", "yes")
+
+
+# -- report -----------------------------------------------------------------------------
+
+SVG_WIDTH, SVG_HEIGHT, SVG_MARGIN = 720, 320, 48
+
+
+def report(args: argparse.Namespace) -> int:
+    output = Path(args.output)
+    if output.suffix not in (".png", ".html"):
+        return _usage_error(f"--output must end in .png or .html: {output}")
+    timeline = results.timeline(args.session)
+    if output.suffix == ".html":
+        chunks = results.summarize_chunks(args.session)
+        output.write_text(render_html(Path(args.session), timeline, chunks), encoding="utf-8")
+    else:
+        try:
+            write_png(timeline, output, title=Path(args.session).name)
+        except ImportError:
+            return _error("a PNG report needs matplotlib: pip install 'batchpool[report]'", 1)
+    print(f"wrote {output}")
+    return 0
+
+
+def render_html(
+    session_dir: Path, timeline: results.Timeline, chunks: Sequence[results.ChunkSummary]
+) -> str:
+    """A self-contained page: the jobs against time (inline SVG) and a table of the jobs."""
+    name = html.escape(session_dir.name)
+    rows = "\n".join(
+        f"<tr><td>{c.chunk}</td><td>{html.escape(job_id)}</td><td>{n + 1}</td>"
+        f"<td>{html.escape(c.state.value)}</td><td>{html.escape(c.first_failure)}</td></tr>"
+        for c in chunks
+        for n, job_id in enumerate(c.job_ids)
+    )
+    return f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>batchpool {name}</title>
+<style>body{{font-family:sans-serif}} td,th{{padding:2px 8px;text-align:left}}</style>
+</head><body>
+<h1>batchpool session {name}</h1>
+<p>{html.escape(_timeline_summary(timeline))}</p>
+{render_svg(timeline)}
+<p><small>A job counts as ended when it failed or vanished (and was resubmitted), when the
+pool logged the collection of its result, and at the latest when the map ended.</small></p>
+<h2>Jobs</h2>
+<table>
+<tr><th>chunk</th><th>job id</th><th>submission</th><th>chunk state</th><th>first failure</th></tr>
+{rows}
+</table>
+</body></html>
+"""
+
+
+def _timeline_summary(timeline: results.Timeline) -> str:
+    if not timeline.points:
+        return "The session's log is empty."
+    last = timeline.points[-1]
+    end = {"done": "succeeded", "stopped": "stopped"}.get(timeline.end, "has not ended")
+    return (
+        f"Started {timeline.start:%Y-%m-%d %H:%M:%S}; {last.submitted} jobs submitted, "
+        f"{timeline.num_resubmissions} of them resubmissions; the map {end} "
+        f"after {last.time_s:.1f} s."
+    )
+
+
+def render_svg(timeline: results.Timeline) -> str:
+    """Jobs submitted and ended so far against seconds, as step lines in an ``<svg>``."""
+    points = timeline.points or (results.TimelinePoint(0.0, 0, 0),)
+    max_time = max(points[-1].time_s, 1e-3)
+    max_jobs = max(max(p.submitted for p in points), 1)
+
+    def xy(time_s: float, jobs: int) -> str:
+        plot_w, plot_h = SVG_WIDTH - 2 * SVG_MARGIN, SVG_HEIGHT - 2 * SVG_MARGIN
+        x = SVG_MARGIN + plot_w * time_s / max_time
+        y = SVG_HEIGHT - SVG_MARGIN - plot_h * jobs / max_jobs
+        return f"{x:.1f},{y:.1f}"
+
+    lines = []
+    for field, color in (("submitted", "#1f77b4"), ("ended", "#2ca02c")):
+        steps = []
+        for before, after in zip(points, points[1:]):
+            steps += [
+                xy(after.time_s, getattr(before, field)),
+                xy(after.time_s, getattr(after, field)),
+            ]
+        path = " ".join([xy(0.0, getattr(points[0], field)), *steps])
+        lines.append(
+            f'<polyline class="{field}" fill="none" stroke="{color}" stroke-width="2" '
+            f'points="{path}"><title>jobs {field}</title></polyline>'
+        )
+    return _svg_frame("\n".join(lines), max_time, max_jobs)
+
+
+def _svg_frame(content: str, max_time: float, max_jobs: int) -> str:
+    left, bottom = SVG_MARGIN, SVG_HEIGHT - SVG_MARGIN
+    right, top = SVG_WIDTH - SVG_MARGIN, SVG_MARGIN
+    return f"""<svg xmlns="http://www.w3.org/2000/svg" width="{SVG_WIDTH}" height="{SVG_HEIGHT}" \
+role="img" aria-label="jobs submitted and ended against time">
+<line x1="{left}" y1="{bottom}" x2="{right}" y2="{bottom}" stroke="black"/>
+<line x1="{left}" y1="{bottom}" x2="{left}" y2="{top}" stroke="black"/>
+<text x="{left}" y="{bottom + 18}" font-size="12">0</text>
+<text x="{right}" y="{bottom + 18}" font-size="12" text-anchor="end">{max_time:.1f} s</text>
+<text x="{left - 6}" y="{bottom}" font-size="12" text-anchor="end">0</text>
+<text x="{left - 6}" y="{top + 4}" font-size="12" text-anchor="end">{max_jobs}</text>
+<text x="{left}" y="{top - 18}" font-size="12">jobs: <tspan fill="#1f77b4">submitted</tspan> \
+<tspan fill="#2ca02c">ended</tspan></text>
+{content}
+</svg>"""
+
+
+def write_png(timeline: results.Timeline, output: Path, title: str) -> None:
+    """The same picture as :func:`render_svg`, drawn by matplotlib (``batchpool[report]``)."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(8, 4))
+    axes = figure.add_subplot()
+    times = [p.time_s for p in timeline.points]
+    axes.step(times, [p.submitted for p in timeline.points], where="post", label="submitted")
+    axes.step(times, [p.ended for p in timeline.points], where="post", label="ended")
+    axes.set_xlabel("seconds since the map started")
+    axes.set_ylabel("jobs")
+    axes.set_title(title)
+    axes.legend()
+    figure.savefig(output)
+
+
+# -- the command ------------------------------------------------------------------------
+
+
+def _error(message: str, code: int) -> int:
+    sys.stderr.write(f"batchpool: error: {message}\n")
+    return code
+
+
+def _usage_error(message: str) -> int:
+    return _error(message, 2)
+
+
 def parser() -> argparse.ArgumentParser:
     main_parser = argparse.ArgumentParser(
         prog="batchpool", description="multiprocessing.Pool's API on Slurm, SGE or this machine."
     )
     main_parser.add_argument("--version", action="version", version=batchpool.__version__)
     commands = main_parser.add_subparsers(dest="command", required=True)
+    _add_demo(commands)
+    _add_session_commands(commands)
+    return main_parser
+
+
+def _add_demo(commands: argparse._SubParsersAction) -> None:
     demo_parser = commands.add_parser("demo", help="run a small map on the picked backend")
     demo_parser.add_argument("--tasks", type=int, default=8, help="number of tasks (8)")
     demo_parser.add_argument(
@@ -51,12 +393,46 @@ def parser() -> argparse.ArgumentParser:
         "--polling-interval", type=float, default=1.0, help="seconds between status queries (1)"
     )
     demo_parser.set_defaults(run=demo)
-    return main_parser
+
+
+def _add_session_commands(commands: argparse._SubParsersAction) -> None:
+    status_parser = commands.add_parser(
+        "status", help="the chunks of a session, or the sessions of a work_dir"
+    )
+    status_parser.add_argument("path", metavar="SESSION_OR_WORK_DIR")
+    status_parser.set_defaults(run=status)
+
+    results_parser = commands.add_parser(
+        "results", help="write every task's result, exception or absence to a file"
+    )
+    results_parser.add_argument("session", metavar="SESSION")
+    results_parser.add_argument(
+        "--output", "-o", required=True, metavar="FILE", help="FILE.pkl or FILE.json"
+    )
+    results_parser.set_defaults(run=export_results)
+
+    clean_parser = commands.add_parser("clean", help="remove the finished sessions of a work_dir")
+    clean_parser.add_argument("work_dir", metavar="WORK_DIR")
+    clean_parser.add_argument("--yes", "-y", action="store_true", help="do not ask")
+    clean_parser.add_argument("--all", action="store_true", help="remove unfinished sessions too")
+    clean_parser.set_defaults(run=clean)
+
+    report_parser = commands.add_parser("report", help="a picture of a map's jobs over time")
+    report_parser.add_argument("session", metavar="SESSION")
+    report_parser.add_argument(
+        "--output", "-o", required=True, metavar="FILE", help="FILE.html, or FILE.png (matplotlib)"
+    )
+    report_parser.set_defaults(run=report)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser().parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except results.NotASessionError as error:
+        return _usage_error(error.message)
+    except results.ResultsError as error:
+        return _error(str(error), 1)
 
 
 if __name__ == "__main__":

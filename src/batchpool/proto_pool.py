@@ -546,7 +546,7 @@ class MapRun:
             room -= len(batch)
 
     def _collect(self) -> list[tuple[int, bytes]]:
-        arrived = []
+        arrived: list[tuple[int, bytes]] = []
         for chunk in self.session.new_result_chunks():
             if chunk in self.collected:  # a second job of the same chunk also finished
                 self.session.result_path(chunk).unlink()
@@ -556,6 +556,8 @@ class MapRun:
             job = self.live.pop(chunk, None)
             if job is not None:
                 self.unfolded.append(job)
+        if arrived:
+            self.pool._say(self.session, "collected", chunks=len(arrived))
         return arrived
 
     def _check_status(self) -> None:

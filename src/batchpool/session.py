@@ -173,7 +173,7 @@ class Session:
             return None
         names = [p.name for p in work_dir.iterdir() if p.name.split("_")[1:2] == [key]]
         for name in sorted(names, reverse=True):
-            if not (work_dir / name / "done").exists():
+            if not cls(work_dir / name).is_done():
                 return cls(work_dir / name)
         return None
 
@@ -338,7 +338,7 @@ class Session:
     def log(self, message: str, **fields: object) -> None:
         """Append one line to ``log.jsonl``."""
         if self._logger is None:
-            self._logger = _jsonl_logger(self.dir / "log.jsonl")
+            self._logger = _jsonl_logger(self.log_path)
         text = message + ("" if not fields else " " + json.dumps(fields, default=str))
         self._logger.info(json.dumps(text)[1:-1])
 
@@ -358,8 +358,20 @@ class Session:
         """Every result there is: archived, and result files not yet collected."""
         payloads = self.archived_results()
         for chunk in self.new_result_chunks():
-            payloads.setdefault(chunk, self.result_path(chunk).read_bytes())
+            if chunk not in payloads:
+                try:
+                    payloads[chunk] = self.result_path(chunk).read_bytes()
+                except FileNotFoundError:  # collected by a live driver meanwhile
+                    payloads.update(self.archived_results())
         return payloads
+
+    def is_done(self) -> bool:
+        """True once the map of this session succeeded."""
+        return (self.dir / "done").exists()
+
+    @property
+    def log_path(self) -> Path:
+        return self.dir / "log.jsonl"
 
 
 def _jsonl_logger(path: Path) -> logging.Logger:
