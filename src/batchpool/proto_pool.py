@@ -30,6 +30,7 @@ from . import worker
 from .backend import Backend, Job, JobState, Submission
 from .chunking import DEFAULT_MAX_NUM_CHUNKS, chunk_bounds, default_chunksize
 from .errors import JobsLostError, PoolError, RemoteError, RemoteTraceback, SchedulerError
+from .progress import Progress
 from .session import HEARTBEAT_S, Manifest, Session, SessionBusyError, session_key
 
 _RUN, _CLOSE, _TERMINATE = "RUN", "CLOSE", "TERMINATE"
@@ -363,12 +364,13 @@ class AsyncResult:
 class MapRun:
     """One map's session and jobs: submit, poll, resubmit, collect, clean up."""
 
-    def __init__(self, pool: ProtoPool, session: Session, num_chunks: int) -> None:
+    def __init__(self, pool: ProtoPool, session: Session, chunk_sizes: list[int]) -> None:
         self.pool = pool
         self.backend = pool.backend
         self.session = session
-        self.num_chunks = num_chunks
-        self.todo: collections.deque[int] = collections.deque(range(num_chunks))
+        self.chunk_sizes = chunk_sizes
+        self.num_chunks = len(chunk_sizes)
+        self.todo: collections.deque[int] = collections.deque(range(self.num_chunks))
         self.live: dict[int, Job] = {}
         self.submissions: collections.Counter[int] = collections.Counter()
         self.collected: set[int] = set()
@@ -377,7 +379,9 @@ class MapRun:
         self.last_reason: dict[int, str] = {}
         self.last_job: dict[int, Job] = {}
         self.resumed_results: list[tuple[int, bytes]] = []
+        self.resumed = False
         self.succeeded = False
+        self.progress = Progress(sum(chunk_sizes), session.name, pool.verbose)
 
     @classmethod
     def start(cls, pool: ProtoPool, func: Callable, tasks: list, bounds: list[range]) -> MapRun:
@@ -387,6 +391,9 @@ class MapRun:
         chunks = [_pickle(f"task {b.start}", tasks[b.start : b.stop]) for b in bounds]
         key = session_key([function, pool.backend.name.encode(), *chunks])
         session = Session.find_unfinished(pool.work_dir, key) if pool.resume else None
+        holder = session.lock_holder() if session is not None else None
+        if holder is not None and holder.is_mine():
+            session = None  # the same map, running in another thread of this driver
         resumed = session is not None
         if session is None:
             manifest = Manifest(
@@ -406,10 +413,9 @@ class MapRun:
                 "the other one, or stop it.",
                 session.dir,
             ) from None
-        run = cls(pool, session, len(bounds))
-        if resumed:
-            run._reattach()
-        else:
+        run = cls(pool, session, [len(b) for b in bounds])
+        run.resumed = resumed
+        if not resumed:
             pool._say(
                 session, "session", tasks=len(tasks), chunks=len(bounds), backend=pool.backend.name
             )
@@ -469,6 +475,7 @@ class MapRun:
                 f"batchpool: could not delete the jobs of {self.session.dir}: {delete_error}\n"
             )
         finally:
+            self.progress.close()
             self._fold_logs(self.unfolded)
             self._finish(error)
 
@@ -490,6 +497,9 @@ class MapRun:
         """Yield ``(chunk, envelopes)`` as results arrive, until every chunk has one."""
         fs_wait = _MIN_FS_WAIT_S
         last_status = last_heartbeat = time.monotonic()
+        if self.resumed:
+            self._reattach()
+        self.progress.advance(sum(self.chunk_sizes[chunk] for chunk, _ in self.resumed_results))
         for chunk, payload in self.resumed_results:
             yield chunk, pickle.loads(payload)
         self.resumed_results = []
@@ -558,6 +568,7 @@ class MapRun:
                 self.unfolded.append(job)
         if arrived:
             self.pool._say(self.session, "collected", chunks=len(arrived))
+            self.progress.advance(sum(self.chunk_sizes[chunk] for chunk, _ in arrived))
         return arrived
 
     def _check_status(self) -> None:
@@ -579,6 +590,11 @@ class MapRun:
                 since = self.out_of_queue_since.setdefault(job.job_id, now)
                 if now - since >= self.pool.lost_job_grace_period_s:
                     lost.append(job)
+        queued = [statuses.get(job.job_id) for job in self.live.values()]
+        self.progress.counts.pending = sum(1 for q in queued if q and q.state is JobState.PENDING)
+        self.progress.counts.running = sum(1 for q in queued if q and q.state is JobState.RUNNING)
+        self.progress.counts.failed += len(failed) + len(lost)
+        self.progress.show_counts()
         self._delete(failed, "error state")
         self._resubmit(failed + lost)
         gone = [j for j in self.unfolded if _has_left(statuses.get(j.job_id))]
@@ -595,6 +611,7 @@ class MapRun:
                 exhausted.append(job.chunk)
             else:
                 self.todo.append(job.chunk)
+                self.progress.counts.resubmitted += 1
                 self.pool._say(
                     self.session,
                     "resubmitting",

@@ -108,6 +108,9 @@ class DriverLock:
     def mine(cls) -> DriverLock:
         return cls(socket.gethostname(), os.getpid(), time.time())
 
+    def is_mine(self) -> bool:
+        return (self.host, self.pid) == (socket.gethostname(), os.getpid())
+
     def is_stale(self, now: float) -> bool:
         if self.host == socket.gethostname():
             return not _process_alive(self.pid)

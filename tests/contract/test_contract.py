@@ -79,6 +79,12 @@ def test_async_error_callback_gets_the_exception(pool):
     assert len(errors) == 1 and isinstance(errors[0], tasks.TaskFailed)
 
 
+def test_two_identical_async_maps_run_side_by_side(pool):
+    first = pool.map_async(tasks.square, range(3))
+    second = pool.map_async(tasks.square, range(3))
+    assert first.get(timeout=120) == second.get(timeout=120) == [0, 1, 4]
+
+
 def test_get_with_timeout_raises_timeout_error(pool):
     result = pool.apply_async(tasks.sleep_then_return, (3,))
     with pytest.raises(multiprocessing.TimeoutError):
