@@ -391,9 +391,8 @@ class MapRun:
         chunks = [_pickle(f"task {b.start}", tasks[b.start : b.stop]) for b in bounds]
         key = session_key([function, pool.backend.name.encode(), *chunks])
         session = Session.find_unfinished(pool.work_dir, key) if pool.resume else None
-        holder = session.lock_holder() if session is not None else None
-        if holder is not None and holder.is_mine():
-            session = None  # the same map, running in another thread of this driver
+        if session is not None and not _took_over(session):
+            session = None  # the same map, driven by another thread of this driver
         resumed = session is not None
         if session is None:
             manifest = Manifest(
@@ -405,14 +404,6 @@ class MapRun:
                 created=datetime.datetime.now().isoformat(timespec="seconds"),
             )
             session = _write_session(pool.work_dir, key, function, chunks, manifest)
-        try:
-            session.acquire()
-        except SessionBusyError as error:
-            raise PoolError(
-                f"Cannot run this map: {error}. Two drivers never drive one session; wait for "
-                "the other one, or stop it.",
-                session.dir,
-            ) from None
         run = cls(pool, session, [len(b) for b in bounds])
         run.resumed = resumed
         if not resumed:
@@ -649,6 +640,22 @@ class MapRun:
             self.session.fold_logs(jobs)
             folded = {id(j) for j in jobs}
             self.unfolded = [j for j in self.unfolded if id(j) not in folded]
+
+
+def _took_over(session: Session) -> bool:
+    """Become the driver of an unfinished session; False if this process drives it."""
+    try:
+        session.acquire()
+    except SessionBusyError as error:
+        holder = session.lock_holder()
+        if holder is not None and holder.is_mine():
+            return False
+        raise PoolError(
+            f"Cannot run this map: {error}. Two drivers never drive one session; wait for "
+            "the other one, or stop it.",
+            session.dir,
+        ) from None
+    return True
 
 
 def _write_session(

@@ -164,20 +164,24 @@ class Session:
             raise FileExistsError(f"no free session name for {key} in {work_dir}")
         session = cls(work_dir / name)
         os.chmod(session.dir, 0o700)  # mkdir's mode is masked by the umask
+        session.acquire()  # before anything else, so that no one re-attaches to it half-made
         for sub in (worker.RESULTS_DIR, "logs"):
             (session.dir / sub).mkdir(mode=0o700)
         return session
 
     @classmethod
     def find_unfinished(cls, work_dir: Path, key: str) -> Session | None:
-        """The newest session of ``key`` in ``work_dir`` that has not succeeded, if any."""
+        """The newest complete session of ``key`` in ``work_dir`` that has not succeeded.
+
+        Complete: its ``session.json``, written last, exists."""
         work_dir = Path(work_dir).absolute()
         if not work_dir.is_dir():
             return None
         names = [p.name for p in work_dir.iterdir() if p.name.split("_")[1:2] == [key]]
         for name in sorted(names, reverse=True):
-            if not cls(work_dir / name).is_done():
-                return cls(work_dir / name)
+            session = cls(work_dir / name)
+            if (session.dir / "session.json").exists() and not session.is_done():
+                return session
         return None
 
     # -- the driver lock -------------------------------------------------------------
@@ -263,6 +267,7 @@ class Session:
         write_file(self.dir / worker.TASKS_INDEX_FILE, bytes(index))
 
     def write_manifest(self, manifest: Manifest) -> None:
+        """Written last: a session with a manifest is complete."""
         write_file(self.dir / "session.json", json.dumps(asdict(manifest), indent=1).encode())
 
     def manifest(self) -> Manifest:

@@ -119,7 +119,7 @@ def write_lock(session_dir: Path, pid: int) -> None:
 
 def test_a_live_driver_keeps_others_out_and_a_dead_ones_lock_is_taken_over(tmp_path):
     session = Session.create(tmp_path, "k")
-    session.acquire()
+    assert session.lock_holder().is_mine()  # a new session is its creator's from the start
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         write_lock(session.dir, other.pid)

@@ -22,6 +22,7 @@ def make_session(work_dir, num_tasks=4, chunksize=2, key="0123456789abcdef"):
     session.write_manifest(
         Manifest(num_tasks, chunksize, num_chunks, "sge", "mod.func", "2026-01-02T03:04:05")
     )
+    session.release()  # as a driver that ended leaves it
     return session
 
 

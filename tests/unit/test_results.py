@@ -19,6 +19,7 @@ def make_session(tmp_path, num_tasks, chunksize):
     num_chunks = -(-num_tasks // chunksize)
     manifest = Manifest(num_tasks, chunksize, num_chunks, "local", "m.f", "2026-01-01T00:00:00")
     session.write_manifest(manifest)
+    session.release()  # as a driver that ended leaves it
     return session
 
 
