@@ -60,6 +60,7 @@ def run_command(
                 timeout=policy.timeout_s,
                 stdin=None if stdin_text is not None else subprocess.DEVNULL,
                 env=None if env is None else dict(env),
+                umask=0o077,  # Slurm creates the job's output files with the submitter's umask
             )
         except FileNotFoundError as error:
             raise SchedulerError(

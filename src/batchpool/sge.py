@@ -28,6 +28,7 @@ import os
 import pwd
 import re
 import subprocess
+import uuid
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -57,6 +58,19 @@ def sge_job_name(name: str) -> str:
     if not name or name[0].isdigit():
         name = "bp" + name
     return name
+
+
+def private_log_files(log_dir: Path, chunk: int) -> Path:
+    """Create a job's empty ``.out`` and ``.err`` files, readable by the owner only, and
+    return their common stem.
+
+    SGE creates output files with its own umask (0644) but keeps the mode of files that
+    exist, so they are made here, under a name of their own for every submission.
+    """
+    stem = log_dir / f"{chunk}.{uuid.uuid4().hex[:12]}"
+    for suffix in (".out", ".err"):
+        os.close(os.open(f"{stem}{suffix}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    return stem
 
 
 def job_script(submission: Submission, chunk: int) -> str:
@@ -212,9 +226,9 @@ class SgeBackend:
     def max_chunks_per_submit(self) -> int:
         return 1
 
-    def qsub_argv(self, submission: Submission, chunk: int) -> list[str]:
-        """``qsub`` for ``chunk``; the job script comes on stdin (:func:`job_script`)."""
-        log = submission.log_dir
+    def qsub_argv(self, submission: Submission, chunk: int, log_stem: Path) -> list[str]:
+        """``qsub`` for ``chunk``, its output into ``log_stem.out`` and ``.err``; the job
+        script comes on stdin (:func:`job_script`)."""
         argv = [
             self.qsub_path,
             "-terse",
@@ -223,9 +237,9 @@ class SgeBackend:
             "-N",
             sge_job_name(submission.job_name),
             "-o",
-            f"{log}/{chunk}.$JOB_ID.out",
+            f"{log_stem}.out",
             "-e",
-            f"{log}/{chunk}.$JOB_ID.err",
+            f"{log_stem}.err",
             "-wd",
             str(submission.session_dir),
         ]
@@ -238,11 +252,11 @@ class SgeBackend:
     def submit(self, submission: Submission) -> list[Job]:
         """``qsub`` the one chunk of ``submission``."""
         (chunk,) = submission.chunks
-        argv = self.qsub_argv(submission, chunk)
+        stem = private_log_files(Path(submission.log_dir), chunk)
+        argv = self.qsub_argv(submission, chunk, stem)
         result = run_command(argv, self.command_policy, stdin_text=job_script(submission, chunk))
         job_id = _parsed(parse_qsub_terse, result)
-        log = Path(submission.log_dir)
-        return [Job(chunk, job_id, log / f"{chunk}.{job_id}.out", log / f"{chunk}.{job_id}.err")]
+        return [Job(chunk, job_id, Path(f"{stem}.out"), Path(f"{stem}.err"))]
 
     def qstat_argv(self) -> list[str]:
         """``qstat -xml`` for the jobs of the user running this process."""

@@ -153,3 +153,63 @@ def test_terminate_deletes_the_jobs(backend, tmp_path):
     with pytest.raises(batchpool.PoolError, match="terminated"):
         result.get(timeout=60)
     assert jobs_left_after(backend, job_name) == []
+
+
+@pytest.mark.parametrize("backend", ALL_KINDS)
+def test_the_schedulers_output_files_are_private(backend, tmp_path):
+    require_real(backend)
+    pool = cluster_pool(backend, work_dir=tmp_path / "work", polling_interval=0.5)
+    with pool:
+        result = pool.map_async(tasks.sleep_then_return, [3, 3], chunksize=1)
+        (session,) = wait_for(lambda: list((tmp_path / "work").glob("*_*")))
+        logs = wait_for(lambda: sorted((session / "logs").iterdir()))
+        modes = {path.name: oct(path.stat().st_mode & 0o777) for path in logs}  # jobs run
+        assert result.get(timeout=120) == [3, 3]
+    assert modes and set(modes.values()) == {"0o600"}, modes
+
+
+def wait_for(find, deadline_s: float = 60.0):
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        found = find()
+        if found:
+            return found
+        time.sleep(0.1)
+    raise AssertionError("nothing appeared")
+
+
+KILLED_DRIVER = textwrap.dedent(
+    """
+    import os, sys, time
+    import batchpool.slurm.array
+
+    def task(args):
+        markers, x = args
+        open(os.path.join(markers, f"{x}.{os.getpid()}"), "w").close()
+        time.sleep(6)
+        return x
+
+    if __name__ == "__main__":
+        pool = batchpool.slurm.array.Pool(work_dir=sys.argv[1], polling_interval=0.5)
+        print(pool.map(task, [(sys.argv[2], x) for x in range(4)], chunksize=1))
+    """
+)
+
+
+@pytest.mark.slurm
+def test_a_driver_killed_mid_map_resumes_and_running_tasks_run_once(tmp_path):
+    require_real("slurm.array")
+    script, work, markers = tmp_path / "driver.py", tmp_path / "work", tmp_path / "markers"
+    script.write_text(KILLED_DRIVER)
+    markers.mkdir()
+    argv = [sys.executable, str(script), str(work), str(markers)]
+    driver = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    started = wait_for(lambda: sorted(p.name.split(".")[0] for p in markers.iterdir()))
+    driver.send_signal(signal.SIGKILL)
+    driver.wait(timeout=30)
+    again = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip() == "[0, 1, 2, 3]"
+    runs = [p.name.split(".")[0] for p in markers.iterdir()]
+    assert all(runs.count(task) == 1 for task in started)  # the jobs that ran were adopted
+    assert sorted(set(runs)) == ["0", "1", "2", "3"]

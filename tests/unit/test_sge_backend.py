@@ -62,13 +62,13 @@ class FakeProgram:
         return [json.loads(line) for line in self.log.read_text().splitlines()]
 
 
-def submission(chunks: tuple[int, ...] = (7,)) -> Submission:
+def submission(chunks: tuple[int, ...] = (7,), log_dir: Path = Path("/work/s/logs")) -> Submission:
     return Submission(
         session_dir=Path("/work/s"),
         job_name="2026-11-21T05:41:54",
         chunks=chunks,
         python_path="/venv/bin/python",
-        log_dir=Path("/work/s/logs"),
+        log_dir=log_dir,
     )
 
 
@@ -114,7 +114,7 @@ def test_qsub_argv_with_every_option():
         qsub_args=["-p", "-10"],
         qsub_path="/opt/qsub",
     )
-    assert backend.qsub_argv(submission(), 7) == [
+    assert backend.qsub_argv(submission(), 7, Path("/work/s/logs/7.x")) == [
         "/opt/qsub",
         "-terse",
         "-S",
@@ -122,9 +122,9 @@ def test_qsub_argv_with_every_option():
         "-N",
         "bp2026-11-21T05_41_54",
         "-o",
-        "/work/s/logs/7.$JOB_ID.out",
+        "/work/s/logs/7.x.out",
         "-e",
-        "/work/s/logs/7.$JOB_ID.err",
+        "/work/s/logs/7.x.err",
         "-wd",
         "/work/s",
         "-q",
@@ -139,7 +139,7 @@ def test_qsub_argv_with_every_option():
 
 
 def test_qsub_argv_without_options():
-    assert SgeBackend().qsub_argv(submission((0,)), 0) == [
+    assert SgeBackend().qsub_argv(submission((0,)), 0, Path("/work/s/logs/0.x")) == [
         "qsub",
         "-terse",
         "-S",
@@ -147,9 +147,9 @@ def test_qsub_argv_without_options():
         "-N",
         "bp2026-11-21T05_41_54",
         "-o",
-        "/work/s/logs/0.$JOB_ID.out",
+        "/work/s/logs/0.x.out",
         "-e",
-        "/work/s/logs/0.$JOB_ID.err",
+        "/work/s/logs/0.x.err",
         "-wd",
         "/work/s",
     ]
@@ -252,15 +252,20 @@ def test_job_statuses_answer_only_this_maps_jobs():
 # -- the backend against fake programs -----------------------------------------------------
 
 
-def test_submit_gives_the_job_script_on_stdin(tmp_path):
+def test_submit_gives_the_job_script_on_stdin_and_private_log_files(tmp_path):
     qsub = FakeProgram(tmp_path, "qsub", ("42\n", "", 0))
     backend = SgeBackend(qsub_path=str(qsub.path), command_policy=FAST)
-    jobs = backend.submit(submission((7,)))
-    log = Path("/work/s/logs")
-    assert jobs == [Job(7, "42", log / "7.42.out", log / "7.42.err")]
+    sub = submission((7,), log_dir=tmp_path)
+    (job,) = backend.submit(sub)
+    assert (job.chunk, job.job_id) == (7, "42")
+    assert job.stdout_path.parent == tmp_path and job.stdout_path.name.startswith("7.")
+    assert job.stderr_path == job.stdout_path.with_suffix(".err")
+    for path in (job.stdout_path, job.stderr_path):
+        assert path.stat().st_mode & 0o777 == 0o600  # SGE keeps the mode of existing files
     (call,) = qsub.calls
-    assert call["argv"] == backend.qsub_argv(submission((7,)), 7)[1:]
-    assert call["stdin"] == job_script(submission((7,)), 7)
+    stem = tmp_path / job.stdout_path.stem
+    assert call["argv"] == backend.qsub_argv(sub, 7, stem)[1:]
+    assert call["stdin"] == job_script(sub, 7)
 
 
 def test_submit_refuses_more_than_one_chunk():
@@ -272,7 +277,7 @@ def test_unparsable_qsub_output_is_a_scheduler_error(tmp_path):
     qsub = FakeProgram(tmp_path, "qsub", ('Your job 42 ("x") has been submitted\n', "", 0))
     backend = SgeBackend(qsub_path=str(qsub.path), command_policy=FAST)
     with pytest.raises(SchedulerError, match="no job id"):
-        backend.submit(submission())
+        backend.submit(submission(log_dir=tmp_path))
 
 
 def test_status_is_one_qstat_for_this_user(tmp_path):
