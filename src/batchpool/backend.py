@@ -113,3 +113,10 @@ class Backend(Protocol):
     def delete(self, jobs: Sequence[Job]) -> None:
         """Delete ``jobs``; a job that is already gone is not an error."""
         ...
+
+
+def filtered_stderr(backend: Backend, text: str) -> str:
+    """``text`` through the backend's optional ``filter_stderr`` (the scheduler's own noise
+    lines removed before a job's stderr is shown to the user)."""
+    noise_filter = getattr(backend, "filter_stderr", None)
+    return text if noise_filter is None else noise_filter(text)

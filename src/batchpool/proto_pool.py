@@ -27,7 +27,7 @@ from typing import Any, Callable, Optional
 import cloudpickle
 
 from . import worker
-from .backend import Backend, Job, JobState, Submission
+from .backend import Backend, Job, JobState, Submission, filtered_stderr
 from .chunking import DEFAULT_MAX_NUM_CHUNKS, chunk_bounds, default_chunksize
 from .errors import JobsLostError, PoolError, RemoteError, RemoteTraceback, SchedulerError
 from .progress import Progress
@@ -621,7 +621,8 @@ class MapRun:
         ]
         for chunk in chunks:
             job = self.last_job[chunk]
-            tail = self.session.stderr_tail(job)
+            tail = filtered_stderr(self.backend, self.session.stderr_tail(job, num_lines=50))
+            tail = "\n".join(tail.splitlines()[-10:])
             lines.append(
                 f"  chunk {chunk}: last job {job.job_id}, last state: {self.last_reason[chunk]}"
             )

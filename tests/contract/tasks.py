@@ -97,3 +97,13 @@ def return_a_lock(_):
 def noisy_then_exit(x):
     print(f"last words of task {x}", file=sys.stderr, flush=True)
     os._exit(5)
+
+
+def stepd_noise_then_exit(x):
+    print(f"real trouble in task {x}", file=sys.stderr)
+    print(
+        "slurmstepd: error: Unable to create TMPDIR [/tmp/user/1]: Permission denied",
+        file=sys.stderr,
+        flush=True,
+    )
+    os._exit(6)

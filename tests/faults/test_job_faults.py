@@ -124,3 +124,12 @@ def test_a_full_work_dir_is_reported_before_submitting(cluster, tmp_path, monkey
 def test_fast_commands_policy_is_bounded():
     worst_case_s = sum(FAST_COMMANDS.backoff_s * 2**i for i in range(FAST_COMMANDS.num_retries))
     assert worst_case_s + (1 + FAST_COMMANDS.num_retries) * FAST_COMMANDS.timeout_s < 200
+
+
+def test_slurmstepd_noise_is_left_out_of_the_reported_stderr(cluster, tmp_path):
+    with dummy_pool(cluster, "slurm", tmp_path, max_num_resubmissions=0) as pool:
+        with pytest.raises(batchpool.JobsLostError) as info:
+            pool.map(tasks.stepd_noise_then_exit, [1])
+    text = str(info.value)
+    assert "real trouble in task 1" in text
+    assert "Unable to create TMPDIR" not in text

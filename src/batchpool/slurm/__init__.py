@@ -40,7 +40,7 @@ from ..commands import CommandPolicy, run_command
 from ..errors import SchedulerError
 from ..proto_pool import ProtoPool
 from ..worker import is_job_variable
-from .squeue import job_statuses, parse_squeue, squeue_argv
+from .squeue import filter_stderr_noise, job_statuses, parse_squeue, squeue_argv
 
 __all__ = ["Pool", "SlurmBackend", "scheduler_environment"]
 
@@ -175,6 +175,10 @@ class SlurmBackend:
         self.squeue_path = squeue_path
         self.scancel_path = scancel_path
         self.command_policy = command_policy
+
+    def filter_stderr(self, text: str) -> str:
+        """A job's stderr without slurmstepd's noise lines (:func:`filter_stderr_noise`)."""
+        return filter_stderr_noise(text)
 
     def max_chunks_per_submit(self) -> int:
         return 1
