@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import datetime
 import functools
+import inspect
 import multiprocessing
 import os
 import pickle
@@ -22,7 +23,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, ClassVar, Optional
 
 import cloudpickle
 
@@ -321,6 +322,40 @@ class ProtoPool:
         if self.verbose:
             extra = " ".join(f"{k}={v}" for k, v in fields.items())
             sys.stderr.write(f"batchpool {session.name}: {message} {extra}\n")
+
+
+class BackendPool(ProtoPool):
+    """A pool of one ``backend_class``: the keyword options that the backend class takes
+    (see its parameters) build the backend, the others go to :class:`ProtoPool`.
+
+    A backend's pool is then a docstring and ``backend_class = ...``.
+    """
+
+    backend_class: ClassVar[Callable[..., Backend]]
+
+    def __init__(
+        self,
+        processes: Optional[int] = None,
+        initializer: Optional[Callable[..., object]] = None,
+        initargs: Iterable[Any] = (),
+        maxtasksperchild: Optional[int] = None,
+        **options: Any,
+    ) -> None:
+        names = _keyword_names(self.backend_class)
+        backend = self.backend_class(**{k: options.pop(k) for k in list(options) if k in names})
+        super().__init__(
+            processes, initializer, initargs, maxtasksperchild, backend=backend, **options
+        )
+
+
+def _keyword_names(cls: type) -> set[str]:
+    """The keyword parameters of ``cls`` and of the classes whose ``__init__`` it extends."""
+    names = set()
+    for klass in cls.__mro__:
+        if "__init__" in vars(klass) and klass is not object:
+            parameters = inspect.signature(klass.__init__).parameters.values()
+            names |= {p.name for p in parameters if p.kind is p.KEYWORD_ONLY}
+    return names
 
 
 class AsyncResult:

@@ -38,7 +38,7 @@ from typing import Callable, Optional, TypeVar
 from .backend import Job, JobState, JobStatus, Submission
 from .commands import CommandPolicy, run_command
 from .errors import SchedulerError
-from .proto_pool import ProtoPool
+from .proto_pool import BackendPool
 
 __all__ = ["Pool", "SgeBackend", "QstatJob", "parse_qstat_xml", "sge_job_name"]
 
@@ -278,41 +278,15 @@ class SgeBackend:
             run_command([self.qdel_path, *batch], self.command_policy, accept=_qdel_accept)
 
 
-class Pool(ProtoPool):
+class Pool(BackendPool):
     """A ``multiprocessing.Pool`` whose chunks run as one Grid Engine job each.
 
     Takes ``processes, initializer, initargs, maxtasksperchild`` like
     ``multiprocessing.Pool``, the options of :class:`SgeBackend` as keywords, and the
     keyword options common to every pool (``work_dir``, ``python_path``,
     ``polling_interval``, ``max_num_resubmissions``, ``num_simultaneously_running_tasks``,
-    ``keep_work_dir``, ``verbose``, ...), which go to the proto-pool.
+    ``keep_work_dir``, ``verbose``, ``lost_job_grace_period_s``, ``resume``), which go to
+    :class:`~batchpool.proto_pool.ProtoPool`.
     """
 
-    def __init__(
-        self,
-        processes: Optional[int] = None,
-        initializer=None,
-        initargs: tuple = (),
-        maxtasksperchild: Optional[int] = None,
-        *,
-        queue_name: Optional[str] = None,
-        resources: Sequence[str] = (),
-        qsub_args: Sequence[str] = (),
-        qsub_path: str = "qsub",
-        qstat_path: str = "qstat",
-        qdel_path: str = "qdel",
-        command_policy: CommandPolicy = DEFAULT_COMMAND_POLICY,
-        **common_options,
-    ) -> None:
-        backend = SgeBackend(
-            queue_name=queue_name,
-            resources=resources,
-            qsub_args=qsub_args,
-            qsub_path=qsub_path,
-            qstat_path=qstat_path,
-            qdel_path=qdel_path,
-            command_policy=command_policy,
-        )
-        super().__init__(
-            processes, initializer, initargs, maxtasksperchild, backend=backend, **common_options
-        )
+    backend_class = SgeBackend

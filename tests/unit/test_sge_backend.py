@@ -356,7 +356,7 @@ def test_pool_builds_its_backend_and_passes_common_options_on(monkeypatch):
     def init(self, *args, **kwargs):
         seen.update(args=args, kwargs=kwargs)
 
-    monkeypatch.setattr(batchpool.sge.ProtoPool, "__init__", init)
+    monkeypatch.setattr(batchpool.proto_pool.ProtoPool, "__init__", init)
     batchpool.sge.Pool(2, queue_name="all.q", resources=["h_vmem=1G"], polling_interval=1.0)
     backend = seen["kwargs"].pop("backend")
     assert seen == {"args": (2, None, (), None), "kwargs": {"polling_interval": 1.0}}

@@ -16,6 +16,7 @@ from typing import Optional
 
 import pytest
 
+import batchpool.proto_pool
 from batchpool.backend import Job, JobState, JobStatus, Submission
 from batchpool.commands import CommandPolicy
 from batchpool.errors import SchedulerError
@@ -636,7 +637,7 @@ def test_pool_builds_its_backend_and_passes_common_options_on(monkeypatch, modul
     def init(self, *args, **kwargs):
         seen.update(args=args, kwargs=kwargs)
 
-    monkeypatch.setattr(module.ProtoPool, "__init__", init)
+    monkeypatch.setattr(batchpool.proto_pool.ProtoPool, "__init__", init)
     module.Pool(4, None, (), None, partition="short", sbatch_path="/x/sbatch", work_dir="/w")
     backend = seen["kwargs"].pop("backend")
     assert seen == {"args": (4, None, (), None), "kwargs": {"work_dir": "/w"}}

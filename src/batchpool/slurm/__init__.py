@@ -38,7 +38,7 @@ from typing import Optional
 from ..backend import Job, JobStatus, Submission
 from ..commands import CommandPolicy, run_command
 from ..errors import SchedulerError
-from ..proto_pool import ProtoPool
+from ..proto_pool import BackendPool
 from ..worker import is_job_variable
 from .squeue import filter_stderr_noise, job_statuses, parse_squeue, squeue_argv
 
@@ -276,52 +276,18 @@ def _scancel_accept(result: subprocess.CompletedProcess) -> bool:
     return bool(lines) and all(any(g in line for g in _SCANCEL_GONE) for line in lines)
 
 
-class Pool(ProtoPool):
+class Pool(BackendPool):
     """A ``multiprocessing.Pool`` whose chunks run as one Slurm job each.
 
     Takes ``processes, initializer, initargs, maxtasksperchild`` like
     ``multiprocessing.Pool``, the options of :class:`SlurmBackend` as keywords, and the
     keyword options common to every pool (``work_dir``, ``python_path``,
     ``polling_interval``, ``max_num_resubmissions``, ``num_simultaneously_running_tasks``,
-    ``keep_work_dir``, ``verbose``, ...), which go to the proto-pool.
+    ``keep_work_dir``, ``verbose``, ``lost_job_grace_period_s``, ``resume``), which go to
+    :class:`~batchpool.proto_pool.ProtoPool`.
     """
 
-    def __init__(
-        self,
-        processes: Optional[int] = None,
-        initializer=None,
-        initargs: tuple = (),
-        maxtasksperchild: Optional[int] = None,
-        *,
-        partition: Optional[str] = None,
-        time: Optional[str] = None,
-        mem: Optional[str] = None,
-        cpus_per_task: Optional[int] = None,
-        account: Optional[str] = None,
-        qos: Optional[str] = None,
-        sbatch_args: Sequence[str] = (),
-        sbatch_path: str = "sbatch",
-        squeue_path: str = "squeue",
-        scancel_path: str = "scancel",
-        command_policy: CommandPolicy = DEFAULT_COMMAND_POLICY,
-        **common_options,
-    ) -> None:
-        backend = SlurmBackend(
-            partition=partition,
-            time=time,
-            mem=mem,
-            cpus_per_task=cpus_per_task,
-            account=account,
-            qos=qos,
-            sbatch_args=sbatch_args,
-            sbatch_path=sbatch_path,
-            squeue_path=squeue_path,
-            scancel_path=scancel_path,
-            command_policy=command_policy,
-        )
-        super().__init__(
-            processes, initializer, initargs, maxtasksperchild, backend=backend, **common_options
-        )
+    backend_class = SlurmBackend
 
 
 def __getattr__(name: str) -> object:

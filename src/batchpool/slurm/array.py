@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
 
 from ..backend import Job, Submission
-from ..commands import CommandPolicy
 from ..errors import SchedulerError
-from ..proto_pool import ProtoPool
-from . import DEFAULT_COMMAND_POLICY, SlurmBackend, rejection_advice
+from ..proto_pool import BackendPool
+from . import SlurmBackend, rejection_advice
 
 __all__ = ["Pool", "SlurmArrayBackend", "parse_max_array_size"]
 
@@ -117,51 +115,15 @@ class SlurmArrayBackend(SlurmBackend):
         return rejection_advice(stderr, self._max_array_size)
 
 
-class Pool(ProtoPool):
+class Pool(BackendPool):
     """A ``multiprocessing.Pool`` whose chunks run as the elements of Slurm job arrays.
 
     Takes ``processes, initializer, initargs, maxtasksperchild`` like
     ``multiprocessing.Pool``, the options of :class:`SlurmArrayBackend` as keywords, and the
     keyword options common to every pool (``work_dir``, ``python_path``,
     ``polling_interval``, ``max_num_resubmissions``, ``num_simultaneously_running_tasks``,
-    ``keep_work_dir``, ``verbose``, ...), which go to the proto-pool.
+    ``keep_work_dir``, ``verbose``, ``lost_job_grace_period_s``, ``resume``), which go to
+    :class:`~batchpool.proto_pool.ProtoPool`.
     """
 
-    def __init__(
-        self,
-        processes: Optional[int] = None,
-        initializer=None,
-        initargs: tuple = (),
-        maxtasksperchild: Optional[int] = None,
-        *,
-        partition: Optional[str] = None,
-        time: Optional[str] = None,
-        mem: Optional[str] = None,
-        cpus_per_task: Optional[int] = None,
-        account: Optional[str] = None,
-        qos: Optional[str] = None,
-        sbatch_args: Sequence[str] = (),
-        sbatch_path: str = "sbatch",
-        squeue_path: str = "squeue",
-        scancel_path: str = "scancel",
-        scontrol_path: str = "scontrol",
-        command_policy: CommandPolicy = DEFAULT_COMMAND_POLICY,
-        **common_options,
-    ) -> None:
-        backend = SlurmArrayBackend(
-            partition=partition,
-            time=time,
-            mem=mem,
-            cpus_per_task=cpus_per_task,
-            account=account,
-            qos=qos,
-            sbatch_args=sbatch_args,
-            sbatch_path=sbatch_path,
-            squeue_path=squeue_path,
-            scancel_path=scancel_path,
-            scontrol_path=scontrol_path,
-            command_policy=command_policy,
-        )
-        super().__init__(
-            processes, initializer, initargs, maxtasksperchild, backend=backend, **common_options
-        )
+    backend_class = SlurmArrayBackend
