@@ -44,7 +44,8 @@ def runs_per_task(markers: Path) -> dict[int, int]:
     return counts
 
 
-def test_a_killed_driver_is_resumed_without_redoing_finished_tasks(tmp_path):
+@pytest.mark.parametrize("signal_number", [signal.SIGKILL, signal.SIGHUP])
+def test_a_killed_driver_is_resumed_without_redoing_finished_tasks(tmp_path, signal_number):
     script, work, markers = tmp_path / "driver.py", tmp_path / "work", tmp_path / "markers"
     script.write_text(DRIVER)
     markers.mkdir()
@@ -57,7 +58,7 @@ def test_a_killed_driver_is_resumed_without_redoing_finished_tasks(tmp_path):
         time.sleep(0.05)
     else:
         pytest.fail("the first driver collected no results")
-    driver.send_signal(signal.SIGKILL)
+    driver.send_signal(signal_number)  # the ssh connection dropped, or the driver was killed
     driver.wait(timeout=30)
     (session,) = work.glob("*_*")
     finished_before = set(Session(session).archived_results())
