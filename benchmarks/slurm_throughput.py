@@ -5,8 +5,10 @@ that is 20 jobs, through ``batchpool.slurm.array.Pool`` (one ``sbatch --array``)
 and ``batchpool.slurm.Pool`` (one ``sbatch`` per chunk), each with every
 ``--polling-intervals`` (default 5 = the default, and 1), against the baseline
 ``sbatch --wait --array=0-19 --wrap true`` (the same number of jobs). Median,
-min and max of ``--repeats`` interleaved runs, and the median's ratio to the
-baseline. Nothing is asserted.
+min and max of ``--repeats`` interleaved runs, and the median's ratio to [1]
+``sbatch --wait`` and to [2] the floor: the same array with
+``touch DIR/$SLURM_ARRAY_TASK_ID`` as the job, timed until every file is seen.
+Nothing is asserted.
 
 pypoolparty 0.3.1 (a predecessor with the same idea) can be added as extra
 rows: install it into its own venv and pass its interpreter::
@@ -14,7 +16,8 @@ rows: install it into its own venv and pass its interpreter::
     python3 -m venv /tmp/ppp && /tmp/ppp/bin/pip install pypoolparty==0.3.1
     python benchmarks/slurm_throughput.py --pypoolparty /tmp/ppp/bin/python
 
-(its ``map`` takes no ``chunksize``: it makes its own chunks.)
+(its array pool ignores ``chunksize``, so there it maps ``sum`` over the tasks in
+lists of ``chunksize``: the same 20 jobs; see ``_slurm_bench.pypoolparty_time``.)
 
     python benchmarks/slurm_throughput.py [--tasks 1000] [--chunksize 50] [--repeats 2]
 """
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import functools
 import math
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -45,12 +49,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--timeout-s", type=float, default=300.0)
     parser.add_argument("--pypoolparty", metavar="PYTHON", help="interpreter with pypoolparty")
+    parser.add_argument("--pypoolparty-timeout-s", type=float, default=120.0)
     args = parser.parse_args()
 
     items = list(range(args.tasks))
     num_jobs = math.ceil(args.tasks / args.chunksize)
     bare = f"sbatch --wait --array=0-{num_jobs - 1} --wrap true"
-    times: dict[str, list[float]] = {bare: []}
+    floor = f"sbatch --array=0-{num_jobs - 1}, until all jobs touched their file"
+    times: dict[str, list[float]] = {bare: [], floor: []}
+    failures: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="batchpool-bench-") as tmp:
         work_dir = Path(tmp) / "work"
         pools = {}
@@ -69,21 +76,38 @@ def main() -> None:
                 times[label] = []
         try:
             for _ in range(args.repeats):
+                times[floor].append(
+                    bench.bare_sbatch_files(num_jobs, Path(tmp) / "floor", args.timeout_s)
+                )
                 times[bare].append(bench.bare_sbatch(num_jobs, args.timeout_s))
                 for label, make_pool in pools.items():
                     times[label].append(bench.timed_map(make_pool, trivial, items, args.chunksize))
                 for label, name in ppp_labels:
                     ppp_dir = Path(tmp) / "ppp"
                     ppp_dir.mkdir(exist_ok=True)
-                    times[label].append(
-                        bench.pypoolparty_time(
-                            args.pypoolparty, name, args.tasks, args.chunksize, 1.0, ppp_dir
+                    try:
+                        times[label].append(
+                            bench.pypoolparty_time(
+                                args.pypoolparty,
+                                name,
+                                args.tasks,
+                                args.chunksize,
+                                1.0,
+                                ppp_dir,
+                                args.pypoolparty_timeout_s,
+                            )
                         )
-                    )
+                    except (subprocess.SubprocessError, ValueError, IndexError) as error:
+                        failures[label] = type(error).__name__
+                        bench.cleanup(work_dir, Path(tmp))
         finally:
-            bench.cleanup(work_dir)
-    rows = [(bare, times[bare], "baseline")]
-    rows += [(label, times[label], "") for label in times if label != bare]
+            bench.cleanup(work_dir, Path(tmp))
+    rows = [(bare, times[bare], "baseline"), (floor, times[floor], "floor")]
+    rows += [
+        (label, times[label], f"failed: {failures[label]}" if label in failures else "")
+        for label in times
+        if label not in (bare, floor)
+    ]
     if not args.pypoolparty:
         rows.append(("pypoolparty 0.3.1 (not run: see --pypoolparty)", [], ""))
     bench.print_table(

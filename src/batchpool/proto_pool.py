@@ -36,7 +36,8 @@ from .session import HEARTBEAT_S, Manifest, Session, SessionBusyError, session_k
 
 _RUN, _CLOSE, _TERMINATE = "RUN", "CLOSE", "TERMINATE"
 _MIN_FS_WAIT_S = 0.005
-_MAX_FS_WAIT_S = 0.5
+_MAX_FS_WAIT_S = 0.1  # one scandir of results/, which holds only uncollected files
+_SUBMITS_PER_ROUND = 16  # then results are collected before more jobs are submitted
 
 
 class ProtoPool:
@@ -533,22 +534,25 @@ class MapRun:
             if time.monotonic() - last_heartbeat >= HEARTBEAT_S:
                 last_heartbeat = time.monotonic()
                 self.session.heartbeat()
-            self._submit_due()
+            more_to_submit = self._submit_due()
             arrived = self._collect()
             for chunk, payload in arrived:
                 yield chunk, pickle.loads(payload)
-            if time.monotonic() - last_status >= self.pool.polling_interval:
+            unfinished = len(self.collected) < self.num_chunks
+            if unfinished and time.monotonic() - last_status >= self.pool.polling_interval:
                 last_status = time.monotonic()
                 self._check_status()
             fs_wait = _MIN_FS_WAIT_S if arrived else min(2 * fs_wait, _MAX_FS_WAIT_S)
-            if len(self.collected) < self.num_chunks:
+            if unfinished and not more_to_submit:
                 until_status = last_status + self.pool.polling_interval - time.monotonic()
                 if self.pool._cancel.wait(max(0.0, min(fs_wait, until_status))):
                     raise PoolError("The pool was terminated while the map ran.")
 
-    def _submit_due(self) -> None:
+    def _submit_due(self) -> bool:
+        """Submit due chunks, at most ``_SUBMITS_PER_ROUND`` submissions; True if more are
+        due right now."""
         if not self.todo:
-            return
+            return False
         cap = self.pool.num_simultaneously_running_tasks
         per_submit = self.backend.max_chunks_per_submit()
         native = (
@@ -558,7 +562,9 @@ class MapRun:
             and len(self.todo) <= per_submit
         )
         room = len(self.todo) if cap is None or native else cap - len(self.live)
-        while room > 0 and self.todo:
+        for _ in range(_SUBMITS_PER_ROUND):
+            if room <= 0 or not self.todo:
+                return False
             batch = tuple(self.todo.popleft() for _ in range(min(room, per_submit, len(self.todo))))
             submission = Submission(
                 session_dir=self.session.dir,
@@ -580,6 +586,7 @@ class MapRun:
                 self.submissions[job.chunk] += 1
             self.pool._say(self.session, "submitted", chunks=len(jobs), first_job=jobs[0].job_id)
             room -= len(batch)
+        return room > 0 and bool(self.todo)
 
     def _collect(self) -> list[tuple[int, bytes]]:
         arrived: list[tuple[int, bytes]] = []
