@@ -9,26 +9,10 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-import pytest
-
-from batchpool.testing import DummyConfig, Fault, FaultKind, install_dummies
+from batchpool.testing import DummyConfig, Fault, FaultKind
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "sge"
 DEADLINE_S = 8.0
-
-
-@pytest.fixture
-def cluster(tmp_path):
-    cluster = install_dummies(tmp_path / "cluster")
-    yield cluster
-    cluster.kill_all()
-
-
-@pytest.fixture
-def work(tmp_path):
-    path = tmp_path / "work"
-    path.mkdir()
-    return path
 
 
 def run(cluster, program, *args, cwd=None, input=None):

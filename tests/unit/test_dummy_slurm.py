@@ -8,27 +8,11 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
-
-from batchpool.testing import Fault, FaultKind, install_dummies
+from batchpool.testing import Fault, FaultKind
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "slurm"
 DEADLINE_S = 8.0
 ENDED = {"COMPLETED", "FAILED", "CANCELLED", "NODE_FAIL", "TIMEOUT", "OUT_OF_MEMORY"}
-
-
-@pytest.fixture
-def cluster(tmp_path):
-    cluster = install_dummies(tmp_path / "cluster")
-    yield cluster
-    cluster.kill_all()
-
-
-@pytest.fixture
-def work(tmp_path):
-    path = tmp_path / "work"
-    path.mkdir()
-    return path
 
 
 def run(cluster, program, *args, cwd=None, input=None, env=None):
