@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
+from ..worker import format_chunks
 from .queue import (
     Context,
     DummyConfig,
@@ -519,7 +520,7 @@ class Row:
     def task_text(self) -> str:
         if self.pending_indices:
             throttle = self.job.array_throttle
-            return compress_indices(self.pending_indices) + (f"%{throttle}" if throttle else "")
+            return format_chunks(self.pending_indices) + (f"%{throttle}" if throttle else "")
         return str(self.job.array_task_id) if self.job.is_array else "N/A"
 
     @property
@@ -529,20 +530,6 @@ class Row:
         if self.job.is_array:
             return f"{self.job.array_job_id}_{self.job.array_task_id}"
         return str(self.job.job_id)
-
-
-def compress_indices(indices: Sequence[int]) -> str:
-    """``[0, 1, 2, 5]`` -> ``"0-2,5"``."""
-    parts: list[str] = []
-    start = previous = indices[0]
-    for index in [*indices[1:], None]:
-        if index is not None and index == previous + 1:
-            previous = index
-            continue
-        parts.append(str(start) if start == previous else f"{start}-{previous}")
-        if index is not None:
-            start = previous = index
-    return ",".join(parts)
 
 
 def _elapsed(job: JobRecord) -> str:
