@@ -1,8 +1,11 @@
 """Start-up cost of ``python -m batchpool.worker`` against a bare interpreter.
 
-A session is prepared once: a one-task map through ``batchpool.local.Pool``
-with ``keep_work_dir=True``; its task writes ``time.time()`` into a stamp file
-when it starts. Then the worker command of that session is re-run by hand
+Two sessions are prepared, each by a one-task map through
+``batchpool.local.Pool`` with ``keep_work_dir=True``; the task writes
+``time.time()`` into a stamp file when it starts. In one the task function comes
+from an importable module (``_tasks.stamp``, pickled by reference); in the other
+it is defined in ``__main__`` (pickled by value, so the worker must import
+``cloudpickle`` to rebuild it). Then each worker command is re-run by hand
 ``--repeats`` times (same interpreter, same environment as the driver, so the
 worker does not re-execute itself), measuring
 
@@ -10,8 +13,9 @@ worker does not re-execute itself), measuring
   writes its stamp;
 - *to exit*: launch until the worker process has exited (result written).
 
-Baselines measured in the same run: the wall time of ``python -c pass``, and the
-time from launch to the first statement of ``python -c "<write time.time()>"``.
+Baselines measured in the same run: the wall time of ``python -c pass``, the
+time from launch to the first statement of ``python -c "<write time.time()>"``,
+and ``python -c "import cloudpickle"`` (the floor of a by-value function).
 Medians are printed, with ratios against ``python -c pass``. Goal: worker to
 first task <= 2x ``python -c pass``. Nothing is asserted.
 
@@ -29,6 +33,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _tasks import stamp as stamp_by_reference
+
 import batchpool.local
 
 STAMP_CODE = (
@@ -37,7 +43,7 @@ STAMP_CODE = (
 
 
 def stamp(path: str) -> str:
-    """The task: record when it started running."""
+    """The task, defined in ``__main__``: record when it started running."""
     t = time.time()
     with open(path, "w") as f:
         f.write(repr(t))
@@ -55,57 +61,69 @@ def launch(argv: list[str], stamp_path: Path | None) -> tuple[float, float]:
     return first, end - start
 
 
+def prepare_session(work_dir: Path, task, stamp_path: Path) -> Path:
+    """A kept session of a one-task map of ``task``; its only chunk's result removed."""
+    with batchpool.local.Pool(1, work_dir=work_dir, keep_work_dir=True) as pool:
+        pool.map(task, [str(stamp_path)])
+    (session_dir,) = [p for p in work_dir.iterdir() if p.is_dir()]
+    (session_dir / "results" / "0.pkl").unlink(missing_ok=True)
+    return session_dir
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args()
 
     python = sys.executable
+    runs: dict[str, tuple[list[str], bool]] = {}  # label: (argv, writes a stamp)
     with tempfile.TemporaryDirectory(prefix="batchpool-bench-") as tmp:
         tmp_dir = Path(tmp)
         stamp_path = tmp_dir / "stamp"
-        work_dir = tmp_dir / "work"
-        with batchpool.local.Pool(1, work_dir=work_dir, keep_work_dir=True) as pool:
-            pool.map(stamp, [str(stamp_path)])
-        (session_dir,) = [p for p in work_dir.iterdir() if p.is_dir()]
-        worker_argv = [python, "-m", "batchpool.worker", str(session_dir), "0"]
-        result = session_dir / "results" / "0.pkl"
+        runs["python -c pass"] = ([python, "-c", "pass"], False)
+        runs["python -c <stamp>"] = ([python, "-c", STAMP_CODE, str(stamp_path)], True)
+        runs["python -c 'import cloudpickle'"] = ([python, "-c", "import cloudpickle"], False)
+        sessions = {}
+        for label, task in (
+            ("worker, task by reference", stamp_by_reference),
+            ("worker, task by value", stamp),
+        ):
+            session_dir = prepare_session(tmp_dir / label.split()[-1], task, stamp_path)
+            sessions[label] = session_dir
+            runs[label] = ([python, "-m", "batchpool.worker", str(session_dir), "0"], True)
 
-        samples: dict[str, list[tuple[float, float]]] = {"pass": [], "stamp": [], "worker": []}
+        samples: dict[str, list[tuple[float, float]]] = {label: [] for label in runs}
         for _ in range(args.repeats):  # interleaved, so that load on the machine hits all
-            samples["pass"].append(launch([python, "-c", "pass"], None))
-            samples["stamp"].append(launch([python, "-c", STAMP_CODE, str(stamp_path)], stamp_path))
-            if result.exists():
-                result.unlink()
-            samples["worker"].append(launch(worker_argv, stamp_path))
-            assert result.exists(), "the worker wrote no result"
+            for label, (argv, stamps) in runs.items():
+                result = sessions[label] / "results" / "0.pkl" if label in sessions else None
+                if result is not None:
+                    result.unlink(missing_ok=True)
+                samples[label].append(launch(argv, stamp_path if stamps else None))
+                if result is not None and not result.exists():
+                    raise RuntimeError(f"{label}: the worker wrote no result")
 
-    def median(name: str, i: int) -> float:
-        return statistics.median(s[i] for s in samples[name])
+    def median(label: str, i: int) -> float:
+        return statistics.median(s[i] for s in samples[label])
 
-    base = median("pass", 1)
-    rows = [
-        ("python -c pass", float("nan"), median("pass", 1)),
-        ("python -c <stamp>", median("stamp", 0), median("stamp", 1)),
-        ("python -m batchpool.worker", median("worker", 0), median("worker", 1)),
-    ]
+    base = median("python -c pass", 1)
     print(f"{python}, median of {args.repeats}, ratios against `python -c pass` ({base:.4f} s)")
     header = ("command", "to first task s", "ratio", "to exit s", "ratio", "goal")
-    widths = (28, 16, 6, 10, 6, 24)
+    widths = (32, 16, 6, 10, 6, 20)
     print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
     print("  ".join("-" * w for w in widths))
-    for label, first, total in rows:
-        is_worker = label.startswith("python -m")
+    for label, (_, stamps) in runs.items():
+        first = median(label, 0)
+        total = median(label, 1)
         cells = (
             label,
-            "-" if first != first else f"{first:.4f}",
-            "-" if first != first else f"{first / base:.2f}",
+            f"{first:.4f}" if stamps else "-",
+            f"{first / base:.2f}" if stamps else "-",
             f"{total:.4f}",
             f"{total / base:.2f}",
-            "to first task <= 2.0" if is_worker else "",
+            "to first task <= 2.0" if label in sessions else "",
         )
         print("  ".join(c.ljust(w) for c, w in zip(cells, widths)))
-    print(f"(nproc={os.cpu_count()})")
+    print(f"(nproc={os.cpu_count()}; {sys.version.split()[0]})")
 
 
 if __name__ == "__main__":

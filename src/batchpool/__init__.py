@@ -14,14 +14,16 @@ use, so that ``python -m batchpool.worker`` starts fast on the compute node.
 
 from __future__ import annotations
 
+# Only what the interpreter has loaded anyway: ``python -m batchpool.worker`` imports
+# this package on every job start. Everything else is imported on first use.
 import importlib
 import os
-import shutil
-from typing import TYPE_CHECKING, Any
 
-from .errors import JobsLostError, PoolError, RemoteError, SchedulerError
-
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
+    from typing import Any
+
+    from .errors import JobsLostError, PoolError, RemoteError, SchedulerError
     from .proto_pool import ProtoPool
 
 __version__ = "0.1.0"
@@ -57,6 +59,8 @@ def pick_backend() -> str:
         if name not in BACKENDS:
             raise ValueError(f"BATCHPOOL_BACKEND={name!r} is not one of {', '.join(BACKENDS)}")
         return name
+    import shutil
+
     if shutil.which("sbatch"):
         return "slurm.array"
     if shutil.which("qsub"):
@@ -70,7 +74,12 @@ def Pool(*args: Any, **options: Any) -> ProtoPool:  # noqa: N802 (multiprocessin
     return module.Pool(*args, **options)
 
 
+_ERRORS = ("JobsLostError", "PoolError", "RemoteError", "SchedulerError")
+
+
 def __getattr__(name: str) -> Any:
+    if name in _ERRORS:
+        return getattr(importlib.import_module(".errors", __name__), name)
     if name == "load":
         return importlib.import_module(".results", __name__).load
     if name in ("local", "slurm", "sge", "testing"):

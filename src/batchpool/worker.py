@@ -26,8 +26,10 @@ from __future__ import annotations
 import os
 import pickle
 import sys
-import traceback
-from collections.abc import Sequence
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 # Names of files inside a session directory that the worker touches. The
 # session module owns the layout and uses the same names.
@@ -137,6 +139,8 @@ def _read_tasks(session_dir: str, chunk: int) -> list:
 
 
 def _failure(exc: BaseException) -> tuple:
+    import traceback  # only when a task failed
+
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     try:
         exc_pickle = pickle.dumps(exc)
