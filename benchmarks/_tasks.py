@@ -11,3 +11,8 @@ def stamp(path: str) -> str:
     with open(path, "w") as f:
         f.write(repr(t))
     return path
+
+
+def result_of_size(size: int) -> bytes:
+    """A result of ``size`` bytes (a new object each time)."""
+    return bytes(size)

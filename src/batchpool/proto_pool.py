@@ -536,13 +536,18 @@ class MapRun:
                 self.session.heartbeat()
             more_to_submit = self._submit_due()
             arrived = self._collect()
-            for chunk, payload in arrived:
-                yield chunk, pickle.loads(payload)
+            got_results = bool(arrived)
+            arrived.reverse()
+            while arrived:  # each payload is dropped once unpickled, to keep the peak low
+                chunk, payload = arrived.pop()
+                envelopes = pickle.loads(payload)
+                del payload
+                yield chunk, envelopes
             unfinished = len(self.collected) < self.num_chunks
             if unfinished and time.monotonic() - last_status >= self.pool.polling_interval:
                 last_status = time.monotonic()
                 self._check_status()
-            fs_wait = _MIN_FS_WAIT_S if arrived else min(2 * fs_wait, _MAX_FS_WAIT_S)
+            fs_wait = _MIN_FS_WAIT_S if got_results else min(2 * fs_wait, _MAX_FS_WAIT_S)
             if unfinished and not more_to_submit:
                 until_status = last_status + self.pool.polling_interval - time.monotonic()
                 if self.pool._cancel.wait(max(0.0, min(fs_wait, until_status))):

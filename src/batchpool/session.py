@@ -44,6 +44,7 @@ from . import worker
 from .backend import Job
 
 _RECORD_HEADER = struct.Struct("<Q")
+_CHUNK_HEADER = struct.Struct("<Q")  # a results.archive record: chunk number, then the payload
 
 
 @dataclass(frozen=True)
@@ -296,12 +297,16 @@ class Session:
         """Read a chunk's result, fold it into the archive and remove its file."""
         path = self.result_path(chunk)
         payload = path.read_bytes()
-        append_record(self.dir / "results.archive", pickle.dumps((chunk, payload)))
+        append_record(self.dir / "results.archive", _CHUNK_HEADER.pack(chunk), payload)
         path.unlink()
         return payload
 
     def archived_results(self) -> dict[int, bytes]:
-        return dict(pickle.loads(r) for r in read_records(self.dir / "results.archive"))
+        results = {}
+        for record in read_records(self.dir / "results.archive"):
+            (chunk,) = _CHUNK_HEADER.unpack_from(record)
+            results[chunk] = record[_CHUNK_HEADER.size :]
+        return results
 
     # -- jobs and their logs -------------------------------------------------------
 
@@ -400,10 +405,13 @@ def write_file(path: Path, payload: bytes) -> None:
     worker.write_atomically(str(path), payload)
 
 
-def append_record(path: Path, payload: bytes) -> None:
+def append_record(path: Path, *parts: bytes) -> None:
+    """Append one record, the concatenation of ``parts`` (written one by one, not copied)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     with os.fdopen(fd, "ab") as f:
-        f.write(_RECORD_HEADER.pack(len(payload)) + payload)
+        f.write(_RECORD_HEADER.pack(sum(len(part) for part in parts)))
+        for part in parts:
+            f.write(part)
 
 
 def read_records(path: Path) -> Iterator[bytes]:
