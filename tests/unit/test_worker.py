@@ -76,3 +76,26 @@ def test_worker_usage_errors_exit_2():
         env={**os.environ},
     )
     assert done.returncode == 2 and "usage" in done.stderr
+
+
+def test_the_worker_imports_only_what_its_function_needs(work):
+    """A job starts fast: a task function pickled by reference (here one of the worker
+    itself) needs neither cloudpickle nor the driver's modules."""
+    import batchpool.local
+
+    with batchpool.local.Pool(1, work_dir=work, keep_work_dir=True) as pool:
+        assert pool.map(worker.parse_chunks, ["1-3"]) == [[1, 2, 3]]
+    (session_dir,) = work.iterdir()
+
+    def imports(*args: str) -> set[str]:
+        argv = [sys.executable, "-X", "importtime", *args]
+        run = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True)
+        return {line.rpartition("|")[2].strip() for line in run.stderr.splitlines()}
+
+    # What the interpreter imports by itself (site, .pth files) is not the worker's.
+    imported = imports("-m", "batchpool.worker", str(session_dir), "0") - imports("-c", "pass")
+    assert "batchpool.worker" in imported
+    assert (session_dir / "results" / "0.pkl").exists()
+    heavy = {"cloudpickle", "tqdm", "json_line_logger", "shutil", "traceback"}
+    assert not imported & heavy
+    assert {m for m in imported if m.startswith("batchpool.")} == {"batchpool.worker"}
