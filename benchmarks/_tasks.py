@@ -16,3 +16,7 @@ def stamp(path: str) -> str:
 def result_of_size(size: int) -> bytes:
     """A result of ``size`` bytes (a new object each time)."""
     return bytes(size)
+
+
+def trivial(x: int) -> int:
+    return x + 1

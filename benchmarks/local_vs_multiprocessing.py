@@ -6,7 +6,9 @@ Two workloads, each run by both pools in the same process, the best of
 - ``--cpu-tasks`` tasks (default 200) that each burn ``--cpu-ms`` (default 20)
   milliseconds of CPU, with ``--processes`` (default 2) processes;
 - ``--trivial-tasks`` tasks (default 100,000) that return at once, with the
-  default chunking of each pool (``ceil(n / (4 * processes))``).
+  default chunking of each pool (``ceil(n / (4 * processes))``): once with a
+  function of ``__main__`` (pickled by value: each batchpool job imports
+  cloudpickle), once with the same function from an importable module.
 
 Prints a table of wall times and the ratio batchpool / multiprocessing.
 Goal for the CPU workload: ratio <= 1.3. Nothing is asserted.
@@ -20,6 +22,8 @@ import argparse
 import multiprocessing
 import tempfile
 import time
+
+from _tasks import trivial as trivial_by_reference
 
 import batchpool.local
 
@@ -62,6 +66,7 @@ def main() -> None:
         for label, func, items, goal in (
             (f"{args.cpu_tasks} x {args.cpu_ms:g} ms CPU", burn, cpu_items, "<= 1.3"),
             (f"{args.trivial_tasks:,} trivial", trivial, trivial_items, "(report)"),
+            ("  same, by reference", trivial_by_reference, trivial_items, "(report)"),
         ):
             with multiprocessing.Pool(args.processes) as mp_pool:
                 mp_pool.map(trivial, range(args.processes))  # workers are up
