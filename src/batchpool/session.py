@@ -132,9 +132,15 @@ def _process_alive(pid: int) -> bool:
         return True
 
 
+LAYOUT_VERSION = 2
+"""Changes with the format of the session's files (2: ``results.archive`` records are the
+chunk number and the payload). It is part of the session key, so a session written in
+another layout is never resumed, only started anew."""
+
+
 def session_key(parts: Sequence[bytes]) -> str:
-    """A digest of everything that makes two maps "the same map"."""
-    digest = hashlib.sha256()
+    """A digest of everything that makes two maps "the same map", and of the layout."""
+    digest = hashlib.sha256(b"layout %d" % LAYOUT_VERSION)
     for part in parts:
         digest.update(_RECORD_HEADER.pack(len(part)))
         digest.update(part)

@@ -1,5 +1,6 @@
 import pickle
 
+from batchpool import session as session_module
 from batchpool.backend import Job
 from batchpool.session import Session, read_records, session_key
 
@@ -7,6 +8,12 @@ from batchpool.session import Session, read_records, session_key
 def test_key_depends_on_every_part_and_their_boundaries():
     assert session_key([b"ab", b"c"]) != session_key([b"a", b"bc"])
     assert session_key([b"x"]) == session_key([b"x"])
+
+
+def test_a_session_of_another_layout_has_another_key(monkeypatch):
+    key = session_key([b"x"])
+    monkeypatch.setattr(session_module, "LAYOUT_VERSION", session_module.LAYOUT_VERSION + 1)
+    assert session_key([b"x"]) != key
 
 
 def test_tasks_file_and_index(tmp_path):
