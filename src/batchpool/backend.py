@@ -1,21 +1,25 @@
-"""What a backend is: :class:`Job`, :class:`JobState` and the :class:`Backend` protocol.
+"""What a backend is: :class:`JobRequest`, :class:`Job`, :class:`JobStatus` and :class:`Backend`.
 
 A backend only speaks its scheduler's syntax. It builds a command line, runs
 it through :func:`batchpool.commands.run_command` and parses the output. It
-never sleeps, retries on its own, or decides where session files live: the
-proto-pool owns all of that.
+never sleeps, retries on its own, or decides where files live: the dispatcher
+and the session own all of that.
+
+Every job a backend starts runs the same standing worker,
+``python -m batchpool.worker POOL_DIR --job-id TEMPLATE``, which takes chunks from
+the pool's queue until it is idle; the backend only says how many such jobs it
+submits in one call and how a job knows its own id (``TEMPLATE``).
 """
 
 from __future__ import annotations
 
 import enum
 import shlex
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Protocol, runtime_checkable
-
-from .worker import format_chunks
 
 
 class JobState(enum.Enum):
@@ -26,9 +30,9 @@ class JobState(enum.Enum):
     RUNNING = "running"
     """Running, or finishing (Slurm ``COMPLETING``)."""
     FAILED = "failed"
-    """An error state: the job will not finish by itself. The pool deletes and resubmits it."""
+    """An error state: the job will not finish by itself. The pool deletes it."""
     ENDED = "ended"
-    """The scheduler says the job ended; its result should be on disk (or it is lost)."""
+    """The scheduler says the job ended."""
 
 
 @dataclass(frozen=True)
@@ -40,83 +44,68 @@ class JobStatus:
 
 @dataclass(frozen=True)
 class Job:
-    """One submitted job (or one array element) that runs one chunk."""
+    """One submitted job (or one array element): a standing worker of a pool."""
 
-    chunk: int
     job_id: str
+    """As the scheduler's status command prints it (``123``, ``7055_3``)."""
+    name: str
+    """The job name it was submitted with (the pool's ``job_name``)."""
     stdout_path: Path
     stderr_path: Path
 
 
 @dataclass(frozen=True)
-class Submission:
-    """What the proto-pool asks a backend to submit: one job per chunk.
+class JobRequest:
+    """What the dispatcher asks a backend to submit: ``count`` workers of one pool."""
 
-    A backend that submits arrays turns the chunks into one array whose element
-    ``i`` runs ``chunks[i]``; see :meth:`worker_argv`.
-    """
-
-    session_dir: Path
+    pool_dir: Path
     job_name: str
-    chunks: tuple[int, ...]
+    count: int
     python_path: str
     log_dir: Path
-    max_running: Optional[int] = None
-    """Cap on running jobs of this submission, for backends with ``throttles = True``."""
 
-    def worker_argv(self, chunks: Sequence[int], index_var: Optional[str] = None) -> list[str]:
-        """The worker's command line.
-
-        Without ``index_var`` it runs the single chunk in ``chunks``; with it,
-        it runs ``chunks[int($index_var)]`` (an array element's own index).
-        """
-        argv = [
+    def worker_argv(self, job_id_template: str) -> list[str]:
+        """The worker's command line; ``job_id_template`` tells it its job id from the
+        scheduler's variables (:func:`batchpool._layout.job_id_from_environment`)."""
+        return [
             self.python_path,
             "-m",
             "batchpool.worker",
-            str(self.session_dir),
-            format_chunks(chunks),
+            str(self.pool_dir),
+            "--job-id",
+            job_id_template,
         ]
-        if index_var is not None:
-            argv += ["--index-var", index_var]
-        elif len(chunks) != 1:
-            raise ValueError("a worker without index_var runs exactly one chunk")
-        return argv
 
-    def worker_command(self, chunks: Sequence[int], index_var: Optional[str] = None) -> str:
+    def worker_command(self, job_id_template: str) -> str:
         """:meth:`worker_argv` as one shell-quoted line, for ``--wrap`` and job scripts."""
-        return shlex.join(self.worker_argv(chunks, index_var))
+        return shlex.join(self.worker_argv(job_id_template))
 
 
 @runtime_checkable
 class Backend(Protocol):
-    """The three things a scheduler must do for the proto-pool."""
+    """The things a scheduler must do for the dispatcher."""
 
     name: str
-    """Short name used in the session (``local``, ``slurm``, ``slurm.array``, ``sge``)."""
+    """Short name used in sessions (``local``, ``slurm``, ``slurm.array``, ``sge``)."""
 
-    throttles: bool
-    """True if :meth:`submit` honours ``Submission.max_running`` itself."""
-
-    def max_chunks_per_submit(self) -> int:
-        """How many chunks one :meth:`submit` call may carry (1 for one job per call)."""
+    def max_jobs_per_submit(self) -> int:
+        """How many jobs one :meth:`submit` may start (1 without job arrays)."""
         ...
 
-    def submit(self, submission: Submission) -> list[Job]:
-        """Submit one job per chunk of ``submission``; return them in the order of its chunks."""
+    def submit(self, request: JobRequest, cancel: Optional[threading.Event] = None) -> list[Job]:
+        """Submit ``request.count`` workers (at most :meth:`max_jobs_per_submit`)."""
         ...
 
-    def status(self, job_name: str, jobs: Sequence[Job]) -> dict[str, JobStatus]:
+    def status(
+        self, jobs: Sequence[Job], cancel: Optional[threading.Event] = None
+    ) -> dict[str, JobStatus]:
         """One query for all ``jobs``. Jobs missing from the answer are no longer in the queue."""
         ...
 
-    def delete(self, jobs: Sequence[Job]) -> None:
+    def delete(self, jobs: Sequence[Job], cancel: Optional[threading.Event] = None) -> None:
         """Delete ``jobs``; a job that is already gone is not an error."""
         ...
 
-
-def filtered_stderr(backend: Backend, text: str) -> str:
-    """``text`` through the backend's optional ``filter_stderr`` (the scheduler's own noise
-    lines removed before a job's stderr is shown to the user)."""
-    noise_filter = getattr(backend, "filter_stderr", None)
-    return text if noise_filter is None else noise_filter(text)
+    def filter_stderr(self, text: str) -> str:
+        """A job's stderr without the scheduler's own noise lines, for error messages."""
+        ...

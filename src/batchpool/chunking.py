@@ -1,32 +1,76 @@
-"""Tasks into chunks. One chunk is the work of one job, run in series.
+"""How big a chunk is and how many workers a pool asks for: pure rules, no files, no clock.
 
-The default rule
-----------------
-When ``chunksize`` is not given, a map over ``n`` tasks is split into at most
-``max_num_chunks`` chunks of equal size: ``chunksize = ceil(n / max_num_chunks)``.
-Small maps (``n <= max_num_chunks``) get one task per job; a map over 100,000
-tasks with the cluster default of 1,000 becomes 1,000 jobs of 100 tasks each.
-The local pool uses ``max_num_chunks = 4 * processes``, as
-``multiprocessing.Pool`` does.
+Chunks cut by measured time
+---------------------------
+With ``chunksize`` given, every chunk has that many tasks, as in ``multiprocessing``.
+Without it, a map's first chunks have one task each; once tasks of the same function
+have been timed (by the workers, per chunk), a chunk gets as many tasks as take about
+:data:`TARGET_CHUNK_S`, but no more than ``remaining / (2 * workers)`` (so that the
+last chunks of a map are small and every worker finishes at about the same time) and
+no fewer than take :data:`MIN_CHUNK_S` (a claim and a result file cost a few
+milliseconds, far more on a loaded shared filesystem).
+
+Workers asked for
+-----------------
+A pool asks for one worker per chunk in hand plus enough for the tasks nobody has
+claimed yet: before any task was timed, :data:`INITIAL_WORKERS` (or fewer, if there
+are fewer tasks); after, one per :data:`WORKER_HORIZON_S` of unclaimed work. Never
+more than the pool's cap (``processes`` or ``num_simultaneously_running_tasks``).
 """
 
 from __future__ import annotations
 
 import math
+from typing import Optional
 
-DEFAULT_MAX_NUM_CHUNKS = 1000
-"""The cluster pools' bound on the number of jobs of one map when chunksize is not given."""
+TARGET_CHUNK_S = 2.0
+"""The time one chunk should take: long against a claim's cost, short for balance."""
+MIN_CHUNK_S = 0.05
+"""A chunk should take at least this long, unless the map has fewer tasks."""
+INITIAL_WORKERS = 8
+"""Workers asked for before any task of the function has been timed."""
+WORKER_HORIZON_S = 5.0
+"""Unclaimed work, in seconds, that makes one more worker worth asking for."""
+MIN_TASK_S = 1e-7
+"""Measured task times below this count as this (a trivial task still costs something)."""
 
 
-def default_chunksize(num_tasks: int, max_num_chunks: int = DEFAULT_MAX_NUM_CHUNKS) -> int:
-    """The smallest chunksize that keeps ``num_tasks`` within ``max_num_chunks`` chunks."""
-    if max_num_chunks < 1:
-        raise ValueError("max_num_chunks must be at least 1")
-    return max(1, math.ceil(num_tasks / max_num_chunks))
+def chunk_size(
+    remaining: int, task_s: Optional[float], workers: int, chunksize: Optional[int] = None
+) -> int:
+    """How many of ``remaining`` tasks the next chunk gets (module docstring).
+
+    ``task_s`` is the measured seconds per task (None before any were timed),
+    ``workers`` the pool's live workers.
+    """
+    if remaining < 1:
+        raise ValueError("no tasks remain to cut a chunk from")
+    if chunksize is not None:
+        if chunksize < 1:
+            raise ValueError(f"chunksize must be at least 1, not {chunksize}")
+        return min(chunksize, remaining)
+    if task_s is None:
+        return 1
+    task_s = max(task_s, MIN_TASK_S)
+    by_target = max(1, int(TARGET_CHUNK_S / task_s))
+    balanced = max(1, math.ceil(remaining / (2 * max(1, workers))))
+    at_least = max(1, math.ceil(MIN_CHUNK_S / task_s))
+    return min(remaining, max(min(by_target, balanced), at_least))
 
 
-def chunk_bounds(num_tasks: int, chunksize: int) -> list[range]:
-    """The task indices of each chunk: ``[range(0, 3), range(3, 6), range(6, 7)]``."""
-    if chunksize < 1:
-        raise ValueError(f"chunksize must be at least 1, not {chunksize}")
-    return [range(i, min(i + chunksize, num_tasks)) for i in range(0, num_tasks, chunksize)]
+def workers_wanted(
+    busy: int, unclaimed_tasks: int, task_s: Optional[float], cap: Optional[int]
+) -> int:
+    """How many workers the pool should have now (module docstring).
+
+    ``busy``: chunks claimed and not finished; ``unclaimed_tasks``: tasks known to the
+    pool that no worker took yet; ``task_s``: measured seconds per task, if known.
+    """
+    if unclaimed_tasks <= 0:
+        wanted = busy
+    elif task_s is None:
+        wanted = busy + min(INITIAL_WORKERS, unclaimed_tasks)
+    else:
+        work_s = unclaimed_tasks * max(task_s, MIN_TASK_S)
+        wanted = busy + min(unclaimed_tasks, max(1, math.ceil(work_s / WORKER_HORIZON_S)))
+    return wanted if cap is None else min(wanted, cap)

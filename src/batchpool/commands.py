@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -27,56 +28,44 @@ def _default_accept(result: subprocess.CompletedProcess) -> bool:
     return result.returncode == 0
 
 
+class Cancelled(Exception):
+    """A scheduler command was given up because the pool is being terminated."""
+
+
+_CANCEL_CHECK_S = 0.1
+
+
 def run_command(
     argv: Sequence[str],
     policy: CommandPolicy = CommandPolicy(),
     accept: Callable[[subprocess.CompletedProcess], bool] = _default_accept,
     stdin_text: Optional[str] = None,
     env: Optional[Mapping[str, str]] = None,
+    cancel: Optional[threading.Event] = None,
 ) -> subprocess.CompletedProcess:
     """Run ``argv`` until ``accept`` likes the result, at most ``1 + num_retries`` times.
 
     ``env`` replaces the environment of the command (default: this process's).
+    Setting ``cancel`` kills a running try and ends the waits between tries within
+    0.1 s: :class:`Cancelled` is raised.
 
     Raises
     ------
     SchedulerError
         With the command, the last exit code, stdout and stderr, once the tries
         are used up, or at once if the program does not exist.
+    Cancelled
+        If ``cancel`` was set.
     """
     argv = [str(a) for a in argv]
+    cancel = cancel if cancel is not None else threading.Event()
     last: Optional[subprocess.CompletedProcess] = None
     timed_out = False
     for attempt in range(1 + policy.num_retries):
-        if attempt > 0:
-            time.sleep(policy.backoff_s * 2 ** (attempt - 1))
-        try:
-            last = subprocess.run(
-                argv,
-                input=stdin_text,
-                capture_output=True,
-                text=True,
-                errors="replace",
-                timeout=policy.timeout_s,
-                stdin=None if stdin_text is not None else subprocess.DEVNULL,
-                env=None if env is None else dict(env),
-                umask=0o077,  # Slurm creates the job's output files with the submitter's umask
-            )
-        except FileNotFoundError as error:
-            raise SchedulerError(
-                f"The scheduler program {argv[0]!r} does not exist. Is the scheduler installed "
-                "and on PATH, or is its *_path option right?",
-                command=argv,
-                stderr=str(error),
-            ) from None
-        except subprocess.TimeoutExpired as expired:
-            timed_out = True
-            last = subprocess.CompletedProcess(
-                argv, returncode=-1, stdout=_text(expired.stdout), stderr=_text(expired.stderr)
-            )
-            continue
-        timed_out = False
-        if accept(last):
+        if attempt > 0 and cancel.wait(policy.backoff_s * 2 ** (attempt - 1)):
+            raise Cancelled(" ".join(argv))
+        last, timed_out = _run_once(argv, policy.timeout_s, stdin_text, env, cancel)
+        if not timed_out and accept(last):
             return last
     assert last is not None
     what = f"timed out after {policy.timeout_s} s" if timed_out else "failed"
@@ -87,6 +76,48 @@ def run_command(
         stdout=last.stdout or "",
         stderr=last.stderr or "",
     )
+
+
+def _run_once(
+    argv: list[str],
+    timeout_s: float,
+    stdin_text: Optional[str],
+    env: Optional[Mapping[str, str]],
+    cancel: threading.Event,
+) -> tuple[subprocess.CompletedProcess, bool]:
+    """One try: the result, and whether it timed out (then killed)."""
+    try:
+        process = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE if stdin_text is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+            env=None if env is None else dict(env),
+            umask=0o077,  # Slurm creates the job's output files with the submitter's umask
+        )
+    except FileNotFoundError as error:
+        raise SchedulerError(
+            f"The scheduler program {argv[0]!r} does not exist. Is the scheduler installed "
+            "and on PATH, or is its *_path option right?",
+            command=argv,
+            stderr=str(error),
+        ) from None
+    deadline = time.monotonic() + timeout_s
+    stdin: Optional[str] = stdin_text
+    while True:
+        try:
+            stdout, stderr = process.communicate(stdin, timeout=_CANCEL_CHECK_S)
+            return subprocess.CompletedProcess(argv, process.returncode, stdout, stderr), False
+        except subprocess.TimeoutExpired:
+            stdin = None  # sent already; communicate() goes on where it was
+        if cancel.is_set() or time.monotonic() >= deadline:
+            process.kill()
+            stdout, stderr = process.communicate()
+            if cancel.is_set():
+                raise Cancelled(" ".join(argv))
+            return subprocess.CompletedProcess(argv, -1, stdout, stderr), True
 
 
 def _text(data: object) -> str:

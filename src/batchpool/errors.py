@@ -15,6 +15,7 @@ type, as ``multiprocessing.Pool`` does; its ``__cause__`` is a
 
 from __future__ import annotations
 
+import multiprocessing.pool
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
@@ -110,12 +111,10 @@ class RemoteError(PoolError):
         return (type(self), (self.message, self.session_dir, self.type_name, self.traceback_text))
 
 
-class RemoteTraceback(Exception):
-    """The ``__cause__`` of a re-raised task exception: the traceback as text."""
+class RemoteTraceback(multiprocessing.pool.RemoteTraceback):
+    """The ``__cause__`` of a re-raised task exception: the traceback as text (``.tb``), a
+    ``multiprocessing.pool.RemoteTraceback`` as ``multiprocessing`` gives."""
 
     def __init__(self, text: str) -> None:
-        self.text = text
         super().__init__(text)
-
-    def __str__(self) -> str:
-        return self.text
+        self.text = text

@@ -1,127 +1,115 @@
 """The local backend: each job is a subprocess of this machine.
 
-It goes through exactly the same session directory and worker as the cluster
-backends, so a map that works here works on the cluster.
+Its jobs are the same standing workers, reading the same pool directory and
+sessions as on a cluster, so a map that works here works on the cluster.
 """
 
 from __future__ import annotations
 
-import collections
 import itertools
 import os
 import signal
 import subprocess
-import sys
 import threading
+import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from .backend import Job, JobState, JobStatus, Submission
-from .proto_pool import ProtoPool
+from .backend import Job, JobRequest, JobState, JobStatus
+from .proto_pool import Pool as _Pool
 from .worker import is_job_variable
 
-
-@dataclass
-class _LocalJob:
-    job: Job
-    argv: list[str]
-    state: JobState = JobState.PENDING
-    process: Optional[subprocess.Popen] = field(default=None, repr=False)
-    returncode: Optional[int] = None
-    deleted: bool = False
+EXIT_WAIT_S = 5.0
+"""How long the end of a pool waits for its workers to exit before killing them."""
 
 
 class LocalBackend:
-    """Runs at most ``processes`` jobs at once, as subprocesses, from threads of the driver."""
+    """Runs each job as a subprocess (its own process group), started at once."""
 
     name = "local"
-    throttles = True
 
-    def __init__(self, processes: int) -> None:
-        self.processes = processes
-        self._limit = processes
+    def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._pending: collections.deque[_LocalJob] = collections.deque()
-        self._jobs: dict[str, _LocalJob] = {}
-        self._num_runners = 0
+        self._processes: dict[str, subprocess.Popen] = {}
         self._ids = itertools.count(1)
+        self._prefix = f"{os.getpid()}."
 
-    def max_chunks_per_submit(self) -> int:
-        return sys.maxsize
+    def max_jobs_per_submit(self) -> int:
+        return 64
 
-    def submit(self, submission: Submission) -> list[Job]:
+    def submit(self, request: JobRequest, cancel: Optional[threading.Event] = None) -> list[Job]:
         jobs = []
-        with self._lock:
-            self._limit = min(self.processes, submission.max_running or self.processes)
-            for chunk in submission.chunks:
-                job_id = str(next(self._ids))
-                log = submission.log_dir / f"{chunk}.{job_id}"
-                job = Job(chunk, job_id, log.with_suffix(".out"), log.with_suffix(".err"))
-                local_job = _LocalJob(job, submission.worker_argv([chunk]))
-                self._jobs[job_id] = local_job
-                self._pending.append(local_job)
-                jobs.append(job)
-            while self._num_runners < min(self._limit, len(self._pending)):
-                self._num_runners += 1
-                threading.Thread(target=self._run_pending, daemon=True).start()
+        for _ in range(request.count):
+            job_id = f"{self._prefix}{next(self._ids)}"
+            job = Job(
+                job_id,
+                request.job_name,
+                request.log_dir / f"{job_id}.out",
+                request.log_dir / f"{job_id}.err",
+            )
+            with open(job.stdout_path, "wb") as out, open(job.stderr_path, "wb") as err:
+                process = subprocess.Popen(
+                    request.worker_argv(job_id),
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=err,
+                    env=_job_environment(),
+                    start_new_session=True,  # so that delete() can kill the whole group
+                )
+            with self._lock:
+                self._processes[job_id] = process
+            jobs.append(job)
         return jobs
 
-    def status(self, job_name: str, jobs: Sequence[Job]) -> dict[str, JobStatus]:
+    def status(
+        self, jobs: Sequence[Job], cancel: Optional[threading.Event] = None
+    ) -> dict[str, JobStatus]:
         statuses = {}
         with self._lock:
             for job in jobs:
-                local_job = self._jobs.get(job.job_id)
-                if local_job is None or local_job.deleted:
+                process = self._processes.get(job.job_id)
+                if process is None:
                     continue
-                reason = "" if local_job.returncode is None else f"exit {local_job.returncode}"
-                statuses[job.job_id] = JobStatus(local_job.state, reason)
-                if local_job.state is JobState.ENDED:
-                    del self._jobs[job.job_id]  # reported once; the pool knows now
+                returncode = process.poll()
+                if returncode is None:
+                    statuses[job.job_id] = JobStatus(JobState.RUNNING)
+                else:
+                    statuses[job.job_id] = JobStatus(JobState.ENDED, _exit_reason(returncode))
+                    del self._processes[job.job_id]  # reported once; the dispatcher knows now
         return statuses
 
-    def delete(self, jobs: Sequence[Job]) -> None:
+    def delete(self, jobs: Sequence[Job], cancel: Optional[threading.Event] = None) -> None:
         with self._lock:
             for job in jobs:
-                local_job = self._jobs.pop(job.job_id, None)
-                if local_job is None:
-                    continue
-                local_job.deleted = True
-                if local_job.process is not None and local_job.state is JobState.RUNNING:
-                    _kill_group(local_job.process)
+                process = self._processes.pop(job.job_id, None)
+                if process is not None and process.poll() is None:
+                    _kill_group(process)
+                    process.wait()
 
-    def _run_pending(self) -> None:
-        """Run pending jobs one after the other until none is left (a runner thread)."""
-        while True:
-            with self._lock:
-                if not self._pending or self._num_runners > self._limit:
-                    self._num_runners -= 1
-                    return
-                local_job = self._pending.popleft()
-                if local_job.deleted:
-                    continue
-                local_job.state = JobState.RUNNING
-            self._run(local_job)
+    def filter_stderr(self, text: str) -> str:
+        return text
 
-    def _run(self, local_job: _LocalJob) -> None:
-        job = local_job.job
-        with open(job.stdout_path, "wb") as out, open(job.stderr_path, "wb") as err:
-            process = subprocess.Popen(
-                local_job.argv,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                env=_job_environment(),
-                start_new_session=True,  # so that delete() can kill the whole group
-            )
+    def wait_for_exit(self, timeout_s: float = EXIT_WAIT_S) -> None:
+        """Wait for the workers, told to stop, to exit; kill those that do not."""
+        deadline = time.monotonic() + timeout_s
         with self._lock:
-            local_job.process = process
-            if local_job.deleted:
+            processes = list(self._processes.values())
+            self._processes.clear()
+        for process in processes:
+            try:
+                process.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
                 _kill_group(process)
-        returncode = process.wait()
-        with self._lock:
-            local_job.returncode = returncode
-            local_job.state = JobState.ENDED
+                process.wait()
+
+
+def _exit_reason(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exit code {returncode}"
 
 
 def _job_environment() -> dict[bytes, bytes]:
@@ -137,14 +125,16 @@ def _kill_group(process: subprocess.Popen) -> None:
         return  # it ended by itself meanwhile
 
 
-class Pool(ProtoPool):
-    """A pool whose jobs are subprocesses of this machine, ``processes`` at once.
+class Pool(_Pool):
+    """A pool whose workers are subprocesses of this machine, ``processes`` at most.
 
-    Takes every option of :class:`batchpool.proto_pool.ProtoPool`; here
-    ``polling_interval`` defaults to 0.5 s and ``lost_job_grace_period_s`` to
-    0 s, since asking local processes for their state costs nothing and local
-    files are seen at once.
+    Takes every option of :class:`batchpool.proto_pool.Pool`; here ``polling_interval``
+    defaults to 0.5 s and ``lost_job_grace_period_s`` to 0 s, since asking local
+    processes for their state costs nothing and local files are seen at once.
     """
+
+    default_polling_interval = 0.5
+    default_grace_period_s = 0.0
 
     def __init__(
         self,
@@ -152,17 +142,17 @@ class Pool(ProtoPool):
         initializer: Optional[Callable[..., object]] = None,
         initargs: Iterable[Any] = (),
         maxtasksperchild: Optional[int] = None,
+        context: object = None,
         **options: Any,
     ) -> None:
         if processes is None:
             processes = os.cpu_count() or 1
-        options.setdefault("polling_interval", 0.5)
-        options.setdefault("lost_job_grace_period_s", 0.0)
         super().__init__(
             processes,
             initializer,
             initargs,
             maxtasksperchild,
-            backend=LocalBackend(processes),
+            context,
+            backend=LocalBackend(),
             **options,
         )

@@ -17,12 +17,17 @@ class JobCounts:
     failed: int = 0
     """Jobs that ended in an error state or vanished, so far."""
     resubmitted: int = 0
+    unreachable_since: str = ""
+    """When the scheduler stopped answering (``HH:MM:SS``), while it does not."""
 
     def text(self) -> str:
-        return (
+        text = (
             f"pending={self.pending} running={self.running} "
             f"failed={self.failed} resubmitted={self.resubmitted}"
         )
+        if self.unreachable_since:
+            text += f" scheduler unreachable since {self.unreachable_since}"
+        return text
 
 
 def _terminal_size(stream: TextIO) -> tuple[int, int]:

@@ -1,88 +1,100 @@
-"""The pool that every backend shares.
+"""The ``multiprocessing.Pool`` surface that every backend shares.
 
-``map``, ``starmap``, ``imap``, ``imap_unordered``, ``apply`` and the async
-forms all go through :meth:`ProtoPool._chunk_results`, which runs one
-:class:`MapRun`: pickle the tasks into a new session directory, submit one job
-per chunk, collect result files as they appear, ask the backend for the jobs'
-states at most once per ``polling_interval``, resubmit jobs that failed or
-vanished, and clean up.
+Every method registers its work with the pool's one
+:class:`~batchpool.dispatcher.Dispatcher` and returns a result object at once
+(``map`` and friends then wait on it): no thread per call. ``imap`` and
+``imap_unordered`` read their input lazily, in the pool's one feeder thread, at most
+:data:`~batchpool.dispatcher.TASKS_AHEAD` tasks ahead of what the caller consumed.
 """
 
 from __future__ import annotations
 
 import collections
-import datetime
 import functools
-import inspect
 import multiprocessing
+import multiprocessing.pool
 import os
 import pickle
 import sys
 import threading
-import time
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import closing
+import weakref
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Optional
 
-import cloudpickle
-
 from . import worker
-from .backend import Backend, Job, JobState, Submission, filtered_stderr
-from .chunking import DEFAULT_MAX_NUM_CHUNKS, chunk_bounds, default_chunksize
-from .errors import JobsLostError, PoolError, RemoteError, RemoteTraceback, SchedulerError
-from .progress import Progress
-from .session import HEARTBEAT_S, Manifest, Session, SessionBusyError, session_key
+from .backend import Backend
+from .dispatcher import TASKS_AHEAD, Call, CallKind, Dispatcher, PoolSettings
+from .errors import PoolError, RemoteError, RemoteTraceback
+
+DEFAULT_WORKER_IDLE_S = 5.0
+"""A worker with nothing to do for this long exits (module docstring of the pool)."""
+DEFAULT_SCHEDULER_OUTAGE_S = 1800.0
 
 _RUN, _CLOSE, _TERMINATE = "RUN", "CLOSE", "TERMINATE"
-_MIN_FS_WAIT_S = 0.005
-_MAX_FS_WAIT_S = 0.1  # one scandir of results/, which holds only uncollected files
-_SUBMITS_PER_ROUND = 16  # then results are collected before more jobs are submitted
 
 
-class ProtoPool:
-    """A ``multiprocessing.Pool`` whose chunks run as jobs of ``backend``.
+class Pool:
+    """A ``multiprocessing.Pool`` whose work runs as jobs of ``backend``.
+
+    The pool's jobs are standing workers: each takes the next chunk of any map of the
+    pool as soon as it finished one, keeping imported modules and unpickled functions,
+    until it has had nothing to do for ``worker_idle_s``. New jobs are requested only
+    while there is more work than the live ones will take.
 
     Parameters
     ----------
     processes
-        As in ``multiprocessing.Pool``: for the local backend the number of
-        worker processes; for a cluster backend a cap on this pool's running
-        jobs (unless ``num_simultaneously_running_tasks`` is given). Without a
-        ``chunksize``, a map is cut into at most ``4 * processes`` chunks.
+        As in ``multiprocessing.Pool``: for the local backend the number of worker
+        processes; for a cluster backend a cap on this pool's jobs at once (unless
+        ``num_simultaneously_running_tasks`` is given).
     initializer, initargs
-        Called as ``initializer(*initargs)`` in every job before its tasks.
+        Called as ``initializer(*initargs)`` once in every worker, before its tasks.
     maxtasksperchild
-        Accepted for compatibility; every job is a fresh process anyway.
+        A worker exits after this many chunks (a chunk is what ``multiprocessing``
+        counts as a task), and a new one takes its place if work remains.
+    context
+        Accepted for compatibility with ``multiprocessing.Pool``; not used.
     backend
         The scheduler: see :mod:`batchpool.backend`.
     work_dir
-        Where session directories are made; must be reachable from the
-        compute nodes. Default ``./.batchpool``.
+        Where the pool's queue and each map's session directory are made; must be
+        reachable from the compute nodes. Default ``./.batchpool``.
     python_path
         The interpreter that runs the jobs. Default: this one, by absolute path.
     polling_interval
-        Seconds: the longest wait between two status queries to the scheduler.
-        Result files are looked for more often.
+        Seconds: the longest wait between two status queries to the scheduler (one
+        query for all of the pool's jobs). Claims and results are looked for often.
     max_num_resubmissions
-        How often one chunk's job may be resubmitted after it failed or vanished.
+        How often one chunk may be put back in the queue after its job failed or
+        vanished while holding it.
     num_simultaneously_running_tasks
         Cap on this pool's jobs in the scheduler at once (fair share).
     keep_work_dir
-        Keep the session directory after a successful map (it is always kept
-        when something went wrong).
+        Keep session directories after a successful map (they are always kept when
+        something went wrong).
     verbose
-        Print one line to stderr for every state change of the map.
+        Print one line to stderr for every state change.
     lost_job_grace_period_s
-        How long a job may be out of the queue without its result before it
-        counts as lost (shared filesystems show new files late).
+        How long a job may be out of the queue without the result of the chunk it
+        held before that chunk counts as lost (shared filesystems show files late).
     resume
-        Re-attach to the unfinished session of the same map (same function,
-        tasks, chunks and backend in the same ``work_dir``), keeping its
-        results and queued jobs. ``False`` always starts a new session.
+        Re-attach to the unfinished session of the same map (same function, tasks,
+        chunksize and backend in the same ``work_dir``), keeping its results and the
+        chunks that live workers hold. ``False`` always starts a new session.
+    worker_idle_s
+        Seconds a worker waits for new work before its job exits. The default, 5 s,
+        bridges the pauses between consecutive maps of a script (an MCMC step, a
+        loop's own bookkeeping) while giving an idle job's slot back to the
+        cluster soon. 0 gives one chunk per job.
+    scheduler_outage_s
+        How long a scheduler that cannot be asked is waited out before
+        :class:`~batchpool.SchedulerError` (default 30 minutes). Results that arrive
+        meanwhile are collected, and no job is deleted for it.
     """
 
-    default_max_num_chunks: int = DEFAULT_MAX_NUM_CHUNKS
+    default_polling_interval: ClassVar[float] = 5.0
+    default_grace_period_s: ClassVar[float] = 10.0
 
     def __init__(
         self,
@@ -90,49 +102,54 @@ class ProtoPool:
         initializer: Optional[Callable[..., object]] = None,
         initargs: Iterable[Any] = (),
         maxtasksperchild: Optional[int] = None,
+        context: object = None,
         *,
         backend: Backend,
         work_dir: str | os.PathLike[str] = ".batchpool",
         python_path: Optional[str | os.PathLike[str]] = None,
-        polling_interval: float = 5.0,
+        polling_interval: Optional[float] = None,
         max_num_resubmissions: int = 10,
         num_simultaneously_running_tasks: Optional[int] = None,
         keep_work_dir: bool = False,
         verbose: bool = False,
-        lost_job_grace_period_s: float = 10.0,
+        lost_job_grace_period_s: Optional[float] = None,
         resume: bool = True,
+        worker_idle_s: float = DEFAULT_WORKER_IDLE_S,
+        scheduler_outage_s: float = DEFAULT_SCHEDULER_OUTAGE_S,
     ) -> None:
-        if processes is not None and processes < 1:
-            raise ValueError("Number of processes must be at least 1")
-        if initializer is not None and not callable(initializer):
-            raise TypeError("initializer must be a callable")
-        if maxtasksperchild is not None and (
-            not isinstance(maxtasksperchild, int) or maxtasksperchild <= 0
-        ):
-            raise ValueError("maxtasksperchild must be a positive int or None")
+        _check_options(processes, initializer, maxtasksperchild, max_num_resubmissions)
+        if polling_interval is None:
+            polling_interval = self.default_polling_interval
+        if lost_job_grace_period_s is None:
+            lost_job_grace_period_s = self.default_grace_period_s
         if polling_interval <= 0:
             raise ValueError(f"polling_interval must be positive, not {polling_interval}")
-        if max_num_resubmissions < 0:
-            raise ValueError("max_num_resubmissions must be at least 0")
         if num_simultaneously_running_tasks is not None and num_simultaneously_running_tasks < 1:
             raise ValueError("num_simultaneously_running_tasks must be at least 1")
+        if worker_idle_s < 0 or scheduler_outage_s < 0:
+            raise ValueError("worker_idle_s and scheduler_outage_s must not be negative")
         self._processes = processes
-        self._initializer = initializer
-        self._initargs = tuple(initargs)
         self.backend = backend
         self.work_dir = Path(work_dir).absolute()
-        self.python_path = _check_python_path(python_path)
-        self.polling_interval = float(polling_interval)
-        self.max_num_resubmissions = max_num_resubmissions
-        self.num_simultaneously_running_tasks = num_simultaneously_running_tasks or processes
-        self.keep_work_dir = keep_work_dir
-        self.verbose = verbose
-        self.lost_job_grace_period_s = float(lost_job_grace_period_s)
-        self.resume = resume
+        self.settings = PoolSettings(
+            work_dir=self.work_dir,
+            python_path=_check_python_path(python_path),
+            polling_interval=float(polling_interval),
+            max_num_resubmissions=max_num_resubmissions,
+            max_workers=num_simultaneously_running_tasks or processes,
+            keep_work_dir=keep_work_dir,
+            verbose=verbose,
+            lost_job_grace_period_s=float(lost_job_grace_period_s),
+            resume=resume,
+            worker_idle_s=float(worker_idle_s),
+            maxtasksperchild=maxtasksperchild,
+            scheduler_outage_s=float(scheduler_outage_s),
+        )
         self._state = _RUN
-        self._cancel = threading.Event()
-        self._threads: set[threading.Thread] = set()
-        self._threads_lock = threading.Lock()
+        self._dispatcher = Dispatcher(backend, self.settings, initializer, tuple(initargs))
+        self._feeder = _Feeder(self._dispatcher)
+        # At exit or when collected unclosed, as multiprocessing's finalizer: jobs go.
+        self._finalizer = weakref.finalize(self, _terminate, self._dispatcher, self._feeder)
 
     # -- the multiprocessing.Pool surface -------------------------------------------
 
@@ -140,7 +157,7 @@ class ProtoPool:
         self, func: Callable[[Any], Any], iterable: Iterable[Any], chunksize: Optional[int] = None
     ) -> list:
         """Apply ``func`` to every item; return the results in order."""
-        return self._map(func, self._prepare(func, iterable), chunksize)
+        return self._wait(self.map_async(func, iterable, chunksize))
 
     def starmap(
         self,
@@ -149,36 +166,43 @@ class ProtoPool:
         chunksize: Optional[int] = None,
     ) -> list:
         """Like :meth:`map`, with each item unpacked as ``func(*item)``."""
-        return self.map(_star(func), iterable, chunksize)
+        return self._wait(self.starmap_async(func, iterable, chunksize))
 
     def imap(
         self, func: Callable[[Any], Any], iterable: Iterable[Any], chunksize: Optional[int] = None
-    ) -> Iterator:
+    ) -> IMapIterator:
         """Like :meth:`map`, but yield each result, in order, as soon as it is there."""
-        return self._imap(func, self._prepare(func, iterable), chunksize, ordered=True)
+        return self._imap(func, iterable, chunksize, ordered=True)
 
     def imap_unordered(
         self, func: Callable[[Any], Any], iterable: Iterable[Any], chunksize: Optional[int] = None
-    ) -> Iterator:
-        """Like :meth:`imap`, but in the order the chunks finish."""
-        return self._imap(func, self._prepare(func, iterable), chunksize, ordered=False)
+    ) -> IMapIterator:
+        """Like :meth:`imap`, but in the order the tasks finish."""
+        return self._imap(func, iterable, chunksize, ordered=False)
 
-    def apply(self, func: Callable[..., Any], args: Iterable[Any] = (), kwds: dict = {}) -> Any:  # noqa: B006 (multiprocessing's signature)
-        """Call ``func(*args, **kwds)`` in one job and return its result."""
-        return self.map(_apply(func), [(tuple(args), dict(kwds))], 1)[0]
+    def apply(
+        self,
+        func: Callable[..., Any],
+        args: Iterable[Any] = (),
+        kwds: dict[str, Any] = {},  # noqa: B006 (multiprocessing's signature)
+    ) -> Any:
+        """Call ``func(*args, **kwds)`` in a worker and return its result."""
+        return self._wait(self.apply_async(func, args, kwds))
 
     def apply_async(
         self,
         func: Callable[..., Any],
         args: Iterable[Any] = (),
-        kwds: dict = {},  # noqa: B006 (multiprocessing's signature)
+        kwds: dict[str, Any] = {},  # noqa: B006 (multiprocessing's signature)
         callback: Optional[Callable[[Any], object]] = None,
         error_callback: Optional[Callable[[BaseException], object]] = None,
-    ) -> AsyncResult:
-        """Like :meth:`apply`, returning an :class:`AsyncResult` at once."""
-        call = _apply(func)
-        task = self._prepare(call, [(tuple(args), dict(kwds))])
-        return self._async(lambda: self._map(call, task, 1)[0], callback, error_callback)
+    ) -> ApplyResult:
+        """Like :meth:`apply`, returning an :class:`ApplyResult` at once."""
+        self._check_running()
+        result = ApplyResult(callback, error_callback)
+        call = Call(CallKind.APPLY, _apply(func), [(tuple(args), dict(kwds))], result)
+        self._dispatcher.submit(call)
+        return result
 
     def map_async(
         self,
@@ -187,10 +211,9 @@ class ProtoPool:
         chunksize: Optional[int] = None,
         callback: Optional[Callable[[list], object]] = None,
         error_callback: Optional[Callable[[BaseException], object]] = None,
-    ) -> AsyncResult:
-        """Like :meth:`map`, returning an :class:`AsyncResult` at once."""
-        tasks = self._prepare(func, iterable)
-        return self._async(lambda: self._map(func, tasks, chunksize), callback, error_callback)
+    ) -> MapResult:
+        """Like :meth:`map`, returning a :class:`MapResult` at once."""
+        return self._map_async(func, iterable, chunksize, callback, error_callback)
 
     def starmap_async(
         self,
@@ -199,33 +222,50 @@ class ProtoPool:
         chunksize: Optional[int] = None,
         callback: Optional[Callable[[list], object]] = None,
         error_callback: Optional[Callable[[BaseException], object]] = None,
-    ) -> AsyncResult:
-        """Like :meth:`starmap`, returning an :class:`AsyncResult` at once."""
-        return self.map_async(_star(func), iterable, chunksize, callback, error_callback)
+    ) -> MapResult:
+        """Like :meth:`starmap`, returning a :class:`MapResult` at once."""
+        _check_callable(func)
+        return self._map_async(
+            functools.partial(worker.starcall, func), iterable, chunksize, callback, error_callback
+        )
 
     def close(self) -> None:
-        """Accept no more work; running maps go on."""
+        """Accept no more work; what was given runs to its end, then the workers exit."""
         if self._state == _RUN:
             self._state = _CLOSE
+            self._feeder.close()
+            self._dispatcher.close()
 
     def terminate(self) -> None:
-        """Stop at once: delete every job of this pool's running maps."""
+        """Stop at once: delete every job of this pool; unfinished calls raise
+        :class:`~batchpool.PoolError`."""
         self._state = _TERMINATE
-        self._cancel.set()
-        self._join_threads()
+        self._finalizer()
 
     def join(self) -> None:
-        """Wait for the async maps; call :meth:`close` or :meth:`terminate` first."""
+        """Wait for the work given and for the workers to stop; call :meth:`close` or
+        :meth:`terminate` first."""
         if self._state == _RUN:
             raise ValueError("Pool is still running")
-        self._join_threads()
+        self._feeder.join()
+        self._dispatcher.join()
 
-    def __enter__(self) -> ProtoPool:
+    @property
+    def size(self) -> int:
+        """How many tasks the pool runs at once, at most (what schwimmbad and dynesty ask)."""
+        return self.settings.max_workers or os.cpu_count() or 1
+
+    def __enter__(self) -> Pool:
         self._check_running()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.terminate()
+
+    def __reduce__(self) -> Any:
+        raise NotImplementedError(
+            "pool objects cannot be passed between processes or pickled"
+        )
 
     def __repr__(self) -> str:
         return (
@@ -239,128 +279,49 @@ class ProtoPool:
         if self._state != _RUN:
             raise ValueError("Pool not running")
 
-    def _prepare(self, func: Callable, iterable: Iterable) -> list:
-        self._check_running()
-        if not callable(func):
-            raise TypeError(f"func must be callable, not {type(func).__name__}")
-        return list(iterable)
-
-    def _map(self, func: Callable, tasks: list, chunksize: Optional[int]) -> list:
-        results: list = [None] * len(tasks)
-        for bounds, envelopes, run in self._chunk_results(func, tasks, chunksize):
-            for i, envelope in zip(bounds, envelopes):
-                results[i] = _value(envelope, run.session.dir)
-        return results
-
-    def _imap(
-        self, func: Callable, tasks: list, chunksize: Optional[int], ordered: bool
-    ) -> Iterator:
-        waiting: dict[int, tuple] = {}
-        next_start = 0
-        for bounds, envelopes, run in self._chunk_results(func, tasks, chunksize):
-            if not ordered:
-                for envelope in envelopes:
-                    yield _value(envelope, run.session.dir)
-                continue
-            waiting[bounds.start] = (envelopes, run)
-            while next_start in waiting:
-                ready, ready_run = waiting.pop(next_start)
-                for envelope in ready:
-                    yield _value(envelope, ready_run.session.dir)
-                next_start += len(ready)
-
-    def _chunk_results(
-        self, func: Callable, tasks: list, chunksize: Optional[int]
-    ) -> Iterator[tuple[range, list, MapRun]]:
-        """Yield ``(task indices, envelopes, run)`` for every chunk as it finishes."""
-        if chunksize is None:
-            max_chunks = 4 * self._processes if self._processes else self.default_max_num_chunks
-            chunksize = default_chunksize(len(tasks), max_chunks)
-        bounds = chunk_bounds(len(tasks), chunksize)  # checks chunksize >= 1
-        if not tasks:
-            return
-        run = MapRun.start(self, func, tasks, bounds)
-        with run, closing(run.finished_chunks()) as finished:
-            for chunk, envelopes in finished:
-                yield bounds[chunk], envelopes, run
-            run.succeeded = True
-
-    def _async(
+    def _map_async(
         self,
-        compute: Callable[[], Any],
+        func: Callable,
+        iterable: Iterable,
+        chunksize: Optional[int],
         callback: Optional[Callable],
         error_callback: Optional[Callable],
-    ) -> AsyncResult:
+    ) -> MapResult:
         self._check_running()
-        result = AsyncResult(callback, error_callback)
-
-        def target() -> None:
-            try:
-                value = compute()
-            except BaseException as error:  # handed to the caller through get()
-                result._set(False, error)
-            else:
-                result._set(True, value)
-            finally:
-                with self._threads_lock:
-                    self._threads.discard(threading.current_thread())
-
-        thread = threading.Thread(target=target, name="batchpool-async", daemon=True)
-        with self._threads_lock:
-            self._threads.add(thread)
-        thread.start()
+        _check_callable(func)
+        _check_chunksize(chunksize)
+        tasks = list(iterable)
+        result = MapResult(len(tasks), callback, error_callback)
+        if tasks:
+            self._dispatcher.submit(Call(CallKind.MAP, func, tasks, result, chunksize))
         return result
 
-    def _join_threads(self) -> None:
-        with self._threads_lock:
-            threads = list(self._threads)
-        for thread in threads:
-            if thread is not threading.current_thread():
-                thread.join()
+    def _imap(
+        self, func: Callable, iterable: Iterable, chunksize: Optional[int], ordered: bool
+    ) -> IMapIterator:
+        self._check_running()
+        _check_callable(func)
+        _check_chunksize(chunksize)
+        result = IMapIterator(ordered, self._feeder)
+        call = Call(CallKind.IMAP, func, [], result, chunksize, inputs=iter(iterable))
+        self._dispatcher.submit(call)
+        self._feeder.feed(call, result)
+        return result
 
-    def _say(self, session: Session, message: str, **fields: object) -> None:
-        session.log(message, **fields)
-        if self.verbose:
-            extra = " ".join(f"{k}={v}" for k, v in fields.items())
-            sys.stderr.write(f"batchpool {session.name}: {message} {extra}\n")
-
-
-class BackendPool(ProtoPool):
-    """A pool of one ``backend_class``: the keyword options that the backend class takes
-    (see its parameters) build the backend, the others go to :class:`ProtoPool`.
-
-    A backend's pool is then a docstring and ``backend_class = ...``.
-    """
-
-    backend_class: ClassVar[Callable[..., Backend]]
-
-    def __init__(
-        self,
-        processes: Optional[int] = None,
-        initializer: Optional[Callable[..., object]] = None,
-        initargs: Iterable[Any] = (),
-        maxtasksperchild: Optional[int] = None,
-        **options: Any,
-    ) -> None:
-        names = _keyword_names(self.backend_class)
-        backend = self.backend_class(**{k: options.pop(k) for k in list(options) if k in names})
-        super().__init__(
-            processes, initializer, initargs, maxtasksperchild, backend=backend, **options
-        )
+    def _wait(self, result: ApplyResult) -> Any:
+        try:
+            return result.get()
+        except KeyboardInterrupt:
+            self.terminate()  # Ctrl-C: this pool's jobs go before the exception does
+            raise
 
 
-def _keyword_names(cls: type) -> set[str]:
-    """The keyword parameters of ``cls`` and of the classes whose ``__init__`` it extends."""
-    names = set()
-    for klass in cls.__mro__:
-        if "__init__" in vars(klass) and klass is not object:
-            parameters = inspect.signature(klass.__init__).parameters.values()
-            names |= {p.name for p in parameters if p.kind is p.KEYWORD_ONLY}
-    return names
+ProtoPool = Pool
+"""The name of :class:`Pool` in batchpool 0.1."""
 
 
-class AsyncResult:
-    """The result of an ``*_async`` call, as ``multiprocessing.pool.AsyncResult``."""
+class ApplyResult:
+    """The result of an ``*_async`` call, as ``multiprocessing.pool.ApplyResult``."""
 
     def __init__(self, callback: Optional[Callable], error_callback: Optional[Callable]) -> None:
         self._event = threading.Event()
@@ -388,363 +349,298 @@ class AsyncResult:
             return self._value
         raise self._value
 
+    # -- the dispatcher's side (dispatcher.Sink) --
+
+    def deliver(self, start: int, envelopes: list, session_dir: Path) -> bool:
+        ok, value = envelopes[0]
+        if ok:
+            self._set(True, value)
+        else:
+            self._set(False, task_error(value, session_dir))
+        return True
+
+    def fail(self, error: BaseException) -> None:
+        if not self.ready():
+            self._set(False, error)
+
+    def finish(self) -> None:
+        return None
+
     def _set(self, success: bool, value: Any) -> None:
         self._success, self._value = success, value
-        if success and self._callback is not None:
-            self._callback(value)
-        if not success and self._error_callback is not None:
-            self._error_callback(value)
-        self._event.set()
+        try:
+            if success and self._callback is not None:
+                self._callback(value)
+            if not success and self._error_callback is not None:
+                self._error_callback(value)
+        finally:
+            self._event.set()
 
 
-class MapRun:
-    """One map's session and jobs: submit, poll, resubmit, collect, clean up."""
+AsyncResult = ApplyResult
 
-    def __init__(self, pool: ProtoPool, session: Session, chunk_sizes: list[int]) -> None:
-        self.pool = pool
-        self.backend = pool.backend
-        self.session = session
-        self.chunk_sizes = chunk_sizes
-        self.num_chunks = len(chunk_sizes)
-        self.todo: collections.deque[int] = collections.deque(range(self.num_chunks))
-        self.live: dict[int, Job] = {}
-        self.submissions: collections.Counter[int] = collections.Counter()
-        self.collected: set[int] = set()
-        self.unfolded: list[Job] = []
-        self.out_of_queue_since: dict[str, float] = {}
-        self.last_reason: dict[int, str] = {}
-        self.last_job: dict[int, Job] = {}
-        self.resumed_results: list[tuple[int, bytes]] = []
-        self.resumed = False
-        self.succeeded = False
-        self.progress = Progress(sum(chunk_sizes), session.name, pool.verbose)
 
-    @classmethod
-    def start(cls, pool: ProtoPool, func: Callable, tasks: list, bounds: list[range]) -> MapRun:
-        """Pickle everything, then re-attach to the unfinished session of the same map, or
-        write a new one; nothing is submitted yet."""
-        function = _pickle("the function", (pool._initializer, pool._initargs, func))
-        chunks = [_pickle(f"task {b.start}", tasks[b.start : b.stop]) for b in bounds]
-        key = session_key([function, pool.backend.name.encode(), *chunks])
-        session = Session.find_unfinished(pool.work_dir, key) if pool.resume else None
-        if session is not None and not _took_over(session):
-            session = None  # the same map, driven by another thread of this driver
-        resumed = session is not None
-        if session is None:
-            manifest = Manifest(
-                num_tasks=len(tasks),
-                chunksize=len(bounds[0]),
-                num_chunks=len(bounds),
-                backend=pool.backend.name,
-                function=_describe(func),
-                created=datetime.datetime.now().isoformat(timespec="seconds"),
-            )
-            session = _write_session(pool.work_dir, key, function, chunks, manifest)
-        run = cls(pool, session, [len(b) for b in bounds])
-        run.resumed = resumed
-        if not resumed:
-            pool._say(
-                session, "session", tasks=len(tasks), chunks=len(bounds), backend=pool.backend.name
-            )
-        return run
+class MapResult(ApplyResult):
+    """The result of ``map_async``: the list of results in order, or the first exception a
+    task raised once every task has ended (as ``multiprocessing``)."""
 
-    def _reattach(self) -> None:
-        """Take over an unfinished session: keep its results, adopt its queued jobs."""
-        # A chunk whose tasks raised runs again: the failure may have been passing.
-        self.resumed_results = [
-            (chunk, payload)
-            for chunk, payload in sorted(self.session.archived_results().items())
-            if all(ok for ok, _ in pickle.loads(payload))
-        ]
-        self.collected = {chunk for chunk, _ in self.resumed_results}
-        self.resumed_results += self._collect()
-        for entry in self.session.journal():
-            self.submissions[entry.chunk] += 1
-            self.last_job[entry.chunk] = entry.job()
-        open_jobs = [j for c, j in self.last_job.items() if c not in self.collected]
-        statuses = self.backend.status(self.session.job_name, open_jobs) if open_jobs else {}
-        gone = []
-        for job in open_jobs:
-            status = statuses.get(job.job_id)
-            if status is not None and status.state in (JobState.PENDING, JobState.RUNNING):
-                self.live[job.chunk] = job
-            else:
-                self.last_reason[job.chunk] = (
-                    status.reason if status else "gone while no driver ran"
-                )
-                gone.append(job)
-        self.todo = collections.deque(
-            c for c in range(self.num_chunks) if c not in self.collected and c not in self.last_job
-        )
-        self.pool._say(
-            self.session,
-            "resumed",
-            results=len(self.collected),
-            queued_jobs=len(self.live),
-            gone_jobs=len(gone),
-        )
-        self._delete([j for j in gone if statuses.get(j.job_id)], "re-attached")
-        self._resubmit(gone)
+    def __init__(
+        self, num_tasks: int, callback: Optional[Callable], error_callback: Optional[Callable]
+    ) -> None:
+        super().__init__(callback, error_callback)
+        self._values: list = [None] * num_tasks
+        self._error: Optional[BaseException] = None
+        if num_tasks == 0:
+            self._set(True, [])
 
-    def __enter__(self) -> MapRun:
+    def deliver(self, start: int, envelopes: list, session_dir: Path) -> bool:
+        for i, (ok, value) in enumerate(envelopes, start):
+            if ok:
+                self._values[i] = value
+            elif self._error is None:
+                self._error = task_error(value, session_dir)
+        return True
+
+    def finish(self) -> None:
+        if self._error is not None:
+            self._set(False, self._error)
+        else:
+            self._set(True, self._values)
+        self._values = []
+
+
+class IMapIterator:
+    """The iterator of ``imap`` and ``imap_unordered``, with ``next(timeout)`` as in
+    ``multiprocessing``."""
+
+    def __init__(self, ordered: bool, feeder: _Feeder) -> None:
+        self._ordered = ordered
+        self._feeder = feeder
+        self._cond = threading.Condition(threading.Lock())
+        self._items: dict[int, tuple] = {}
+        self._arrived: collections.deque[tuple] = collections.deque()
+        self._next_index = 0
+        self._consumed = 0
+        self._length: Optional[int] = None
+        self._input_error: Optional[tuple[int, BaseException]] = None
+        self._error: Optional[BaseException] = None
+        self._session_dir: Optional[Path] = None
+
+    def __iter__(self) -> IMapIterator:
         return self
 
-    def __exit__(self, exc_type: object, error: Optional[BaseException], tb: object) -> None:
-        if isinstance(error, PoolError) and error.session_dir is None:
-            error.session_dir = self.session.dir
-        try:
-            self._delete(list(self.live.values()), "the map ended")
-        except SchedulerError as delete_error:
-            if error is None:
-                raise
-            # Do not hide the error that ended the map; tell about this one.
-            sys.stderr.write(
-                f"batchpool: could not delete the jobs of {self.session.dir}: {delete_error}\n"
-            )
-        finally:
-            self.progress.close()
-            self._fold_logs(self.unfolded)
-            self._finish(error)
+    def __next__(self) -> Any:
+        return self.next()
 
-    def _finish(self, error: Optional[BaseException]) -> None:
-        if self.succeeded and error is None:
-            self.pool._say(self.session, "done")
-            self.session.mark_done()
-            if self.pool.keep_work_dir:
-                self.session.close_log()
-                self.session.release()
-            else:
-                self.session.remove()
+    def next(self, timeout: Optional[float] = None) -> Any:
+        with self._cond:
+            envelope = self._take()
+            if envelope is None:
+                if not self._cond.wait_for(lambda: self._can_take(), timeout):
+                    raise multiprocessing.TimeoutError
+                envelope = self._take()
+            self._consumed += 1
+            self._cond.notify_all()
+        self._feeder.wake()
+        if envelope is _END:
+            raise StopIteration
+        if isinstance(envelope, BaseException):
+            raise envelope
+        ok, value = envelope
+        if ok:
+            return value
+        raise task_error(value, self._session_dir or Path("?"))
+
+    __next__ = next  # type: ignore[assignment]
+
+    def _can_take(self) -> bool:
+        return self._peek() is not None
+
+    def _take(self) -> Any:
+        item = self._peek()
+        if item is None or item is _END:
+            return item
+        if self._ordered:
+            if isinstance(item, BaseException):
+                return item
+            del self._items[self._next_index]
         else:
-            self.pool._say(self.session, "stopped", error=repr(error), kept=str(self.session.dir))
-            self.session.close_log()
-            self.session.release()
+            if isinstance(item, BaseException):
+                return item
+            self._arrived.popleft()
+        self._next_index += 1
+        return item
 
-    def finished_chunks(self) -> Iterator[tuple[int, list]]:
-        """Yield ``(chunk, envelopes)`` as results arrive, until every chunk has one."""
-        fs_wait = _MIN_FS_WAIT_S
-        last_status = last_heartbeat = time.monotonic()
-        if self.resumed:
-            self._reattach()
-        self.progress.advance(sum(self.chunk_sizes[chunk] for chunk, _ in self.resumed_results))
-        for chunk, payload in self.resumed_results:
-            yield chunk, pickle.loads(payload)
-        self.resumed_results = []
-        while len(self.collected) < self.num_chunks:
-            if time.monotonic() - last_heartbeat >= HEARTBEAT_S:
-                last_heartbeat = time.monotonic()
-                self.session.heartbeat()
-            more_to_submit = self._submit_due()
-            arrived = self._collect()
-            got_results = bool(arrived)
-            arrived.reverse()
-            while arrived:  # each payload is dropped once unpickled, to keep the peak low
-                chunk, payload = arrived.pop()
-                envelopes = pickle.loads(payload)
-                del payload
-                yield chunk, envelopes
-            unfinished = len(self.collected) < self.num_chunks
-            if unfinished and time.monotonic() - last_status >= self.pool.polling_interval:
-                last_status = time.monotonic()
-                self._check_status()
-            fs_wait = _MIN_FS_WAIT_S if got_results else min(2 * fs_wait, _MAX_FS_WAIT_S)
-            if unfinished and not more_to_submit:
-                until_status = last_status + self.pool.polling_interval - time.monotonic()
-                if self.pool._cancel.wait(max(0.0, min(fs_wait, until_status))):
-                    raise PoolError("The pool was terminated while the map ran.")
+    def _peek(self) -> Any:
+        if self._error is not None and self._ordered and self._next_index not in self._items:
+            return self._error
+        if self._input_error is not None and self._next_index == self._input_error[0]:
+            return self._input_error[1]
+        if self._ordered:
+            if self._next_index in self._items:
+                return self._items[self._next_index]
+        elif self._arrived:
+            return self._arrived[0]
+        if self._error is not None:
+            return self._error
+        if self._length is not None and self._next_index >= self._length:
+            return _END
+        return None
 
-    def _submit_due(self) -> bool:
-        """Submit due chunks, at most ``_SUBMITS_PER_ROUND`` submissions; True if more are
-        due right now."""
-        if not self.todo:
-            return False
-        cap = self.pool.num_simultaneously_running_tasks
-        per_submit = self.backend.max_chunks_per_submit()
-        native = (
-            cap is not None
-            and self.backend.throttles
-            and not self.live
-            and len(self.todo) <= per_submit
-        )
-        room = len(self.todo) if cap is None or native else cap - len(self.live)
-        for _ in range(_SUBMITS_PER_ROUND):
-            if room <= 0 or not self.todo:
-                return False
-            batch = tuple(self.todo.popleft() for _ in range(min(room, per_submit, len(self.todo))))
-            submission = Submission(
-                session_dir=self.session.dir,
-                job_name=self.session.job_name,
-                chunks=batch,
-                python_path=self.pool.python_path,
-                log_dir=self.session.log_dir,
-                max_running=cap if native else None,
-            )
-            try:
-                jobs = self.backend.submit(submission)
-            except BaseException:
-                self.todo.extendleft(reversed(batch))
-                raise
-            self.session.record_jobs(jobs)
-            for job in jobs:
-                self.live[job.chunk] = job
-                self.last_job[job.chunk] = job
-                self.submissions[job.chunk] += 1
-            self.pool._say(self.session, "submitted", chunks=len(jobs), first_job=jobs[0].job_id)
-            room -= len(batch)
-        return room > 0 and bool(self.todo)
+    def consumed(self) -> int:
+        with self._cond:
+            return self._consumed
 
-    def _collect(self) -> list[tuple[int, bytes]]:
-        arrived: list[tuple[int, bytes]] = []
-        for chunk in self.session.new_result_chunks():
-            if chunk in self.collected:  # a second job of the same chunk also finished
-                self.session.result_path(chunk).unlink()
-                continue
-            arrived.append((chunk, self.session.collect_result(chunk)))
-            self.collected.add(chunk)
-            job = self.live.pop(chunk, None)
-            if job is not None:
-                self.unfolded.append(job)
-        if arrived:
-            self.pool._say(self.session, "collected", chunks=len(arrived))
-            self.progress.advance(sum(self.chunk_sizes[chunk] for chunk, _ in arrived))
-        return arrived
+    def set_length(self, length: int, input_error: Optional[BaseException]) -> None:
+        """The input ended after ``length`` tasks, with ``input_error`` if it raised."""
+        with self._cond:
+            self._length = length
+            if input_error is not None:
+                self._input_error = (length, input_error)
+            self._cond.notify_all()
 
-    def _check_status(self) -> None:
-        jobs = list(self.live.values()) + self.unfolded
-        if not jobs:
-            return
-        statuses = self.backend.status(self.session.job_name, jobs)
-        now = time.monotonic()
-        failed, lost = [], []
-        for chunk, job in list(self.live.items()):
-            status = statuses.get(job.job_id)
-            if status is not None and status.state in (JobState.PENDING, JobState.RUNNING):
-                self.out_of_queue_since.pop(job.job_id, None)
-            elif status is not None and status.state is JobState.FAILED:
-                self.last_reason[chunk] = status.reason
-                failed.append(job)
-            elif not self.session.result_path(chunk).exists():
-                self.last_reason[chunk] = status.reason if status else "vanished from the queue"
-                since = self.out_of_queue_since.setdefault(job.job_id, now)
-                if now - since >= self.pool.lost_job_grace_period_s:
-                    lost.append(job)
-        queued = [statuses.get(job.job_id) for job in self.live.values()]
-        self.progress.counts.pending = sum(1 for q in queued if q and q.state is JobState.PENDING)
-        self.progress.counts.running = sum(1 for q in queued if q and q.state is JobState.RUNNING)
-        self.progress.counts.failed += len(failed) + len(lost)
-        self.progress.show_counts()
-        self._delete(failed, "error state")
-        self._resubmit(failed + lost)
-        gone = [j for j in self.unfolded if _has_left(statuses.get(j.job_id))]
-        self._fold_logs(gone)
+    # -- the dispatcher's side (dispatcher.Sink) --
 
-    def _resubmit(self, jobs: Sequence[Job]) -> None:
-        exhausted = []
-        for job in jobs:
-            self.live.pop(job.chunk, None)
-            self.out_of_queue_since.pop(job.job_id, None)
-            self.unfolded.append(job)
-            used = self.submissions[job.chunk] - 1
-            if used >= self.pool.max_num_resubmissions:
-                exhausted.append(job.chunk)
-            else:
-                self.todo.append(job.chunk)
-                self.progress.counts.resubmitted += 1
-                self.pool._say(
-                    self.session,
-                    "resubmitting",
-                    chunk=job.chunk,
-                    job=job.job_id,
-                    reason=self.last_reason[job.chunk],
+    def deliver(self, start: int, envelopes: list, session_dir: Path) -> bool:
+        with self._cond:
+            self._session_dir = session_dir
+            for i, envelope in enumerate(envelopes, start):
+                if self._ordered:
+                    self._items[i] = envelope
+                else:
+                    self._arrived.append(envelope)
+            self._cond.notify_all()
+        return True
+
+    def fail(self, error: BaseException) -> None:
+        with self._cond:
+            self._error = error
+            self._cond.notify_all()
+
+    def finish(self) -> None:
+        return None
+
+
+_END = object()
+
+
+class _Feeder:
+    """The pool's one thread that reads ``imap`` inputs, a batch at a time from each input
+    whose caller consumed enough: at most :data:`TASKS_AHEAD` tasks ahead of it, until
+    the pool is closed (then every input is read to its end, as ``multiprocessing``
+    does, so that the tasks of an unconsumed ``imap`` run before ``join`` returns)."""
+
+    BATCH = 64
+
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self._dispatcher = dispatcher
+        self._cond = threading.Condition()
+        self._inputs: list[_Input] = []
+        self._closed = False
+        self._stopped = False
+        self._thread: Optional[threading.Thread] = None
+
+    def feed(self, call: Call, result: IMapIterator) -> None:
+        with self._cond:
+            self._inputs.append(_Input(call, result))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="batchpool-feeder")
+                self._thread.daemon = True
+                self._thread.start()
+            self._cond.notify_all()
+
+    def wake(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+
+    def join(self) -> None:
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(
+                    lambda: self._stopped
+                    or any(self._ready(i) for i in self._inputs)
+                    or (self._closed and not self._inputs)
                 )
-        if exhausted:
-            raise self._lost_error(exhausted)
+                if self._stopped or not self._inputs:
+                    return
+                current = next(i for i in self._inputs if self._ready(i))
+            if self._read_batch(current):
+                with self._cond:
+                    self._inputs.remove(current)
 
-    def _lost_error(self, chunks: list[int]) -> JobsLostError:
-        lines = [
-            f"{len(chunks)} chunk(s) lost: their jobs failed or vanished "
-            f"{self.pool.max_num_resubmissions + 1} times "
-            f"(max_num_resubmissions={self.pool.max_num_resubmissions})."
-        ]
-        for chunk in chunks:
-            job = self.last_job[chunk]
-            tail = filtered_stderr(self.backend, self.session.stderr_tail(job, num_lines=50))
-            tail = "\n".join(tail.splitlines()[-10:])
-            lines.append(
-                f"  chunk {chunk}: last job {job.job_id}, last state: {self.last_reason[chunk]}"
-            )
-            if tail:
-                lines.append("    stderr: " + tail.replace("\n", "\n            "))
-        return JobsLostError("\n".join(lines), self.session.dir, chunks)
+    def _ready(self, feed: _Input) -> bool:
+        if feed.call.ended:
+            return True
+        return self._closed or feed.num_read - feed.result.consumed() < TASKS_AHEAD
 
-    def _delete(self, jobs: Sequence[Job], why: str) -> None:
-        if not jobs:
-            return
-        self.pool._say(self.session, "deleting", jobs=len(jobs), why=why)
-        self.backend.delete(jobs)
+    def _read_batch(self, feed: _Input) -> bool:
+        """Read up to :data:`BATCH` tasks, in whole chunks; True once the input ended.
 
-    def _fold_logs(self, jobs: list[Job]) -> None:
-        if jobs:
-            self.session.fold_logs(jobs)
-            folded = {id(j) for j in jobs}
-            self.unfolded = [j for j in self.unfolded if id(j) not in folded]
-
-
-def _took_over(session: Session) -> bool:
-    """Become the driver of an unfinished session; False if this process drives it."""
-    try:
-        session.acquire()
-    except SessionBusyError as error:
-        holder = session.lock_holder()
-        if holder is not None and holder.is_mine():
-            return False
-        raise PoolError(
-            f"Cannot run this map: {error}. Two drivers never drive one session; wait for "
-            "the other one, or stop it.",
-            session.dir,
-        ) from None
-    return True
+        An exception from the input is raised by ``next()`` at the first task of the
+        chunk in which it happened (the chunk's other tasks are dropped), after the
+        results of the tasks before it, as in ``multiprocessing``."""
+        if feed.call.ended:
+            return True
+        group = feed.call.chunksize or 1
+        batch: list[bytes] = []
+        error: Optional[tuple[int, BaseException]] = None
+        done = False
+        try:
+            for _ in range(max(1, self.BATCH // group)):
+                items = [next(feed.inputs) for _ in range(group)]
+                batch.extend(_pickle_task(item) for item in items)
+        except StopIteration:
+            done = True
+        except Exception as exc:  # raised by the caller's iterable, or unpicklable
+            error = (feed.num_read + len(batch), exc)
+            done = True
+        feed.num_read += len(batch)
+        if done:
+            feed.result.set_length(feed.num_read, error[1] if error else None)
+        self._dispatcher.more_tasks(feed.call, batch, done, error)
+        return done
 
 
-def _write_session(
-    work_dir: Path, key: str, function: bytes, chunks: list[bytes], manifest: Manifest
-) -> Session:
-    try:
-        session = Session.create(work_dir, key)
-        session.write_function(function)
-        session.write_tasks(chunks)
-        session.write_environment()
-        session.write_manifest(manifest)
-    except OSError as error:
-        raise PoolError(
-            f"Cannot write the session into work_dir {work_dir}: {error}. "
-            "Nothing was submitted. The work_dir must be writable, have free space, "
-            "and be reachable from the compute nodes."
-        ) from error
-    return session
+class _Input:
+    """One ``imap`` input being read."""
+
+    def __init__(self, call: Call, result: IMapIterator) -> None:
+        assert call.inputs is not None
+        self.call = call
+        self.result = result
+        self.inputs: Iterator = call.inputs
+        self.num_read = 0
 
 
-def _has_left(status: object) -> bool:
-    return status is None or getattr(status, "state", None) is JobState.ENDED
+def _pickle_task(item: object) -> bytes:
+    from .dispatcher import _pickle
+
+    return _pickle("a task", item)
 
 
-def _pickle(what: str, obj: object) -> bytes:
-    try:
-        return cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception as error:
-        if hasattr(error, "add_note"):
-            error.add_note(f"batchpool: {what} cannot be pickled; nothing was submitted.")
-        raise
+def _terminate(dispatcher: Dispatcher, feeder: _Feeder) -> None:
+    """Delete the pool's jobs and end its threads (terminate, collection, exit)."""
+    feeder.stop()
+    if dispatcher._thread is not None:
+        dispatcher.terminate()
+        dispatcher.join()
 
 
-def _value(envelope: tuple, session_dir: Path) -> Any:
-    ok, value = envelope
-    if ok:
-        return value
-    raise _task_error(value, session_dir)
-
-
-def _task_error(payload: tuple, session_dir: Path) -> BaseException:
+def task_error(payload: tuple, session_dir: Path) -> BaseException:
     """The exception a task raised, rebuilt, with the remote traceback as its cause."""
     exc_pickle, type_name, message, traceback_text = payload
     where = f"The session directory is kept at {session_dir}"
@@ -762,11 +658,35 @@ def _task_error(payload: tuple, session_dir: Path) -> BaseException:
     return error
 
 
-def _describe(func: Callable) -> str:
-    """``module.qualname`` of a task function, seen through our star/apply wrappers."""
-    inner = func.args[0] if isinstance(func, functools.partial) and func.args else func
-    module = getattr(inner, "__module__", None) or "?"
-    return f"{module}.{getattr(inner, '__qualname__', type(inner).__qualname__)}"
+_task_error = task_error
+
+
+def _check_options(
+    processes: Optional[int],
+    initializer: Optional[Callable],
+    maxtasksperchild: Optional[int],
+    max_num_resubmissions: int,
+) -> None:
+    if processes is not None and processes < 1:
+        raise ValueError("Number of processes must be at least 1")
+    if initializer is not None and not callable(initializer):
+        raise TypeError("initializer must be a callable")
+    if maxtasksperchild is not None and (
+        not isinstance(maxtasksperchild, int) or maxtasksperchild <= 0
+    ):
+        raise ValueError("maxtasksperchild must be a positive int or None")
+    if max_num_resubmissions < 0:
+        raise ValueError("max_num_resubmissions must be at least 0")
+
+
+def _check_callable(func: object) -> None:
+    if not callable(func):
+        raise TypeError(f"func must be callable, not {type(func).__name__}")
+
+
+def _check_chunksize(chunksize: Optional[int]) -> None:
+    if chunksize is not None and chunksize < 1:
+        raise ValueError(f"chunksize must be at least 1, not {chunksize}")
 
 
 def _check_python_path(python_path: Optional[str | os.PathLike[str]]) -> str:
@@ -779,13 +699,37 @@ def _check_python_path(python_path: Optional[str | os.PathLike[str]]) -> str:
     return str(path.absolute())
 
 
-def _star(func: Callable) -> Callable:
-    if not callable(func):
-        raise TypeError(f"func must be callable, not {type(func).__name__}")
-    return functools.partial(worker.starcall, func)
-
-
 def _apply(func: Callable) -> Callable:
-    if not callable(func):
-        raise TypeError(f"func must be callable, not {type(func).__name__}")
+    _check_callable(func)
     return functools.partial(worker.applycall, func)
+
+
+class BackendPool(Pool):
+    """A pool of one ``backend_class``: the keyword options that the backend class takes
+    build the backend, the others go to :class:`Pool`."""
+
+    backend_class: ClassVar[Callable[..., Backend]]
+
+    def __init__(
+        self,
+        processes: Optional[int] = None,
+        initializer: Optional[Callable[..., object]] = None,
+        initargs: Iterable[Any] = (),
+        maxtasksperchild: Optional[int] = None,
+        context: object = None,
+        **options: Any,
+    ) -> None:
+        import inspect
+
+        names: set[str] = set()
+        for klass in getattr(self.backend_class, "__mro__", ()):
+            if "__init__" in vars(klass) and klass is not object:
+                parameters = inspect.signature(klass.__init__).parameters.values()
+                names |= {p.name for p in parameters if p.kind is p.KEYWORD_ONLY}
+        backend = self.backend_class(**{k: options.pop(k) for k in list(options) if k in names})
+        super().__init__(
+            processes, initializer, initargs, maxtasksperchild, context, backend=backend, **options
+        )
+
+
+_ = multiprocessing.pool  # RemoteTraceback subclasses multiprocessing.pool.RemoteTraceback

@@ -1,24 +1,26 @@
-"""The session directory of one map: the one owner of its file layout.
+"""The files of a pool and of its maps: the one owner of the layout on disk.
 
-::
+Every name comes from :mod:`batchpool._layout`, which the worker shares.
 
-    WORK_DIR/SESSION/            mode 0700, files 0600
-        function.pkl             (initializer, initargs, function), cloudpickled
-        tasks.pkl                the chunks' task lists, pickled one after the other
-        tasks.idx                16 bytes a chunk: start and stop offset in tasks.pkl
-        environment.pkl          the driver's environment, sys.path and working directory
-        session.json             number of tasks, chunksize, backend, function name
-        results/CHUNK.pkl        a worker's envelopes, written under a temporary name
-        logs/                    the jobs' stdout and stderr while they run
-        results.archive          collected results, folded in while the map runs
-        logs.archive             collected stdout and stderr of finished jobs
-        jobs.jsonl               every submission: chunk, job id, log paths
-        log.jsonl                what the pool did
-        driver.lock              host, pid and heartbeat of the driver driving it now
-        done                     written when the map succeeded
+A pool's queue, :class:`PoolDirectory` (``WORK_DIR/pool_<time>_<pid>_<random>/``): the
+tickets its workers claim, their logs, the driver's heartbeat (see :mod:`batchpool._layout`).
 
-Writes of whole files are atomic (temporary name, then rename); the archives
-and journals are appended to, and a torn last record is ignored when read.
+A map's session, :class:`Session` (``WORK_DIR/<time>_<key>/``, re-attached by key)::
+
+    function.pkl             the task function, cloudpickled
+    tasks.pkl, tasks.idx     every task pickled on its own; 16 bytes of offsets a task
+    session.json             number of tasks, chunksize, backend, function name
+    results/CHUNK.pkl        a worker's envelopes for one chunk (head: tasks, seconds)
+    results.archive          collected results, folded in while the map runs
+    chunks.jsonl             every chunk posted (tasks, attempt, pool, ticket) and claimed (job)
+    log.jsonl                what the pool did for this map
+    driver.lock              host, pid and heartbeat of the driver driving it now
+    cancelled                the map stopped early: workers skip its remaining tickets
+    done                     written when the map succeeded
+
+Directories are 0700 and files 0600. Whole files are written atomically
+(temporary name, then rename); the archive and journals are appended to, and a torn
+last record is ignored when read.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import json
 import logging
 import os
 import pickle
+import secrets
 import shutil
 import socket
 import struct
@@ -37,60 +40,24 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Optional
 
 import json_line_logger
 
-from . import worker
-from .backend import Job
+from . import _layout
+from ._layout import Claim, Ticket
 
 _RECORD_HEADER = struct.Struct("<Q")
-_CHUNK_HEADER = struct.Struct("<Q")  # a results.archive record: chunk number, then the payload
-
-
-@dataclass(frozen=True)
-class JournalEntry:
-    """One line of ``jobs.jsonl``: a job was submitted for a chunk."""
-
-    chunk: int
-    job_id: str
-    stdout_path: str
-    stderr_path: str
-
-    def job(self) -> Job:
-        return Job(self.chunk, self.job_id, Path(self.stdout_path), Path(self.stderr_path))
-
-
-@dataclass(frozen=True)
-class Manifest:
-    """``session.json``: what the map was, for tools that read a session later."""
-
-    num_tasks: int
-    chunksize: int
-    num_chunks: int
-    backend: str
-    function: str
-    created: str
-
-    def chunk_tasks(self, chunk: int) -> range:
-        """The task indices of ``chunk``."""
-        start = chunk * self.chunksize
-        return range(start, min(start + self.chunksize, self.num_tasks))
-
-
-@dataclass(frozen=True)
-class LogRecord:
-    """The stdout and stderr of one finished job, as kept in ``logs.archive``."""
-
-    chunk: int
-    job_id: str
-    stdout: str
-    stderr: str
-
 
 STALE_LOCK_S = 120.0
 """A lock of a driver on another host whose heartbeat is older than this is stale."""
 HEARTBEAT_S = 10.0
-"""How often a live driver renews its lock."""
+"""How often a live driver renews its locks and its pool's heartbeat."""
+
+LAYOUT_VERSION = 3
+"""Changes with the format of the session's files (3: tasks indexed one by one, results
+per chunk with their task range; the pool's ticket queue). It is part of the session
+key, so a session written in another layout is never resumed, only started anew."""
 
 
 class SessionBusyError(OSError):
@@ -114,28 +81,15 @@ class DriverLock:
 
     def is_stale(self, now: float) -> bool:
         if self.host == socket.gethostname():
-            return not _process_alive(self.pid)
+            return not process_alive(self.pid)
         return now - self.heartbeat > STALE_LOCK_S
 
 
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # somebody else's process
-    try:  # a zombie is dead, though kill() still finds it
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rpartition(")")[2].split()[0] not in ("Z", "X")
-    except OSError:
-        return True
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host is alive (a zombie is not)."""
+    from .worker import _process_alive
 
-
-LAYOUT_VERSION = 2
-"""Changes with the format of the session's files (2: ``results.archive`` records are the
-chunk number and the payload). It is part of the session key, so a session written in
-another layout is never resumed, only started anew."""
+    return _process_alive(pid)
 
 
 def session_key(parts: Sequence[bytes]) -> str:
@@ -147,33 +101,69 @@ def session_key(parts: Sequence[bytes]) -> str:
     return digest.hexdigest()[:16]
 
 
+@dataclass(frozen=True)
+class Manifest:
+    """``session.json``: what the map was, for tools that read a session later."""
+
+    num_tasks: Optional[int]
+    """None while the tasks of an ``imap`` are still being read."""
+    chunksize: Optional[int]
+    """As given to the map; None when chunks are cut by measured time."""
+    backend: str
+    function: str
+    created: str
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    """A worker's result file for one chunk: its tasks, how long they took, their envelopes
+    (still pickled)."""
+
+    chunk: int
+    tasks: range
+    elapsed_s: float
+    payload: bytes
+
+    @classmethod
+    def parse(cls, chunk: int, data: bytes) -> ChunkResult:
+        start, stop, elapsed = _layout.RESULT_HEADER.unpack_from(data)
+        return cls(chunk, range(start, stop), elapsed, data[_layout.RESULT_HEADER.size :])
+
+    def envelopes(self) -> list:
+        return pickle.loads(self.payload)
+
+
+@dataclass(frozen=True)
+class ChunkEvent:
+    """One line of ``chunks.jsonl``: a chunk was posted as a ticket, or claimed by a job."""
+
+    event: str
+    """``posted`` or ``claimed``."""
+    chunk: int
+    start: int = 0
+    stop: int = 0
+    attempt: int = 0
+    pool: str = ""
+    ticket: int = -1
+    job_id: str = ""
+
+
 class Session:
     """The files of one map: :meth:`create` a new one, or ``Session(dir)`` an existing one."""
 
     def __init__(self, directory: Path) -> None:
         self.dir = Path(directory)
         self._logger: logging.Logger | None = None
+        self._num_tasks_written = 0
+        self._tasks_end = 0
 
     @classmethod
     def create(cls, work_dir: Path, key: str) -> Session:
-        """Make a new, private session directory inside ``work_dir``."""
-        work_dir = Path(work_dir).absolute()
-        work_dir.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.datetime.now().strftime("%Y%m%dT%H%M%S")
-        for n in range(1000):
-            name = f"{stamp}_{key}" if n == 0 else f"{stamp}_{key}_{n}"
-            try:
-                (work_dir / name).mkdir(mode=0o700)
-            except FileExistsError:
-                continue
-            break
-        else:
-            raise FileExistsError(f"no free session name for {key} in {work_dir}")
-        session = cls(work_dir / name)
-        os.chmod(session.dir, 0o700)  # mkdir's mode is masked by the umask
+        """Make a new, private session directory inside ``work_dir``, locked by this driver."""
+        directory = _private_directory(Path(work_dir), key)
+        session = cls(directory)
         session.acquire()  # before anything else, so that no one re-attaches to it half-made
-        for sub in (worker.RESULTS_DIR, "logs"):
-            (session.dir / sub).mkdir(mode=0o700)
+        (session.dir / _layout.RESULTS_DIR).mkdir(mode=0o700)
         return session
 
     @classmethod
@@ -191,6 +181,10 @@ class Session:
                 return session
         return None
 
+    @property
+    def name(self) -> str:
+        return self.dir.name
+
     # -- the driver lock -------------------------------------------------------------
 
     @property
@@ -206,25 +200,21 @@ class Session:
             If another driver that is alive holds the lock.
         """
         for _ in range(3):  # a lost race against another driver is tried again
+            payload = json.dumps(asdict(DriverLock.mine())).encode()
+            if _layout.create_exclusively(str(self.lock_path), payload):
+                return
+            holder = self.lock_holder()
+            if holder is not None and not holder.is_stale(time.time()):
+                raise SessionBusyError(
+                    f"the session {self.dir} is driven by process {holder.pid} on "
+                    f"{holder.host} (heartbeat {time.ctime(holder.heartbeat)})"
+                )
+            stale = self.lock_path.with_name(f"driver.lock.stale.{os.getpid()}")
             try:
-                fd = os.open(self.lock_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                holder = self.lock_holder()
-                if holder is not None and not holder.is_stale(time.time()):
-                    raise SessionBusyError(
-                        f"the session {self.dir} is driven by process {holder.pid} on "
-                        f"{holder.host} (heartbeat {time.ctime(holder.heartbeat)})"
-                    ) from None
-                stale = self.lock_path.with_name(f"driver.lock.stale.{os.getpid()}")
-                try:
-                    os.rename(self.lock_path, stale)
-                except FileNotFoundError:
-                    continue
-                stale.unlink()
+                os.rename(self.lock_path, stale)
+            except FileNotFoundError:
                 continue
-            with os.fdopen(fd, "w") as f:
-                json.dump(asdict(DriverLock.mine()), f)
-            return
+            stale.unlink()
         raise SessionBusyError(f"could not take the lock of {self.dir}")
 
     def lock_holder(self) -> DriverLock | None:
@@ -238,40 +228,42 @@ class Session:
 
     def release(self) -> None:
         holder = self.lock_holder()
-        if holder is not None and holder.pid == os.getpid() and self.lock_path.exists():
+        if holder is not None and holder.is_mine() and self.lock_path.exists():
             self.lock_path.unlink()
 
-    @property
-    def name(self) -> str:
-        return self.dir.name
+    # -- what the driver writes before posting tickets -------------------------------
 
     @property
-    def job_name(self) -> str:
-        """The scheduler job name of this session's jobs (starts with a letter, as SGE wants)."""
-        return "bp_" + self.name
-
-    @property
-    def results_dir(self) -> Path:
-        return self.dir / worker.RESULTS_DIR
-
-    @property
-    def log_dir(self) -> Path:
-        return self.dir / "logs"
-
-    # -- what the driver writes before submitting --------------------------------
+    def function_path(self) -> Path:
+        return self.dir / _layout.FUNCTION_FILE
 
     def write_function(self, payload: bytes) -> None:
-        write_file(self.dir / worker.FUNCTION_FILE, payload)
+        write_file(self.function_path, payload)
 
-    def write_tasks(self, chunk_payloads: Sequence[bytes]) -> None:
-        """Write every chunk's pickled task list into one file, with an index of offsets."""
+    def append_tasks(self, pickled_tasks: Sequence[bytes]) -> None:
+        """Append tasks, each pickled on its own, and their offsets; closed before return,
+        so that a worker on another host that opens them later sees them (NFS)."""
         index = bytearray()
-        offset = 0
-        for payload in chunk_payloads:
-            index += offset.to_bytes(8, "little") + (offset + len(payload)).to_bytes(8, "little")
+        offset = self._tasks_end
+        for payload in pickled_tasks:
+            index += _layout.TASK_INDEX.pack(offset, offset + len(payload))
             offset += len(payload)
-        write_file(self.dir / worker.TASKS_FILE, b"".join(chunk_payloads))
-        write_file(self.dir / worker.TASKS_INDEX_FILE, bytes(index))
+        for name, data in ((_layout.TASKS_FILE, pickled_tasks), (_layout.TASKS_INDEX_FILE, [index])):
+            fd = os.open(self.dir / name, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            with os.fdopen(fd, "ab") as f:
+                for part in data:
+                    f.write(part)
+        self._tasks_end = offset
+        self._num_tasks_written += len(pickled_tasks)
+
+    def reopen_tasks(self) -> None:
+        """Know the tasks already written (a re-attached session)."""
+        self._tasks_end = _size(self.dir / _layout.TASKS_FILE)
+        self._num_tasks_written = _size(self.dir / _layout.TASKS_INDEX_FILE) // 16
+
+    @property
+    def num_tasks_written(self) -> int:
+        return self._num_tasks_written
 
     def write_manifest(self, manifest: Manifest) -> None:
         """Written last: a session with a manifest is complete."""
@@ -280,79 +272,54 @@ class Session:
     def manifest(self) -> Manifest:
         return Manifest(**json.loads((self.dir / "session.json").read_text()))
 
-    def write_environment(self) -> None:
-        snapshot = {"environ": dict(os.environb), "sys_path": list(sys.path), "cwd": os.getcwd()}
-        write_file(self.dir / worker.ENVIRONMENT_FILE, pickle.dumps(snapshot))
-
-    # -- results -------------------------------------------------------------------
+    # -- results ---------------------------------------------------------------------
 
     def result_path(self, chunk: int) -> Path:
-        return self.results_dir / f"{chunk}.pkl"
+        return self.dir / _layout.RESULTS_DIR / f"{chunk}.pkl"
 
-    def new_result_chunks(self) -> list[int]:
-        """Chunks whose result file is complete (temporary files are skipped)."""
-        chunks = []
-        with os.scandir(self.results_dir) as entries:
-            for entry in entries:
-                stem, dot, ext = entry.name.partition(".")
-                if ext == "pkl" and stem.isdigit():
-                    chunks.append(int(stem))
-        return chunks
-
-    def collect_result(self, chunk: int) -> bytes:
-        """Read a chunk's result, fold it into the archive and remove its file."""
+    def take_result(self, chunk: int) -> ChunkResult | None:
+        """A chunk's result file, folded into the archive and removed; None if not there."""
         path = self.result_path(chunk)
-        payload = path.read_bytes()
-        append_record(self.dir / "results.archive", _CHUNK_HEADER.pack(chunk), payload)
+        data = _layout.read_file(str(path))
+        if data is None:
+            return None
+        append_record(self.dir / "results.archive", _CHUNK_HEADER.pack(chunk), data)
         path.unlink()
-        return payload
+        return ChunkResult.parse(chunk, data)
 
-    def archived_results(self) -> dict[int, bytes]:
-        results = {}
+    def archived_results(self) -> list[ChunkResult]:
+        results = []
         for record in read_records(self.dir / "results.archive"):
             (chunk,) = _CHUNK_HEADER.unpack_from(record)
-            results[chunk] = record[_CHUNK_HEADER.size :]
+            results.append(ChunkResult.parse(chunk, record[_CHUNK_HEADER.size :]))
         return results
 
-    # -- jobs and their logs -------------------------------------------------------
+    def all_results(self) -> list[ChunkResult]:
+        """Every result there is: archived, and result files not yet collected."""
+        results = {r.chunk: r for r in self.archived_results()}
+        results_dir = self.dir / _layout.RESULTS_DIR
+        if results_dir.is_dir():
+            for entry in os.scandir(results_dir):
+                stem, _, ext = entry.name.partition(".")
+                if ext == "pkl" and stem.isdigit() and int(stem) not in results:
+                    data = _layout.read_file(entry.path)
+                    if data is not None:
+                        results[int(stem)] = ChunkResult.parse(int(stem), data)
+        return sorted(results.values(), key=lambda r: r.tasks.start)
 
-    def record_jobs(self, jobs: Sequence[Job]) -> None:
-        lines = "".join(
-            json.dumps(
-                asdict(JournalEntry(j.chunk, j.job_id, str(j.stdout_path), str(j.stderr_path)))
-            )
-            + "\n"
-            for j in jobs
+    # -- chunks, cancellation, the end -----------------------------------------------
+
+    def record_chunks(self, events: Sequence[ChunkEvent]) -> None:
+        append_text(
+            self.dir / "chunks.jsonl", "".join(json.dumps(asdict(e)) + "\n" for e in events)
         )
-        append_text(self.dir / "jobs.jsonl", lines)
 
-    def journal(self) -> list[JournalEntry]:
-        return [JournalEntry(**fields) for fields in read_json_lines(self.dir / "jobs.jsonl")]
+    def chunk_events(self) -> list[ChunkEvent]:
+        return [ChunkEvent(**row) for row in read_json_lines(self.dir / "chunks.jsonl")]
 
-    def fold_logs(self, jobs: Sequence[Job]) -> None:
-        """Move the stdout and stderr files of finished jobs into ``logs.archive``."""
-        for job in jobs:
-            record = LogRecord(
-                job.chunk, job.job_id, read_text(job.stdout_path), read_text(job.stderr_path)
-            )
-            append_record(self.dir / "logs.archive", pickle.dumps(record))
-            for path in (job.stdout_path, job.stderr_path):
-                if path.exists():
-                    path.unlink()
-
-    def logs(self) -> list[LogRecord]:
-        return [pickle.loads(payload) for payload in read_records(self.dir / "logs.archive")]
-
-    def stderr_tail(self, job: Job, num_lines: int = 10) -> str:
-        """The last lines of a job's stderr, from its file or from the archive."""
-        text = read_text(job.stderr_path)
-        if not text:
-            for record in self.logs():
-                if record.job_id == job.job_id and record.chunk == job.chunk:
-                    text = record.stderr
-        return "\n".join(text.rstrip("\n").splitlines()[-num_lines:])
-
-    # -- the pool's own log and the end of a session ---------------------------------
+    def cancel(self) -> None:
+        """Tell workers to skip this map's remaining tickets."""
+        write_file(self.dir / _layout.CANCELLED_FILE, b"")
 
     def log(self, message: str, **fields: object) -> None:
         """Append one line to ``log.jsonl``."""
@@ -366,31 +333,111 @@ class Session:
             json_line_logger.shutdown(self._logger)
             self._logger = None
 
+    @property
+    def log_path(self) -> Path:
+        return self.dir / "log.jsonl"
+
     def mark_done(self) -> None:
         write_file(self.dir / "done", b"")
-
-    def remove(self) -> None:
-        self.close_log()
-        shutil.rmtree(self.dir)
-
-    def result_payloads(self) -> dict[int, bytes]:
-        """Every result there is: archived, and result files not yet collected."""
-        payloads = self.archived_results()
-        for chunk in self.new_result_chunks():
-            if chunk not in payloads:
-                try:
-                    payloads[chunk] = self.result_path(chunk).read_bytes()
-                except FileNotFoundError:  # collected by a live driver meanwhile
-                    payloads.update(self.archived_results())
-        return payloads
 
     def is_done(self) -> bool:
         """True once the map of this session succeeded."""
         return (self.dir / "done").exists()
 
+    def remove(self) -> None:
+        self.close_log()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+_CHUNK_HEADER = struct.Struct("<Q")  # a results.archive record: chunk number, then the file
+
+
+class PoolDirectory:
+    """The queue of one pool (module docstring of :mod:`batchpool._layout`)."""
+
+    PREFIX = "pool_"
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = Path(directory)
+
+    @classmethod
+    def create(cls, work_dir: Path) -> PoolDirectory:
+        key = f"{os.getpid()}_{secrets.token_hex(3)}"
+        pool = cls(_private_directory(Path(work_dir), key, prefix=cls.PREFIX))
+        for sub in (_layout.TICKETS_DIR, _layout.CLAIMS_DIR, _layout.LOGS_DIR, _layout.WORKERS_DIR):
+            (pool.dir / sub).mkdir(mode=0o700)
+        return pool
+
     @property
-    def log_path(self) -> Path:
-        return self.dir / "log.jsonl"
+    def name(self) -> str:
+        return self.dir.name
+
+    @property
+    def job_name(self) -> str:
+        """The scheduler job name of this pool's jobs (starts with a letter, as SGE wants)."""
+        return "bp_" + self.name[len(self.PREFIX) :]
+
+    @property
+    def log_dir(self) -> Path:
+        return self.dir / _layout.LOGS_DIR
+
+    def write_setup(
+        self, initializer: bytes, worker_idle_s: float, maxtasksperchild: Optional[int]
+    ) -> None:
+        """What every worker reads when it starts: the driver's environment, the
+        initializer and the worker settings."""
+        snapshot = {"environ": dict(os.environb), "sys_path": list(sys.path), "cwd": os.getcwd()}
+        write_file(self.dir / _layout.ENVIRONMENT_FILE, pickle.dumps(snapshot))
+        write_file(self.dir / _layout.INITIALIZER_FILE, initializer)
+        config = _layout.format_config(worker_idle_s, maxtasksperchild)
+        write_file(self.dir / _layout.CONFIG_FILE, config)
+
+    def post(self, ticket: Ticket) -> None:
+        write_file(self.dir / _layout.TICKETS_DIR / str(ticket.number), ticket.encode())
+
+    def set_hint(self, number: int) -> None:
+        write_file(self.dir / _layout.NEXT_FILE, str(number).encode())
+
+    def claim(self, number: int) -> Claim | None:
+        """Who took ticket ``number``; None if nobody yet (or the claim is being written)."""
+        data = _layout.read_file(str(self.dir / _layout.CLAIMS_DIR / str(number)))
+        return None if data is None else Claim.decode(data)
+
+    def withdraw(self, number: int) -> bool:
+        """Take ticket ``number`` back; False if a worker claimed it first."""
+        claim = Claim(_layout.WITHDRAWN, socket.gethostname(), os.getpid())
+        path = self.dir / _layout.CLAIMS_DIR / str(number)
+        return _layout.create_exclusively(str(path), claim.encode())
+
+    def worker_started(self, job_id: str) -> bool:
+        """Whether the worker of job ``job_id`` got as far as taking work."""
+        return (self.dir / _layout.WORKERS_DIR / job_id).exists()
+
+    def heartbeat(self, counter: int) -> None:
+        beat = f"{socket.gethostname()}\n{os.getpid()}\n{counter}\n".encode()
+        write_file(self.dir / _layout.DRIVER_FILE, beat)
+
+    def stop_workers(self) -> None:
+        write_file(self.dir / _layout.STOP_FILE, b"")
+
+    def remove(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _private_directory(work_dir: Path, key: str, prefix: str = "") -> Path:
+    """A new directory ``work_dir/<prefix><time>_<key>``, mode 0700."""
+    work_dir = work_dir.absolute()
+    work_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.datetime.now().strftime("%Y%m%dT%H%M%S")
+    for n in range(1000):
+        name = f"{prefix}{stamp}_{key}" if n == 0 else f"{prefix}{stamp}_{key}_{n}"
+        try:
+            (work_dir / name).mkdir(mode=0o700)
+        except FileExistsError:
+            continue
+        os.chmod(work_dir / name, 0o700)  # mkdir's mode is masked by the umask
+        return work_dir / name
+    raise FileExistsError(f"no free directory name for {key} in {work_dir}")
 
 
 def _jsonl_logger(path: Path) -> logging.Logger:
@@ -406,9 +453,16 @@ def _jsonl_logger(path: Path) -> logging.Logger:
     return logger
 
 
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
 def write_file(path: Path, payload: bytes) -> None:
     """Write a private file atomically."""
-    worker.write_atomically(str(path), payload)
+    _layout.write_atomically(str(path), payload)
 
 
 def append_record(path: Path, *parts: bytes) -> None:

@@ -1,10 +1,10 @@
-"""Sun/Son of Grid Engine, one ``qsub`` per chunk: :class:`SgeBackend` and its :class:`Pool`.
+"""Sun/Son of Grid Engine, one ``qsub`` per worker: :class:`SgeBackend` and its :class:`Pool`.
 
 Submission
 ----------
 Stock SGE (``shell_start_mode posix_compliant``) starts the ``-S`` interpreter by bare
 name with a minimal ``PATH``, so a virtualenv's python would lose its environment.
-Each chunk is therefore a tiny ``/bin/sh`` job script, given to ``qsub`` on stdin,
+Each worker is therefore a tiny ``/bin/sh`` job script, given to ``qsub`` on stdin,
 whose body ``exec``-s the worker with the absolute ``python_path``.
 
 State map (``qstat -xml`` ``<state>`` letters)
@@ -28,6 +28,7 @@ import os
 import pwd
 import re
 import subprocess
+import threading
 import uuid
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterable, Sequence
@@ -35,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, TypeVar
 
-from .backend import Job, JobState, JobStatus, Submission
+from .backend import Job, JobRequest, JobState, JobStatus
 from .commands import CommandPolicy, run_command
 from .errors import SchedulerError
 from .proto_pool import BackendPool
@@ -60,22 +61,25 @@ def sge_job_name(name: str) -> str:
     return name
 
 
-def private_log_files(log_dir: Path, chunk: int) -> Path:
+def private_log_files(log_dir: Path) -> Path:
     """Create a job's empty ``.out`` and ``.err`` files, readable by the owner only, and
     return their common stem.
 
     SGE creates output files with its own umask (0644) but keeps the mode of files that
     exist, so they are made here, under a name of their own for every submission.
     """
-    stem = log_dir / f"{chunk}.{uuid.uuid4().hex[:12]}"
+    stem = log_dir / f"sge.{uuid.uuid4().hex[:12]}"
     for suffix in (".out", ".err"):
         os.close(os.open(f"{stem}{suffix}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     return stem
 
 
-def job_script(submission: Submission, chunk: int) -> str:
-    """The job script for ``chunk``: ``exec`` the worker with the absolute python path."""
-    return f"#!/bin/sh\nexec {submission.worker_command([chunk])}\n"
+JOB_ID_TEMPLATE = "{JOB_ID}"
+
+
+def job_script(request: JobRequest) -> str:
+    """The job script of a worker: ``exec`` it with the absolute python path."""
+    return f"#!/bin/sh\nexec {request.worker_command(JOB_ID_TEMPLATE)}\n"
 
 
 def parse_qsub_terse(stdout: str) -> str:
@@ -145,15 +149,13 @@ def job_state(state: str) -> JobState:
     return JobState.PENDING
 
 
-def job_statuses(
-    qstat_jobs: Iterable[QstatJob], job_name: str, job_ids: Iterable[str]
-) -> dict[str, JobStatus]:
-    """The statuses of ``job_ids`` named ``job_name``; other jobs are ignored."""
-    wanted = set(job_ids)
+def job_statuses(qstat_jobs: Iterable[QstatJob], jobs: Iterable[Job]) -> dict[str, JobStatus]:
+    """The statuses of ``jobs`` (by id and name); other jobs are ignored."""
+    wanted = {(job.job_id, sge_job_name(job.name)) for job in jobs}
     return {
         job.job_id: JobStatus(job_state(job.state), job.state)
         for job in qstat_jobs
-        if job.job_id in wanted and job.name == job_name
+        if (job.job_id, job.name) in wanted
     }
 
 
@@ -185,7 +187,7 @@ def _parsed(parse: Callable[[str], T], result: subprocess.CompletedProcess) -> T
 
 
 class SgeBackend:
-    """One ``qsub`` per chunk; status from one ``qstat -xml``; ``qdel`` to delete.
+    """One ``qsub`` per worker; status from one ``qstat -xml``; ``qdel`` to delete.
 
     Parameters
     ----------
@@ -202,7 +204,6 @@ class SgeBackend:
     """
 
     name = "sge"
-    throttles = False
 
     def __init__(
         self,
@@ -223,11 +224,11 @@ class SgeBackend:
         self.qdel_path = qdel_path
         self.command_policy = command_policy
 
-    def max_chunks_per_submit(self) -> int:
+    def max_jobs_per_submit(self) -> int:
         return 1
 
-    def qsub_argv(self, submission: Submission, chunk: int, log_stem: Path) -> list[str]:
-        """``qsub`` for ``chunk``, its output into ``log_stem.out`` and ``.err``; the job
+    def qsub_argv(self, request: JobRequest, log_stem: Path) -> list[str]:
+        """``qsub`` for one worker, its output into ``log_stem.out`` and ``.err``; the job
         script comes on stdin (:func:`job_script`)."""
         argv = [
             self.qsub_path,
@@ -235,13 +236,13 @@ class SgeBackend:
             "-S",
             "/bin/sh",
             "-N",
-            sge_job_name(submission.job_name),
+            sge_job_name(request.job_name),
             "-o",
             f"{log_stem}.out",
             "-e",
             f"{log_stem}.err",
             "-wd",
-            str(submission.session_dir),
+            str(request.pool_dir),
         ]
         if self.queue_name is not None:
             argv += ["-q", self.queue_name]
@@ -249,37 +250,44 @@ class SgeBackend:
             argv += ["-l", resource]
         return argv + self.qsub_args
 
-    def submit(self, submission: Submission) -> list[Job]:
-        """``qsub`` the one chunk of ``submission``."""
-        (chunk,) = submission.chunks
-        stem = private_log_files(Path(submission.log_dir), chunk)
-        argv = self.qsub_argv(submission, chunk, stem)
-        result = run_command(argv, self.command_policy, stdin_text=job_script(submission, chunk))
+    def submit(self, request: JobRequest, cancel: Optional[threading.Event] = None) -> list[Job]:
+        """``qsub`` one worker."""
+        stem = private_log_files(request.log_dir)
+        argv = self.qsub_argv(request, stem)
+        result = run_command(
+            argv, self.command_policy, stdin_text=job_script(request), cancel=cancel
+        )
         job_id = _parsed(parse_qsub_terse, result)
-        return [Job(chunk, job_id, Path(f"{stem}.out"), Path(f"{stem}.err"))]
+        return [Job(job_id, request.job_name, Path(f"{stem}.out"), Path(f"{stem}.err"))]
 
     def qstat_argv(self) -> list[str]:
         """``qstat -xml`` for the jobs of the user running this process."""
         return [self.qstat_path, "-xml", "-u", pwd.getpwuid(os.getuid()).pw_name]
 
-    def status(self, job_name: str, jobs: Sequence[Job]) -> dict[str, JobStatus]:
-        """One ``qstat -xml``; only ``jobs`` named ``job_name`` are answered."""
+    def status(
+        self, jobs: Sequence[Job], cancel: Optional[threading.Event] = None
+    ) -> dict[str, JobStatus]:
+        """One ``qstat -xml``; only ``jobs`` are answered."""
         if not jobs:
             return {}
-        result = run_command(self.qstat_argv(), self.command_policy)
-        qstat_jobs = _parsed(parse_qstat_xml, result)
-        return job_statuses(qstat_jobs, sge_job_name(job_name), (job.job_id for job in jobs))
+        result = run_command(self.qstat_argv(), self.command_policy, cancel=cancel)
+        return job_statuses(_parsed(parse_qstat_xml, result), jobs)
 
-    def delete(self, jobs: Sequence[Job]) -> None:
+    def delete(self, jobs: Sequence[Job], cancel: Optional[threading.Event] = None) -> None:
         """``qdel`` the jobs, many per call; jobs already gone are not an error."""
         ids = [job.job_id for job in jobs]
         for start in range(0, len(ids), QDEL_IDS_PER_CALL):
             batch = ids[start : start + QDEL_IDS_PER_CALL]
-            run_command([self.qdel_path, *batch], self.command_policy, accept=_qdel_accept)
+            run_command(
+                [self.qdel_path, *batch], self.command_policy, accept=_qdel_accept, cancel=cancel
+            )
+
+    def filter_stderr(self, text: str) -> str:
+        return text
 
 
 class Pool(BackendPool):
-    """A ``multiprocessing.Pool`` whose chunks run as one Grid Engine job each.
+    """A ``multiprocessing.Pool`` whose workers run as one Grid Engine job each.
 
     Takes ``processes, initializer, initargs, maxtasksperchild`` like
     ``multiprocessing.Pool``, the options of :class:`SgeBackend` as keywords, and the

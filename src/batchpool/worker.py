@@ -1,10 +1,10 @@
-"""What runs on the compute node.
+"""What runs on the compute node: a standing worker that takes chunks from its pool's queue.
 
-``python -m batchpool.worker SESSION_DIR CHUNKS [--index-var VAR]``
+``python -m batchpool.worker POOL_DIR --job-id TEMPLATE``
 
-``CHUNKS`` is a list of chunk indices in range notation (``3``, ``0-99,105``).
-Without ``--index-var`` it must name one chunk; with it, the worker runs
-``CHUNKS[int($VAR)]`` (for array jobs, e.g. ``SLURM_ARRAY_TASK_ID``).
+``TEMPLATE`` names the job this worker runs in, from the scheduler's variables
+(``{SLURM_JOB_ID}``, ``{SLURM_ARRAY_JOB_ID}_{SLURM_ARRAY_TASK_ID}``, ``{JOB_ID}``,
+or a literal id); the worker writes it into every claim it makes.
 
 The worker
 
@@ -12,11 +12,19 @@ The worker
    to this job (``SLURM_*``, ``SGE_*``, ``JOB_ID``, ...), which it keeps from the
    job; if a variable that only takes effect at interpreter start differs
    (``LD_LIBRARY_PATH``, ...), it re-executes itself once with the full environment;
-2. takes the driver's ``sys.path`` and working directory;
-3. runs the chunk's tasks in series and writes one envelope per task,
-   ``(True, result)`` or ``(False, (exception_pickle_or_None, type_name, message,
-   traceback_text))``, into ``results/CHUNK.pkl`` under a temporary name, renamed
-   when complete.
+2. takes the driver's ``sys.path`` and working directory, and runs the pool's
+   ``initializer`` once;
+3. then, until it is told to stop, takes ticket after ticket: it reads ticket
+   ``N`` by its known name, claims it by creating ``claims/N`` exclusively, runs
+   the ticket's tasks in series (keeping imported modules and unpickled functions
+   for the next ticket), and writes one envelope per task, ``(True, result)`` or
+   ``(False, (exception_pickle_or_None, type_name, message, traceback_text))``,
+   into the session's ``results/CHUNK.pkl`` under a temporary name, renamed when
+   complete.
+
+It exits when no ticket came for ``worker_idle_s``, when ``POOL/stop`` exists, when
+its driver is gone (the driver's process is gone on this host, or its heartbeat
+has not changed for :data:`DRIVER_SILENT_S`), or after ``maxtasksperchild`` chunks.
 
 This module is imported on every job start: it imports nothing heavy.
 """
@@ -26,18 +34,31 @@ from __future__ import annotations
 import os
 import pickle
 import sys
+import time
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
-if TYPE_CHECKING:
-    from collections.abc import Sequence
-
-# Names of files inside a session directory that the worker touches. The
-# session module owns the layout and uses the same names.
-FUNCTION_FILE = "function.pkl"
-TASKS_FILE = "tasks.pkl"
-TASKS_INDEX_FILE = "tasks.idx"
-ENVIRONMENT_FILE = "environment.pkl"
-RESULTS_DIR = "results"
+from ._layout import (
+    CANCELLED_FILE,
+    CLAIMS_DIR,
+    CONFIG_FILE,
+    DRIVER_FILE,
+    ENVIRONMENT_FILE,
+    FUNCTION_FILE,
+    INITIALIZER_FILE,
+    NEXT_FILE,
+    RESULT_HEADER,
+    RESULTS_DIR,
+    STOP_FILE,
+    TICKETS_DIR,
+    WORKERS_DIR,
+    Claim,
+    Ticket,
+    create_exclusively,
+    job_id_from_environment,
+    parse_config,
+    read_file,
+    read_tasks,
+    write_atomically,
+)
 
 JOB_VARIABLE_PREFIXES = (b"SLURM_", b"SGE_", b"PBS_", b"LSB_", b"PMI_", b"PMIX_", b"OMPI_")
 JOB_VARIABLES = frozenset(
@@ -62,6 +83,7 @@ JOB_VARIABLES = frozenset(
         b"CUDA_VISIBLE_DEVICES",
         b"ROCR_VISIBLE_DEVICES",
         b"GPU_DEVICE_ORDINAL",
+        b"BATCHPOOL_JOB_ID",
     )
 )
 # Read by the interpreter or the dynamic loader at process start only.
@@ -76,30 +98,15 @@ STARTUP_VARIABLES = (
 )
 REEXEC_MARK = b"BATCHPOOL_WORKER_REEXEC"
 
-
-def format_chunks(chunks: Sequence[int]) -> str:
-    """``[0, 1, 2, 5]`` -> ``"0-2,5"``."""
-    if not chunks:
-        raise ValueError("no chunks")
-    parts = []
-    start = prev = chunks[0]
-    for c in list(chunks[1:]) + [None]:
-        if c is not None and c == prev + 1:
-            prev = c
-            continue
-        parts.append(str(start) if start == prev else f"{start}-{prev}")
-        if c is not None:
-            start = prev = c
-    return ",".join(parts)
-
-
-def parse_chunks(text: str) -> list[int]:
-    """``"0-2,5"`` -> ``[0, 1, 2, 5]``."""
-    chunks: list[int] = []
-    for part in text.split(","):
-        first, _, last = part.partition("-")
-        chunks.extend(range(int(first), int(last or first) + 1))
-    return chunks
+MIN_WAIT_S = 0.002
+"""First wait for a ticket that is not there yet; each further wait is 1.5 times longer..."""
+MAX_WAIT_S = 0.05
+"""...up to this: an idle worker looks for work 20 times a second (one stat each)."""
+CHECK_S = 1.0
+"""How often a busy or idle worker looks for ``stop``, the driver and the ``next`` hint."""
+DRIVER_SILENT_S = 120.0
+"""A driver on another host whose heartbeat has not changed for this long is gone."""
+FUNCTION_CACHE_SIZE = 16
 
 
 def is_job_variable(name: bytes) -> bool:
@@ -113,8 +120,8 @@ def merge_environment(driver: dict, job: dict) -> dict:
     return merged
 
 
-def _restore_environment(session_dir: str) -> None:
-    with open(os.path.join(session_dir, ENVIRONMENT_FILE), "rb") as f:
+def _restore_environment(pool_dir: str) -> None:
+    with open(os.path.join(pool_dir, ENVIRONMENT_FILE), "rb") as f:
         saved = pickle.load(f)
     target = merge_environment(saved["environ"], dict(os.environb))
     needs_reexec = any(os.environb.get(k) != target.get(k) for k in STARTUP_VARIABLES)
@@ -127,15 +134,6 @@ def _restore_environment(session_dir: str) -> None:
     sys.path[:] = saved["sys_path"]
     if os.path.isdir(saved["cwd"]):
         os.chdir(saved["cwd"])
-
-
-def _read_tasks(session_dir: str, chunk: int) -> list:
-    with open(os.path.join(session_dir, TASKS_INDEX_FILE), "rb") as f:
-        f.seek(16 * chunk)
-        start, stop = int.from_bytes(f.read(8), "little"), int.from_bytes(f.read(8), "little")
-    with open(os.path.join(session_dir, TASKS_FILE), "rb") as f:
-        f.seek(start)
-        return pickle.loads(f.read(stop - start))
 
 
 def _failure(exc: BaseException) -> tuple:
@@ -161,12 +159,12 @@ def applycall(function, args_and_kwds):
     return function(*args, **kwds)
 
 
-def run_tasks(function, tasks: list) -> list:
+def run_tasks(function, pickled_tasks: list) -> list:
     """Run every task, each to an envelope; a failing task does not stop the others."""
     envelopes = []
-    for task in tasks:
+    for pickled in pickled_tasks:
         try:
-            envelopes.append((True, function(task)))
+            envelopes.append((True, function(pickle.loads(pickled))))
         except Exception as exc:
             envelopes.append(_failure(exc))
     return envelopes
@@ -193,48 +191,163 @@ def _sendable(envelope: tuple, cloudpickle) -> tuple:
     return envelope
 
 
-def write_atomically(path: str, payload: bytes) -> None:
-    """Write under a temporary name in the same directory, then rename."""
-    tmp = f"{path}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(payload)
-        f.flush()
-        os.fsync(f.fileno())
-    os.rename(tmp, path)
+class _Unusable:
+    """Stands for a function that could not be unpickled: each task fails with its error."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    def __call__(self, task: object) -> object:
+        raise self.error
 
 
-def run_chunk(session_dir: str, chunk: int) -> None:
-    with open(os.path.join(session_dir, FUNCTION_FILE), "rb") as f:
-        initializer, initargs, function = pickle.load(f)
-    if initializer is not None:
-        initializer(*initargs)
-    envelopes = run_tasks(function, _read_tasks(session_dir, chunk))
-    path = os.path.join(session_dir, RESULTS_DIR, f"{chunk}.pkl")
-    write_atomically(path, _dump_envelopes(envelopes))
+class Worker:
+    """The ticket loop of one job (module docstring)."""
+
+    def __init__(self, pool_dir: str, job_id: str) -> None:
+        self.pool_dir = pool_dir
+        self.claim = Claim(job_id, os.uname().nodename, os.getpid()).encode()
+        config = read_file(os.path.join(pool_dir, CONFIG_FILE))
+        if config is None:
+            raise FileNotFoundError(f"{pool_dir} has no {CONFIG_FILE}: not a batchpool pool")
+        self.idle_s, self.max_chunks = parse_config(config)
+        self.functions: dict[str, object] = {}
+        self.cursor = self._hint()
+        self._driver_seen = (b"", time.monotonic())
+
+    def run(self) -> int:
+        """Take and run tickets until told to stop; the number of chunks run."""
+        num_chunks = 0
+        wait = MIN_WAIT_S
+        last_work = next_check = time.monotonic()
+        while True:
+            now = time.monotonic()
+            if now >= next_check:
+                if self._told_to_stop():
+                    return num_chunks
+                self.cursor = max(self.cursor, self._hint())
+                next_check = now + CHECK_S
+            ticket = self._read_ticket(self.cursor)
+            if ticket is None:
+                if now - last_work >= self.idle_s or self._exists(STOP_FILE):
+                    return num_chunks
+                time.sleep(wait)
+                wait = min(wait * 1.5, MAX_WAIT_S)
+                continue
+            self.cursor += 1
+            if not create_exclusively(self._path(CLAIMS_DIR, str(ticket.number)), self.claim):
+                continue  # another worker took it, or the driver withdrew it
+            self.run_ticket(ticket)
+            num_chunks += 1
+            last_work = time.monotonic()
+            wait = MIN_WAIT_S
+            if self.max_chunks is not None and num_chunks >= self.max_chunks:
+                return num_chunks
+
+    def run_ticket(self, ticket: Ticket) -> None:
+        """Run the tasks of ``ticket`` and write their envelopes; a ticket of a session that
+        is gone or cancelled is skipped."""
+        session = ticket.session_dir
+        if os.path.exists(os.path.join(session, CANCELLED_FILE)):
+            return
+        try:
+            function = self._function(ticket)
+            tasks = read_tasks(session, ticket.start, ticket.stop)
+        except FileNotFoundError:
+            return  # the map ended meanwhile (another attempt of this chunk finished it)
+        started = time.perf_counter()
+        envelopes = run_tasks(function, tasks)
+        elapsed = time.perf_counter() - started
+        head = RESULT_HEADER.pack(ticket.start, ticket.stop, elapsed)
+        path = os.path.join(session, RESULTS_DIR, f"{ticket.chunk}.pkl")
+        try:
+            write_atomically(path, head + _dump_envelopes(envelopes))
+        except FileNotFoundError:
+            return  # the session was removed while the tasks ran
+
+    def _function(self, ticket: Ticket) -> object:
+        function = self.functions.get(ticket.function_key)
+        if function is None:
+            with open(os.path.join(ticket.session_dir, FUNCTION_FILE), "rb") as f:
+                payload = f.read()
+            try:
+                function = pickle.loads(payload)
+            except Exception as error:  # e.g. a module missing on this node
+                function = _Unusable(error)
+            if len(self.functions) >= FUNCTION_CACHE_SIZE:
+                del self.functions[next(iter(self.functions))]
+            self.functions[ticket.function_key] = function
+        return function
+
+    def _read_ticket(self, number: int) -> Ticket | None:
+        data = read_file(self._path(TICKETS_DIR, str(number)))
+        return None if data is None else Ticket.decode(number, data)
+
+    def _hint(self) -> int:
+        data = read_file(self._path(NEXT_FILE))
+        return int(data) if data and data.strip().isdigit() else 0
+
+    def _told_to_stop(self) -> bool:
+        return self._exists(STOP_FILE) or self._driver_gone()
+
+    def _driver_gone(self) -> bool:
+        """The driver's process is gone (same host), or its heartbeat stood still too long."""
+        data = read_file(self._path(DRIVER_FILE)) or b""
+        fields = data.decode(errors="replace").split("\n")
+        if len(fields) >= 2 and fields[0] == os.uname().nodename and fields[1].isdigit():
+            return not _process_alive(int(fields[1]))
+        now = time.monotonic()
+        seen, since = self._driver_seen
+        if data != seen:
+            self._driver_seen = (data, now)
+            return False
+        return now - since > DRIVER_SILENT_S
+
+    def _exists(self, name: str) -> bool:
+        return os.path.exists(self._path(name))
+
+    def _path(self, *names: str) -> str:
+        return os.path.join(self.pool_dir, *names)
 
 
-def main(argv: Sequence[str]) -> int:
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie is dead, though kill() still finds it
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] not in ("Z", "X")
+    except OSError:
+        return True
+
+
+def _run_initializer(pool_dir: str) -> None:
+    data = read_file(os.path.join(pool_dir, INITIALIZER_FILE))
+    if data is not None:
+        initializer, initargs = pickle.loads(data)
+        if initializer is not None:
+            initializer(*initargs)
+
+
+USAGE = "usage: python -m batchpool.worker POOL_DIR --job-id TEMPLATE\n"
+
+
+def main(argv: list[str]) -> int:
     args = list(argv)
-    index_var = None
-    if "--index-var" in args:
-        i = args.index("--index-var")
-        index_var = args[i + 1]
-        del args[i : i + 2]
-    if len(args) != 2:
-        sys.stderr.write("usage: python -m batchpool.worker SESSION_DIR CHUNKS [--index-var VAR]\n")
+    if len(args) != 3 or args[1] != "--job-id":
+        sys.stderr.write(USAGE)
         return 2
-    session_dir, chunks = args[0], parse_chunks(args[1])
-    if index_var is None:
-        if len(chunks) != 1:
-            sys.stderr.write("batchpool.worker: several chunks need --index-var\n")
-            return 2
-        chunk = chunks[0]
-    else:
-        chunk = chunks[int(os.environ[index_var])]
+    pool_dir, template = args[0], args[2]
     os.umask(0o077)
-    _restore_environment(session_dir)
-    run_chunk(session_dir, chunk)
+    _restore_environment(pool_dir)
+    job_id = job_id_from_environment(template)
+    _run_initializer(pool_dir)
+    worker = Worker(pool_dir, job_id)
+    write_atomically(os.path.join(pool_dir, WORKERS_DIR, job_id), worker.claim)
+    worker.run()
     return 0
 
 

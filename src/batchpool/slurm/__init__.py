@@ -1,4 +1,4 @@
-"""Slurm, one ``sbatch`` per chunk: :class:`SlurmBackend` and its :class:`Pool`.
+"""Slurm, one ``sbatch`` per worker: :class:`SlurmBackend` and its :class:`Pool`.
 
 ``batchpool.slurm.array`` submits one ``sbatch --array`` per map instead; both share
 the status query (:mod:`batchpool.slurm.squeue`), the deletion and the rules below.
@@ -31,11 +31,11 @@ import importlib
 import os
 import re
 import subprocess
+import threading
 from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
-from ..backend import Job, JobStatus, Submission
+from ..backend import Job, JobRequest, JobStatus
 from ..commands import CommandPolicy, run_command
 from ..errors import SchedulerError
 from ..proto_pool import BackendPool
@@ -99,14 +99,13 @@ def rejection_advice(stderr: str, max_array_size: Optional[int] = None) -> str:
         limit = f"MaxArraySize = {max_array_size}" if max_array_size else "MaxArraySize"
         return (
             f"Slurm rejected the job array: it has more elements than the cluster's {limit} "
-            "allows. Use a larger chunksize (fewer chunks), or the one-job-per-chunk "
-            "batchpool.slurm.Pool."
+            "allows. Use the one-job-per-worker batchpool.slurm.Pool."
         )
     if "MaxSubmitJob" in stderr or "job submit limit" in stderr:
         return (
             "Slurm rejected the submission: you reached the limit of jobs you may have in the "
             "queue (QOS/association MaxSubmitJobs; every array element counts as one job). "
-            "Use a larger chunksize (fewer chunks), or wait for your other jobs to leave "
+            "Give the pool a cap (processes=...), or wait for your other jobs to leave "
             "the queue."
         )
     return "Slurm rejected the submission; retrying would not help. Check the options given."
@@ -128,7 +127,7 @@ def parse_sbatch_parsable(stdout: str) -> str:
 
 
 class SlurmBackend:
-    """One ``sbatch --wrap`` per chunk; status from one ``squeue``; ``scancel`` to delete.
+    """One ``sbatch --wrap`` per worker; status from one ``squeue``; ``scancel`` to delete.
 
     Parameters
     ----------
@@ -145,7 +144,6 @@ class SlurmBackend:
     """
 
     name = "slurm"
-    throttles = False
 
     def __init__(
         self,
@@ -176,67 +174,85 @@ class SlurmBackend:
         self.scancel_path = scancel_path
         self.command_policy = command_policy
 
+    job_id_template = "{SLURM_JOB_ID}"
+    """How a worker knows its job id (:func:`batchpool._layout.job_id_from_environment`)."""
+
     def filter_stderr(self, text: str) -> str:
         """A job's stderr without slurmstepd's noise lines (:func:`filter_stderr_noise`)."""
         return filter_stderr_noise(text)
 
-    def max_chunks_per_submit(self) -> int:
+    def max_jobs_per_submit(self) -> int:
         return 1
 
-    def sbatch_argv(self, submission: Submission) -> list[str]:
-        """``sbatch`` for the one chunk of ``submission``."""
-        (chunk,) = submission.chunks
-        log = submission.log_dir
+    def sbatch_argv(self, request: JobRequest) -> list[str]:
+        """``sbatch`` for one worker of ``request``."""
         return [
             self.sbatch_path,
             "--parsable",
             "--job-name",
-            submission.job_name,
+            request.job_name,
             "--output",
-            f"{log}/{chunk}.%j.out",
+            f"{request.log_dir}/%j.out",
             "--error",
-            f"{log}/{chunk}.%j.err",
+            f"{request.log_dir}/%j.err",
             *self.resource_args,
             *self.sbatch_args,
             "--wrap",
-            submission.worker_command([chunk]),
+            request.worker_command(self.job_id_template),
         ]
 
-    def submit(self, submission: Submission) -> list[Job]:
-        """Submit the chunks of ``submission`` (at most :meth:`max_chunks_per_submit`)."""
-        if len(submission.chunks) > self.max_chunks_per_submit():
+    def submit(self, request: JobRequest, cancel: Optional[threading.Event] = None) -> list[Job]:
+        """Submit the workers of ``request`` (at most :meth:`max_jobs_per_submit`)."""
+        if request.count > self.max_jobs_per_submit():
             raise ValueError(
-                f"{len(submission.chunks)} chunks in one submission; "
-                f"{self.name} takes at most {self.max_chunks_per_submit()}"
+                f"{request.count} jobs in one submission; "
+                f"{self.name} takes at most {self.max_jobs_per_submit()}"
             )
-        job_id = self._sbatch(self.sbatch_argv(submission))
-        return self.jobs_of(submission, job_id)
+        job_id = self._sbatch(self.sbatch_argv(request), cancel)
+        return self.jobs_of(request, job_id)
 
-    def jobs_of(self, submission: Submission, job_id: str) -> list[Job]:
-        """The :class:`Job` of ``submission`` once ``sbatch`` returned ``job_id``."""
-        (chunk,) = submission.chunks
-        log = Path(submission.log_dir)
-        return [Job(chunk, job_id, log / f"{chunk}.{job_id}.out", log / f"{chunk}.{job_id}.err")]
+    def jobs_of(self, request: JobRequest, job_id: str) -> list[Job]:
+        """The :class:`Job` of ``request`` once ``sbatch`` returned ``job_id``."""
+        log = request.log_dir
+        return [Job(job_id, request.job_name, log / f"{job_id}.out", log / f"{job_id}.err")]
 
-    def status(self, job_name: str, jobs: Sequence[Job]) -> dict[str, JobStatus]:
-        """One ``squeue`` for every job named ``job_name``; only ``jobs`` are answered."""
+    def status(
+        self, jobs: Sequence[Job], cancel: Optional[threading.Event] = None
+    ) -> dict[str, JobStatus]:
+        """One ``squeue`` for every job of the names of ``jobs``; only ``jobs`` are answered."""
         if not jobs:
             return {}
-        result = self._run(squeue_argv(self.squeue_path, job_name))
-        return job_statuses(parse_squeue(result.stdout), (job.job_id for job in jobs))
+        names = sorted({job.name for job in jobs})
+        argv = squeue_argv(self.squeue_path, names)
+        result = self._run(argv, cancel=cancel)
+        try:
+            lines = parse_squeue(result.stdout)
+        except ValueError as error:
+            raise SchedulerError(
+                f"squeue printed a line batchpool cannot read: {error}",
+                command=argv,
+                returncode=result.returncode,
+                stdout=result.stdout,
+                stderr=result.stderr,
+            ) from None
+        return job_statuses(lines, (job.job_id for job in jobs))
 
-    def delete(self, jobs: Sequence[Job]) -> None:
+    def delete(self, jobs: Sequence[Job], cancel: Optional[threading.Event] = None) -> None:
         """``scancel`` the jobs (array elements by ``BASE_TASK``, never the whole array)."""
         ids = [job.job_id for job in jobs]
         for start in range(0, len(ids), SCANCEL_IDS_PER_CALL):
             batch = ids[start : start + SCANCEL_IDS_PER_CALL]
-            self._run([self.scancel_path, *batch], accept=_scancel_accept)
+            self._run([self.scancel_path, *batch], accept=_scancel_accept, cancel=cancel)
 
     def rejection_advice(self, stderr: str) -> str:
         return rejection_advice(stderr)
 
-    def _sbatch(self, argv: list[str]) -> str:
-        result = self._run(argv, accept=lambda r: r.returncode == 0 or is_definitive_rejection(r))
+    def _sbatch(self, argv: list[str], cancel: Optional[threading.Event]) -> str:
+        result = self._run(
+            argv,
+            accept=lambda r: r.returncode == 0 or is_definitive_rejection(r),
+            cancel=cancel,
+        )
         if result.returncode != 0:
             raise SchedulerError(
                 self.rejection_advice(result.stderr),
@@ -252,7 +268,7 @@ class SlurmBackend:
                 str(error), command=argv, returncode=0, stdout=result.stdout, stderr=result.stderr
             ) from None
 
-    def _run(self, argv: list[str], **kwargs) -> subprocess.CompletedProcess:
+    def _run(self, argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess:
         env = scheduler_environment(os.environ)
         return run_command(argv, self.command_policy, env=env, **kwargs)
 
@@ -277,7 +293,7 @@ def _scancel_accept(result: subprocess.CompletedProcess) -> bool:
 
 
 class Pool(BackendPool):
-    """A ``multiprocessing.Pool`` whose chunks run as one Slurm job each.
+    """A ``multiprocessing.Pool`` whose workers run as one Slurm job each.
 
     Takes ``processes, initializer, initargs, maxtasksperchild`` like
     ``multiprocessing.Pool``, the options of :class:`SlurmBackend` as keywords, and the

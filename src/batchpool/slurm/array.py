@@ -1,19 +1,19 @@
-"""Slurm, one ``sbatch --array`` per submission: :class:`SlurmArrayBackend` and its :class:`Pool`.
+"""Slurm, one ``sbatch --array`` per request for workers: :class:`SlurmArrayBackend`, :class:`Pool`.
 
-Element ``i`` of the array runs ``submission.chunks[i]``: the worker reads its own
-index from ``SLURM_ARRAY_TASK_ID``. An element's job id is ``BASE_i``, as ``squeue``
-prints it (``%i``) and as ``scancel`` takes it. Status and deletion are those of
-:class:`~batchpool.slurm.SlurmBackend`.
+Every element of the array is a standing worker of the pool. An element's job id is
+``BASE_i``, as ``squeue`` prints it (``%i``), as ``scancel`` takes it and as the worker
+names itself from ``SLURM_ARRAY_JOB_ID`` and ``SLURM_ARRAY_TASK_ID``. Status and
+deletion are those of :class:`~batchpool.slurm.SlurmBackend`.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 import warnings
-from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
-from ..backend import Job, Submission
+from ..backend import Job, JobRequest
 from ..errors import SchedulerError
 from ..proto_pool import BackendPool
 from . import SlurmBackend, rejection_advice
@@ -42,7 +42,7 @@ def array_spec(num_elements: int, max_running: Optional[int] = None) -> str:
 
 
 class SlurmArrayBackend(SlurmBackend):
-    """One ``sbatch --array`` per submission, one element per chunk.
+    """One ``sbatch --array`` per request, one element per worker.
 
     Takes the options of :class:`~batchpool.slurm.SlurmBackend` and
 
@@ -53,18 +53,20 @@ class SlurmArrayBackend(SlurmBackend):
     """
 
     name = "slurm.array"
-    throttles = True
+    job_id_template = "{SLURM_ARRAY_JOB_ID}_{SLURM_ARRAY_TASK_ID}"
 
-    def __init__(self, *, scontrol_path: str = "scontrol", **options) -> None:
+    def __init__(self, *, scontrol_path: str = "scontrol", **options: Any) -> None:
         super().__init__(**options)
         self.scontrol_path = scontrol_path
         self._max_array_size: Optional[int] = None
+        self._lock = threading.Lock()
 
-    def max_chunks_per_submit(self) -> int:
-        """The cluster's ``MaxArraySize`` (indices ``0..n-1`` must stay below it); cached."""
-        if self._max_array_size is None:
-            self._max_array_size = self._read_max_array_size()
-        return self._max_array_size
+    def max_jobs_per_submit(self) -> int:
+        """The cluster's ``MaxArraySize`` (indices ``0..n-1`` must stay below it); read once."""
+        with self._lock:
+            if self._max_array_size is None:
+                self._max_array_size = self._read_max_array_size()
+            return self._max_array_size
 
     def _read_max_array_size(self) -> int:
         argv = [self.scontrol_path, "show", "config"]
@@ -83,16 +85,16 @@ class SlurmArrayBackend(SlurmBackend):
             return DEFAULT_MAX_ARRAY_SIZE
         return size
 
-    def sbatch_argv(self, submission: Submission) -> list[str]:
-        """``sbatch --array`` whose element ``i`` runs ``submission.chunks[i]``."""
-        log = submission.log_dir
+    def sbatch_argv(self, request: JobRequest) -> list[str]:
+        """``sbatch --array`` with one element per worker of ``request``."""
+        log = request.log_dir
         return [
             self.sbatch_path,
             "--parsable",
             "--job-name",
-            submission.job_name,
+            request.job_name,
             "--array",
-            array_spec(len(submission.chunks), submission.max_running),
+            array_spec(request.count),
             "--output",
             f"{log}/%A_%a.out",
             "--error",
@@ -100,15 +102,15 @@ class SlurmArrayBackend(SlurmBackend):
             *self.resource_args,
             *self.sbatch_args,
             "--wrap",
-            submission.worker_command(submission.chunks, index_var="SLURM_ARRAY_TASK_ID"),
+            request.worker_command(self.job_id_template),
         ]
 
-    def jobs_of(self, submission: Submission, job_id: str) -> list[Job]:
+    def jobs_of(self, request: JobRequest, job_id: str) -> list[Job]:
         """Element ``i`` is job ``{job_id}_{i}`` with logs ``{job_id}_{i}.out/.err``."""
-        log = Path(submission.log_dir)
+        log = request.log_dir
         return [
-            Job(chunk, f"{job_id}_{i}", log / f"{job_id}_{i}.out", log / f"{job_id}_{i}.err")
-            for i, chunk in enumerate(submission.chunks)
+            Job(f"{job_id}_{i}", request.job_name, log / f"{job_id}_{i}.out", log / f"{job_id}_{i}.err")
+            for i in range(request.count)
         ]
 
     def rejection_advice(self, stderr: str) -> str:
@@ -116,7 +118,7 @@ class SlurmArrayBackend(SlurmBackend):
 
 
 class Pool(BackendPool):
-    """A ``multiprocessing.Pool`` whose chunks run as the elements of Slurm job arrays.
+    """A ``multiprocessing.Pool`` whose workers run as the elements of Slurm job arrays.
 
     Takes ``processes, initializer, initargs, maxtasksperchild`` like
     ``multiprocessing.Pool``, the options of :class:`SlurmArrayBackend` as keywords, and the

@@ -124,13 +124,14 @@ class SqueueLine:
         return base if sep else None
 
 
-def squeue_argv(squeue_path: str, job_name: str) -> list[str]:
-    """The one ``squeue`` call that lists every job named ``job_name``, ended ones too.
+def squeue_argv(squeue_path: str, job_names: Sequence[str]) -> list[str]:
+    """The one ``squeue`` call that lists every job of ``job_names``, ended ones too.
 
     ``-h`` no header; ``-r`` one line per array element; ``-t all`` also ended jobs (for
     ``MinJobAge``); an explicit ``-o`` so that site defaults (``SQUEUE_FORMAT``) do not matter.
     """
-    return [squeue_path, "-h", "-r", "-t", "all", "--name", job_name, "-o", SQUEUE_FORMAT]
+    names = ",".join(job_names)
+    return [squeue_path, "-h", "-r", "-t", "all", "--name", names, "-o", SQUEUE_FORMAT]
 
 
 def parse_squeue(text: str) -> list[SqueueLine]:

@@ -1,0 +1,1097 @@
+"""One dispatcher per pool: every chunk of every map in one table, one thread, one poller.
+
+The public API (:mod:`batchpool.proto_pool`) hands work to :meth:`Dispatcher.submit`
+as a :class:`Call` (a map, an ``imap``, or ``apply`` calls, each with a *sink* that
+turns envelopes into results) and returns at once. The dispatcher thread then, in
+:meth:`Dispatcher.step`:
+
+1. opens a session for each new call (or re-attaches to the unfinished session of
+   the same map) and writes its tasks;
+2. looks up the claims of the tickets it posted and the results of claimed chunks,
+   by their known names, and hands results to the calls' sinks;
+3. cuts the next chunks (:mod:`batchpool.chunking`) and posts them as tickets, about
+   one unclaimed ticket per live worker;
+4. once per ``polling_interval``, asks the scheduler for the state of all the pool's
+   jobs in one query; a chunk whose job ended or failed without its result goes back
+   to the queue, up to ``max_num_resubmissions`` times; a scheduler that cannot be
+   asked is waited out for ``scheduler_outage_s``, and no job is deleted meanwhile;
+5. asks the backend for more workers while unclaimed work exceeds what the live
+   ones will take (:func:`batchpool.chunking.workers_wanted`), within the cap.
+
+``step`` never blocks on the filesystem for long and takes its time from ``clock``,
+so that tests drive it with a fake clock and :mod:`batchpool.testing.fake_backend`.
+"""
+
+from __future__ import annotations
+
+import collections
+import enum
+import hashlib
+import pickle
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional, Protocol
+
+import cloudpickle
+
+from . import chunking
+from ._layout import Claim, Ticket
+from .backend import Backend, Job, JobRequest, JobState, JobStatus
+from .commands import Cancelled
+from .errors import JobsLostError, PoolError, SchedulerError
+from .progress import Progress
+from .session import (
+    HEARTBEAT_S,
+    ChunkEvent,
+    ChunkResult,
+    Manifest,
+    PoolDirectory,
+    Session,
+    SessionBusyError,
+    process_alive,
+    read_text,
+    session_key,
+)
+
+MIN_POLL_S = 0.002
+"""Shortest wait between two looks for claims and results, right after progress..."""
+MAX_POLL_S = 0.05
+"""...growing by half each time up to this."""
+TASKS_AHEAD = 1000
+"""An ``imap`` reads at most this many tasks ahead of what its caller has consumed."""
+CLAIM_AGE_FOR_ESTIMATE_S = 1.0
+"""A chunk claimed this long ago tells that its tasks take at least ``age / size``."""
+
+
+class Sink(Protocol):
+    """Where a call's results go (implemented by the result objects of the proto-pool)."""
+
+    def deliver(self, start: int, envelopes: list, session_dir: Path) -> bool:
+        """Tasks ``start, start+1, ...`` ended with ``envelopes``. False: the call failed
+        and its other tasks are not wanted any more."""
+        ...
+
+    def fail(self, error: BaseException) -> None:
+        """The call ended without all its results."""
+        ...
+
+    def finish(self) -> None:
+        """Every task of the call has been delivered."""
+        ...
+
+
+@dataclass(frozen=True)
+class PoolSettings:
+    """The options of a pool that the dispatcher acts on (see :class:`~batchpool.Pool`)."""
+
+    work_dir: Path
+    python_path: str
+    polling_interval: float
+    max_num_resubmissions: int
+    max_workers: Optional[int]
+    keep_work_dir: bool
+    verbose: bool
+    lost_job_grace_period_s: float
+    resume: bool
+    worker_idle_s: float
+    maxtasksperchild: Optional[int]
+    scheduler_outage_s: float
+
+
+class CallKind(enum.Enum):
+    MAP = "map"
+    IMAP = "imap"
+    APPLY = "apply"
+
+
+class Call:
+    """The work of one ``map``, ``imap`` or batch of ``apply`` calls, and its session."""
+
+    def __init__(
+        self,
+        kind: CallKind,
+        function: Callable[..., Any],
+        tasks: Optional[list],
+        sink: Sink,
+        chunksize: Optional[int] = None,
+        inputs: Optional[Iterator] = None,
+    ) -> None:
+        self.kind = kind
+        self.function = function
+        self.tasks = tasks
+        self.sink = sink
+        self.chunksize = chunksize
+        self.inputs = inputs
+        self.session: Optional[Session] = None
+        self.function_key = ""
+        self.progress: Optional[Progress] = None
+        self.uncut: collections.deque[range] = collections.deque()
+        self.num_tasks_known = 0
+        self.input_done = inputs is None
+        self.input_error: Optional[tuple[int, BaseException]] = None
+        self.num_delivered = 0
+        self.next_chunk = 0
+        self.ended = False
+        self.failed = False
+
+    @property
+    def num_uncut(self) -> int:
+        return sum(len(r) for r in self.uncut)
+
+    def describe(self) -> str:
+        return f"{self.kind.value} of {_describe(self.function)}"
+
+
+class ChunkState(enum.Enum):
+    QUEUED = "queued"
+    """Cut, waiting to be posted (again, after its job was lost)."""
+    POSTED = "posted"
+    """A ticket nobody claimed yet (as far as the driver has seen)."""
+    CLAIMED = "claimed"
+    """A worker took it; its result is awaited."""
+    DONE = "done"
+
+
+@dataclass(eq=False)
+class Chunk:
+    """One chunk: tasks ``tasks`` of ``call``, and where it is."""
+
+    call: Call
+    number: int
+    tasks: range
+    attempt: int = 0
+    state: ChunkState = ChunkState.QUEUED
+    ticket: int = -1
+    job_id: str = ""
+    claimed_at: float = 0.0
+    reason: str = ""
+
+
+@dataclass(eq=False)
+class WorkerJob:
+    """A job of this pool (or, after a resume, of the dead driver's pool)."""
+
+    job: Job
+    submitted_at: float
+    state: JobState = JobState.PENDING
+    reason: str = ""
+    gone_since: Optional[float] = None
+    started: bool = False
+    adopted: bool = False
+    host: str = ""
+    pid: int = 0
+
+
+class _State(enum.Enum):
+    RUN = "run"
+    CLOSE = "close"
+    TERMINATE = "terminate"
+
+
+class Dispatcher:
+    """Drives every call of one pool (module docstring)."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        settings: PoolSettings,
+        initializer: Optional[Callable[..., object]] = None,
+        initargs: tuple = (),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.backend = backend
+        self.settings = settings
+        self.initializer = (initializer, initargs)
+        self.clock = clock
+        self.cancel = threading.Event()
+        """Set by terminate: running scheduler commands give up."""
+        self._inbox: collections.deque[tuple[str, Any]] = collections.deque()
+        self._wake = threading.Event()
+        self._state = _State.RUN
+        self._thread: Optional[threading.Thread] = None
+        self._lock = threading.Lock()
+        self.calls: list[Call] = []
+        self.posted: dict[int, Chunk] = {}
+        self.claimed: list[Chunk] = []
+        self.queued: collections.deque[Chunk] = collections.deque()
+        self.jobs: dict[str, WorkerJob] = {}
+        self.pool_dir: Optional[PoolDirectory] = None
+        self.next_ticket = 0
+        self._hint = -1
+        self.task_s: dict[str, float] = {}
+        self.outage_since: Optional[float] = None
+        self.last_status = -float("inf")
+        self.last_heartbeat = -float("inf")
+        self.heartbeats = 0
+        self.failed_starts = 0
+        self.something_failed = False
+        self.num_status_queries = 0
+        self.num_submissions = 0
+        self._poll_s = MIN_POLL_S
+        self.finished = threading.Event()
+
+    # -- the API side (any thread) ----------------------------------------------------
+
+    def submit(self, call: Call) -> None:
+        """Register ``call``; the dispatcher thread takes it from here."""
+        self._send("call", call)
+
+    def more_tasks(self, call: Call, pickled: list[bytes], done: bool, error: Any) -> None:
+        """The feeder read more tasks of an ``imap`` (``error``: (index, exception))."""
+        self._send("tasks", (call, pickled, done, error))
+
+    def close(self) -> None:
+        self._send("close", None)
+
+    def terminate(self) -> None:
+        self.cancel.set()
+        self._send("terminate", None)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self.run, name="batchpool-dispatcher", daemon=True
+                )
+                self._thread.start()
+
+    def join(self, timeout: Optional[float] = None) -> None:
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    def _send(self, kind: str, payload: Any) -> None:
+        self._inbox.append((kind, payload))
+        self._wake.set()
+        self.start()
+
+    # -- the dispatcher thread --------------------------------------------------------
+
+    def run(self) -> None:
+        """The dispatcher thread: step until closed and done, or terminated."""
+        try:
+            while not self.finished.is_set():
+                self.step()
+                if not self.finished.is_set():
+                    self._wake.wait(self._next_wait())
+                    self._wake.clear()
+        except BaseException as error:  # a bug here must not leave callers waiting forever
+            self._fail_all(error)
+            self._stop_workers(delete_all=True)
+            self.finished.set()
+            raise
+
+    def step(self) -> None:
+        """One round (module docstring); never waits for long."""
+        progressed = self._take_inbox()
+        if self._state is _State.TERMINATE:
+            self._terminate_now()
+            return
+        progressed |= self._look_for_claims()
+        progressed |= self._collect_results()
+        self._post_tickets()
+        self._query_status()
+        self._adjust_workers()
+        self._heartbeat()
+        self._end_calls()
+        if self._state is _State.CLOSE and not self.calls:
+            self._stop_workers(delete_all=False)
+            self.finished.set()
+        self._poll_s = MIN_POLL_S if progressed else min(self._poll_s * 1.5, MAX_POLL_S)
+
+    def _next_wait(self) -> float:
+        if self.posted or self.claimed:
+            return self._poll_s
+        until_status = self.last_status + self.settings.polling_interval - self.clock()
+        return max(MIN_POLL_S, min(until_status, HEARTBEAT_S)) if self.jobs else HEARTBEAT_S
+
+    # -- new work ----------------------------------------------------------------------
+
+    def _take_inbox(self) -> bool:
+        applies: list[Call] = []
+        progressed = False
+        while self._inbox:
+            kind, payload = self._inbox.popleft()
+            progressed = True
+            if kind == "call" and payload.kind is CallKind.APPLY:
+                applies.append(payload)
+                continue
+            self._open_applies(applies)
+            applies = []
+            if kind == "call":
+                self._open(payload)
+            elif kind == "tasks":
+                self._add_tasks(*payload)
+            elif kind == "close" and self._state is _State.RUN:
+                self._state = _State.CLOSE
+            elif kind == "terminate":
+                self._state = _State.TERMINATE
+        self._open_applies(applies)
+        return progressed
+
+    def _open_applies(self, applies: list[Call]) -> None:
+        """``apply`` calls that arrived together with the same function become one call."""
+        while applies:
+            first = applies[0]
+            same = [c for c in applies if c.function is first.function]
+            applies = [c for c in applies if c.function is not first.function]
+            self._open(batch_of_applies(same))
+
+    def _open(self, call: Call) -> None:
+        try:
+            self._ensure_pool_dir()
+            self._open_session(call)
+        except BaseException as error:  # pickling errors, full disks: this call fails alone
+            call.sink.fail(_with_note(error))
+            if call.session is not None:
+                self._end_session(call, error)
+            return
+        self.calls.append(call)
+
+    def _ensure_pool_dir(self) -> None:
+        if self.pool_dir is not None:
+            return
+        initializer = _pickle("the initializer", self.initializer)
+        try:
+            pool_dir = PoolDirectory.create(self.settings.work_dir)
+            pool_dir.write_setup(
+                initializer, self.settings.worker_idle_s, self.settings.maxtasksperchild
+            )
+        except OSError as error:
+            raise _unwritable(self.settings.work_dir, error) from error
+        self.pool_dir = pool_dir
+
+    def _open_session(self, call: Call) -> None:
+        function = _pickle("the function", call.function)
+        call.function_key = hashlib.sha256(function).hexdigest()[:16]
+        pickled = [_pickle("a task", t) for t in call.tasks] if call.tasks is not None else []
+        call.tasks = None  # the pickles are what is kept, and only until written
+        resumable = call.kind is not CallKind.IMAP and self.settings.resume
+        key = session_key([function, repr(call.chunksize).encode(), *pickled])
+        if not resumable:
+            key = session_key([function, str(id(call)).encode(), str(time.time()).encode()])
+        if resumable and self._reattach(call, key, len(pickled)):
+            return
+        work_dir = self.settings.work_dir
+        try:
+            session = Session.create(work_dir, key)
+            call.session = session
+            session.write_function(function)
+            session.append_tasks(pickled)
+            num_tasks = len(pickled) if call.input_done else None
+            session.write_manifest(self._manifest(call, num_tasks))
+        except OSError as error:
+            raise _unwritable(work_dir, error) from error
+        call.num_tasks_known = len(pickled)
+        if pickled:
+            call.uncut.append(range(len(pickled)))
+        if call.kind is CallKind.MAP:
+            call.progress = Progress(len(pickled), session.name, self.settings.verbose)
+        self._say(call, "session", tasks=len(pickled), function=_describe(call.function))
+
+    def _manifest(self, call: Call, num_tasks: Optional[int]) -> Manifest:
+        created = time.strftime("%Y-%m-%dT%H:%M:%S")
+        return Manifest(
+            num_tasks, call.chunksize, self.backend.name, _describe(call.function), created
+        )
+
+    def _add_tasks(
+        self, call: Call, pickled: list[bytes], done: bool, error: Optional[tuple]
+    ) -> None:
+        if call.ended or call.session is None:
+            return
+        start = call.num_tasks_known
+        try:
+            call.session.append_tasks(pickled)
+        except OSError as os_error:
+            self._fail(call, _unwritable(self.settings.work_dir, os_error))
+            return
+        call.num_tasks_known += len(pickled)
+        if pickled:
+            call.uncut.append(range(start, call.num_tasks_known))
+        if error is not None:
+            call.input_error = error
+        if done:
+            call.input_done = True
+            call.session.write_manifest(self._manifest(call, call.num_tasks_known))
+
+    # -- resume ------------------------------------------------------------------------
+
+    def _reattach(self, call: Call, key: str, num_tasks: int) -> bool:
+        """Take over the unfinished session of the same map: keep its results, adopt the
+        chunks that live workers of the dead driver hold, withdraw its other tickets."""
+        session = Session.find_unfinished(self.settings.work_dir, key)
+        if session is None:
+            return False
+        try:
+            session.acquire()
+        except SessionBusyError as error:
+            holder = session.lock_holder()
+            if holder is not None and holder.is_mine():
+                return False  # an identical map of this very driver: run side by side
+            raise PoolError(
+                f"Cannot run this map: {error}. Two drivers never drive one session; wait "
+                "for the other one, or stop it.",
+                session.dir,
+            ) from None
+        call.session = session
+        session.reopen_tasks()
+        call.num_tasks_known = num_tasks
+        covered: list[range] = []
+        for result in self._resumed_results(session):
+            if self._deliver(call, result):
+                covered.append(result.tasks)
+        adopted = self._adopt_claimed_chunks(call, session, covered)
+        call.uncut.extend(_complement(num_tasks, covered))
+        if call.kind is CallKind.MAP:
+            call.progress = Progress(num_tasks, session.name, self.settings.verbose)
+            call.progress.advance(call.num_delivered)
+        self._say(call, "resumed", results=call.num_delivered, adopted_chunks=adopted)
+        return True
+
+    def _resumed_results(self, session: Session) -> list[ChunkResult]:
+        """Results of the session; a chunk whose tasks raised runs again (the failure
+        may have been passing)."""
+        pending = [r.chunk for r in session.all_results() if not _archived(session, r)]
+        for chunk in pending:
+            session.take_result(chunk)
+        return [
+            r for r in session.archived_results() if all(ok for ok, _ in r.envelopes())
+        ]
+
+    def _adopt_claimed_chunks(self, call: Call, session: Session, covered: list) -> int:
+        latest: dict[int, ChunkEvent] = {}
+        claimed_by: dict[int, str] = {}
+        for event in session.chunk_events():
+            call.next_chunk = max(call.next_chunk, event.chunk + 1)
+            if event.event == "posted":
+                latest[event.chunk] = event
+        done = {(r.start, r.stop) for r in covered}
+        adopted = 0
+        for event in latest.values():
+            if (event.start, event.stop) in done:
+                continue
+            pool = PoolDirectory(Path(event.pool))
+            claim = pool.claim(event.ticket)
+            if claim is None and pool.withdraw(event.ticket):
+                continue
+            claim = claim or pool.claim(event.ticket) or Claim("?", "", 0)
+            if claim.withdrawn:
+                continue
+            chunk = Chunk(call, event.chunk, range(event.start, event.stop), event.attempt)
+            self._mark_claimed(chunk, claim, self.clock(), pool.job_name)
+            claimed_by[chunk.number] = claim.job_id
+            covered.append(chunk.tasks)
+            adopted += 1
+        return adopted
+
+    # -- claims and results ------------------------------------------------------------
+
+    def _look_for_claims(self) -> bool:
+        assert self.pool_dir is not None or not self.posted
+        seen = False
+        now = self.clock()
+        for number, chunk in list(self.posted.items()):
+            claim = self.pool_dir.claim(number) if self.pool_dir else None
+            if claim is None:
+                continue
+            del self.posted[number]
+            seen = True
+            if claim.withdrawn:
+                continue
+            self._mark_claimed(chunk, claim, now, self.pool_dir.job_name)  # type: ignore[union-attr]
+        if seen:
+            self._update_hint()
+        return seen
+
+    def _mark_claimed(self, chunk: Chunk, claim: Claim, now: float, job_name: str) -> None:
+        chunk.state = ChunkState.CLAIMED
+        chunk.job_id = claim.job_id
+        chunk.claimed_at = now
+        self.claimed.append(chunk)
+        worker = self.jobs.get(claim.job_id)
+        if worker is None:  # a job of a dead driver's pool, or one we have not heard of
+            log_dir = Path(self.settings.work_dir)
+            job = Job(claim.job_id, job_name, log_dir / "?", log_dir / "?")
+            worker = WorkerJob(job, now, JobState.RUNNING, adopted=True)
+            worker.host, worker.pid = claim.host, claim.pid
+            self.jobs[claim.job_id] = worker
+        worker.started = True
+        self.failed_starts = 0
+        session = chunk.call.session
+        if session is not None:
+            session.record_chunks([ChunkEvent("claimed", chunk.number, job_id=claim.job_id)])
+
+    def _collect_results(self) -> bool:
+        collected = False
+        for chunk in list(self.claimed):
+            session = chunk.call.session
+            if session is None or chunk.call.ended:
+                if chunk.call.ended:
+                    self.claimed.remove(chunk)
+                continue
+            result = session.take_result(chunk.number)
+            if result is None:
+                continue
+            collected = True
+            self.claimed.remove(chunk)
+            chunk.state = ChunkState.DONE
+            self._learn_task_time(chunk.call.function_key, result)
+            if not self._deliver(chunk.call, result):
+                self._fail(chunk.call, None)
+        return collected
+
+    def _deliver(self, call: Call, result: ChunkResult) -> bool:
+        envelopes = result.envelopes()
+        ok = call.sink.deliver(result.tasks.start, envelopes, result_dir(call))
+        call.num_delivered += len(envelopes)
+        if call.progress is not None:
+            call.progress.advance(len(envelopes))
+        return ok
+
+    def _learn_task_time(self, function_key: str, result: ChunkResult) -> None:
+        per_task = result.elapsed_s / max(1, len(result.tasks))
+        old = self.task_s.get(function_key)
+        self.task_s[function_key] = per_task if old is None else 0.5 * old + 0.5 * per_task
+
+    def _task_time(self, call: Call) -> Optional[float]:
+        """Measured seconds per task of the call's function, raised by what chunks that
+        are still running tell."""
+        estimate = self.task_s.get(call.function_key)
+        now = self.clock()
+        for chunk in self.claimed:
+            age = now - chunk.claimed_at
+            if chunk.call is call and age >= CLAIM_AGE_FOR_ESTIMATE_S:
+                bound = age / len(chunk.tasks)
+                estimate = bound if estimate is None else max(estimate, bound)
+        return estimate
+
+    # -- posting tickets -----------------------------------------------------------------
+
+    def _post_tickets(self) -> None:
+        if self.pool_dir is None:
+            return
+        target = max(1, self._num_live_workers())
+        while len(self.posted) < target:
+            chunk = self._next_chunk()
+            if chunk is None:
+                break
+            self._post(chunk)
+        self._update_hint()
+
+    def _next_chunk(self) -> Optional[Chunk]:
+        while self.queued:
+            chunk = self.queued.popleft()
+            if not chunk.call.ended:
+                return chunk
+        for call in self.calls:
+            if call.ended or not call.uncut:
+                continue
+            if call.chunksize is not None and not call.input_done:
+                if call.num_uncut < call.chunksize:
+                    continue  # an imap chunk is whole, as in multiprocessing
+            span = call.uncut[0]
+            size = chunking.chunk_size(
+                call.num_uncut, self._task_time(call), self._num_live_workers(), call.chunksize
+            )
+            size = min(size, len(span))
+            tasks = range(span.start, span.start + size)
+            if size == len(span):
+                call.uncut.popleft()
+            else:
+                call.uncut[0] = range(span.start + size, span.stop)
+            chunk = Chunk(call, call.next_chunk, tasks)
+            call.next_chunk += 1
+            return chunk
+        return None
+
+    def _post(self, chunk: Chunk) -> None:
+        assert self.pool_dir is not None and chunk.call.session is not None
+        number = self.next_ticket
+        self.next_ticket += 1
+        session = chunk.call.session
+        ticket = Ticket(
+            number,
+            str(session.dir),
+            chunk.number,
+            chunk.attempt,
+            chunk.tasks.start,
+            chunk.tasks.stop,
+            chunk.call.function_key,
+        )
+        event = ChunkEvent(
+            "posted",
+            chunk.number,
+            chunk.tasks.start,
+            chunk.tasks.stop,
+            chunk.attempt,
+            str(self.pool_dir.dir),
+            number,
+        )
+        session.record_chunks([event])
+        self.pool_dir.post(ticket)
+        chunk.state = ChunkState.POSTED
+        chunk.ticket = number
+        self.posted[number] = chunk
+
+    def _update_hint(self) -> None:
+        hint = min(self.posted) if self.posted else self.next_ticket
+        if hint != self._hint and self.pool_dir is not None:
+            self.pool_dir.set_hint(hint)
+            self._hint = hint
+
+    # -- jobs ----------------------------------------------------------------------------
+
+    def _live_workers(self) -> list[WorkerJob]:
+        return [w for w in self.jobs.values() if not w.adopted and w.gone_since is None]
+
+    def _num_live_workers(self) -> int:
+        return len(self._live_workers())
+
+    def _adjust_workers(self) -> None:
+        """Ask for workers while unclaimed work exceeds what the live ones will take."""
+        if self.pool_dir is None or self.outage_since is not None or self._state is not _State.RUN:
+            if self._state is _State.RUN or not self.calls:
+                return
+        unclaimed = sum(len(c.tasks) for c in self.posted.values())
+        unclaimed += sum(len(c.tasks) for c in self.queued)
+        estimate: Optional[float] = None
+        for call in self.calls:
+            if call.ended:
+                continue
+            unclaimed += call.num_uncut
+            task_s = self._task_time(call)
+            if task_s is None:
+                estimate = None if unclaimed else estimate
+                if call.num_uncut or any(c.call is call for c in self.posted.values()):
+                    estimate = None
+                    break
+            else:
+                estimate = max(estimate or 0.0, task_s)
+        busy = sum(1 for c in self.claimed if not c.call.ended)
+        wanted = chunking.workers_wanted(busy, unclaimed, estimate, self.settings.max_workers)
+        missing = wanted - self._num_live_workers()
+        if missing > 0 and unclaimed > 0 and self.outage_since is None:
+            self._request_workers(missing)
+        elif unclaimed == 0 and self.jobs:
+            self._delete_idle_pending()
+
+    def _request_workers(self, count: int) -> None:
+        assert self.pool_dir is not None
+        while count > 0:
+            size = min(count, self.backend.max_jobs_per_submit())
+            request = JobRequest(
+                self.pool_dir.dir,
+                self.pool_dir.job_name,
+                size,
+                self.settings.python_path,
+                self.pool_dir.log_dir,
+            )
+            try:
+                jobs = self.backend.submit(request, self.cancel)
+            except Cancelled:
+                return
+            except SchedulerError as error:
+                self._fail_all(error)
+                return
+            self.num_submissions += 1
+            now = self.clock()
+            for job in jobs:
+                self.jobs[job.job_id] = WorkerJob(job, now)
+            self._say_pool("submitted", jobs=len(jobs), first_job=jobs[0].job_id if jobs else "")
+            count -= size
+
+    def _delete_idle_pending(self) -> None:
+        """Jobs still waiting in the queue when no work is left would only start to idle."""
+        idle = [w for w in self._live_workers() if w.state is JobState.PENDING and not w.started]
+        if idle:
+            self._delete([w.job for w in idle], "no work left for them")
+            for worker in idle:
+                del self.jobs[worker.job.job_id]
+
+    def _query_status(self) -> None:
+        now = self.clock()
+        if not self.jobs or now - self.last_status < self.settings.polling_interval:
+            return
+        self.last_status = now
+        remote = [w.job for w in self.jobs.values() if not self._is_local_process(w)]
+        try:
+            statuses = self.backend.status(remote, self.cancel) if remote else {}
+        except Cancelled:
+            return
+        except SchedulerError as error:
+            self._scheduler_unreachable(now, error)
+            return
+        self.num_status_queries += 1 if remote else 0
+        if self.outage_since is not None:
+            self._say_pool("scheduler reachable again", after_s=round(now - self.outage_since, 1))
+            self.outage_since = None
+        for worker in list(self.jobs.values()):
+            if self._is_local_process(worker):
+                alive = process_alive(worker.pid)
+                status = JobStatus(JobState.RUNNING if alive else JobState.ENDED, "")
+            else:
+                status = statuses.get(worker.job.job_id, JobStatus(JobState.ENDED, "not in queue"))
+            self._update_job(worker, status, now)
+        self._show_counts()
+
+    def _is_local_process(self, worker: WorkerJob) -> bool:
+        return worker.adopted and worker.pid > 0 and worker.host == _hostname()
+
+    def _update_job(self, worker: WorkerJob, status: JobStatus, now: float) -> None:
+        worker.reason = status.reason or worker.reason
+        if status.state in (JobState.PENDING, JobState.RUNNING):
+            worker.state = status.state
+            worker.gone_since = None
+            return
+        if status.state is JobState.FAILED:
+            self._delete([worker.job], f"error state {status.reason}")
+            self._job_gone(worker)
+            return
+        if worker.gone_since is None:
+            worker.gone_since = now
+        if now - worker.gone_since >= self.settings.lost_job_grace_period_s or not self._holds(
+            worker
+        ):
+            self._job_gone(worker)
+
+    def _holds(self, worker: WorkerJob) -> bool:
+        return any(c.job_id == worker.job.job_id for c in self.claimed)
+
+    def _job_gone(self, worker: WorkerJob) -> None:
+        """The job left the queue: what it held without a result is lost."""
+        del self.jobs[worker.job.job_id]
+        lost = [c for c in self.claimed if c.job_id == worker.job.job_id]
+        if not worker.started and not worker.adopted and not self._worker_started(worker):
+            self.failed_starts += 1
+            if self.failed_starts > self.settings.max_num_resubmissions:
+                self._fail_all(self._failed_starts_error(worker))
+                return
+        for chunk in lost:
+            self.claimed.remove(chunk)
+            self._lose(chunk, worker)
+
+    def _worker_started(self, worker: WorkerJob) -> bool:
+        """A worker that ended without claiming anything may just have idled out."""
+        return self.pool_dir is not None and self.pool_dir.worker_started(worker.job.job_id)
+
+    def _lose(self, chunk: Chunk, worker: WorkerJob) -> None:
+        if chunk.call.ended:
+            return
+        session = chunk.call.session
+        if session is not None and session.take_result(chunk.number) is not None:
+            return  # it arrived after all (late on a shared filesystem)
+        chunk.reason = worker.reason or "vanished from the queue"
+        chunk.attempt += 1
+        if chunk.attempt > self.settings.max_num_resubmissions:
+            self._fail(chunk.call, self._lost_error(chunk, worker))
+            return
+        chunk.state = ChunkState.QUEUED
+        self.queued.append(chunk)
+        self._say(
+            chunk.call,
+            "resubmitting",
+            chunk=chunk.number,
+            job=worker.job.job_id,
+            reason=chunk.reason,
+        )
+        if chunk.call.progress is not None:
+            chunk.call.progress.counts.resubmitted += 1
+
+    def _lost_error(self, chunk: Chunk, worker: WorkerJob) -> JobsLostError:
+        limit = self.settings.max_num_resubmissions
+        lines = [
+            f"1 chunk(s) lost: their jobs failed or vanished {limit + 1} times "
+            f"(max_num_resubmissions={limit}).",
+            f"  chunk {chunk.number} (tasks {chunk.tasks.start}-{chunk.tasks.stop - 1}): "
+            f"last job {worker.job.job_id}, last state: {chunk.reason}",
+        ]
+        tail = self._stderr_tail(worker)
+        if tail:
+            lines.append("    stderr: " + tail.replace("\n", "\n            "))
+        session_dir = chunk.call.session.dir if chunk.call.session else None
+        return JobsLostError("\n".join(lines), session_dir, (chunk.number,))
+
+    def _failed_starts_error(self, worker: WorkerJob) -> JobsLostError:
+        lines = [
+            f"{self.failed_starts} jobs in a row ended before their worker took any work "
+            f"(last: job {worker.job.job_id}, {worker.reason or 'left the queue'}). Check that "
+            f"python_path ({self.settings.python_path}) exists on the compute nodes with "
+            "batchpool installed, and that the work_dir is reachable there."
+        ]
+        tail = self._stderr_tail(worker)
+        if tail:
+            lines.append("  stderr: " + tail.replace("\n", "\n          "))
+        return JobsLostError("\n".join(lines), self._session_dirs_hint())
+
+    def _session_dirs_hint(self) -> Optional[Path]:
+        for call in self.calls:
+            if call.session is not None:
+                return call.session.dir
+        return None
+
+    def _stderr_tail(self, worker: WorkerJob, num_lines: int = 10) -> str:
+        text = self.backend.filter_stderr(read_text(worker.job.stderr_path))
+        return "\n".join(text.rstrip("\n").splitlines()[-num_lines:])
+
+    def _scheduler_unreachable(self, now: float, error: SchedulerError) -> None:
+        if self.outage_since is None:
+            self.outage_since = now
+            self._say_pool("scheduler unreachable", error=error.message)
+        for call in self.calls:
+            if call.progress is not None:
+                call.progress.counts.unreachable_since = time.strftime("%H:%M:%S")
+        if now - self.outage_since < self.settings.scheduler_outage_s:
+            return
+        error.message = (
+            f"The scheduler could not be asked for {now - self.outage_since:.0f} s "
+            f"(scheduler_outage_s={self.settings.scheduler_outage_s}). The jobs are left in "
+            "place: run the same script again to resume the map once the scheduler "
+            f"answers. Last try: {error.message}"
+        )
+        self._fail_all(error, delete_jobs=False)
+
+    def _delete(self, jobs: Sequence[Job], why: str) -> None:
+        if not jobs:
+            return
+        self._say_pool("deleting", jobs=len(jobs), why=why)
+        try:
+            self.backend.delete(jobs, None)
+        except SchedulerError as error:
+            sys.stderr.write(f"batchpool: could not delete {len(jobs)} job(s): {error}\n")
+
+    def _show_counts(self) -> None:
+        pending = sum(1 for w in self.jobs.values() if w.state is JobState.PENDING)
+        running = sum(1 for w in self.jobs.values() if w.state is JobState.RUNNING)
+        for call in self.calls:
+            if call.progress is not None:
+                call.progress.counts.pending = pending
+                call.progress.counts.running = running
+                call.progress.counts.unreachable_since = ""
+                call.progress.show_counts()
+
+    def _heartbeat(self) -> None:
+        now = self.clock()
+        if now - self.last_heartbeat < HEARTBEAT_S / 5:
+            return
+        self.last_heartbeat = now
+        if self.pool_dir is not None:
+            self.heartbeats += 1
+            self.pool_dir.heartbeat(self.heartbeats)
+        if self.heartbeats % 5 == 0:
+            for call in self.calls:
+                if call.session is not None:
+                    call.session.heartbeat()
+
+    # -- the end of calls and of the pool ------------------------------------------------
+
+    def _end_calls(self) -> None:
+        for call in list(self.calls):
+            if call.ended:
+                self.calls.remove(call)
+                continue
+            if self._all_delivered(call):
+                call.ended = True
+                self.calls.remove(call)
+                self._end_session(call, None)
+                call.sink.finish()
+
+    def _all_delivered(self, call: Call) -> bool:
+        if not call.input_done or call.uncut:
+            return False
+        if call.input_error is not None and call.num_delivered >= call.input_error[0]:
+            return True
+        return call.num_delivered >= call.num_tasks_known
+
+    def _fail(self, call: Call, error: Optional[BaseException]) -> None:
+        """End ``call`` early: withdraw its tickets, tell its workers, keep its session."""
+        if call.ended:
+            return
+        call.ended = True
+        self.something_failed = True
+        if call in self.calls:
+            self.calls.remove(call)
+        for number, chunk in list(self.posted.items()):
+            if chunk.call is call and self.pool_dir is not None and self.pool_dir.withdraw(number):
+                del self.posted[number]
+        if call.session is not None:
+            call.session.cancel()
+        if error is not None:
+            call.sink.fail(error)
+        self._end_session(call, error or PoolError("a task failed"))
+
+    def _fail_all(self, error: BaseException, delete_jobs: bool = True) -> None:
+        for call in list(self.calls):
+            self._fail(call, _for_session(error, call))
+        if not delete_jobs:
+            self.jobs.clear()  # left in place for a resume
+
+    def _end_session(self, call: Call, error: Optional[BaseException]) -> None:
+        session = call.session
+        if session is None:
+            return
+        if call.progress is not None:
+            call.progress.close()
+        if error is None:
+            self._say(call, "done")
+            session.mark_done()
+            if self.settings.keep_work_dir:
+                session.close_log()
+                session.release()
+            else:
+                session.remove()
+        else:
+            self._say(call, "stopped", error=repr(error), kept=str(session.dir))
+            session.close_log()
+            session.release()
+
+    def _terminate_now(self) -> None:
+        for call in list(self.calls):
+            self._fail(call, PoolError("The pool was terminated while the map ran."))
+        self._stop_workers(delete_all=True)
+        self.finished.set()
+
+    def _stop_workers(self, delete_all: bool) -> None:
+        """Tell the workers to exit; delete the jobs that would never start (all of them
+        when terminating). The pool directory goes unless something went wrong."""
+        if self.pool_dir is None:
+            return
+        try:
+            self.pool_dir.stop_workers()
+        except OSError as error:
+            sys.stderr.write(f"batchpool: could not tell the workers to stop: {error}\n")
+        doomed = [
+            w.job
+            for w in self.jobs.values()
+            if not w.adopted and (delete_all or w.state is JobState.PENDING)
+        ]
+        self._delete(doomed, "the pool ended")
+        if hasattr(self.backend, "wait_for_exit"):
+            self.backend.wait_for_exit()
+        if not (self.something_failed or self.settings.keep_work_dir):
+            self.pool_dir.remove()
+
+    # -- telling -------------------------------------------------------------------------
+
+    def _say(self, call: Call, message: str, **fields: object) -> None:
+        if call.session is None:
+            return
+        call.session.log(message, **fields)
+        if self.settings.verbose:
+            extra = " ".join(f"{k}={v}" for k, v in fields.items())
+            sys.stderr.write(f"batchpool {call.session.name}: {message} {extra}\n")
+
+    def _say_pool(self, message: str, **fields: object) -> None:
+        for call in self.calls:
+            self._say(call, message, **fields)
+        if self.settings.verbose and not self.calls:
+            extra = " ".join(f"{k}={v}" for k, v in fields.items())
+            sys.stderr.write(f"batchpool: {message} {extra}\n")
+
+
+def batch_of_applies(calls: list[Call]) -> Call:
+    """One call for several ``apply`` calls of the same function: task ``i`` is call ``i``."""
+    if len(calls) == 1:
+        return calls[0]
+    tasks = [task for call in calls for task in (call.tasks or [])]
+    return Call(CallKind.APPLY, calls[0].function, tasks, _ApplyBatch([c.sink for c in calls]))
+
+
+class _ApplyBatch:
+    """The sink of a batch of ``apply`` calls: each task goes to its own call's sink."""
+
+    def __init__(self, sinks: list[Sink]) -> None:
+        self.sinks = sinks
+
+    def deliver(self, start: int, envelopes: list, session_dir: Path) -> bool:
+        for i, envelope in enumerate(envelopes, start):
+            self.sinks[i].deliver(0, [envelope], session_dir)
+        return True
+
+    def fail(self, error: BaseException) -> None:
+        for sink in self.sinks:
+            sink.fail(error)
+
+    def finish(self) -> None:
+        for sink in self.sinks:
+            sink.finish()
+
+
+def result_dir(call: Call) -> Path:
+    assert call.session is not None
+    return call.session.dir
+
+
+def _archived(session: Session, result: ChunkResult) -> bool:
+    return any(r.chunk == result.chunk for r in session.archived_results())
+
+
+def _complement(num_tasks: int, covered: list[range]) -> list[range]:
+    """The task ranges of ``range(num_tasks)`` that no range of ``covered`` holds."""
+    gaps = []
+    position = 0
+    for span in sorted(covered, key=lambda r: r.start):
+        if span.start > position:
+            gaps.append(range(position, span.start))
+        position = max(position, span.stop)
+    if position < num_tasks:
+        gaps.append(range(position, num_tasks))
+    return gaps
+
+
+def _pickle(what: str, obj: object) -> bytes:
+    try:
+        return cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as error:
+        if hasattr(error, "add_note"):
+            error.add_note(f"batchpool: {what} cannot be pickled; nothing was submitted.")
+        raise
+
+
+def _unwritable(work_dir: Path, error: OSError) -> PoolError:
+    return PoolError(
+        f"Cannot write the session into work_dir {work_dir}: {error}. "
+        "Nothing was submitted. The work_dir must be writable, have free space, "
+        "and be reachable from the compute nodes."
+    )
+
+
+def _with_note(error: BaseException) -> BaseException:
+    return error
+
+
+def _for_session(error: BaseException, call: Call) -> BaseException:
+    if isinstance(error, PoolError) and error.session_dir is None and call.session is not None:
+        error.session_dir = call.session.dir
+    return error
+
+
+def _describe(func: Callable) -> str:
+    """``module.qualname`` of a task function, seen through our star/apply wrappers."""
+    import functools
+
+    inner = func.args[0] if isinstance(func, functools.partial) and func.args else func
+    module = getattr(inner, "__module__", None) or "?"
+    return f"{module}.{getattr(inner, '__qualname__', type(inner).__qualname__)}"
+
+
+_HOST: list[str] = []
+
+
+def _hostname() -> str:
+    if not _HOST:
+        import socket
+
+        _HOST.append(socket.gethostname())
+    return _HOST[0]
+
+
+__all__ = ["Call", "CallKind", "Chunk", "ChunkState", "Dispatcher", "PoolSettings", "Sink"]
+_ = field  # dataclasses.field is used by subclasses in tests
