@@ -111,10 +111,6 @@ class RemoteError(PoolError):
         return (type(self), (self.message, self.session_dir, self.type_name, self.traceback_text))
 
 
-class RemoteTraceback(multiprocessing.pool.RemoteTraceback):
-    """The ``__cause__`` of a re-raised task exception: the traceback as text (``.tb``), a
-    ``multiprocessing.pool.RemoteTraceback`` as ``multiprocessing`` gives."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__(text)
-        self.text = text
+RemoteTraceback = multiprocessing.pool.RemoteTraceback
+"""The ``__cause__`` of a re-raised task exception, as ``multiprocessing`` gives it: the
+remote traceback as text, in ``.tb``."""

@@ -174,16 +174,14 @@ def _dump_envelopes(envelopes: list) -> bytes:
     try:
         return pickle.dumps(envelopes, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception:
-        # Results such as lambdas need cloudpickle (imported only then); a result
-        # that nothing can pickle becomes that task's error, the others survive.
-        import cloudpickle
-
-        return cloudpickle.dumps([_sendable(e, cloudpickle) for e in envelopes])
+        # A result that cannot be pickled becomes that task's error, as in multiprocessing;
+        # the other tasks' results survive.
+        return pickle.dumps([_sendable(e) for e in envelopes], protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def _sendable(envelope: tuple, cloudpickle) -> tuple:
+def _sendable(envelope: tuple) -> tuple:
     try:
-        cloudpickle.dumps(envelope[1])
+        pickle.dumps(envelope[1], protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as exc:
         from multiprocessing.pool import MaybeEncodingError  # what multiprocessing raises
 
