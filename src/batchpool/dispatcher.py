@@ -202,8 +202,11 @@ class Dispatcher:
         initializer: Optional[Callable[..., object]] = None,
         initargs: tuple = (),
         clock: Callable[[], float] = time.monotonic,
+        threaded: bool = True,
     ) -> None:
+        """``threaded=False``: no thread is started; the caller calls :meth:`step`."""
         self.backend = backend
+        self.threaded = threaded
         self.settings = settings
         self.initializer = (initializer, initargs)
         self.clock = clock
@@ -270,7 +273,8 @@ class Dispatcher:
     def _send(self, kind: str, payload: Any) -> None:
         self._inbox.append((kind, payload))
         self._wake.set()
-        self.start()
+        if self.threaded:
+            self.start()
 
     # -- the dispatcher thread --------------------------------------------------------
 

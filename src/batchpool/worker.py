@@ -202,45 +202,56 @@ class _Unusable:
 class Worker:
     """The ticket loop of one job (module docstring)."""
 
-    def __init__(self, pool_dir: str, job_id: str) -> None:
+    def __init__(self, pool_dir: str, job_id: str, host: str = "", pid: int = 0) -> None:
         self.pool_dir = pool_dir
-        self.claim = Claim(job_id, os.uname().nodename, os.getpid()).encode()
+        self.claim = Claim(job_id, host or os.uname().nodename, pid or os.getpid()).encode()
         config = read_file(os.path.join(pool_dir, CONFIG_FILE))
         if config is None:
             raise FileNotFoundError(f"{pool_dir} has no {CONFIG_FILE}: not a batchpool pool")
         self.idle_s, self.max_chunks = parse_config(config)
         self.functions: dict[str, object] = {}
         self.cursor = self._hint()
+        self.num_chunks = 0
         self._driver_seen = (b"", time.monotonic())
 
     def run(self) -> int:
         """Take and run tickets until told to stop; the number of chunks run."""
-        num_chunks = 0
         wait = MIN_WAIT_S
         last_work = next_check = time.monotonic()
         while True:
             now = time.monotonic()
             if now >= next_check:
                 if self._told_to_stop():
-                    return num_chunks
+                    return self.num_chunks
                 self.cursor = max(self.cursor, self._hint())
                 next_check = now + CHECK_S
+            if self.take_one():
+                last_work = time.monotonic()
+                wait = MIN_WAIT_S
+                if self.retired():
+                    return self.num_chunks
+                continue
+            if now - last_work >= self.idle_s or self._exists(STOP_FILE):
+                return self.num_chunks
+            time.sleep(wait)
+            wait = min(wait * 1.5, MAX_WAIT_S)
+
+    def take_one(self) -> bool:
+        """Claim the next ticket there is and run it; False if there is none now."""
+        while True:
             ticket = self._read_ticket(self.cursor)
             if ticket is None:
-                if now - last_work >= self.idle_s or self._exists(STOP_FILE):
-                    return num_chunks
-                time.sleep(wait)
-                wait = min(wait * 1.5, MAX_WAIT_S)
-                continue
+                return False
             self.cursor += 1
-            if not create_exclusively(self._path(CLAIMS_DIR, str(ticket.number)), self.claim):
-                continue  # another worker took it, or the driver withdrew it
-            self.run_ticket(ticket)
-            num_chunks += 1
-            last_work = time.monotonic()
-            wait = MIN_WAIT_S
-            if self.max_chunks is not None and num_chunks >= self.max_chunks:
-                return num_chunks
+            if create_exclusively(self._path(CLAIMS_DIR, str(ticket.number)), self.claim):
+                self.run_ticket(ticket)
+                self.num_chunks += 1
+                return True
+            # another worker took it, or the driver withdrew it: look at the next one
+
+    def retired(self) -> bool:
+        """Whether ``maxtasksperchild`` chunks have been run."""
+        return self.max_chunks is not None and self.num_chunks >= self.max_chunks
 
     def run_ticket(self, ticket: Ticket) -> None:
         """Run the tasks of ``ticket`` and write their envelopes; a ticket of a session that

@@ -1,0 +1,165 @@
+"""The dispatcher's policy on the in-memory fake backend with a fake clock: submission,
+the pool-wide cap, claims, resubmission, outages and resume, in milliseconds."""
+
+from __future__ import annotations
+
+import collections
+import sys
+from pathlib import Path
+
+import pytest
+
+from batchpool import JobsLostError, SchedulerError
+from batchpool.dispatcher import Call, CallKind, Dispatcher, PoolSettings
+from batchpool.proto_pool import ApplyResult, MapResult, _apply
+from batchpool.testing.fake_backend import FakeBackend, FakeClock, FakeFaults, run_until
+
+EXECUTIONS: collections.Counter = collections.Counter()
+
+
+def record(x):
+    """A task that counts how often it ran (the fake workers run in this process)."""
+    EXECUTIONS[x] += 1
+    return x * 10
+
+
+@pytest.fixture(autouse=True)
+def fresh_counts():
+    EXECUTIONS.clear()
+
+
+def settings(work_dir: Path, **changes) -> PoolSettings:
+    values = dict(
+        work_dir=work_dir,
+        python_path=sys.executable,
+        polling_interval=5.0,
+        max_num_resubmissions=3,
+        max_workers=None,
+        keep_work_dir=False,
+        verbose=False,
+        lost_job_grace_period_s=0.0,
+        resume=True,
+        worker_idle_s=5.0,
+        maxtasksperchild=None,
+        scheduler_outage_s=1800.0,
+    )
+    values.update(changes)
+    return PoolSettings(**values)
+
+
+def make(tmp_path, faults=FakeFaults(), slots=None, **changes):
+    clock = FakeClock()
+    backend = FakeBackend(clock, slots=slots, faults=faults)
+    dispatcher = Dispatcher(
+        backend, settings(tmp_path / "work", **changes), clock=clock, threaded=False
+    )
+    return dispatcher, backend, clock
+
+
+def submit_map(dispatcher, tasks, chunksize=None):
+    result = MapResult(len(tasks), None, None)
+    dispatcher.submit(Call(CallKind.MAP, record, list(tasks), result, chunksize))
+    return result
+
+
+def test_fifty_maps_in_flight_share_one_status_query_per_interval_and_the_cap(tmp_path):
+    dispatcher, backend, clock = make(tmp_path, max_workers=3)
+    results = [submit_map(dispatcher, range(i, i + 4)) for i in range(0, 200, 4)]
+    elapsed = run_until(dispatcher.step, backend, clock, lambda: all(r.ready() for r in results))
+    assert [r.get(0) for r in results] == [[10 * x for x in range(i, i + 4)] for i in range(0, 200, 4)]
+    assert set(EXECUTIONS.values()) == {1} and len(EXECUTIONS) == 200
+    assert backend.counts.status_queries <= elapsed / 5.0 + 1
+    assert backend.counts.jobs <= 3 and backend.counts.max_running <= 3
+
+
+def test_a_chunk_whose_worker_dies_holding_it_runs_again_and_once(tmp_path):
+    dispatcher, backend, clock = make(tmp_path, FakeFaults(crash_holding_jobs=frozenset({0})))
+    result = submit_map(dispatcher, range(6), chunksize=2)
+    run_until(dispatcher.step, backend, clock, result.ready)
+    assert result.get(0) == [0, 10, 20, 30, 40, 50]
+    assert dict(EXECUTIONS) == {x: 1 for x in range(6)}
+    assert backend.counts.jobs > 1
+
+
+def test_a_chunk_lost_more_often_than_allowed_is_jobs_lost_error(tmp_path):
+    everyone = frozenset(range(100))
+    dispatcher, backend, clock = make(
+        tmp_path, FakeFaults(crash_holding_jobs=everyone), max_num_resubmissions=2
+    )
+    result = submit_map(dispatcher, [7], chunksize=1)
+    run_until(dispatcher.step, backend, clock, result.ready)
+    with pytest.raises(JobsLostError) as info:
+        result.get(0)
+    assert info.value.chunks == (0,) and "max_num_resubmissions=2" in str(info.value)
+    assert info.value.session_dir is not None and info.value.session_dir.is_dir()
+    assert EXECUTIONS == {}
+
+
+def test_jobs_that_never_start_end_in_jobs_lost_error_not_a_loop(tmp_path):
+    everyone = frozenset(range(100))
+    dispatcher, backend, clock = make(
+        tmp_path, FakeFaults(error_state_jobs=everyone), max_num_resubmissions=2
+    )
+    result = submit_map(dispatcher, range(3))
+    run_until(dispatcher.step, backend, clock, result.ready)
+    with pytest.raises(JobsLostError, match="before their worker took any work"):
+        result.get(0)
+    assert backend.counts.jobs <= 3 + 8  # bounded: one wave past the limit at most
+    assert backend.counts.deletes  # error states are deleted
+
+
+def test_an_outage_is_waited_out_without_deleting_a_job(tmp_path):
+    clock_start = FakeClock().now
+    outage = (clock_start + 0.5, clock_start + 120.5)
+    dispatcher, backend, clock = make(tmp_path, FakeFaults(outage=outage))
+    backend.start_delay_s = 30.0  # the jobs start while the scheduler cannot be asked
+    result = submit_map(dispatcher, range(20))
+    elapsed = run_until(dispatcher.step, backend, clock, result.ready)
+    assert result.get(0) == [10 * x for x in range(20)]
+    assert backend.counts.failed_status_queries >= 5
+    assert backend.counts.deletes == []
+    assert elapsed < 120  # results on disk were collected during the outage
+
+
+def test_an_outage_longer_than_the_budget_is_scheduler_error_and_leaves_the_jobs(tmp_path):
+    outage = (0.0, float("inf"))
+    dispatcher, backend, clock = make(
+        tmp_path, FakeFaults(outage=outage), slots=0, scheduler_outage_s=60.0
+    )
+    result = submit_map(dispatcher, range(4))
+    elapsed = run_until(dispatcher.step, backend, clock, result.ready)
+    with pytest.raises(SchedulerError, match="run the same script again to resume"):
+        result.get(0)
+    assert 60 <= elapsed < 80
+    assert backend.counts.deletes == []
+
+
+def test_apply_calls_that_arrive_together_share_a_session_and_a_submission(tmp_path):
+    dispatcher, backend, clock = make(tmp_path)
+    results = []
+    function = _apply(record)
+    for x in range(100):
+        result = ApplyResult(None, None)
+        dispatcher.submit(Call(CallKind.APPLY, function, [((x,), {})], result))
+        results.append(result)
+    run_until(dispatcher.step, backend, clock, lambda: all(r.ready() for r in results))
+    assert [r.get(0) for r in results] == [10 * x for x in range(100)]
+    assert backend.counts.submits == 1
+    assert sum(1 for p in (tmp_path / "work").iterdir() if not p.name.startswith("pool_")) == 0
+
+
+def test_resume_keeps_results_and_withdraws_the_dead_drivers_tickets(tmp_path):
+    first, backend, clock = make(tmp_path, slots=1, max_workers=1)
+    result = submit_map(first, range(6), chunksize=1)
+    run_until(first.step, backend, clock, lambda: sum(EXECUTIONS.values()) >= 2)
+    first.step()  # collect what is there
+    for call in first.calls:  # the driver dies: its lock goes with its process
+        call.session.release()
+    assert not result.ready()
+    backend.slots = 0  # the dead driver's worker does nothing more
+
+    second, backend2, clock2 = make(tmp_path, max_workers=2)
+    again = submit_map(second, range(6), chunksize=1)
+    run_until(second.step, backend2, clock2, again.ready)
+    assert again.get(0) == [10 * x for x in range(6)]
+    assert dict(EXECUTIONS) == {x: 1 for x in range(6)}
