@@ -134,6 +134,7 @@ class Call:
         self.input_done = inputs is None
         self.input_error: Optional[tuple[int, BaseException]] = None
         self.num_delivered = 0
+        self.num_failed_tasks = 0
         self.next_chunk = 0
         self.ended = False
         self.failed = False
@@ -556,6 +557,7 @@ class Dispatcher:
         envelopes = result.envelopes()
         ok = call.sink.deliver(result.tasks.start, envelopes, result_dir(call))
         call.num_delivered += len(envelopes)
+        call.num_failed_tasks += sum(1 for succeeded, _ in envelopes if not succeeded)
         if call.progress is not None:
             call.progress.advance(len(envelopes))
         return ok
@@ -904,7 +906,9 @@ class Dispatcher:
             if self._all_delivered(call):
                 call.ended = True
                 self.calls.remove(call)
-                self._end_session(call, None)
+                failed = call.num_failed_tasks or call.input_error is not None
+                error = PoolError(f"{call.num_failed_tasks} task(s) raised") if failed else None
+                self._end_session(call, error)  # kept, to be resumed, when a task raised
                 call.sink.finish()
 
     def _all_delivered(self, call: Call) -> bool:
