@@ -13,7 +13,8 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from typing import Any, Callable, Optional
+from pathlib import Path
+from typing import Any, BinaryIO, Callable, Optional
 
 from .backend import Job, JobRequest, JobState, JobStatus
 from .proto_pool import Pool as _Pool
@@ -47,7 +48,7 @@ class LocalBackend:
                 request.log_dir / f"{job_id}.out",
                 request.log_dir / f"{job_id}.err",
             )
-            with open(job.stdout_path, "wb") as out, open(job.stderr_path, "wb") as err:
+            with _private(job.stdout_path) as out, _private(job.stderr_path) as err:
                 process = subprocess.Popen(
                     request.worker_argv(job_id),
                     stdin=subprocess.DEVNULL,
@@ -101,6 +102,11 @@ class LocalBackend:
             except subprocess.TimeoutExpired:
                 _kill_group(process)
                 process.wait()
+
+
+def _private(path: Path) -> BinaryIO:
+    """A new log file readable by the owner only (it may show the user's data)."""
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
 
 
 def _exit_reason(returncode: int) -> str:

@@ -599,11 +599,15 @@ class _Feeder:
         batch: list[bytes] = []
         error: Optional[tuple[int, BaseException]] = None
         done = False
+        items: list[bytes] = []
         try:
             for _ in range(max(1, self.BATCH // group)):
-                items = [next(feed.inputs) for _ in range(group)]
-                batch.extend(_pickle_task(item) for item in items)
+                items = []
+                for _ in range(group):
+                    items.append(_pickle_task(next(feed.inputs)))
+                batch.extend(items)
         except StopIteration:
+            batch.extend(items)  # the last chunk may be short
             done = True
         except Exception as exc:  # raised by the caller's iterable, or unpicklable
             error = (feed.num_read + len(batch), exc)

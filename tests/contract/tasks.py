@@ -107,3 +107,39 @@ def stepd_noise_then_exit(x):
         flush=True,
     )
     os._exit(6)
+
+
+def logged_square(args):
+    """``(log_path, x, seconds)``: append ``start x`` to the log, sleep, append ``end x``;
+    return ``x * x``. The log counts how often each task started and finished."""
+    log_path, x, seconds = args
+    with open(log_path, "a") as log:
+        log.write(f"start {x}\n")
+    time.sleep(seconds)
+    with open(log_path, "a") as log:
+        log.write(f"end {x}\n")
+    return x * x
+
+
+_CALLS_IN_THIS_PROCESS = [0]
+
+
+def count_calls_in_worker(_):
+    """(pid, how many tasks this process ran so far): standing workers count on."""
+    _CALLS_IN_THIS_PROCESS[0] += 1
+    return os.getpid(), _CALLS_IN_THIS_PROCESS[0]
+
+
+def touch(path):
+    """A side effect: create ``path``."""
+    with open(path, "w"):
+        pass
+    return path
+
+
+def numbers_then_fail(count, error_at):
+    """An input that yields 0, 1, ... and raises at ``error_at``."""
+    for i in range(count):
+        if i == error_at:
+            raise KeyError(f"input {i} failed")
+        yield i

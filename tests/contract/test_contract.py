@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
 import pickle
 import threading
+import time
 import traceback
 
 import pytest
@@ -133,6 +135,55 @@ def test_environment_round_trip(new_pool, monkeypatch):
     assert pool.map(tasks.getenv, ["BATCHPOOL_TEST_VALUE"] * 3) == [value] * 3
 
 
+def test_workers_stand_between_maps_and_keep_their_state(pool):
+    first = pool.map(tasks.count_calls_in_worker, range(4), chunksize=1)
+    second = pool.map(tasks.count_calls_in_worker, range(4), chunksize=1)
+    pids = {pid for pid, _ in first + second}
+    assert os.getpid() not in pids
+    assert len(pids) < 8  # some worker ran tasks of both maps
+    assert max(count for _, count in second) > 1  # and kept its module state
+
+
+def test_imap_reads_an_infinite_input_lazily(pool):
+    results = pool.imap_unordered(tasks.square, itertools.count(), chunksize=2)
+    seen = [next(results) for _ in range(10)]
+    assert len(seen) == 10 and all(isinstance(x, int) for x in seen)
+
+
+def test_imap_starts_before_its_results_are_asked_for(pool, tmp_path):
+    marker = tmp_path / "ran"
+    pool.imap(tasks.touch, [str(marker)])
+    deadline = time.monotonic() + 120
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert marker.exists()
+
+
+def test_unconsumed_imap_unordered_has_run_when_join_returns(pool, tmp_path):
+    paths = [str(tmp_path / f"side_effect_{i}") for i in range(5)]
+    pool.imap_unordered(tasks.touch, paths)
+    pool.close()
+    pool.join()
+    assert all(os.path.exists(p) for p in paths)
+
+
+def test_an_input_error_comes_from_next_after_the_results_before_it(pool):
+    results = pool.imap(tasks.square, tasks.numbers_then_fail(10, error_at=3))
+    assert [next(results) for _ in range(3)] == [0, 1, 4]
+    with pytest.raises(KeyError, match="input 3 failed"):
+        next(results)
+
+
+def test_a_pool_cannot_be_pickled(pool):
+    with pytest.raises(NotImplementedError, match="cannot be passed between processes"):
+        pickle.dumps(pool)
+
+
+def test_errors_name_the_public_class(pool):
+    with pytest.raises(TypeError, match=r"Pool\.map\(\)"):
+        pool.map(tasks.square)  # type: ignore[call-arg]
+
+
 def test_use_after_close_is_an_error(pool):
     pool.close()
     with pytest.raises(ValueError):
@@ -192,7 +243,10 @@ def batchpool_only(is_batchpool):
 
 
 def sessions(work_dir):
-    return sorted(p for p in work_dir.iterdir()) if work_dir.exists() else []
+    """The maps' session directories in ``work_dir`` (not the pools' queues)."""
+    if not work_dir.exists():
+        return []
+    return sorted(p for p in work_dir.iterdir() if not p.name.startswith("pool_"))
 
 
 def test_empty_input_submits_nothing(batchpool_only, new_pool, tmp_path):
@@ -215,21 +269,27 @@ def test_session_is_kept_on_failure_and_named(batchpool_only, pool, tmp_path):
     assert any(str(session) in note for note in notes)
 
 
-def test_session_is_private(batchpool_only, new_pool, tmp_path):
+def test_session_and_pool_directory_are_private(batchpool_only, new_pool, tmp_path):
     pool = new_pool(keep_work_dir=True)
     pool.map(tasks.square, range(3))
-    (session,) = sessions(tmp_path / "work")
-    assert session.stat().st_mode & 0o777 == 0o700
-    for path in session.rglob("*"):
-        expected = 0o700 if path.is_dir() else 0o600
-        assert path.stat().st_mode & 0o777 == expected, path
+    pool.close()
+    pool.join()
+    directories = list((tmp_path / "work").iterdir())
+    assert len(directories) == 2  # the map's session and the pool's queue
+    for directory in directories:
+        assert directory.stat().st_mode & 0o777 == 0o700
+        for path in directory.rglob("*"):
+            expected = 0o700 if path.is_dir() else 0o600
+            assert path.stat().st_mode & 0o777 == expected, path
 
 
-def test_chunksize_makes_fewer_jobs(batchpool_only, new_pool, tmp_path):
+def test_chunksize_makes_chunks_of_that_size(batchpool_only, new_pool, tmp_path):
     pool = new_pool(keep_work_dir=True)
     pool.map(tasks.identity, range(10), chunksize=3)
     (session,) = sessions(tmp_path / "work")
-    assert len(batchpool.session.Session(session).journal()) == 4
+    events = batchpool.session.Session(session).chunk_events()
+    posted = [(e.start, e.stop) for e in events if e.event == "posted"]
+    assert posted == [(0, 3), (3, 6), (6, 9), (9, 10)]
 
 
 def test_chunksize_below_one_is_rejected(batchpool_only, pool):
@@ -290,6 +350,5 @@ def test_terminate_from_another_thread_stops_a_map(batchpool_only, pool):
     timer.join()
 
 
-def test_every_job_is_a_fresh_process(batchpool_only, pool):
-    pids = pool.map(tasks.pid_of_worker, range(4), chunksize=1)
-    assert len(set(pids)) == 4 and os.getpid() not in pids
+def test_size_is_the_number_of_tasks_run_at_once(batchpool_only, new_pool):
+    assert new_pool(processes=3).size == 3
