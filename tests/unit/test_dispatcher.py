@@ -163,3 +163,24 @@ def test_resume_keeps_results_and_withdraws_the_dead_drivers_tickets(tmp_path):
     run_until(second.step, backend2, clock2, again.ready)
     assert again.get(0) == [10 * x for x in range(6)]
     assert dict(EXECUTIONS) == {x: 1 for x in range(6)}
+
+
+def test_workers_are_asked_for_in_submissions_the_backend_can_take(tmp_path):
+    dispatcher, backend, clock = make(tmp_path, slots=0)
+    backend._max_jobs_per_submit = 3
+    submit_map(dispatcher, range(50))
+    for _ in range(3):
+        dispatcher.step()
+    assert backend.counts.jobs == 8  # the first wave, before any task was timed
+    assert backend.counts.submits == 3  # 3 + 3 + 2
+
+
+def test_pending_jobs_are_deleted_once_no_work_is_left(tmp_path):
+    dispatcher, backend, clock = make(tmp_path, slots=1)
+    result = submit_map(dispatcher, range(4), chunksize=1)
+    run_until(dispatcher.step, backend, clock, result.ready)
+    for _ in range(3):
+        dispatcher.step()
+        clock.advance(5.0)
+    assert backend.counts.jobs == 4
+    assert len(backend.counts.deletes) == 3  # they never started, and never will be needed
