@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional
 
 import batchpool
 from batchpool import results
-from batchpool.session import Session
+from batchpool.session import PoolDirectory, Session
 
 
 def demo_task(x: int) -> tuple[int, str]:
@@ -46,7 +46,12 @@ def demo(args: argparse.Namespace) -> int:
 
 def status(args: argparse.Namespace) -> int:
     path = Path(args.path)
-    if results.is_session(path) or (path / "session.json").exists() or not path.is_dir():
+    if (
+        results.is_session(path)
+        or (path / "session.json").exists()
+        or results.is_pool_dir(path)
+        or not path.is_dir()
+    ):
         print(session_status(path))
     else:
         print(work_dir_status(path))
@@ -54,21 +59,26 @@ def status(args: argparse.Namespace) -> int:
 
 
 def session_status(session_dir: Path) -> str:
-    """The table of a session's chunks and a summary line."""
-    chunks = results.summarize_chunks(session_dir)
+    """The table of a session's chunks, a summary line, and where its jobs' logs are."""
+    summary = results.summarize_session(session_dir)
     rows = [
         (
             str(c.chunk),
             _task_range(c.tasks),
             c.state.value,
-            str(c.num_resubmissions),
+            str(c.num_attempts),
             ",".join(c.job_ids) or "-",
             c.first_failure,
         )
-        for c in chunks
+        for c in summary.chunks
     ]
-    header = ("CHUNK", "TASKS", "STATE", "RESUBMITTED", "JOB IDS", "FIRST FAILURE")
-    return f"{format_table(header, rows)}\n{_chunk_summary_line(Path(session_dir), chunks)}"
+    header = ("CHUNK", "TASKS", "STATE", "ATTEMPTS", "JOB IDS", "FIRST FAILURE")
+    lines = [format_table(header, rows), _session_summary_line(summary)]
+    work_dir = summary.directory.parent
+    for name in results.pools_of_session(summary.directory):
+        if (work_dir / name / "logs").is_dir():
+            lines.append(f"logs of its jobs: {work_dir / name / 'logs'}")
+    return "\n".join(lines)
 
 
 def _task_range(tasks: range) -> str:
@@ -77,26 +87,33 @@ def _task_range(tasks: range) -> str:
     return f"{tasks.start}-{tasks.stop - 1}" if tasks else "-"
 
 
-def _chunk_summary_line(session_dir: Path, chunks: Sequence[results.ChunkSummary]) -> str:
-    session, manifest = results.open_session(session_dir)
+def _session_summary_line(summary: results.SessionSummary) -> str:
+    session = Session(summary.directory)
     counts = {state: 0 for state in results.ChunkState}
-    for chunk in chunks:
+    for chunk in summary.chunks:
         counts[chunk.state] += 1
-    finished = results.is_finished(session)
+    replaced = counts[results.ChunkState.REPLACED]
     driver = results.live_driver(session)
     driving = f"; driven now by process {driver.pid} on {driver.host}" if driver else ""
+    failed = f", {summary.num_failed_tasks} failed" if summary.num_failed_tasks else ""
     return (
-        f"{session.name}: {manifest.num_chunks} chunks: "
+        f"{session.name}: {len(summary.chunks)} chunks: "
         f"{counts[results.ChunkState.DONE]} done, {counts[results.ChunkState.FAILED]} failed, "
-        f"{counts[results.ChunkState.NO_RESULT]} without result (pending, running or lost); "
-        f"{sum(c.num_done_tasks for c in chunks)}/{manifest.num_tasks} tasks done; "
-        f"{sum(c.num_resubmissions for c in chunks)} resubmissions; "
-        f"{'finished' if finished else 'not finished'}{driving}"
+        f"{counts[results.ChunkState.NO_RESULT]} without result (waiting, running or lost)"
+        f"{f', {replaced} replaced' if replaced else ''}; "
+        f"{summary.num_done_tasks}/{_num_tasks(summary)} tasks done{failed}; "
+        f"{sum(c.num_resubmissions for c in summary.chunks)} resubmissions; "
+        f"{'finished' if summary.finished else 'not finished'}{driving}"
     )
 
 
+def _num_tasks(summary: results.SessionSummary) -> str:
+    """The number of tasks; ``N+`` for an imap whose input was still being read."""
+    return f"{summary.num_tasks}{'+' if summary.manifest.num_tasks is None else ''}"
+
+
 def work_dir_status(work_dir: Path) -> str:
-    """One line per session inside ``work_dir``."""
+    """One line per session inside ``work_dir`` (its pool directories are left out)."""
     sessions = [results.summarize_session(d) for d in results.find_sessions(work_dir)]
     if not sessions:
         return f"no batchpool sessions in {work_dir}"
@@ -106,13 +123,20 @@ def work_dir_status(work_dir: Path) -> str:
             s.manifest.created,
             s.manifest.backend,
             s.manifest.function,
-            f"{s.num_done_tasks}/{s.manifest.num_tasks}",
-            "yes" if s.finished else "no",
+            f"{s.num_done_tasks}/{_num_tasks(s)}",
+            str(s.num_failed_tasks),
+            _session_state(s),
         )
         for s in sessions
     ]
-    header = ("SESSION", "CREATED", "BACKEND", "FUNCTION", "DONE", "FINISHED")
+    header = ("SESSION", "CREATED", "BACKEND", "FUNCTION", "DONE", "FAILED", "STATE")
     return format_table(header, rows)
+
+
+def _session_state(summary: results.SessionSummary) -> str:
+    if summary.finished:
+        return "finished"
+    return "running" if results.live_driver(Session(summary.directory)) else "not finished"
 
 
 def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -191,19 +215,34 @@ def clean(args: argparse.Namespace) -> int:
         return _usage_error(f"{work_dir} is not a directory")
     if results.is_session(work_dir):
         return _usage_error(f"{work_dir} is a session; give the work_dir that holds it")
+    if results.is_pool_dir(work_dir):
+        return _usage_error(f"{work_dir} is a pool directory; give the work_dir that holds it")
     doomed = sessions_to_clean(work_dir, include_unfinished=args.all)
-    if not doomed:
+    doomed_pools = pools_to_clean(work_dir, [directory for directory, _ in doomed])
+    if not doomed and not doomed_pools:
         print(f"nothing to remove in {work_dir}")
         return 0
     for directory, finished in doomed:
         print(f"  {directory.name}  {'finished' if finished else 'NOT finished'}")
-    if not args.yes and not _confirm(f"Remove these {len(doomed)} session(s)? [y/N] "):
+    for directory in doomed_pools:
+        print(f"  {directory.name}  pool directory, its driver is gone")
+    what = _what(doomed, doomed_pools)
+    if not args.yes and not _confirm(f"Remove these {what}? [y/N] "):
         print("nothing removed")
         return 1
     for directory, _ in doomed:
         Session(directory).remove()
-    print(f"removed {len(doomed)} session(s) from {work_dir}")
+    for directory in doomed_pools:
+        PoolDirectory(directory).remove()
+    print(f"removed {what} from {work_dir}")
     return 0
+
+
+def _what(sessions: Sequence[object], pools: Sequence[object]) -> str:
+    parts = [f"{len(sessions)} session(s)"] if sessions else []
+    if pools:
+        parts.append(f"{len(pools)} pool director{'y' if len(pools) == 1 else 'ies'}")
+    return " and ".join(parts)
 
 
 def sessions_to_clean(work_dir: Path, include_unfinished: bool) -> list[tuple[Path, bool]]:
@@ -225,6 +264,37 @@ def sessions_to_clean(work_dir: Path, include_unfinished: bool) -> list[tuple[Pa
             )
             continue
         doomed.append((directory, finished))
+    return doomed
+
+
+def pools_to_clean(work_dir: Path, doomed_sessions: Sequence[Path] = ()) -> list[Path]:
+    """The pool directories ``clean`` removes: those whose driver is gone and to which no
+    unfinished session that stays (not in ``doomed_sessions``) posted chunks.
+
+    A driver is gone when its process is not alive (same host), or when its heartbeat,
+    the ``driver`` file it rewrites every few seconds, has not changed for
+    ``STALE_LOCK_S`` (another host). A kept pool is named on stderr.
+    """
+    doomed_names = {Path(d).name for d in doomed_sessions}
+    wanted: dict[str, str] = {}  # pool name: an unfinished session that stays and used it
+    for directory in results.find_sessions(work_dir):
+        if directory.name in doomed_names or results.is_finished(Session(directory)):
+            continue
+        for name in results.pools_of_session(directory):
+            wanted.setdefault(name, directory.name)
+    doomed = []
+    for directory in results.find_pool_dirs(work_dir):
+        driver = results.pool_driver(directory)
+        if driver.alive:
+            who = f"process {driver.pid} on {driver.host}" if driver.host else "starting"
+            sys.stderr.write(f"batchpool: keeping {directory.name}: its driver is alive ({who})\n")
+        elif directory.name in wanted:
+            sys.stderr.write(
+                f"batchpool: keeping {directory.name}: the unfinished session "
+                f"{wanted[directory.name]} used it (the logs of its jobs are there)\n"
+            )
+        else:
+            doomed.append(directory)
     return doomed
 
 
@@ -260,13 +330,13 @@ def report(args: argparse.Namespace) -> int:
 def render_html(
     session_dir: Path, timeline: results.Timeline, chunks: Sequence[results.ChunkSummary]
 ) -> str:
-    """A self-contained page: the jobs against time (inline SVG) and a table of the jobs."""
+    """A self-contained page: the jobs against time (inline SVG) and a table of the chunks."""
     name = html.escape(session_dir.name)
     rows = "\n".join(
-        f"<tr><td>{c.chunk}</td><td>{html.escape(job_id)}</td><td>{n + 1}</td>"
-        f"<td>{html.escape(c.state.value)}</td><td>{html.escape(c.first_failure)}</td></tr>"
+        f"<tr><td>{c.chunk}</td><td>{_task_range(c.tasks)}</td>"
+        f"<td>{html.escape(c.state.value)}</td><td>{c.num_attempts}</td>"
+        f"<td>{html.escape(', '.join(c.job_ids))}</td><td>{html.escape(c.first_failure)}</td></tr>"
         for c in chunks
-        for n, job_id in enumerate(c.job_ids)
     )
     return f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>batchpool {name}</title>
@@ -275,11 +345,14 @@ def render_html(
 <h1>batchpool session {name}</h1>
 <p>{html.escape(_timeline_summary(timeline))}</p>
 {render_svg(timeline)}
-<p><small>A job counts as ended when it failed or vanished (and was resubmitted), when the
-pool logged the collection of its result, and at the latest when the map ended.</small></p>
-<h2>Jobs</h2>
+<p><small>The jobs of a pool serve all of its maps: this counts every job the pool asked for
+while this map ran. A job counts as ended when it failed or vanished holding a chunk (which
+was posted again), when it was deleted while waiting, and at the latest when the map
+ended (idle jobs exit by themselves).</small></p>
+<h2>Chunks</h2>
 <table>
-<tr><th>chunk</th><th>job id</th><th>submission</th><th>chunk state</th><th>first failure</th></tr>
+<tr><th>chunk</th><th>tasks</th><th>state</th><th>attempts</th><th>claimed by jobs</th>\
+<th>first failure</th></tr>
 {rows}
 </table>
 </body></html>
@@ -291,10 +364,11 @@ def _timeline_summary(timeline: results.Timeline) -> str:
         return "The session's log is empty."
     last = timeline.points[-1]
     end = {"done": "succeeded", "stopped": "stopped"}.get(timeline.end, "has not ended")
+    resumed = f"resumed {timeline.num_resumes} time(s); " if timeline.num_resumes else ""
     return (
-        f"Started {timeline.start:%Y-%m-%d %H:%M:%S}; {last.submitted} jobs submitted, "
-        f"{timeline.num_resubmissions} of them resubmissions; the map {end} "
-        f"after {last.time_s:.1f} s."
+        f"Started {timeline.start:%Y-%m-%d %H:%M:%S}; {last.submitted} jobs submitted; "
+        f"{timeline.num_resubmissions} chunk(s) posted again after their job was lost; "
+        f"{resumed}the map {end} after {last.time_s:.1f} s."
     )
 
 
@@ -411,7 +485,9 @@ def _add_session_commands(commands: argparse._SubParsersAction) -> None:
     )
     results_parser.set_defaults(run=export_results)
 
-    clean_parser = commands.add_parser("clean", help="remove the finished sessions of a work_dir")
+    clean_parser = commands.add_parser(
+        "clean", help="remove the finished sessions of a work_dir, and pools whose driver is gone"
+    )
     clean_parser.add_argument("work_dir", metavar="WORK_DIR")
     clean_parser.add_argument("--yes", "-y", action="store_true", help="do not ask")
     clean_parser.add_argument("--all", action="store_true", help="remove unfinished sessions too")

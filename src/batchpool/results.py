@@ -7,8 +7,12 @@
 
 Nothing is submitted or run. Results are read from ``results.archive`` and from
 result files still in ``results/`` (a map that was interrupted before it
-collected them). This module only reads a session, through
-:class:`~batchpool.session.Session`.
+collected them); each carries the task range of its chunk, since chunks are cut
+by measured time while the map runs. Which chunks were posted, and which jobs
+claimed them, comes from ``chunks.jsonl``; what the pool did, and when, from
+``log.jsonl``. This module only reads a session, through
+:class:`~batchpool.session.Session`, and the pool directories next to it, through
+their ``driver`` file.
 """
 
 from __future__ import annotations
@@ -19,15 +23,28 @@ import io
 import json
 import os
 import pickle
+import socket
+import struct
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Union
 
+from . import _layout
 from .errors import PoolError, RemoteError
-from .proto_pool import _task_error
-from .session import DriverLock, JournalEntry, Manifest, Session, read_json_lines
+from .proto_pool import task_error
+from .session import (
+    STALE_LOCK_S,
+    ChunkEvent,
+    ChunkResult,
+    DriverLock,
+    Manifest,
+    PoolDirectory,
+    Session,
+    process_alive,
+    read_json_lines,
+)
 
 PathLike = Union[str, os.PathLike]
 
@@ -36,6 +53,7 @@ __all__ = [
     "ChunkSummary",
     "LogEvent",
     "NotASessionError",
+    "PoolDriver",
     "ResultsError",
     "SessionSummary",
     "TaskOutcome",
@@ -43,13 +61,18 @@ __all__ = [
     "Timeline",
     "TimelinePoint",
     "Unresolved",
+    "find_pool_dirs",
     "find_sessions",
     "is_finished",
+    "is_pool_dir",
     "is_session",
     "live_driver",
     "load",
     "log_events",
+    "num_tasks",
     "open_session",
+    "pool_driver",
+    "pools_of_session",
     "summarize_chunks",
     "summarize_session",
     "timeline",
@@ -72,7 +95,7 @@ class TaskStatus(enum.Enum):
     FAILED = "failed"
     """The task raised an exception."""
     MISSING = "missing"
-    """No result of the task's chunk is in the session (not run, lost or interrupted)."""
+    """No result of the task is in the session (not run, lost or interrupted)."""
 
 
 @dataclass(frozen=True)
@@ -166,8 +189,11 @@ def open_session(session_dir: PathLike) -> tuple[Session, Manifest]:
     try:
         return session, session.manifest()
     except FileNotFoundError:
+        hint = ""
+        if is_pool_dir(path):
+            hint = f" (it is a pool directory, the queue of a pool's jobs; logs in {path}/logs)"
         raise NotASessionError(
-            f"{path} is not a batchpool session: it has no session.json", path
+            f"{path} is not a batchpool session: it has no session.json{hint}", path
         ) from None
     except (OSError, ValueError, TypeError) as error:
         raise NotASessionError(
@@ -185,9 +211,20 @@ def is_session(path: PathLike) -> bool:
 
 
 def find_sessions(work_dir: PathLike) -> list[Path]:
-    """The session directories directly inside ``work_dir``, oldest name first."""
+    """The session directories directly inside ``work_dir``, oldest name first (pool
+    directories and anything else are left out)."""
     entries = sorted(Path(work_dir).iterdir())
     return [entry for entry in entries if entry.is_dir() and is_session(entry)]
+
+
+def num_tasks(session: Session, manifest: Manifest) -> int:
+    """The number of tasks of the map: ``manifest.num_tasks``, or for an ``imap`` whose
+    input was still being read, the number of tasks written so far."""
+    if manifest.num_tasks is not None:
+        return manifest.num_tasks
+    reader = Session(session.dir)
+    reader.reopen_tasks()
+    return reader.num_tasks_written
 
 
 def is_finished(session: Session) -> bool:
@@ -201,6 +238,77 @@ def live_driver(session: Session) -> Optional[DriverLock]:
     if holder is None or holder.is_stale(time.time()):
         return None
     return holder
+
+
+# -- pool directories -------------------------------------------------------------------
+
+
+def is_pool_dir(path: PathLike) -> bool:
+    """Whether ``path`` looks like a pool directory: ``pool_*`` with a ``tickets``
+    folder and no ``session.json``."""
+    path = Path(path)
+    return (
+        path.name.startswith(PoolDirectory.PREFIX)
+        and (path / _layout.TICKETS_DIR).is_dir()
+        and not (path / "session.json").exists()
+    )
+
+
+def find_pool_dirs(work_dir: PathLike) -> list[Path]:
+    """The pool directories directly inside ``work_dir``, oldest name first."""
+    entries = sorted(Path(work_dir).iterdir())
+    return [entry for entry in entries if entry.is_dir() and is_pool_dir(entry)]
+
+
+@dataclass(frozen=True)
+class PoolDriver:
+    """What a pool directory's ``driver`` file tells about the driver of the pool."""
+
+    host: str
+    """Empty if the driver never wrote its heartbeat."""
+    pid: int
+    alive: bool
+    """Same host: its process is alive. Another host: its heartbeat (the file's
+    modification time) is younger than :data:`~batchpool.session.STALE_LOCK_S`."""
+
+
+def pool_driver(pool_dir: PathLike, now: Optional[float] = None) -> PoolDriver:
+    """Whether the driver of the pool at ``pool_dir`` is alive.
+
+    ``POOL/driver`` holds ``host``, ``pid`` and a counter the driver rewrites every
+    few seconds. A pool without that file counts as alive while its directory is
+    younger than ``STALE_LOCK_S`` (a driver that is just starting)."""
+    now = time.time() if now is None else now
+    path = Path(pool_dir) / _layout.DRIVER_FILE
+    try:
+        text = path.read_text(errors="replace")
+        written = path.stat().st_mtime
+    except FileNotFoundError:
+        try:
+            young = now - Path(pool_dir).stat().st_mtime < STALE_LOCK_S
+        except FileNotFoundError:
+            young = False
+        return PoolDriver("", 0, young)
+    fields = text.split("\n")
+    host = fields[0]
+    pid = int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else 0
+    if host == socket.gethostname() and pid > 0:
+        return PoolDriver(host, pid, process_alive(pid))
+    return PoolDriver(host, pid, now - written < STALE_LOCK_S)
+
+
+def pools_of_session(session_dir: PathLike) -> list[str]:
+    """The names of the pool directories the session's chunks were posted to (where the
+    logs of its jobs are, in ``POOL/logs/``), in the order they were first used.
+
+    Names, not paths: the pool directories sit next to the session in the same
+    ``work_dir``, which another host may reach by another path."""
+    session = Session(Path(session_dir))
+    names: dict[str, None] = {}
+    for event in _chunk_events(session):
+        if event.event == "posted" and event.pool:
+            names[Path(event.pool).name] = None
+    return list(names)
 
 
 # -- results ----------------------------------------------------------------------------
@@ -221,7 +329,8 @@ def load(session_dir: PathLike, *, strict: bool = True) -> list[TaskOutcome]:
     Returns
     -------
     list of TaskOutcome
-        One per task of the map (``manifest.num_tasks`` of them).
+        One per task of the map: ``num_tasks`` of its ``session.json``, or, for an
+        ``imap`` whose input was still being read, one per task written so far.
 
     Raises
     ------
@@ -231,27 +340,72 @@ def load(session_dir: PathLike, *, strict: bool = True) -> list[TaskOutcome]:
         A chunk's results cannot be unpickled here (with ``strict=True``).
     """
     session, manifest = open_session(session_dir)
-    outcomes = [TaskOutcome(i, TaskStatus.MISSING) for i in range(manifest.num_tasks)]
-    for chunk, payload in sorted(session.result_payloads().items()):
-        tasks = manifest.chunk_tasks(chunk)
-        envelopes = _envelopes(payload, chunk, session.dir, strict)
-        for index, envelope in zip(tasks, envelopes):
-            outcomes[index] = _outcome(index, envelope, session.dir)
+    return _outcomes(session, manifest, _read_results(session, strict))
+
+
+@dataclass(frozen=True)
+class _ChunkOutcomes:
+    """The result of one chunk, unpickled: one outcome per task of ``tasks``."""
+
+    chunk: int
+    tasks: range
+    outcomes: tuple[TaskOutcome, ...]
+
+
+def _read_results(session: Session, strict: bool) -> list[_ChunkOutcomes]:
+    """Every result in the session, unpickled, by chunk number."""
+    try:
+        chunk_results = session.all_results()
+    except (struct.error, ValueError) as error:
+        raise ResultsError(
+            f"The results of {session.dir} are damaged: {error!r}", session.dir
+        ) from error
+    read = []
+    for result in sorted(chunk_results, key=lambda r: r.chunk):
+        envelopes = _envelopes(result, session.dir, strict)
+        outcomes = tuple(
+            _outcome(index, envelope, session.dir)
+            for index, envelope in zip(result.tasks, envelopes)
+        )
+        read.append(_ChunkOutcomes(result.chunk, result.tasks, outcomes))
+    return read
+
+
+def _outcomes(
+    session: Session, manifest: Manifest, chunk_outcomes: Sequence[_ChunkOutcomes]
+) -> list[TaskOutcome]:
+    """One outcome per task. Where two chunks hold the same task (a resumed map cuts the
+    tasks of a failed chunk again), the later chunk's outcome counts."""
+    total = num_tasks(session, manifest)
+    outcomes = [TaskOutcome(i, TaskStatus.MISSING) for i in range(total)]
+    for chunk in chunk_outcomes:
+        for outcome in chunk.outcomes:
+            if outcome.index >= len(outcomes):  # an imap's count written after its results
+                outcomes.extend(
+                    TaskOutcome(i, TaskStatus.MISSING) for i in range(len(outcomes), outcome.index)
+                )
+                outcomes.append(outcome)
+            else:
+                outcomes[outcome.index] = outcome
     return outcomes
 
 
-def _envelopes(payload: bytes, chunk: int, session_dir: Path, strict: bool) -> list:
+def _envelopes(result: ChunkResult, session_dir: Path, strict: bool) -> list:
     try:
         if strict:
-            return pickle.loads(payload)
-        return _TolerantUnpickler(io.BytesIO(payload)).load()
+            return result.envelopes()
+        return _TolerantUnpickler(io.BytesIO(result.payload)).load()
     except Exception as error:  # anything a foreign pickle may raise
         raise ResultsError(
-            f"The results of chunk {chunk} cannot be read here: {error!r}. "
-            "Load them where the modules of the results are importable "
-            "(same environment and PYTHONPATH as the map's driver).",
+            f"The results of chunk {result.chunk} (tasks {_span(result.tasks)}) cannot be "
+            f"read here: {error!r}. Load them where the modules of the results are "
+            "importable (same environment and PYTHONPATH as the map's driver).",
             session_dir,
         ) from error
+
+
+def _span(tasks: range) -> str:
+    return f"{tasks.start}-{tasks.stop - 1}" if len(tasks) > 1 else str(tasks.start)
 
 
 def _outcome(index: int, envelope: tuple, session_dir: Path) -> TaskOutcome:
@@ -259,7 +413,7 @@ def _outcome(index: int, envelope: tuple, session_dir: Path) -> TaskOutcome:
     if ok:
         return TaskOutcome(index, TaskStatus.DONE, value=value)
     traceback_text = value[3]
-    error = _task_error(value, session_dir)
+    error = task_error(value, session_dir)
     return TaskOutcome(index, TaskStatus.FAILED, exception=error, traceback=traceback_text)
 
 
@@ -270,9 +424,16 @@ class ChunkState(enum.Enum):
     """What the session tells about one chunk (the scheduler is not asked)."""
 
     DONE = "done"
+    """Its result is in the session and every task returned."""
     FAILED = "failed"
+    """Its result is in the session and a task raised."""
     NO_RESULT = "no result"
-    """Pending, running or lost: the session cannot tell which."""
+    """Waiting, running or lost: the session cannot tell which (its job ids tell
+    whether a job claimed it)."""
+    REPLACED = "replaced"
+    """A later driver resumed the map and cut this chunk's tasks again into new chunks
+    (a ticket that no job had claimed is withdrawn on resume; a chunk that a job had
+    claimed keeps its number, and is posted again if its job is gone)."""
 
 
 @dataclass(frozen=True)
@@ -283,13 +444,16 @@ class ChunkSummary:
     tasks: range
     state: ChunkState
     job_ids: tuple[str, ...]
+    """The jobs that claimed it, first claim first."""
     first_failure: str
     """``Type: message`` of the chunk's first failed task, else ``""``."""
     num_done_tasks: int
+    num_attempts: int = 1
+    """How often it was posted: 1, plus one per resubmission after its job was lost."""
 
     @property
     def num_resubmissions(self) -> int:
-        return max(0, len(self.job_ids) - 1)
+        return max(0, self.num_attempts - 1)
 
 
 @dataclass(frozen=True)
@@ -300,48 +464,109 @@ class SessionSummary:
     manifest: Manifest
     num_done_tasks: int
     finished: bool
-
-
-def summarize_chunks(session_dir: PathLike) -> list[ChunkSummary]:
-    """Every chunk of the session, with the job ids recorded for it in ``jobs.jsonl``."""
-    session, manifest = open_session(session_dir)
-    outcomes = load(session.dir, strict=False)
-    job_ids = _job_ids_by_chunk(session.journal())
-    return [
-        _chunk_summary(chunk, [outcomes[i] for i in manifest.chunk_tasks(chunk)], job_ids)
-        for chunk in range(manifest.num_chunks)
-    ]
-
-
-def _job_ids_by_chunk(journal: Sequence[JournalEntry]) -> dict[int, tuple[str, ...]]:
-    ids: dict[int, tuple[str, ...]] = {}
-    for entry in journal:
-        ids[entry.chunk] = (*ids.get(entry.chunk, ()), entry.job_id)
-    return ids
-
-
-def _chunk_summary(
-    chunk: int, outcomes: list[TaskOutcome], job_ids: dict[int, tuple[str, ...]]
-) -> ChunkSummary:
-    failures = [o for o in outcomes if o.status is TaskStatus.FAILED]
-    if failures:
-        state = ChunkState.FAILED
-    elif outcomes and all(o.status is TaskStatus.DONE for o in outcomes):
-        state = ChunkState.DONE
-    else:
-        state = ChunkState.NO_RESULT
-    tasks = range(outcomes[0].index, outcomes[-1].index + 1) if outcomes else range(0)
-    first = failures[0].failure_line() if failures else ""
-    num_done = sum(o.status is TaskStatus.DONE for o in outcomes)
-    return ChunkSummary(chunk, tasks, state, job_ids.get(chunk, ()), first, num_done)
+    num_tasks: int = 0
+    """``manifest.num_tasks``, or the tasks written so far of an ``imap`` whose input
+    was still being read (``manifest.num_tasks`` is None)."""
+    chunks: tuple[ChunkSummary, ...] = ()
+    """:func:`summarize_chunks`."""
+    num_failed_tasks: int = 0
 
 
 def summarize_session(session_dir: PathLike) -> SessionSummary:
-    """Name, manifest, number of tasks done and whether the map finished."""
+    """Manifest, number of tasks (done, failed), its chunks and whether the map finished."""
     session, manifest = open_session(session_dir)
-    outcomes = load(session.dir, strict=False)
+    chunk_outcomes = _read_results(session, strict=False)
+    outcomes = _outcomes(session, manifest, chunk_outcomes)
+    return SessionSummary(
+        session.dir,
+        manifest,
+        sum(o.status is TaskStatus.DONE for o in outcomes),
+        is_finished(session),
+        len(outcomes),
+        tuple(_summarize_chunks(session, chunk_outcomes)),
+        sum(o.status is TaskStatus.FAILED for o in outcomes),
+    )
+
+
+def summarize_chunks(session_dir: PathLike) -> list[ChunkSummary]:
+    """Every chunk of the session, by number: from its posts and claims in
+    ``chunks.jsonl`` and from its result."""
+    return list(summarize_session(session_dir).chunks)
+
+
+def _summarize_chunks(
+    session: Session, chunk_outcomes: Sequence[_ChunkOutcomes]
+) -> list[ChunkSummary]:
+    results = {r.chunk: r for r in chunk_outcomes}
+    posts: dict[int, list[ChunkEvent]] = {}
+    claims: dict[int, list[str]] = {}
+    for event in _chunk_events(session):
+        if event.event == "posted":
+            posts.setdefault(event.chunk, []).append(event)
+        elif event.event == "claimed" and event.job_id:
+            ids = claims.setdefault(event.chunk, [])
+            if event.job_id not in ids:  # a resumed driver records the claims it adopts
+                ids.append(event.job_id)
+    tasks_of: dict[int, range] = {}
+    for number in sorted(set(posts) | set(results) | set(claims)):
+        if number in results:
+            tasks_of[number] = results[number].tasks
+        elif number in posts:
+            tasks_of[number] = range(posts[number][-1].start, posts[number][-1].stop)
+        else:
+            tasks_of[number] = range(0)
+    latest = _latest_chunk_of_tasks(tasks_of)
+    summaries = []
+    for number, tasks in tasks_of.items():
+        replaced = bool(tasks) and max(latest[tasks.start : tasks.stop]) > number
+        attempts = max(1, len(posts.get(number, ())))
+        summaries.append(
+            _chunk_summary(number, tasks, results.get(number), replaced, claims, attempts)
+        )
+    return summaries
+
+
+def _latest_chunk_of_tasks(tasks_of: dict[int, range]) -> list[int]:
+    """For every task, the highest number of a chunk that holds it. The chunks of one
+    driver hold disjoint tasks (a lost chunk is posted again under its own number); a
+    resumed map cuts the tasks without a good result again, into new chunks."""
+    size = max((tasks.stop for tasks in tasks_of.values()), default=0)
+    latest = [-1] * size
+    for number in sorted(tasks_of):
+        tasks = tasks_of[number]
+        latest[tasks.start : tasks.stop] = [number] * len(tasks)
+    return latest
+
+
+def _chunk_summary(
+    number: int,
+    tasks: range,
+    result: Optional[_ChunkOutcomes],
+    replaced: bool,
+    claims: dict[int, list[str]],
+    attempts: int,
+) -> ChunkSummary:
+    outcomes = result.outcomes if result is not None else ()
+    failures = [o for o in outcomes if o.status is TaskStatus.FAILED]
+    if result is not None and not failures:
+        state = ChunkState.DONE
+    elif replaced:
+        state = ChunkState.REPLACED
+    elif failures:
+        state = ChunkState.FAILED
+    else:
+        state = ChunkState.NO_RESULT
+    first = failures[0].failure_line() if failures else ""
     num_done = sum(o.status is TaskStatus.DONE for o in outcomes)
-    return SessionSummary(session.dir, manifest, num_done, is_finished(session))
+    job_ids = tuple(claims.get(number, ()))
+    return ChunkSummary(number, tasks, state, job_ids, first, num_done, attempts)
+
+
+def _chunk_events(session: Session) -> list[ChunkEvent]:
+    try:
+        return session.chunk_events()
+    except TypeError:  # a line of another format: nothing to show rather than a crash
+        return []
 
 
 # -- the pool's log ---------------------------------------------------------------------
@@ -353,9 +578,10 @@ class LogEvent:
 
     time: datetime.datetime
     message: str
-    """The first word: ``session``, ``submitted``, ``resubmitting``, ``done``, ..."""
+    """The words before the details: ``session``, ``resumed``, ``submitted``,
+    ``resubmitting``, ``deleting``, ``scheduler unreachable``, ``done``, ``stopped``..."""
     fields: dict
-    """The message's details, e.g. ``{"chunks": 3, "first_job": "17"}``."""
+    """The message's details, e.g. ``{"jobs": 3, "first_job": "17"}``."""
 
 
 def log_events(session_dir: PathLike) -> list[LogEvent]:
@@ -372,7 +598,9 @@ def log_events(session_dir: PathLike) -> list[LogEvent]:
 def _log_event(row: dict) -> Optional[LogEvent]:
     try:
         time = datetime.datetime.fromisoformat(row["t"])
-        message, _, details = str(row["m"]).partition(" ")
+        text = str(row["m"])
+        brace = text.find(" {")
+        message, details = (text, "") if brace < 0 else (text[:brace], text[brace + 1 :])
         fields = json.loads(details) if details else {}
     except (KeyError, ValueError):
         return None
@@ -392,38 +620,60 @@ class TimelinePoint:
 class Timeline:
     """The jobs of a map against time, from its ``log.jsonl``.
 
-    ``log.jsonl`` records every submission (``submitted``), every job that failed
-    or vanished (``resubmitting``) and the end of the map (``done`` or
-    ``stopped``, when every job has ended); ``collected`` lines, where a pool
-    writes them, count finished jobs as they come.
+    ``log.jsonl`` records every submission of jobs (``submitted``, with their number;
+    the jobs of a pool serve all its maps, so a map's log counts every job its pool
+    asked for while it ran), every job that failed or vanished holding a chunk
+    (``resubmitting``), jobs deleted while waiting (``deleting``) and the end of
+    the map (``done`` or ``stopped``). Other jobs end when they have idled long
+    enough, which is not logged: every job counts as ended at the end of the map.
     """
 
     start: Optional[datetime.datetime]
     points: tuple[TimelinePoint, ...]
     num_resubmissions: int
+    """Chunks posted again after their job was lost."""
     end: str
     """``done``, ``stopped`` or ``""`` (still running, or its driver died)."""
+    num_resumes: int = 0
+    """How often a later driver took the map over."""
 
 
 def timeline(session_dir: PathLike) -> Timeline:
     """The :class:`Timeline` of the map kept in ``session_dir``."""
     events = log_events(session_dir)
     start = events[0].time if events else None
-    submitted = ended = resubmissions = 0
+    submitted = ended = resubmissions = resumes = 0
+    ended_jobs: set[str] = set()
     end = ""
     points = [TimelinePoint(0.0, 0, 0)] if events else []
     for event in events:
         if event.message == "submitted":
-            submitted += int(event.fields.get("chunks", 1))
+            submitted += _count(event.fields.get("jobs", event.fields.get("chunks", 1)))
         elif event.message == "resubmitting":
-            ended += 1
             resubmissions += 1
-        elif event.message == "collected":
-            ended += int(event.fields.get("chunks", 1))
+            job = str(event.fields.get("job", ""))
+            if job not in ended_jobs:  # a job that held several chunks ended once
+                ended_jobs.add(job)
+                ended += 1
+        elif event.message == "deleting":
+            if str(event.fields.get("why", "")).startswith("error state"):
+                continue  # its chunk, if it held one, is resubmitted: counted there
+            ended += _count(event.fields.get("jobs", 1))
         elif event.message in ("done", "stopped"):
             ended, end = submitted, event.message
+        elif event.message == "resumed":
+            resumes += 1
+            end = ""
+            continue
         else:
             continue
         seconds = (event.time - start).total_seconds()
         points.append(TimelinePoint(seconds, submitted, min(ended, submitted)))
-    return Timeline(start, tuple(points), resubmissions, end)
+    return Timeline(start, tuple(points), resubmissions, end, resumes)
+
+
+def _count(value: object) -> int:
+    try:
+        return max(0, int(value))  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return 1

@@ -1,52 +1,113 @@
-"""The batchpool command: status, results, clean, report, --version, and errors."""
+"""The batchpool command: status, results, clean, report, --version, and errors.
 
+Sessions come from real maps (``batchpool.local.Pool``; a driver process killed in
+the middle of a map for what it leaves behind) or from :class:`ScriptedDriver`, which
+lays a map out as the dispatcher does, through the engine's own API, and runs its
+chunks with ``batchpool.worker.Worker`` in this process.
+"""
+
+import hashlib
+import importlib
 import io
 import json
 import os
 import pickle
+import shutil
 import socket
 import subprocess
 import sys
+import time
 
+import cloudpickle
 import pytest
 
 import batchpool
-from batchpool import cli, results
-from batchpool.backend import Job
-from batchpool.session import Manifest, Session
+import batchpool.local
+from batchpool import _layout, cli, results
+from batchpool.session import ChunkEvent, Manifest, PoolDirectory, Session, process_alive
+from batchpool.worker import Worker
+
+CREATED = "2026-01-02T03:04:05"
 
 
-def make_session(work_dir, num_tasks=4, chunksize=2, key="0123456789abcdef"):
-    session = Session.create(work_dir, key)
-    num_chunks = -(-num_tasks // chunksize)
-    session.write_manifest(
-        Manifest(num_tasks, chunksize, num_chunks, "sge", "mod.func", "2026-01-02T03:04:05")
-    )
-    session.release()  # as a driver that ended leaves it
-    return session
+class ScriptedDriver:
+    """A map laid out on disk as the dispatcher lays it out, one step at a time."""
+
+    def __init__(self, work_dir, function, tasks, *, imap=False, key="0123456789abcdef"):
+        self.pool = PoolDirectory.create(work_dir)
+        self.pool.write_setup(cloudpickle.dumps((None, ())), 0.0, 1)  # one ticket per run()
+        self.pool.heartbeat(1)
+        self.session = Session.create(work_dir, key)
+        payload = cloudpickle.dumps(function)
+        self.function_key = hashlib.sha256(payload).hexdigest()[:16]
+        self.session.write_function(payload)
+        self.session.append_tasks([pickle.dumps(task) for task in tasks])
+        name = f"{function.__module__}.{function.__qualname__}"
+        num_tasks = None if imap else len(tasks)
+        self.session.write_manifest(Manifest(num_tasks, None, "local", name, CREATED))
+        self.next_ticket = 0
+
+    def post(self, chunk, tasks, attempt=0):
+        self.chunk = chunk
+        number = self.next_ticket
+        self.next_ticket += 1
+        self.pool.post(
+            _layout.Ticket(
+                number, str(self.session.dir), chunk, attempt, *(tasks.start, tasks.stop), "f"
+            )
+        )
+        event = ChunkEvent(
+            "posted", chunk, tasks.start, tasks.stop, attempt, str(self.pool.dir), number
+        )
+        self.session.record_chunks([event])
+
+    def run(self, job_id, collect=True):
+        """Job ``job_id`` claims the last ticket posted and runs it."""
+        self.pool.set_hint(self.next_ticket - 1)
+        assert Worker(str(self.pool.dir), job_id).run() == 1
+        self.session.record_chunks([ChunkEvent("claimed", self.chunk, job_id=job_id)])
+        if collect:
+            assert self.session.take_result(self.chunk) is not None
+
+    def lose(self, job_id):
+        """Job ``job_id`` claims the last ticket posted and dies."""
+        claim = _layout.Claim(job_id, socket.gethostname(), os.getpid())
+        path = self.pool.dir / _layout.CLAIMS_DIR / str(self.next_ticket - 1)
+        assert _layout.create_exclusively(str(path), claim.encode())
+        self.session.record_chunks([ChunkEvent("claimed", self.chunk, job_id=job_id)])
+
+    def end(self, done=False):
+        """As a driver that ended leaves its session."""
+        if done:
+            self.session.mark_done()
+        self.session.release()
+        return self.session
 
 
-def add_result(session, chunk, envelopes):
-    session.result_path(chunk).write_bytes(pickle.dumps(envelopes))
-    session.collect_result(chunk)
+def raise_it(x):
+    if isinstance(x, BaseException):
+        raise x
+    return x
 
 
-def failed(exc):
-    return (False, (pickle.dumps(exc), type(exc).__qualname__, str(exc), "Traceback: ...\n"))
-
-
-def add_jobs(session, *chunk_job_ids):
-    logs = session.log_dir
-    session.record_jobs([Job(c, j, logs / f"{j}.out", logs / f"{j}.err") for c, j in chunk_job_ids])
+def scripted_session(work_dir, key="0123456789abcdef"):
+    driver = ScriptedDriver(work_dir, raise_it, [1, {1, 2}, KeyError("nope"), 3 + 4j, 5], key=key)
+    driver.post(0, range(0, 2))
+    driver.run("101")
+    driver.post(1, range(2, 4))
+    driver.run("102", collect=False)  # the driver stopped before it collected this one
+    driver.post(2, range(4, 5))
+    driver.lose("103")
+    driver.post(2, range(4, 5), attempt=1)
+    driver.lose("104")
+    driver.post(2, range(4, 5), attempt=2)
+    driver.end()
+    return driver
 
 
 @pytest.fixture
 def session(tmp_path):
-    session = make_session(tmp_path / "work", num_tasks=5, chunksize=2)
-    add_result(session, 0, [(True, 1), (True, {1, 2})])
-    add_result(session, 1, [failed(KeyError("nope")), (True, 3 + 4j)])
-    add_jobs(session, (0, "101"), (1, "102"), (2, "103"), (2, "104"))
-    return session
+    return scripted_session(tmp_path / "work").session
 
 
 def run(capsys, *argv):
@@ -58,43 +119,58 @@ def run(capsys, *argv):
 def test_status_of_a_session(session, capsys):
     code, out, err = run(capsys, "status", session.dir)
     assert (code, err) == (0, "")
-    header, *rows, summary = out.splitlines()
+    header, *rows, summary, logs = out.splitlines()
     assert header.split() == [
         "CHUNK",
         "TASKS",
         "STATE",
-        "RESUBMITTED",
+        "ATTEMPTS",
         "JOB",
         "IDS",
         "FIRST",
         "FAILURE",
     ]
-    assert rows[0].split() == ["0", "0-1", "done", "0", "101"]
-    assert rows[1].split() == ["1", "2-3", "failed", "0", "102", "KeyError:", "'nope'"]
-    assert rows[2].split() == ["2", "4", "no", "result", "1", "103,104"]
+    assert rows[0].split() == ["0", "0-1", "done", "1", "101"]
+    assert rows[1].split() == ["1", "2-3", "failed", "1", "102", "KeyError:", "'nope'"]
+    assert rows[2].split() == ["2", "4", "no", "result", "3", "103,104"]
+    assert summary.startswith(f"{session.name}: 3 chunks: ")
     assert "1 done, 1 failed, 1 without result" in summary
-    assert "3/5 tasks done" in summary
-    assert "1 resubmissions" in summary
+    assert "3/5 tasks done, 1 failed" in summary
+    assert "2 resubmissions" in summary
     assert summary.endswith("not finished")
+    (pool_dir,) = results.find_pool_dirs(session.dir.parent)
+    assert logs == f"logs of its jobs: {pool_dir / 'logs'}"
     session.acquire()
-    summary = run(capsys, "status", session.dir)[1].splitlines()[-1]
+    summary = run(capsys, "status", session.dir)[1].splitlines()[-2]
     driver = f"driven now by process {os.getpid()} on {socket.gethostname()}"
     assert summary.endswith(f"not finished; {driver}")
 
 
 def test_status_of_a_work_dir(session, tmp_path, capsys):
-    finished = make_session(tmp_path / "work", num_tasks=1, chunksize=1, key="fedcba9876543210")
-    add_result(finished, 0, [(True, None)])
-    finished.mark_done()
+    finished = ScriptedDriver(tmp_path / "work", raise_it, [None], key="fedcba9876543210")
+    finished.post(0, range(1))
+    finished.run("201")
+    finished.end(done=True)
+    imap = ScriptedDriver(tmp_path / "work", raise_it, [1, 2], imap=True, key="aaaaaaaaaaaaaaaa")
     (tmp_path / "work" / "other").mkdir()
     code, out, _ = run(capsys, "status", tmp_path / "work")
     assert code == 0
     header, *rows = out.splitlines()
-    assert header.split() == ["SESSION", "CREATED", "BACKEND", "FUNCTION", "DONE", "FINISHED"]
+    assert header.split() == [
+        "SESSION",
+        "CREATED",
+        "BACKEND",
+        "FUNCTION",
+        "DONE",
+        "FAILED",
+        "STATE",
+    ]
     by_name = {row.split()[0]: row.split()[1:] for row in rows}
-    assert by_name == {
-        session.name: ["2026-01-02T03:04:05", "sge", "mod.func", "3/5", "no"],
-        finished.name: ["2026-01-02T03:04:05", "sge", "mod.func", "1/1", "yes"],
+    common = ["2026-01-02T03:04:05", "local", "test_cli.raise_it"]
+    assert by_name == {  # no pool directories, nor "other"
+        session.name: [*common, "3/5", "1", "not", "finished"],
+        finished.session.name: [*common, "1/1", "0", "finished"],
+        imap.session.name: [*common, "0/2+", "0", "running"],  # this process holds its lock
     }
 
 
@@ -110,6 +186,13 @@ def test_a_path_that_is_not_a_session_exits_2(tmp_path, capsys, command):
     assert "plain.txt" in err and "not a directory" in err
 
 
+def test_status_of_a_pool_directory_exits_2(session, capsys):
+    (pool_dir,) = results.find_pool_dirs(session.dir.parent)
+    code, out, err = run(capsys, "status", pool_dir)
+    assert (code, out) == (2, "")
+    assert "is a pool directory" in err and f"{pool_dir}/logs" in err
+
+
 def test_results_as_json(session, tmp_path, capsys):
     output = tmp_path / "out.json"
     code, out, _ = run(capsys, "results", session.dir, "--output", output)
@@ -121,7 +204,8 @@ def test_results_as_json(session, tmp_path, capsys):
     assert rows[1]["value"] == "{1, 2}"  # not JSON: its repr
     assert rows[3]["value"] == "(3+4j)"
     assert rows[2]["exception"] == "KeyError: 'nope'"
-    assert rows[2]["traceback"] == "Traceback: ...\n"
+    assert rows[2]["traceback"].startswith("Traceback")
+    assert rows[2]["traceback"].endswith("KeyError: 'nope'\n")
     assert rows[4] == {
         "index": 4,
         "status": "missing",
@@ -141,13 +225,17 @@ def test_results_as_pickle(session, tmp_path, capsys):
     assert rows[4]["status"] == "missing"
 
 
-# [(True, bp_missing_mod.Thing())], written by hand: that module exists nowhere.
-MISSING_CLASS_RESULT = b"\x80\x02]\x88cbp_missing_mod\nThing\n)\x81\x86a."
-
-
-def test_results_whose_class_is_missing_here(tmp_path, capsys):
-    session = make_session(tmp_path / "work", num_tasks=1, chunksize=1)
-    session.result_path(0).write_bytes(MISSING_CLASS_RESULT)
+def test_results_whose_class_is_missing_here(tmp_path, capsys, monkeypatch):
+    (tmp_path / "bp_missing_mod.py").write_text("class Thing:\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("bp_missing_mod")
+    driver = ScriptedDriver(tmp_path / "work", lambda _: module.Thing(), [0])
+    driver.post(0, range(1))
+    driver.run("1")
+    session = driver.end(done=True)
+    del sys.modules["bp_missing_mod"]
+    (tmp_path / "bp_missing_mod.py").unlink()
+    importlib.invalidate_caches()
     code, _, err = run(capsys, "results", session.dir, "-o", tmp_path / "out.pkl")
     assert code == 1
     assert "chunk 0" in err and "bp_missing_mod" in err
@@ -165,12 +253,15 @@ def test_results_to_an_unknown_format_exits_2(session, tmp_path, capsys):
     assert not (tmp_path / "out.csv").exists()
 
 
+# -- clean ------------------------------------------------------------------------------
+
+
 @pytest.fixture
 def work_dir(tmp_path):
+    """A finished and an unfinished session; pools whose driver (this process) is alive."""
     work = tmp_path / "work"
-    finished = make_session(work, key="aaaaaaaaaaaaaaaa")
-    finished.mark_done()
-    make_session(work, key="bbbbbbbbbbbbbbbb")
+    ScriptedDriver(work, raise_it, [1], key="aaaaaaaaaaaaaaaa").end(done=True)
+    ScriptedDriver(work, raise_it, [1], key="bbbbbbbbbbbbbbbb").end()
     (work / "mine").mkdir()
     (work / "mine" / "data.txt").write_text("keep me")
     (work / "notes.txt").write_text("keep me too")
@@ -178,19 +269,24 @@ def work_dir(tmp_path):
 
 
 def names(work_dir):
-    return sorted(p.name.rsplit("_", 1)[-1] for p in work_dir.iterdir())
+    """What is in ``work_dir``: sessions by key, pool directories as "pool"."""
+    return sorted(
+        "pool" if p.name.startswith("pool_") else p.name.rsplit("_", 1)[-1]
+        for p in work_dir.iterdir()
+    )
 
 
 def test_clean_removes_finished_sessions_only(work_dir, capsys):
-    code, out, _ = run(capsys, "clean", work_dir, "--yes")
+    code, out, err = run(capsys, "clean", work_dir, "--yes")
     assert code == 0
     assert "removed 1 session(s)" in out
-    assert names(work_dir) == ["bbbbbbbbbbbbbbbb", "mine", "notes.txt"]
+    assert names(work_dir) == ["bbbbbbbbbbbbbbbb", "mine", "notes.txt", "pool", "pool"]
+    assert err.count(f": its driver is alive (process {os.getpid()} on") == 2
 
 
 def test_clean_all_removes_unfinished_sessions_too(work_dir, capsys):
     assert run(capsys, "clean", work_dir, "--yes", "--all")[0] == 0
-    assert names(work_dir) == ["mine", "notes.txt"]
+    assert names(work_dir) == ["mine", "notes.txt", "pool", "pool"]
     assert (work_dir / "mine" / "data.txt").read_text() == "keep me"
 
 
@@ -200,10 +296,10 @@ def test_clean_keeps_a_session_that_a_live_driver_drives(work_dir, capsys):
     code, _, err = run(capsys, "clean", work_dir, "--yes", "--all")
     assert code == 0
     assert f"keeping {driven.name}: driven by process {os.getpid()}" in err
-    assert names(work_dir) == ["bbbbbbbbbbbbbbbb", "mine", "notes.txt"]
+    assert names(work_dir) == ["bbbbbbbbbbbbbbbb", "mine", "notes.txt", "pool", "pool"]
 
 
-@pytest.mark.parametrize("answer, left", [("n\n", 4), ("", 4), ("y\n", 2)])
+@pytest.mark.parametrize("answer, left", [("n\n", 6), ("", 6), ("y\n", 4)])
 def test_clean_asks_first(work_dir, capsys, monkeypatch, answer, left):
     monkeypatch.setattr(sys, "stdin", io.StringIO(answer))
     code, out, _ = run(capsys, "clean", work_dir, "--all")
@@ -212,12 +308,141 @@ def test_clean_asks_first(work_dir, capsys, monkeypatch, answer, left):
     assert code == (0 if answer.startswith("y") else 1)
 
 
-def test_clean_refuses_a_session_and_a_missing_directory(work_dir, tmp_path, capsys):
+def test_clean_refuses_a_session_a_pool_and_a_missing_directory(work_dir, tmp_path, capsys):
     (session_dir,) = [p for p in work_dir.iterdir() if p.name.endswith("bbbbbbbbbbbbbbbb")]
     code, _, err = run(capsys, "clean", session_dir, "--yes", "--all")
     assert code == 2 and "is a session" in err
     assert session_dir.exists()
+    pool_dir = results.find_pool_dirs(work_dir)[0]
+    code, _, err = run(capsys, "clean", pool_dir, "--yes", "--all")
+    assert code == 2 and "is a pool directory" in err
     assert run(capsys, "clean", tmp_path / "nowhere", "--yes")[0] == 2
+
+
+# A driver that runs a map to its end (kept), then one whose driver is killed -9 while
+# its last two tasks run: their results are written after it died, never collected.
+ABANDONING_DRIVER = """
+import os, sys, time
+import batchpool.local
+
+GATE = sys.argv[2]
+
+def square(x):
+    return x * x
+
+def wait_for_gate(x):
+    while x >= 2 and not os.path.exists(GATE):
+        time.sleep(0.005)
+    return -x
+
+with batchpool.local.Pool(2, work_dir=sys.argv[1], keep_work_dir=True) as pool:
+    assert pool.map(square, range(3)) == [0, 1, 4]
+with batchpool.local.Pool(2, work_dir=sys.argv[1]) as pool:
+    pool.map(wait_for_gate, range(4), chunksize=1)
+"""
+
+
+def num_claims(work):
+    """The number of chunks claimed in the session of the second map."""
+    for path in work.glob("*/chunks.jsonl"):
+        session = Session(path.parent)
+        if session.manifest().function.endswith("wait_for_gate"):
+            return sum(event.event == "claimed" for event in session.chunk_events())
+    return 0
+
+
+def wait_for(condition, what, timeout_s=30.0):
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+@pytest.fixture(scope="module")
+def abandoned(tmp_path_factory):
+    """A work_dir left by a driver killed in its second map: ``(work_dir, finished
+    session, unfinished session)``; both pools' driver is gone."""
+    work = tmp_path_factory.mktemp("abandoned") / "work"
+    gate = work.parent / "gate"
+    driver = subprocess.Popen([sys.executable, "-c", ABANDONING_DRIVER, str(work), str(gate)])
+
+    def claimed():
+        return driver.poll() is not None or num_claims(work) == 4
+
+    try:
+        wait_for(claimed, "the second map's four chunks to be claimed")
+        assert driver.poll() is None, "the driver ended by itself"
+    finally:
+        driver.kill()
+        driver.wait()
+    gate.write_text("")
+    finished, unfinished = sorted(
+        results.find_sessions(work), key=lambda d: results.is_finished(Session(d)), reverse=True
+    )
+    written = [unfinished / "results" / f"{chunk}.pkl" for chunk in (2, 3)]
+    wait_for(lambda: all(path.exists() for path in written), "the last two results")
+    pool = results.pools_of_session(unfinished)[0]
+    pids = [PoolDirectory(work / pool).claim(n).pid for n in range(4)]
+    wait_for(lambda: not any(process_alive(pid) for pid in pids), "the workers to exit")
+    return work, finished, unfinished
+
+
+@pytest.fixture
+def abandoned_copy(abandoned, tmp_path):
+    work, finished, unfinished = abandoned
+    copy = tmp_path / "work"
+    shutil.copytree(work, copy)
+    return copy, copy / finished.name, copy / unfinished.name
+
+
+def test_status_of_an_abandoned_session(abandoned, capsys):
+    _, _, unfinished = abandoned
+    code, out, _ = run(capsys, "status", unfinished)
+    assert code == 0
+    header, *rows, summary, logs = out.splitlines()
+    assert [row.split()[:4] for row in rows] == [
+        ["0", "0", "done", "1"],
+        ["1", "1", "done", "1"],
+        ["2", "2", "done", "1"],
+        ["3", "3", "done", "1"],
+    ]
+    assert "4 chunks: 4 done" in summary and "4/4 tasks done" in summary
+    assert summary.endswith("; not finished")  # its driver is dead: nobody drives it
+    assert logs.startswith("logs of its jobs: ") and logs.endswith("/logs")
+    assert [o.value for o in batchpool.load(unfinished)] == [0, -1, -2, -3]
+    code, out, _ = run(capsys, "status", unfinished.parent)
+    states = sorted(" ".join(row.split()[6:]) for row in out.splitlines()[1:])
+    assert states == ["finished", "not finished"]
+
+
+def test_clean_removes_pools_whose_driver_is_gone(abandoned_copy, capsys):
+    work, finished, unfinished = abandoned_copy
+    (used_pool,) = results.pools_of_session(unfinished)
+    code, out, err = run(capsys, "clean", work, "--yes")
+    assert code == 0
+    assert "removed 1 session(s) and 1 pool directory" in out
+    assert sorted(p.name for p in work.iterdir()) == sorted([unfinished.name, used_pool])
+    assert f"keeping {used_pool}: the unfinished session {unfinished.name} used it" in err
+    code, out, err = run(capsys, "clean", work, "--yes", "--all")
+    assert (code, err) == (0, "")
+    assert "removed 1 session(s) and 1 pool directory" in out
+    assert list(work.iterdir()) == []
+
+
+def test_clean_lists_what_it_would_remove(abandoned_copy, capsys, monkeypatch):
+    work, finished, unfinished = abandoned_copy
+    monkeypatch.setattr(sys, "stdin", io.StringIO("n\n"))
+    code, out, _ = run(capsys, "clean", work, "--all")
+    assert code == 1
+    lines = out.splitlines()
+    assert f"  {finished.name}  finished" in lines
+    assert f"  {unfinished.name}  NOT finished" in lines
+    assert sum(line.endswith("pool directory, its driver is gone") for line in lines) == 2
+    assert "Remove these 2 session(s) and 2 pool directories? [y/N] nothing removed" in out
+    assert len(list(work.iterdir())) == 4
+
+
+# -- report -----------------------------------------------------------------------------
 
 
 def square(x):
@@ -240,11 +465,15 @@ def test_html_report_of_a_real_map(real_session, tmp_path, capsys):
     page = output.read_text()
     assert page.startswith("<!DOCTYPE html>") and "<script" not in page
     assert page.count("<svg") == 1 and 'class="submitted"' in page and 'class="ended"' in page
-    journal = Session(real_session).journal()
-    assert len(journal) == 3
-    for entry in journal:
-        assert f"<tr><td>{entry.chunk}</td><td>{entry.job_id}</td>" in page
-    assert "3 jobs submitted" in page and "succeeded" in page
+    chunks = results.summarize_chunks(real_session)
+    assert len(chunks) == 3
+    for chunk, tasks in zip(chunks, ["0-1", "2-3", "4"]):
+        (job_id,) = chunk.job_ids
+        row = f"<tr><td>{chunk.chunk}</td><td>{tasks}</td><td>done</td><td>1</td><td>{job_id}</td>"
+        assert row in page
+    timeline = results.timeline(real_session)
+    assert f"{timeline.points[-1].submitted} jobs submitted" in page
+    assert "0 chunk(s) posted again" in page and "the map succeeded after" in page
 
 
 def test_png_report(real_session, tmp_path, capsys):
@@ -281,6 +510,9 @@ def test_svg_steps():
         f"{bottom:.1f} {mid:.1f},{bottom:.1f} {mid:.1f},{bottom:.1f} {right:.1f},{bottom:.1f} "
         f'{right:.1f},{top:.1f}"'
     ) in svg
+
+
+# -- the rest ---------------------------------------------------------------------------
 
 
 def test_version(capsys):

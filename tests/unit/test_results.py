@@ -1,39 +1,130 @@
-"""batchpool.load and the summaries of a kept session, on sessions written here."""
+"""batchpool.load and the summaries of a kept session, on sessions written by the engine.
+
+Most sessions here are laid out by :class:`ScriptedDriver`, which does what the
+dispatcher does through the engine's own API (``Session``, ``PoolDirectory``,
+``Ticket``, ``ChunkEvent``) and runs each chunk with ``batchpool.worker.Worker`` in
+this process, so that a test decides exactly which chunks ran, were collected, or
+were lost. The others come from real maps of ``batchpool.local.Pool``.
+"""
 
 import datetime
+import hashlib
 import importlib
 import json
+import os
 import pickle
+import socket
+import subprocess
 import sys
+import time
 
+import cloudpickle
 import pytest
 
 import batchpool
-from batchpool import results, worker
+import batchpool.local
+from batchpool import _layout, results
 from batchpool.results import ChunkState, TaskStatus
-from batchpool.session import Manifest, Session
+from batchpool.session import STALE_LOCK_S, ChunkEvent, Manifest, PoolDirectory, Session
+from batchpool.worker import Worker
+
+CREATED = "2026-01-02T03:04:05"
 
 
-def make_session(tmp_path, num_tasks, chunksize):
-    session = Session.create(tmp_path / "work", "0123456789abcdef")
-    num_chunks = -(-num_tasks // chunksize)
-    manifest = Manifest(num_tasks, chunksize, num_chunks, "local", "m.f", "2026-01-01T00:00:00")
-    session.write_manifest(manifest)
-    session.release()  # as a driver that ended leaves it
-    return session
+class ScriptedDriver:
+    """A map laid out on disk as the dispatcher lays it out, one step at a time."""
+
+    def __init__(self, work_dir, function, tasks, *, imap=False, key="0123456789abcdef"):
+        self.new_pool(work_dir)
+        self.session = Session.create(work_dir, key)
+        payload = cloudpickle.dumps(function)
+        self.function_key = hashlib.sha256(payload).hexdigest()[:16]
+        self.session.write_function(payload)
+        self.session.append_tasks([pickle.dumps(task) for task in tasks])
+        name = f"{function.__module__}.{function.__qualname__}"
+        num_tasks = None if imap else len(tasks)
+        self.session.write_manifest(Manifest(num_tasks, None, "local", name, CREATED))
+
+    def new_pool(self, work_dir):
+        """Post from now on to a new pool (the first one, or a resumed map's)."""
+        self.pool = PoolDirectory.create(work_dir)
+        self.pool.write_setup(cloudpickle.dumps((None, ())), 0.0, 1)  # one ticket per run()
+        self.pool.heartbeat(1)
+        self.next_ticket = 0
+        self.chunk_of_ticket = {}
+        return self.pool
+
+    def post(self, chunk, tasks, attempt=0):
+        """Post chunk ``chunk`` (tasks ``tasks``) as the next ticket; its number."""
+        number = self.next_ticket
+        self.next_ticket += 1
+        ticket = _layout.Ticket(
+            number,
+            str(self.session.dir),
+            chunk,
+            attempt,
+            tasks.start,
+            tasks.stop,
+            self.function_key,
+        )
+        self.session.record_chunks(
+            [
+                ChunkEvent(
+                    "posted", chunk, tasks.start, tasks.stop, attempt, str(self.pool.dir), number
+                )
+            ]
+        )
+        self.pool.post(ticket)
+        self.chunk_of_ticket[number] = chunk
+        return number
+
+    def run(self, job_id, collect=True, ticket=None):
+        """The worker of job ``job_id`` claims the ticket (by default the last posted) and
+        runs it; the driver sees the claim and, if ``collect``, collects the result."""
+        ticket = self.next_ticket - 1 if ticket is None else ticket
+        self.pool.set_hint(ticket)
+        assert Worker(str(self.pool.dir), job_id).run() == 1
+        self._claimed(ticket)
+        if collect:
+            assert self.session.take_result(self.chunk_of_ticket[ticket]) is not None
+
+    def lose(self, job_id, ticket=None):
+        """Job ``job_id`` claims the ticket and dies before it writes a result."""
+        ticket = self.next_ticket - 1 if ticket is None else ticket
+        claim = _layout.Claim(job_id, socket.gethostname(), os.getpid())
+        path = self.pool.dir / _layout.CLAIMS_DIR / str(ticket)
+        assert _layout.create_exclusively(str(path), claim.encode())
+        self._claimed(ticket)
+
+    def _claimed(self, ticket):
+        claim = self.pool.claim(ticket)
+        chunk = self.chunk_of_ticket[ticket]
+        self.session.record_chunks([ChunkEvent("claimed", chunk, job_id=claim.job_id)])
+
+    def end(self, done=False):
+        """As a driver that ended leaves its session."""
+        if done:
+            self.session.mark_done()
+        self.session.release()
+        return self.session
 
 
-def write_result(session, chunk, envelopes, collect=True):
-    session.result_path(chunk).write_bytes(pickle.dumps(envelopes))
-    if collect:
-        session.collect_result(chunk)
+def square(x):
+    return x * x
 
 
-def failure(exc):
-    try:
-        raise exc
-    except Exception as raised:
-        return worker._failure(raised)
+def square_or_fail(x):
+    if x == 3:
+        raise ZeroDivisionError("three")
+    if x == 5:
+        raise KeyError("k")
+    return x * x
+
+
+def raise_it(x):
+    if isinstance(x, BaseException):
+        raise x
+    return x
 
 
 class Unrebuildable(Exception):
@@ -41,10 +132,19 @@ class Unrebuildable(Exception):
         super().__init__(f"{a}/{b}")
 
 
+def raise_unrebuildable(x):
+    raise Unrebuildable(x, 2)
+
+
 def test_outcomes_in_input_order_from_archive_and_uncollected_files(tmp_path):
-    session = make_session(tmp_path, num_tasks=7, chunksize=2)
-    write_result(session, 2, [(True, "four"), failure(KeyError("k"))])  # archived
-    write_result(session, 0, [(True, 0), (True, [1])], collect=False)  # still in results/
+    driver = ScriptedDriver(tmp_path, square_or_fail, list(range(7)))
+    driver.post(0, range(0, 2))
+    driver.run("1", collect=False)  # still in results/ (the driver died before collecting)
+    driver.post(1, range(2, 4))  # never claimed
+    driver.post(2, range(4, 6))
+    driver.run("2")  # collected into results.archive
+    session = driver.end()
+    assert (session.dir / "results" / "0.pkl").exists()
     outcomes = batchpool.load(session.dir)
     assert [o.index for o in outcomes] == list(range(7))
     assert [o.status for o in outcomes] == [
@@ -56,14 +156,16 @@ def test_outcomes_in_input_order_from_archive_and_uncollected_files(tmp_path):
         TaskStatus.FAILED,
         TaskStatus.MISSING,
     ]
-    assert [outcomes[i].value for i in (0, 1, 4)] == [0, [1], "four"]
+    assert [outcomes[i].value for i in (0, 1, 4)] == [0, 1, 16]
+    assert type(outcomes[5].exception) is KeyError
     assert outcomes[2] == results.TaskOutcome(2, TaskStatus.MISSING)
 
 
 def test_a_failed_task_comes_back_with_its_type_and_traceback(tmp_path):
-    session = make_session(tmp_path, num_tasks=1, chunksize=1)
-    write_result(session, 0, [failure(ValueError("bad value"))])
-    (outcome,) = batchpool.load(str(session.dir))
+    driver = ScriptedDriver(tmp_path, raise_it, [ValueError("bad value")])
+    driver.post(0, range(1))
+    driver.run("1")
+    (outcome,) = batchpool.load(str(driver.end().dir))
     assert outcome.status is TaskStatus.FAILED
     assert type(outcome.exception) is ValueError
     assert outcome.exception.args == ("bad value",)
@@ -77,13 +179,13 @@ def test_a_failed_task_comes_back_with_its_type_and_traceback(tmp_path):
 
 
 def test_an_exception_that_cannot_be_rebuilt_is_a_remote_error(tmp_path):
-    session = make_session(tmp_path, num_tasks=1, chunksize=1)
-    envelope = failure(Unrebuildable(1, 2))
-    assert envelope[1][0] is None  # the worker found it cannot be rebuilt
-    write_result(session, 0, [envelope])
-    (outcome,) = batchpool.load(session.dir)
+    driver = ScriptedDriver(tmp_path, raise_unrebuildable, [1])
+    driver.post(0, range(1))
+    driver.run("1")
+    (outcome,) = batchpool.load(driver.end().dir)
     assert isinstance(outcome.exception, batchpool.RemoteError)
     assert outcome.failure_line() == "Unrebuildable: 1/2"
+    assert "Unrebuildable: 1/2" in outcome.traceback
 
 
 def test_load_is_exported_lazily():
@@ -91,7 +193,7 @@ def test_load_is_exported_lazily():
     assert batchpool.load is results.load
 
 
-@pytest.mark.parametrize("kind", ["missing", "file", "empty_dir", "bad_manifest"])
+@pytest.mark.parametrize("kind", ["missing", "file", "empty_dir", "bad_manifest", "pool"])
 def test_a_path_that_is_not_a_session_is_a_clear_error(tmp_path, kind):
     path = tmp_path / "thing"
     if kind == "file":
@@ -101,32 +203,42 @@ def test_a_path_that_is_not_a_session_is_a_clear_error(tmp_path, kind):
     elif kind == "bad_manifest":
         path.mkdir()
         (path / "session.json").write_text("{not json")
+    elif kind == "pool":
+        path = PoolDirectory.create(tmp_path).dir
     with pytest.raises(results.NotASessionError) as info:
         results.load(path)
     assert isinstance(info.value, batchpool.PoolError)
     assert isinstance(info.value, ValueError)
     assert str(path) in str(info.value)
+    assert ("pool directory" in str(info.value)) is (kind == "pool")
     assert not results.is_session(path)
 
 
-def vanishing_instance(tmp_path, monkeypatch):
-    """A pickle of an object whose module is gone afterwards."""
+@pytest.fixture
+def vanishing_module(tmp_path, monkeypatch):
+    """A module that the test removes once the worker used it."""
     (tmp_path / "bp_vanishing_mod.py").write_text(
         "class Point:\n    def __init__(self, x):\n        self.x = x\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     module = importlib.import_module("bp_vanishing_mod")
-    payload = [(True, module.Point(3))]
-    pickled = pickle.dumps(payload)
-    del sys.modules["bp_vanishing_mod"]
-    (tmp_path / "bp_vanishing_mod.py").unlink()
-    importlib.invalidate_caches()
-    return pickled
+
+    def remove():
+        del sys.modules["bp_vanishing_mod"]
+        (tmp_path / "bp_vanishing_mod.py").unlink()
+        importlib.invalidate_caches()
+
+    yield module, remove
+    sys.modules.pop("bp_vanishing_mod", None)
 
 
-def test_results_whose_class_is_gone(tmp_path, monkeypatch):
-    session = make_session(tmp_path, num_tasks=1, chunksize=1)
-    session.result_path(0).write_bytes(vanishing_instance(tmp_path, monkeypatch))
+def test_results_whose_class_is_gone(tmp_path, vanishing_module):
+    module, remove = vanishing_module
+    driver = ScriptedDriver(tmp_path / "work", module.Point, [3])
+    driver.post(0, range(1))
+    driver.run("1", collect=False)
+    session = driver.end()
+    remove()
     with pytest.raises(results.ResultsError, match="chunk 0"):
         results.load(session.dir)
     (outcome,) = results.load(session.dir, strict=False)
@@ -134,39 +246,130 @@ def test_results_whose_class_is_gone(tmp_path, monkeypatch):
     assert outcome.value.name == "bp_vanishing_mod.Point"
     assert outcome.value.state == {"x": 3}
     assert repr(outcome.value) == "<unresolved bp_vanishing_mod.Point>"
+    (chunk,) = results.summarize_chunks(session.dir)  # the summaries never need the class
+    assert chunk.state is ChunkState.DONE
+
+
+def test_an_imap_whose_input_was_still_being_read(tmp_path):
+    driver = ScriptedDriver(tmp_path, square, [0, 1, 2], imap=True)
+    driver.post(0, range(0, 2))
+    driver.run("1")
+    assert driver.session.manifest().num_tasks is None
+    statuses = [o.status for o in batchpool.load(driver.session.dir)]
+    assert statuses == [TaskStatus.DONE, TaskStatus.DONE, TaskStatus.MISSING]
+    driver.session.append_tasks([pickle.dumps(3), pickle.dumps(4)])  # the input goes on
+    summary = results.summarize_session(driver.session.dir)
+    assert (summary.num_tasks, summary.num_done_tasks) == (5, 2)
+    assert len(batchpool.load(driver.session.dir)) == 5
+
+
+def fail_on_three(x):
+    if x == 3:
+        raise OSError("disk full\nsecond line")
+    return x
 
 
 def test_chunk_summaries(tmp_path):
-    session = make_session(tmp_path, num_tasks=5, chunksize=2)
-    write_result(session, 0, [(True, 1), (True, 2)])
-    write_result(session, 1, [(True, 3), failure(OSError("disk full\nsecond line"))])
-    journal = [(0, "10"), (1, "11"), (2, "12"), (2, "13"), (2, "14")]
-    session.record_jobs([worker_job(session, chunk, job_id) for chunk, job_id in journal])
-    chunks = results.summarize_chunks(session.dir)
+    driver = ScriptedDriver(tmp_path, fail_on_three, list(range(5)))
+    driver.post(0, range(0, 2))
+    driver.run("10")
+    driver.post(1, range(2, 4))
+    driver.run("11")
+    driver.post(2, range(4, 5))
+    driver.lose("12")  # the job vanished holding it: posted again, as attempt 1
+    driver.post(2, range(4, 5), attempt=1)
+    driver.lose("13")
+    driver.post(2, range(4, 5), attempt=2)  # waiting
+    chunks = results.summarize_chunks(driver.end().dir)
+    assert [c.chunk for c in chunks] == [0, 1, 2]
     assert [c.state for c in chunks] == [ChunkState.DONE, ChunkState.FAILED, ChunkState.NO_RESULT]
     assert [c.tasks for c in chunks] == [range(0, 2), range(2, 4), range(4, 5)]
-    assert [c.job_ids for c in chunks] == [("10",), ("11",), ("12", "13", "14")]
+    assert [c.job_ids for c in chunks] == [("10",), ("11",), ("12", "13")]
+    assert [c.num_attempts for c in chunks] == [1, 1, 3]
     assert [c.num_resubmissions for c in chunks] == [0, 0, 2]
     assert [c.first_failure for c in chunks] == ["", "OSError: disk full", ""]
     assert [c.num_done_tasks for c in chunks] == [2, 1, 0]
 
 
-def worker_job(session, chunk, job_id):
-    from batchpool.backend import Job
+def test_a_resumed_map_cuts_the_unclaimed_chunks_again(tmp_path):
+    driver = ScriptedDriver(tmp_path, square, list(range(4)))
+    first_pool = driver.pool
+    driver.post(0, range(0, 4))  # the driver dies; nobody claimed the ticket
+    # A new driver resumes: withdraws the ticket, cuts the tasks again, adopts its claims.
+    assert first_pool.withdraw(0)
+    driver.session.record_chunks([ChunkEvent("claimed", 0, job_id="")])  # ignored: no job
+    driver.new_pool(tmp_path)
+    driver.post(1, range(0, 3))
+    driver.run("20")
+    driver.post(2, range(3, 4))
+    driver.run("21")
+    driver.session.record_chunks([ChunkEvent("claimed", 2, job_id="21")])  # adopted again
+    session = driver.end(done=True)
+    chunks = results.summarize_chunks(session.dir)
+    assert [(c.chunk, c.tasks, c.state) for c in chunks] == [
+        (0, range(0, 4), ChunkState.REPLACED),
+        (1, range(0, 3), ChunkState.DONE),
+        (2, range(3, 4), ChunkState.DONE),
+    ]
+    assert [c.job_ids for c in chunks] == [(), ("20",), ("21",)]
+    assert [o.value for o in batchpool.load(session.dir)] == [0, 1, 4, 9]
+    assert results.pools_of_session(session.dir) == [first_pool.name, driver.pool.name]
 
-    return Job(chunk, job_id, session.log_dir / f"{job_id}.out", session.log_dir / f"{job_id}.err")
+
+def test_a_chunk_run_again_keeps_its_latest_result(tmp_path):
+    """The result of a lost chunk may arrive late, after it was posted again."""
+    driver = ScriptedDriver(tmp_path, square, [2, 3])
+    driver.post(0, range(0, 2))
+    driver.post(0, range(0, 2), attempt=1)
+    driver.run("31", ticket=1)
+    driver.run("30", ticket=0)  # the first attempt's result, late: archived twice
+    summary = results.summarize_session(driver.end(done=True).dir)
+    (chunk,) = summary.chunks
+    assert (chunk.state, chunk.job_ids, chunk.num_attempts) == (ChunkState.DONE, ("31", "30"), 2)
+    assert (summary.num_done_tasks, summary.num_tasks, summary.finished) == (2, 2, True)
 
 
 def test_session_summary_and_finding_sessions(tmp_path):
-    first = make_session(tmp_path, num_tasks=2, chunksize=1)
-    second = make_session(tmp_path, num_tasks=2, chunksize=1)
-    (tmp_path / "work" / "not_a_session").mkdir()
-    write_result(second, 1, [(True, "x")])
-    second.mark_done()
-    assert results.find_sessions(tmp_path / "work") == sorted([first.dir, second.dir])
-    summary = results.summarize_session(second.dir)
-    assert (summary.num_done_tasks, summary.finished) == (1, True)
-    assert results.summarize_session(first.dir).finished is False
+    first = ScriptedDriver(tmp_path, square, [1, 2], key="aaaaaaaaaaaaaaaa")
+    first.end()
+    second = ScriptedDriver(tmp_path, fail_on_three, [1, 3], key="bbbbbbbbbbbbbbbb")
+    second.post(0, range(0, 2))
+    second.run("1")
+    second.end(done=True)
+    (tmp_path / "not_a_session").mkdir()
+    (tmp_path / "pool_but_not_a_pool").mkdir()
+    assert results.find_sessions(tmp_path) == sorted([first.session.dir, second.session.dir])
+    assert results.find_pool_dirs(tmp_path) == sorted([first.pool.dir, second.pool.dir])
+    summary = results.summarize_session(second.session.dir)
+    assert (summary.num_done_tasks, summary.num_failed_tasks, summary.finished) == (1, 1, True)
+    assert summary.manifest.function == "test_results.fail_on_three"
+    assert [c.state for c in summary.chunks] == [ChunkState.FAILED]
+    assert results.summarize_session(first.session.dir).finished is False
+
+
+def dead_pid():
+    process = subprocess.Popen([sys.executable, "-c", ""])
+    process.wait()
+    return process.pid
+
+
+def test_whether_the_driver_of_a_pool_is_alive(tmp_path):
+    pool = PoolDirectory.create(tmp_path)
+    assert results.pool_driver(pool.dir).alive  # no heartbeat yet: a driver starting
+    assert not results.pool_driver(pool.dir, now=time.time() + STALE_LOCK_S + 1).alive
+    pool.heartbeat(1)
+    assert results.pool_driver(pool.dir) == results.PoolDriver(
+        socket.gethostname(), os.getpid(), True
+    )
+    driver_file = pool.dir / _layout.DRIVER_FILE
+    pid = dead_pid()
+    driver_file.write_text(f"{socket.gethostname()}\n{pid}\n7\n")
+    assert not results.pool_driver(pool.dir).alive
+    driver_file.write_text("node17.cluster\n4242\n7\n")  # another host: its heartbeat's age
+    assert results.pool_driver(pool.dir).alive
+    old = time.time() - STALE_LOCK_S - 1
+    os.utime(driver_file, (old, old))
+    assert results.pool_driver(pool.dir) == results.PoolDriver("node17.cluster", 4242, False)
 
 
 def write_log(session, lines):
@@ -179,44 +382,71 @@ def write_log(session, lines):
 
 
 def test_timeline_from_the_log(tmp_path):
-    session = make_session(tmp_path, num_tasks=3, chunksize=1)
+    session = ScriptedDriver(tmp_path, square, [1, 2, 3]).end()
     write_log(
         session,
         [
-            (0, 'session {"tasks": 3, "chunks": 3, "backend": "slurm"}'),
-            (1, 'submitted {"chunks": 3, "first_job": "7"}'),
+            (0, 'session {"tasks": 3, "function": "m.square"}'),
+            (1, 'submitted {"jobs": 3, "first_job": "7"}'),
+            (2, 'scheduler unreachable {"error": "sbatch: timeout"}'),
             (4, 'resubmitting {"chunk": 1, "job": "8", "reason": "NODE_FAIL"}'),
-            (5, 'submitted {"chunks": 1, "first_job": "10"}'),
-            (6, 'collected {"chunks": 2}'),
+            (4, 'resubmitting {"chunk": 2, "job": "8", "reason": "NODE_FAIL"}'),
+            (5, 'submitted {"jobs": 2, "first_job": "10"}'),
+            (6, 'deleting {"jobs": 1, "why": "no work left for them"}'),
+            (6, 'deleting {"jobs": 1, "why": "error state Eqw"}'),
+            (7, 'stopped {"error": "KeyboardInterrupt()"}'),
+            (8, 'resumed {"results": 2, "adopted_chunks": 0}'),
             (9, "done"),
         ],
     )
     events = results.log_events(session.dir)
-    assert [e.message for e in events] == [
+    assert [e.message for e in events][:4] == [
         "session",
         "submitted",
+        "scheduler unreachable",
         "resubmitting",
-        "submitted",
-        "collected",
-        "done",
     ]
-    assert events[1].fields == {"chunks": 3, "first_job": "7"}
+    assert events[1].fields == {"jobs": 3, "first_job": "7"}
+    assert events[2].fields == {"error": "sbatch: timeout"}
+    assert (events[-1].message, events[-1].fields) == ("done", {})
     timeline = results.timeline(session.dir)
     assert [(p.time_s, p.submitted, p.ended) for p in timeline.points] == [
         (0.0, 0, 0),
         (1.0, 3, 0),
+        (4.0, 3, 1),  # job 8 held two chunks: one job ended, two resubmissions
         (4.0, 3, 1),
-        (5.0, 4, 1),
-        (6.0, 4, 3),
-        (9.0, 4, 4),
+        (5.0, 5, 1),
+        (6.0, 5, 2),
+        (7.0, 5, 5),
+        (9.0, 5, 5),
     ]
-    assert (timeline.num_resubmissions, timeline.end) == (1, "done")
+    assert (timeline.num_resubmissions, timeline.num_resumes, timeline.end) == (2, 1, "done")
 
 
-def square_or_fail(x):
-    if x == 3:
-        raise ZeroDivisionError("three")
-    return x * x
+@pytest.fixture(scope="module")
+def kept_map(tmp_path_factory):
+    work = tmp_path_factory.mktemp("kept")
+    with batchpool.local.Pool(2, work_dir=work, keep_work_dir=True) as pool:
+        assert pool.map(square, range(5), chunksize=2) == [0, 1, 4, 9, 16]
+    (session_dir,) = results.find_sessions(work)
+    return session_dir
+
+
+def test_a_real_map(kept_map):
+    assert [o.value for o in batchpool.load(kept_map)] == [0, 1, 4, 9, 16]
+    chunks = results.summarize_chunks(kept_map)
+    assert [(c.tasks, c.state, c.num_attempts) for c in chunks] == [
+        (range(0, 2), ChunkState.DONE, 1),
+        (range(2, 4), ChunkState.DONE, 1),
+        (range(4, 5), ChunkState.DONE, 1),
+    ]
+    assert all(len(c.job_ids) == 1 for c in chunks)
+    (pool_name,) = results.pools_of_session(kept_map)
+    assert (kept_map.parent / pool_name / "logs").is_dir()
+    timeline = results.timeline(kept_map)
+    assert timeline.end == "done"
+    assert timeline.points[-1].submitted == timeline.points[-1].ended >= 1
+    assert [e.message for e in results.log_events(kept_map)][0] == "session"
 
 
 def test_load_after_a_real_failed_map(tmp_path):
@@ -224,10 +454,14 @@ def test_load_after_a_real_failed_map(tmp_path):
     with pool, pytest.raises(ZeroDivisionError) as info:
         pool.map(square_or_fail, range(6), chunksize=1)
     assert type(info.value) is ZeroDivisionError
-    (session_dir,) = results.find_sessions(tmp_path)
+    (session_dir,) = results.find_sessions(tmp_path)  # kept: a task raised
     outcomes = batchpool.load(session_dir)
     assert len(outcomes) == 6
-    assert outcomes[3].status is TaskStatus.FAILED
+    assert [o.status for o in outcomes].count(TaskStatus.FAILED) == 2
     assert type(outcomes[3].exception) is ZeroDivisionError
+    assert type(outcomes[5].exception) is KeyError
     done = [o for o in outcomes if o.status is TaskStatus.DONE]
-    assert all(o.value == o.index**2 for o in done)
+    assert [o.value for o in done] == [0, 1, 4, 16]
+    summary = results.summarize_session(session_dir)
+    assert (summary.finished, summary.num_done_tasks, summary.num_failed_tasks) == (False, 4, 2)
+    assert results.timeline(session_dir).end == "stopped"
