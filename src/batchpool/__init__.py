@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from .errors import JobsLostError, PoolError, RemoteError, SchedulerError
-    from .proto_pool import ProtoPool
+    from .proto_pool import Pool as ProtoPool
 
 __version__ = "0.1.0"
 

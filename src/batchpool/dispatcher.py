@@ -449,41 +449,41 @@ class Dispatcher:
         call.session = session
         session.reopen_tasks()
         call.num_tasks_known = num_tasks
-        covered: list[range] = []
-        for result in self._resumed_results(session):
-            if self._deliver(call, result):
-                covered.append(result.tasks)
-        adopted = self._adopt_claimed_chunks(call, session, covered)
-        call.uncut.extend(_complement(num_tasks, covered))
+        results = self._resumed_results(session)
+        # A chunk whose tasks raised runs again (the failure may have been passing).
+        kept = [r for r in results if all(ok for ok, _ in r.envelopes())]
+        for result in kept:
+            self._deliver(call, result)
+        adopted = self._adopt_claimed_chunks(call, session, {r.chunk for r in results})
+        call.uncut.extend(_complement(num_tasks, [r.tasks for r in kept] + adopted))
         if call.kind is CallKind.MAP:
             call.progress = Progress(num_tasks, session.name, self.settings.verbose)
             call.progress.advance(call.num_delivered)
-        self._say(call, "resumed", results=call.num_delivered, adopted_chunks=adopted)
+        self._say(call, "resumed", results=call.num_delivered, adopted_chunks=len(adopted))
         return True
 
     def _resumed_results(self, session: Session) -> list[ChunkResult]:
-        """Results of the session; a chunk whose tasks raised runs again (the failure
-        may have been passing)."""
-        pending = [r.chunk for r in session.all_results() if not _archived(session, r)]
-        for chunk in pending:
-            session.take_result(chunk)
-        return [
-            r for r in session.archived_results() if all(ok for ok, _ in r.envelopes())
-        ]
+        """Every result of the session, the files not yet collected folded in."""
+        archived = {r.chunk for r in session.archived_results()}
+        for result in session.all_results():
+            if result.chunk not in archived:
+                session.take_result(result.chunk)
+        return session.archived_results()
 
-    def _adopt_claimed_chunks(self, call: Call, session: Session, covered: list) -> int:
+    def _adopt_claimed_chunks(self, call: Call, session: Session, finished: set[int]) -> list:
+        """The chunks of ``session`` that a live worker of the dead driver may still hold:
+        their tickets were claimed and they have no result. Its other tickets are
+        withdrawn, so that no worker takes them now."""
         latest: dict[int, ChunkEvent] = {}
-        claimed_by: dict[int, str] = {}
         for event in session.chunk_events():
             call.next_chunk = max(call.next_chunk, event.chunk + 1)
-            if event.event == "posted":
+            if event.event == "posted" and event.chunk not in finished:
                 latest[event.chunk] = event
-        done = {(r.start, r.stop) for r in covered}
-        adopted = 0
+        adopted = []
         for event in latest.values():
-            if (event.start, event.stop) in done:
-                continue
             pool = PoolDirectory(Path(event.pool))
+            if not pool.dir.is_dir():
+                continue  # that pool ended: no worker of it holds anything
             claim = pool.claim(event.ticket)
             if claim is None and pool.withdraw(event.ticket):
                 continue
@@ -492,9 +492,7 @@ class Dispatcher:
                 continue
             chunk = Chunk(call, event.chunk, range(event.start, event.stop), event.attempt)
             self._mark_claimed(chunk, claim, self.clock(), pool.job_name)
-            claimed_by[chunk.number] = claim.job_id
-            covered.append(chunk.tasks)
-            adopted += 1
+            adopted.append(chunk.tasks)
         return adopted
 
     # -- claims and results ------------------------------------------------------------
@@ -600,9 +598,8 @@ class Dispatcher:
         for call in self.calls:
             if call.ended or not call.uncut:
                 continue
-            if call.chunksize is not None and not call.input_done:
-                if call.num_uncut < call.chunksize:
-                    continue  # an imap chunk is whole, as in multiprocessing
+            if call.chunksize and not call.input_done and call.num_uncut < call.chunksize:
+                continue  # an imap chunk is whole, as in multiprocessing
             span = call.uncut[0]
             size = chunking.chunk_size(
                 call.num_uncut, self._task_time(call), self._num_live_workers(), call.chunksize
@@ -662,32 +659,32 @@ class Dispatcher:
         return len(self._live_workers())
 
     def _adjust_workers(self) -> None:
-        """Ask for workers while unclaimed work exceeds what the live ones will take."""
-        if self.pool_dir is None or self.outage_since is not None or self._state is not _State.RUN:
-            if self._state is _State.RUN or not self.calls:
-                return
-        unclaimed = sum(len(c.tasks) for c in self.posted.values())
-        unclaimed += sum(len(c.tasks) for c in self.queued)
-        estimate: Optional[float] = None
-        for call in self.calls:
-            if call.ended:
-                continue
-            unclaimed += call.num_uncut
-            task_s = self._task_time(call)
-            if task_s is None:
-                estimate = None if unclaimed else estimate
-                if call.num_uncut or any(c.call is call for c in self.posted.values()):
-                    estimate = None
-                    break
-            else:
-                estimate = max(estimate or 0.0, task_s)
-        busy = sum(1 for c in self.claimed if not c.call.ended)
-        wanted = chunking.workers_wanted(busy, unclaimed, estimate, self.settings.max_workers)
-        missing = wanted - self._num_live_workers()
-        if missing > 0 and unclaimed > 0 and self.outage_since is None:
-            self._request_workers(missing)
-        elif unclaimed == 0 and self.jobs:
+        """Ask for workers while unclaimed work exceeds what the live ones will take; delete
+        the queued ones once no work is left for them."""
+        if self.pool_dir is None or self.outage_since is not None:
+            return
+        calls = [c for c in self.calls if not c.ended]
+        waiting = [*self.posted.values(), *self.queued]
+        unclaimed = sum(len(c.tasks) for c in waiting) + sum(c.num_uncut for c in calls)
+        if unclaimed == 0:
             self._delete_idle_pending()
+            return
+        busy = sum(1 for c in self.claimed if not c.call.ended)
+        task_s = self._slowest_task_time(calls, waiting)
+        wanted = chunking.workers_wanted(busy, unclaimed, task_s, self.settings.max_workers)
+        missing = wanted - self._num_live_workers()
+        if missing > 0:
+            self._request_workers(missing)
+
+    def _slowest_task_time(self, calls: list[Call], waiting: list[Chunk]) -> Optional[float]:
+        """The longest measured task time of the calls with unclaimed work; None while one of
+        them has none measured yet."""
+        with_work = {id(c.call): c.call for c in waiting}
+        with_work.update({id(c): c for c in calls if c.num_uncut})
+        times = [self._task_time(call) for call in with_work.values()]
+        if any(t is None for t in times):
+            return None
+        return max(times)  # type: ignore[type-var]
 
     def _request_workers(self, count: int) -> None:
         assert self.pool_dir is not None
@@ -927,7 +924,7 @@ class Dispatcher:
         if call in self.calls:
             self.calls.remove(call)
         for number, chunk in list(self.posted.items()):
-            if chunk.call is call and self.pool_dir is not None and self.pool_dir.withdraw(number):
+            if chunk.call is call and self.pool_dir and self.pool_dir.withdraw(number):
                 del self.posted[number]
         if call.session is not None:
             call.session.cancel()
@@ -1035,10 +1032,6 @@ class _ApplyBatch:
 def result_dir(call: Call) -> Path:
     assert call.session is not None
     return call.session.dir
-
-
-def _archived(session: Session, result: ChunkResult) -> bool:
-    return any(r.chunk == result.chunk for r in session.archived_results())
 
 
 def _complement(num_tasks: int, covered: list[range]) -> list[range]:

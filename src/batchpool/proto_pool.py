@@ -25,7 +25,7 @@ from typing import Any, Callable, ClassVar, Optional
 from . import worker
 from .backend import Backend
 from .dispatcher import TASKS_AHEAD, Call, CallKind, Dispatcher, PoolSettings
-from .errors import PoolError, RemoteError, RemoteTraceback
+from .errors import RemoteError, RemoteTraceback
 
 DEFAULT_WORKER_IDLE_S = 5.0
 """A worker with nothing to do for this long exits (module docstring of the pool)."""
@@ -428,9 +428,6 @@ class IMapIterator:
 
     def __iter__(self) -> IMapIterator:
         return self
-
-    def __next__(self) -> Any:
-        return self.next()
 
     def next(self, timeout: Optional[float] = None) -> Any:
         with self._cond:

@@ -248,7 +248,8 @@ class Session:
         for payload in pickled_tasks:
             index += _layout.TASK_INDEX.pack(offset, offset + len(payload))
             offset += len(payload)
-        for name, data in ((_layout.TASKS_FILE, pickled_tasks), (_layout.TASKS_INDEX_FILE, [index])):
+        files = ((_layout.TASKS_FILE, pickled_tasks), (_layout.TASKS_INDEX_FILE, [index]))
+        for name, data in files:
             fd = os.open(self.dir / name, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             with os.fdopen(fd, "ab") as f:
                 for part in data:
@@ -364,7 +365,8 @@ class PoolDirectory:
     def create(cls, work_dir: Path) -> PoolDirectory:
         key = f"{os.getpid()}_{secrets.token_hex(3)}"
         pool = cls(_private_directory(Path(work_dir), key, prefix=cls.PREFIX))
-        for sub in (_layout.TICKETS_DIR, _layout.CLAIMS_DIR, _layout.LOGS_DIR, _layout.WORKERS_DIR):
+        subs = (_layout.TICKETS_DIR, _layout.CLAIMS_DIR, _layout.LOGS_DIR, _layout.WORKERS_DIR)
+        for sub in subs:
             (pool.dir / sub).mkdir(mode=0o700)
         return pool
 

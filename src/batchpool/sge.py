@@ -293,8 +293,9 @@ class Pool(BackendPool):
     ``multiprocessing.Pool``, the options of :class:`SgeBackend` as keywords, and the
     keyword options common to every pool (``work_dir``, ``python_path``,
     ``polling_interval``, ``max_num_resubmissions``, ``num_simultaneously_running_tasks``,
-    ``keep_work_dir``, ``verbose``, ``lost_job_grace_period_s``, ``resume``), which go to
-    :class:`~batchpool.proto_pool.ProtoPool`.
+    ``keep_work_dir``, ``verbose``, ``lost_job_grace_period_s``, ``resume``,
+    ``worker_idle_s``, ``scheduler_outage_s``), which go to
+    :class:`~batchpool.proto_pool.Pool`.
     """
 
     backend_class = SgeBackend

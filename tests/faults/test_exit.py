@@ -3,7 +3,6 @@ a SIGKILLed driver leaves them to finish what they hold, for a resume."""
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 import textwrap

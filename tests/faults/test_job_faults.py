@@ -1,8 +1,14 @@
-"""Jobs that fail, vanish or crash, and scheduler commands that fail or hang, on the
-dummy schedulers: each scenario survived, or ended with a clear, bounded error."""
+"""Jobs that fail, vanish or are killed, and scheduler commands that fail or hang, on the
+dummy schedulers: each scenario survived, or ended with a clear, bounded error.
+
+Job faults hit jobs by submission index (the cluster's first job is 0). The pools here
+have ``processes=1`` where the number of submissions is asserted: one worker at a time,
+so job ``N`` is the pool's ``N``-th worker.
+"""
 
 from __future__ import annotations
 
+import collections
 import errno
 
 import pytest
@@ -10,10 +16,14 @@ import tasks
 
 import batchpool
 from batchpool.commands import CommandPolicy
-from batchpool.testing import Fault, FaultKind, install_dummies
+from batchpool.testing import Fault, FaultKind, Phase, install_dummies
 from conftest import FAST_COMMANDS, cluster_pool, dummy_paths
 
 BACKENDS = ["slurm", "slurm.array", "sge"]
+KILL_AFTER_S = 1.0
+"""A killed worker dies this long after its job started: well inside its first task..."""
+TASK_S = 2.5
+"""...which takes this long (a worker starts in a few tens of milliseconds)."""
 
 
 @pytest.fixture
@@ -28,6 +38,7 @@ def dummy_pool(cluster, backend, tmp_path, **options):
         "work_dir": tmp_path / "work",
         "polling_interval": 0.2,
         "lost_job_grace_period_s": 0.5,
+        "worker_idle_s": 2.0,
         **dummy_paths(cluster, backend),
         **options,
     }
@@ -38,35 +49,98 @@ def submissions(cluster, backend):
     return len(cluster.calls("qsub" if backend == "sge" else "sbatch"))
 
 
+def left_in_queue(cluster):
+    """Jobs the pool left behind: pending, in an error state, or running."""
+    return [j for j in cluster.jobs() if j.phase is not Phase.ENDED]
+
+
+def executions(log_path):
+    """``(starts, ends)``: how often each task of :func:`tasks.logged_square` began and ended."""
+    lines = log_path.read_text().split()
+    pairs = list(zip(lines[::2], map(int, lines[1::2])))
+    starts = collections.Counter(x for what, x in pairs if what == "start")
+    ends = collections.Counter(x for what, x in pairs if what == "end")
+    return starts, ends
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_error_state_below_the_limit_is_survived(cluster, backend, tmp_path):
-    cluster.add_fault(Fault(FaultKind.ERROR_STATE, chunk=2, times=2, state="NODE_FAIL"))
-    with dummy_pool(cluster, backend, tmp_path, max_num_resubmissions=2) as pool:
+    fault = Fault(FaultKind.ERROR_STATE, job=0, times=2, state="NODE_FAIL")
+    cluster.add_fault(fault)
+    with dummy_pool(cluster, backend, tmp_path, processes=1, max_num_resubmissions=2) as pool:
         assert pool.map(tasks.square, range(4), chunksize=1) == [0, 1, 4, 9]
-    first = 1 if backend == "slurm.array" else 4
-    assert submissions(cluster, backend) == first + 2
+    assert cluster.times_fired(fault) == 2
+    assert submissions(cluster, backend) == 3
+    assert left_in_queue(cluster) == []
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_error_state_above_the_limit_is_jobs_lost_error(cluster, backend, tmp_path):
-    cluster.add_fault(Fault(FaultKind.ERROR_STATE, chunk=1, times=5, state="NODE_FAIL"))
-    with dummy_pool(cluster, backend, tmp_path, max_num_resubmissions=2) as pool:
+    fault = Fault(FaultKind.ERROR_STATE, job=0, times=10, state="NODE_FAIL")
+    cluster.add_fault(fault)
+    with dummy_pool(cluster, backend, tmp_path, processes=1, max_num_resubmissions=2) as pool:
         with pytest.raises(batchpool.JobsLostError) as info:
             pool.map(tasks.square, range(3), chunksize=1)
     error = info.value
-    assert error.chunks == (1,)
     assert error.session_dir is not None and error.session_dir.is_dir()
     text = str(error)
-    assert "chunk 1" in text and str(error.session_dir) in text
-    assert ("NODE_FAIL" if backend != "sge" else "E") in text
+    assert "3 jobs in a row ended before their worker took any work" in text
+    assert str(error.session_dir) in text
+    assert ("NODE_FAIL" if backend != "sge" else "Eqw") in text
+    assert cluster.times_fired(fault) == 3  # bounded: no job after the third
+    assert submissions(cluster, backend) == 3
+    assert left_in_queue(cluster) == []
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("kind", [FaultKind.VANISH, FaultKind.CRASH])
-def test_vanished_and_crashed_jobs_are_resubmitted(cluster, backend, kind, tmp_path):
-    cluster.add_fault(Fault(kind, chunk=0, times=1))
-    with dummy_pool(cluster, backend, tmp_path) as pool:
+def test_vanished_and_crashed_jobs_are_replaced(cluster, backend, kind, tmp_path):
+    fault = Fault(kind, job=0)  # a crash without seconds: killed as it starts
+    cluster.add_fault(fault)
+    with dummy_pool(cluster, backend, tmp_path, processes=1) as pool:
         assert pool.map(tasks.square, range(3), chunksize=1) == [0, 1, 4]
+    assert cluster.times_fired(fault) == 1
+    assert submissions(cluster, backend) == 2
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_worker_killed_while_it_holds_a_chunk_loses_nothing(cluster, backend, tmp_path):
+    fault = Fault(FaultKind.CRASH, job=0, seconds=KILL_AFTER_S)
+    cluster.add_fault(fault)
+    log = tmp_path / "executions.log"
+    arguments = [(str(log), x, TASK_S) for x in range(4)]
+    with dummy_pool(cluster, backend, tmp_path) as pool:
+        results = list(pool.imap_unordered(tasks.logged_square, arguments, chunksize=1))
+    assert sorted(results) == [0, 1, 4, 9]  # each result exactly once
+    starts, ends = executions(log)
+    assert ends == {x: 1 for x in range(4)}
+    killed = [x for x in range(4) if starts[x] == 2]
+    assert len(killed) == 1, starts  # the killed worker was running a task: it ran again
+    assert sum(starts.values()) == 5
+    assert cluster.times_fired(fault) == 1
+    killed_job = next(j for j in cluster.jobs() if j.submission == 0)
+    assert (killed_job.end_state, killed_job.exit_code) == ("FAILED", 137)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_chunk_whose_workers_keep_being_killed_is_lost(cluster, backend, tmp_path):
+    fault = Fault(FaultKind.CRASH, job=0, times=10, seconds=KILL_AFTER_S)
+    cluster.add_fault(fault)
+    log = tmp_path / "executions.log"
+    options = {"processes": 1, "max_num_resubmissions": 1}
+    with dummy_pool(cluster, backend, tmp_path, **options) as pool:
+        with pytest.raises(batchpool.JobsLostError) as info:
+            pool.map(tasks.logged_square, [(str(log), 7, TASK_S)])
+    error = info.value
+    assert error.chunks == (0,)
+    text = str(error)
+    assert "chunk 0 (tasks 0-0)" in text and "max_num_resubmissions=1" in text
+    assert error.session_dir is not None and str(error.session_dir) in text
+    starts, ends = executions(log)
+    assert (starts, ends) == ({7: 2}, {})
+    assert cluster.times_fired(fault) == 2
+    assert submissions(cluster, backend) == 2
+    assert left_in_queue(cluster) == []
 
 
 def test_a_crash_reports_the_tail_of_stderr(cluster, tmp_path):
@@ -74,40 +148,48 @@ def test_a_crash_reports_the_tail_of_stderr(cluster, tmp_path):
         with pytest.raises(batchpool.JobsLostError, match="stderr:") as info:
             pool.map(tasks.noisy_then_exit, [1])
     assert "last words of task 1" in str(info.value)
+    assert info.value.chunks == (0,)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_submission_failing_transiently_is_retried(cluster, backend, tmp_path):
     program = "qsub" if backend == "sge" else "sbatch"
     message = f"{program}: error: Socket timed out on send/recv operation"
-    cluster.add_fault(Fault(FaultKind.COMMAND_FAILS, program=program, times=2, stderr=message))
-    with dummy_pool(cluster, backend, tmp_path) as pool:
+    fault = Fault(FaultKind.COMMAND_FAILS, program=program, times=2, stderr=message)
+    cluster.add_fault(fault)
+    with dummy_pool(cluster, backend, tmp_path, processes=1) as pool:
         assert pool.map(tasks.square, range(2), chunksize=1) == [0, 1]
+    assert cluster.times_fired(fault) == 2
+    assert submissions(cluster, backend) == 3  # two failed tries, then the worker
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_status_command_that_keeps_failing_is_scheduler_error(cluster, backend, tmp_path):
     program = "qstat" if backend == "sge" else "squeue"
     cluster.add_fault(
-        Fault(FaultKind.COMMAND_FAILS, program=program, times=100, stderr="connection refused")
+        Fault(FaultKind.COMMAND_FAILS, program=program, times=1000, stderr="connection refused")
     )
     policy = CommandPolicy(timeout_s=5, num_retries=2, backoff_s=0.01)
-    with dummy_pool(cluster, backend, tmp_path, command_policy=policy) as pool:
+    options = {"command_policy": policy, "scheduler_outage_s": 1.0}
+    with dummy_pool(cluster, backend, tmp_path, **options) as pool:
         with pytest.raises(batchpool.SchedulerError) as info:
-            pool.map(tasks.sleep_then_return, [2, 2], chunksize=1)
+            pool.map(tasks.sleep_then_return, [6, 6], chunksize=1)
     error = info.value
     assert error.command[0].endswith(program)
     assert "connection refused" in error.stderr and error.returncode == 1
+    assert "scheduler_outage_s=1.0" in str(error)
     assert error.session_dir is not None and str(error.session_dir) in str(error)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_hanging_command_times_out_and_is_retried(cluster, backend, tmp_path):
     program = "qstat" if backend == "sge" else "squeue"
-    cluster.add_fault(Fault(FaultKind.COMMAND_HANGS, program=program, times=1, seconds=30))
+    fault = Fault(FaultKind.COMMAND_HANGS, program=program, times=1, seconds=30)
+    cluster.add_fault(fault)
     policy = CommandPolicy(timeout_s=1.0, num_retries=2, backoff_s=0.01)
     with dummy_pool(cluster, backend, tmp_path, command_policy=policy) as pool:
         assert pool.map(tasks.sleep_then_return, [1, 1], chunksize=1) == [1, 1]
+    assert cluster.times_fired(fault) == 1
 
 
 def test_a_full_work_dir_is_reported_before_submitting(cluster, tmp_path, monkeypatch):

@@ -47,9 +47,9 @@ def settings(work_dir: Path, **changes) -> PoolSettings:
     return PoolSettings(**values)
 
 
-def make(tmp_path, faults=FakeFaults(), slots=None, **changes):
+def make(tmp_path, faults=None, slots=None, **changes):
     clock = FakeClock()
-    backend = FakeBackend(clock, slots=slots, faults=faults)
+    backend = FakeBackend(clock, slots=slots, faults=faults or FakeFaults())
     dispatcher = Dispatcher(
         backend, settings(tmp_path / "work", **changes), clock=clock, threaded=False
     )
@@ -66,7 +66,8 @@ def test_fifty_maps_in_flight_share_one_status_query_per_interval_and_the_cap(tm
     dispatcher, backend, clock = make(tmp_path, max_workers=3)
     results = [submit_map(dispatcher, range(i, i + 4)) for i in range(0, 200, 4)]
     elapsed = run_until(dispatcher.step, backend, clock, lambda: all(r.ready() for r in results))
-    assert [r.get(0) for r in results] == [[10 * x for x in range(i, i + 4)] for i in range(0, 200, 4)]
+    expected = [[10 * x for x in range(i, i + 4)] for i in range(0, 200, 4)]
+    assert [r.get(0) for r in results] == expected
     assert set(EXECUTIONS.values()) == {1} and len(EXECUTIONS) == 200
     assert backend.counts.status_queries <= elapsed / 5.0 + 1
     assert backend.counts.jobs <= 3 and backend.counts.max_running <= 3

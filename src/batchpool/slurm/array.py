@@ -108,10 +108,8 @@ class SlurmArrayBackend(SlurmBackend):
     def jobs_of(self, request: JobRequest, job_id: str) -> list[Job]:
         """Element ``i`` is job ``{job_id}_{i}`` with logs ``{job_id}_{i}.out/.err``."""
         log = request.log_dir
-        return [
-            Job(f"{job_id}_{i}", request.job_name, log / f"{job_id}_{i}.out", log / f"{job_id}_{i}.err")
-            for i in range(request.count)
-        ]
+        ids = [f"{job_id}_{i}" for i in range(request.count)]
+        return [Job(i, request.job_name, log / f"{i}.out", log / f"{i}.err") for i in ids]
 
     def rejection_advice(self, stderr: str) -> str:
         return rejection_advice(stderr, self._max_array_size)
@@ -124,8 +122,9 @@ class Pool(BackendPool):
     ``multiprocessing.Pool``, the options of :class:`SlurmArrayBackend` as keywords, and the
     keyword options common to every pool (``work_dir``, ``python_path``,
     ``polling_interval``, ``max_num_resubmissions``, ``num_simultaneously_running_tasks``,
-    ``keep_work_dir``, ``verbose``, ``lost_job_grace_period_s``, ``resume``), which go to
-    :class:`~batchpool.proto_pool.ProtoPool`.
+    ``keep_work_dir``, ``verbose``, ``lost_job_grace_period_s``, ``resume``,
+    ``worker_idle_s``, ``scheduler_outage_s``), which go to
+    :class:`~batchpool.proto_pool.Pool`.
     """
 
     backend_class = SlurmArrayBackend
