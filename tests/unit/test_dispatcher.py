@@ -4,6 +4,7 @@ the pool-wide cap, claims, resubmission, outages and resume, in milliseconds."""
 from __future__ import annotations
 
 import collections
+import shutil
 import sys
 from pathlib import Path
 
@@ -149,7 +150,8 @@ def test_apply_calls_that_arrive_together_share_a_session_and_a_submission(tmp_p
     assert sum(1 for p in (tmp_path / "work").iterdir() if not p.name.startswith("pool_")) == 0
 
 
-def test_resume_keeps_results_and_withdraws_the_dead_drivers_tickets(tmp_path):
+@pytest.mark.parametrize("queue_removed", [False, True])
+def test_resume_keeps_results_and_withdraws_the_dead_drivers_tickets(tmp_path, queue_removed):
     first, backend, clock = make(tmp_path, slots=1, max_workers=1)
     result = submit_map(first, range(6), chunksize=1)
     run_until(first.step, backend, clock, lambda: sum(EXECUTIONS.values()) >= 2)
@@ -158,6 +160,8 @@ def test_resume_keeps_results_and_withdraws_the_dead_drivers_tickets(tmp_path):
         call.session.release()
     assert not result.ready()
     backend.slots = 0  # the dead driver's worker does nothing more
+    if queue_removed:  # e.g. by `batchpool clean`: its tickets are dead
+        shutil.rmtree(first.pool_dir.dir)
 
     second, backend2, clock2 = make(tmp_path, max_workers=2)
     again = submit_map(second, range(6), chunksize=1)
