@@ -545,11 +545,14 @@ class Dispatcher:
                 continue
             collected = True
             self.claimed.remove(chunk)
-            chunk.state = ChunkState.DONE
-            self._learn_task_time(chunk.call.function_key, result)
-            if not self._deliver(chunk.call, result):
-                self._fail(chunk.call, None)
+            self._finish_chunk(chunk, result)
         return collected
+
+    def _finish_chunk(self, chunk: Chunk, result: ChunkResult) -> None:
+        chunk.state = ChunkState.DONE
+        self._learn_task_time(chunk.call.function_key, result)
+        if not self._deliver(chunk.call, result):
+            self._fail(chunk.call, None)
 
     def _deliver(self, call: Call, result: ChunkResult) -> bool:
         envelopes = result.envelopes()
@@ -789,8 +792,10 @@ class Dispatcher:
         if chunk.call.ended:
             return
         session = chunk.call.session
-        if session is not None and session.take_result(chunk.number) is not None:
-            return  # it arrived after all (late on a shared filesystem)
+        result = session.take_result(chunk.number) if session is not None else None
+        if result is not None:  # it arrived after all (late on a shared filesystem)
+            self._finish_chunk(chunk, result)
+            return
         chunk.reason = worker.reason or "vanished from the queue"
         chunk.attempt += 1
         if chunk.attempt > self.settings.max_num_resubmissions:

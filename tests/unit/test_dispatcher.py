@@ -189,3 +189,23 @@ def test_pending_jobs_are_deleted_once_no_work_is_left(tmp_path):
         clock.advance(5.0)
     assert backend.counts.jobs == 4
     assert len(backend.counts.deletes) == 3  # they never started, and never will be needed
+
+
+def test_a_result_written_just_before_its_job_ended_is_delivered(tmp_path):
+    dispatcher, backend, clock = make(tmp_path, max_workers=1)
+    result = submit_map(dispatcher, [1, 2], chunksize=2)
+    for _ in range(20):  # until the worker claimed the chunk and wrote its result
+        dispatcher.step()
+        backend.tick()
+        clock.advance(0.1)
+        if EXECUTIONS:
+            break
+    for fake in backend.jobs:  # the job ends before the driver looked for the result
+        fake.phase = fake.phase.ENDED
+    dispatcher._look_for_claims()
+    dispatcher.last_status = -float("inf")
+    dispatcher._query_status()  # the job is gone: its chunk would be lost...
+    assert result.ready() or dispatcher.claimed == []
+    run_until(dispatcher.step, backend, clock, result.ready)
+    assert result.get(0) == [10, 20]  # ...but its result was there, and is delivered
+    assert dict(EXECUTIONS) == {1: 1, 2: 1}
