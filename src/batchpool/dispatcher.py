@@ -344,9 +344,9 @@ class Dispatcher:
     def _open_applies(self, applies: list[Call]) -> None:
         """``apply`` calls that arrived together with the same function become one call."""
         while applies:
-            first = applies[0]
-            same = [c for c in applies if c.function is first.function]
-            applies = [c for c in applies if c.function is not first.function]
+            first = _inner(applies[0].function)
+            same = [c for c in applies if _inner(c.function) is first]
+            applies = [c for c in applies if _inner(c.function) is not first]
             self._open(batch_of_applies(same))
 
     def _open(self, call: Call) -> None:
@@ -1079,11 +1079,16 @@ def _for_session(error: BaseException, call: Call) -> BaseException:
     return error
 
 
-def _describe(func: Callable) -> str:
-    """``module.qualname`` of a task function, seen through our star/apply wrappers."""
+def _inner(func: Callable) -> Callable:
+    """The caller's function inside our star/apply wrappers (``functools.partial``)."""
     import functools
 
-    inner = func.args[0] if isinstance(func, functools.partial) and func.args else func
+    return func.args[0] if isinstance(func, functools.partial) and func.args else func
+
+
+def _describe(func: Callable) -> str:
+    """``module.qualname`` of a task function, seen through our star/apply wrappers."""
+    inner = _inner(func)
     module = getattr(inner, "__module__", None) or "?"
     return f"{module}.{getattr(inner, '__qualname__', type(inner).__qualname__)}"
 

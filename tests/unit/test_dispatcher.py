@@ -137,17 +137,16 @@ def test_an_outage_longer_than_the_budget_is_scheduler_error_and_leaves_the_jobs
 
 
 def test_apply_calls_that_arrive_together_share_a_session_and_a_submission(tmp_path):
-    dispatcher, backend, clock = make(tmp_path)
+    dispatcher, backend, clock = make(tmp_path, keep_work_dir=True)
     results = []
-    function = _apply(record)
     for x in range(100):
-        result = ApplyResult(None, None)
-        dispatcher.submit(Call(CallKind.APPLY, function, [((x,), {})], result))
+        result = ApplyResult(None, None)  # as Pool.apply_async does: a wrapper per call
+        dispatcher.submit(Call(CallKind.APPLY, _apply(record), [((x,), {})], result))
         results.append(result)
     run_until(dispatcher.step, backend, clock, lambda: all(r.ready() for r in results))
     assert [r.get(0) for r in results] == [10 * x for x in range(100)]
     assert backend.counts.submits == 1
-    assert sum(1 for p in (tmp_path / "work").iterdir() if not p.name.startswith("pool_")) == 0
+    assert sum(1 for p in (tmp_path / "work").iterdir() if not p.name.startswith("pool_")) == 1
 
 
 @pytest.mark.parametrize("queue_removed", [False, True])
