@@ -60,7 +60,10 @@ from .session import (
 MIN_POLL_S = 0.002
 """Shortest wait between two looks for claims and results, right after progress..."""
 MAX_POLL_S = 0.05
-"""...growing by half each time up to this."""
+"""...growing by half each time up to this, or up to :data:`POLL_S_PER_CHUNK` times the
+number of chunks held, if longer: one look is one ``stat`` per chunk held, and a shared
+filesystem should not see more than about 2,000 of them a second."""
+POLL_S_PER_CHUNK = 0.0005
 TASKS_AHEAD = 1000
 """An ``imap`` reads at most this many tasks ahead of what its caller has consumed."""
 CLAIM_AGE_FOR_ESTIMATE_S = 1.0
@@ -309,7 +312,8 @@ class Dispatcher:
         if self._state is _State.CLOSE and not self.calls:
             self._stop_workers(delete_all=False)
             self.finished.set()
-        self._poll_s = MIN_POLL_S if progressed else min(self._poll_s * 1.5, MAX_POLL_S)
+        longest = max(MAX_POLL_S, POLL_S_PER_CHUNK * (len(self.claimed) + len(self.posted)))
+        self._poll_s = MIN_POLL_S if progressed else min(self._poll_s * 1.5, longest)
 
     def _next_wait(self) -> float:
         if self.posted or self.claimed:
