@@ -60,8 +60,8 @@ from .session import (
 MIN_POLL_S = 0.002
 """Shortest wait between two looks for claims and results, right after progress..."""
 MAX_POLL_S = 0.05
-"""...growing by half each time up to this, or up to :data:`POLL_S_PER_CHUNK` times the
-number of chunks held, if longer: one look is one ``stat`` per chunk held, and a shared
+"""...growing by half each time up to this. Both are at least :data:`POLL_S_PER_CHUNK`
+times the number of tickets out: one look is one ``stat`` per ticket out, and a shared
 filesystem should not see more than about 2,000 of them a second."""
 POLL_S_PER_CHUNK = 0.0005
 TASKS_AHEAD = 1000
@@ -312,8 +312,9 @@ class Dispatcher:
         if self._state is _State.CLOSE and not self.calls:
             self._stop_workers(delete_all=False)
             self.finished.set()
-        longest = max(MAX_POLL_S, POLL_S_PER_CHUNK * (len(self.claimed) + len(self.posted)))
-        self._poll_s = MIN_POLL_S if progressed else min(self._poll_s * 1.5, longest)
+        per_look = POLL_S_PER_CHUNK * (len(self.claimed) + len(self.posted))
+        shortest, longest = max(MIN_POLL_S, per_look), max(MAX_POLL_S, per_look)
+        self._poll_s = shortest if progressed else min(self._poll_s * 1.5, longest)
 
     def _next_wait(self) -> float:
         if self.posted or self.claimed:
