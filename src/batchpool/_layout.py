@@ -180,6 +180,8 @@ def read_file(path: str) -> bytes | None:
 
 def read_tasks(session_dir: str, start: int, stop: int) -> list:
     """The pickled tasks ``start:stop`` of a session, each still pickled."""
+    if stop <= start:
+        return []
     with open(os.path.join(session_dir, TASKS_INDEX_FILE), "rb") as f:
         f.seek(TASK_INDEX.size * start)
         index = f.read(TASK_INDEX.size * (stop - start))

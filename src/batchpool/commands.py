@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
 import threading
 import time
@@ -85,7 +88,9 @@ def _run_once(
     env: Optional[Mapping[str, str]],
     cancel: threading.Event,
 ) -> tuple[subprocess.CompletedProcess, bool]:
-    """One try: the result, and whether it timed out (then killed)."""
+    """One try: the result, and whether it timed out (then killed, with its children)."""
+    if cancel.is_set():
+        raise Cancelled(" ".join(argv))
     try:
         process = subprocess.Popen(
             argv,
@@ -96,6 +101,7 @@ def _run_once(
             errors="replace",
             env=None if env is None else dict(env),
             umask=0o077,  # Slurm creates the job's output files with the submitter's umask
+            start_new_session=True,  # a site's wrapper script is killed with its children
         )
     except FileNotFoundError as error:
         raise SchedulerError(
@@ -113,14 +119,19 @@ def _run_once(
         except subprocess.TimeoutExpired:
             stdin = None  # sent already; communicate() goes on where it was
         if cancel.is_set() or time.monotonic() >= deadline:
-            process.kill()
-            stdout, stderr = process.communicate()
+            stdout, stderr = _kill(process)
             if cancel.is_set():
                 raise Cancelled(" ".join(argv))
             return subprocess.CompletedProcess(argv, -1, stdout, stderr), True
 
 
-def _text(data: object) -> str:
-    if isinstance(data, bytes):
-        return data.decode(errors="replace")
-    return data if isinstance(data, str) else ""
+def _kill(process: subprocess.Popen) -> tuple[str, str]:
+    """Kill the command and everything it started; what it printed until then."""
+    with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
+        os.killpg(process.pid, signal.SIGKILL)
+    try:
+        return process.communicate(timeout=_CANCEL_CHECK_S * 10)
+    except subprocess.TimeoutExpired:  # something outside the group holds its output
+        process.kill()
+        process.wait()
+        return "", ""

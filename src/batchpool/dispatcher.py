@@ -555,6 +555,7 @@ class Dispatcher:
 
     def _finish_chunk(self, chunk: Chunk, result: ChunkResult) -> None:
         chunk.state = ChunkState.DONE
+        self._say(chunk.call, "collected", chunk=chunk.number, tasks=len(result.tasks))
         self._learn_task_time(chunk.call.function_key, result)
         if not self._deliver(chunk.call, result):
             self._fail(chunk.call, None)

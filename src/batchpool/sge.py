@@ -252,6 +252,8 @@ class SgeBackend:
 
     def submit(self, request: JobRequest, cancel: Optional[threading.Event] = None) -> list[Job]:
         """``qsub`` one worker."""
+        if request.count != 1:
+            raise ValueError(f"{request.count} jobs in one submission; sge takes 1")
         stem = private_log_files(request.log_dir)
         argv = self.qsub_argv(request, stem)
         result = run_command(

@@ -65,10 +65,6 @@ def normalized(xml_text):
     return xml_text
 
 
-def worker_line(chunk):
-    return f": /usr/bin/python3 -m batchpool.worker /tmp/session {chunk}"
-
-
 def test_job_runs_script_with_sge_environment(cluster, work):
     script = work / "job.sh"
     script.write_text(
@@ -205,8 +201,8 @@ def test_array_tasks(cluster, work):
 
 
 def test_fault_error_state_shows_eqw_until_qdel(cluster, work):
-    cluster.add_fault(Fault(FaultKind.ERROR_STATE, chunk=3, times=1))
-    script = f"{worker_line(3)}\ntouch ran-$JOB_ID\n"
+    cluster.add_fault(Fault(FaultKind.ERROR_STATE, job=0, times=1))
+    script = "touch ran-$JOB_ID\n"
     first = qsub(cluster, "-cwd", cwd=work, input=script)
     second = qsub(cluster, "-cwd", cwd=work, input=script)
     for _ in range(3):
@@ -218,16 +214,31 @@ def test_fault_error_state_shows_eqw_until_qdel(cluster, work):
 
 
 def test_fault_vanish_and_crash(cluster, work):
-    cluster.add_fault(Fault(FaultKind.VANISH, chunk=1))
-    cluster.add_fault(Fault(FaultKind.CRASH, chunk=2))
-    vanished = qsub(cluster, "-cwd", cwd=work, input=f"{worker_line(1)}\ntouch v\n")
-    crashed = qsub(cluster, "-cwd", cwd=work, input=f"{worker_line(2)}\nsleep 1; touch c\n")
-    normal = qsub(cluster, "-cwd", cwd=work, input=f"{worker_line(1)}\ntouch n\n")
+    cluster.add_fault(Fault(FaultKind.VANISH, job=0))
+    cluster.add_fault(Fault(FaultKind.CRASH, job=1))
+    vanished = qsub(cluster, "-cwd", cwd=work, input="touch v\n")
+    crashed = qsub(cluster, "-cwd", cwd=work, input="sleep 1; touch c\n")
+    normal = qsub(cluster, "-cwd", cwd=work, input="touch n\n")
     wait_gone(cluster, normal)
     assert vanished not in qstat_states(cluster) and crashed not in qstat_states(cluster)
     time.sleep(1.2)
     assert (work / "n").exists() and not (work / "v").exists() and not (work / "c").exists()
     assert [j.job_id for j in cluster.jobs()] == [int(crashed), int(normal)]
+
+
+def test_job_faults_count_submissions_across_slurm_and_sge(cluster, work):
+    crash = Fault(FaultKind.CRASH, job=1, times=3, seconds=0.5)
+    cluster.add_fault(crash)
+    sbatch = run(cluster, "sbatch", "--parsable", "--wrap", "touch ran-s0", cwd=work)
+    assert sbatch.returncode == 0, sbatch.stderr
+    array = qsub(cluster, "-t", "1-2", "-cwd", cwd=work, input="sleep 3; touch ran-t$SGE_TASK_ID\n")
+    last = qsub(cluster, "-cwd", cwd=work, input="sleep 3; touch ran-q3\n")
+    spared = qsub(cluster, "-cwd", cwd=work, input="touch ran-q4\n")
+    assert [j.submission for j in cluster.jobs()] == [0, 1, 2, 3, 4]
+    for job_id in (array.split(".")[0], last, spared):
+        wait_gone(cluster, job_id)
+    assert sorted(p.name for p in work.glob("ran-*")) == ["ran-q4", "ran-s0"]
+    assert cluster.times_fired(crash) == 3
 
 
 def test_command_faults(cluster, work):

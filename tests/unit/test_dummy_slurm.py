@@ -50,12 +50,6 @@ def wait_ended(cluster, label):
     raise AssertionError(f"job {label} did not end: {states(cluster)}")
 
 
-def worker_line(chunks, index_var=None):
-    """A line the dummy recognises as batchpool's worker, and that does nothing."""
-    line = f": /usr/bin/python3 -m batchpool.worker /tmp/session {chunks}"
-    return line + (f" --index-var {index_var}" if index_var else "")
-
-
 def test_job_runs_script_and_completes(cluster, work):
     script = work / "job.sh"
     script.write_text(
@@ -280,38 +274,75 @@ def _alive(pid):
         return False
 
 
-def test_fault_error_state(cluster, work):
-    cluster.add_fault(Fault(FaultKind.ERROR_STATE, chunk=3, times=2, state="NODE_FAIL"))
-    script = f"#!/bin/sh\n{worker_line(3)}\ntouch ran-$SLURM_JOB_ID\n"
-    ids = [sbatch(cluster, cwd=work, input=script) for _ in range(3)]
-    other = sbatch(cluster, cwd=work, input=f"#!/bin/sh\n{worker_line(4)}\n")
-    assert [wait_ended(cluster, i) for i in ids] == ["NODE_FAIL", "NODE_FAIL", "COMPLETED"]
-    assert wait_ended(cluster, other) == "COMPLETED"
-    assert sorted(p.name for p in work.glob("ran-*")) == [f"ran-{ids[2]}"]
+def test_fault_error_state_hits_jobs_by_submission_index(cluster, work):
+    fault = Fault(FaultKind.ERROR_STATE, job=1, times=2, state="NODE_FAIL")
+    cluster.add_fault(fault)
+    script = "#!/bin/sh\ntouch ran-$SLURM_JOB_ID\n"
+    ids = [sbatch(cluster, cwd=work, input=script) for _ in range(4)]
+    assert [wait_ended(cluster, i) for i in ids] == [
+        "COMPLETED",
+        "NODE_FAIL",
+        "NODE_FAIL",
+        "COMPLETED",
+    ]
+    assert sorted(p.name for p in work.glob("ran-*")) == sorted(f"ran-{i}" for i in ids[::3])
+    assert [j.submission for j in cluster.jobs()] == [0, 1, 2, 3]
+    assert cluster.times_fired(fault) == 2
     assert run(cluster, "squeue", "-h").stdout == ""
 
 
 def test_fault_held_pending_with_reason(cluster, work):
     reason = "launch failed requeued held"
-    cluster.add_fault({"kind": "error_state", "chunk": 0, "state": "PENDING", "reason": reason})
-    job_id = sbatch(cluster, cwd=work, input=f"#!/bin/sh\n{worker_line(0)}\n")
+    cluster.add_fault({"kind": "error_state", "job": 0, "state": "PENDING", "reason": reason})
+    job_id = sbatch(cluster, "--wrap", "touch ran", cwd=work)
     for _ in range(3):
         listing = run(cluster, "squeue", "-h", "-o", "%i|%T|%r").stdout
         assert listing == f"{job_id}|PENDING|{reason}\n"
     run(cluster, "scancel", job_id)
     assert states(cluster)[job_id] == "CANCELLED"
+    assert not (work / "ran").exists()
 
 
 def test_fault_vanish_and_crash_in_array(cluster, work):
-    cluster.add_fault(Fault(FaultKind.VANISH, chunk=6))
-    cluster.add_fault(Fault(FaultKind.CRASH, chunk=7))
-    script = f"#!/bin/sh\n{worker_line('5-8', 'SLURM_ARRAY_TASK_ID')}\n"
-    base = sbatch(cluster, "-a", "0-3", cwd=work, input=script)
+    cluster.add_fault(Fault(FaultKind.VANISH, job=2))
+    cluster.add_fault(Fault(FaultKind.CRASH, job=3))
+    single = sbatch(cluster, "--wrap", "true", cwd=work)
+    base = sbatch(cluster, "-a", "0-3", "--wrap", "touch ran-$SLURM_ARRAY_TASK_ID", cwd=work)
+    assert wait_ended(cluster, single) == "COMPLETED"
     for task in (0, 3):
         assert wait_ended(cluster, f"{base}_{task}") == "COMPLETED"
     assert wait_ended(cluster, f"{base}_2") == "FAILED"
     assert f"{base}_1" not in states(cluster)
-    assert [j.chunk for j in cluster.jobs()] == [5, 7, 8]
+    assert [j.submission for j in cluster.jobs()] == [0, 1, 3, 4]
+    assert sorted(p.name for p in work.glob("ran-*")) == ["ran-0", "ran-3"]
+
+
+def test_fault_crash_after_a_delay_kills_the_process_group(cluster, work):
+    cluster.add_fault(Fault(FaultKind.CRASH, job=1, seconds=0.5))
+    script = "sleep 30 & echo $! > child; echo started > started; sleep 5; touch finished"
+    spared = sbatch(cluster, "--wrap", "true", cwd=work)
+    job_id = sbatch(cluster, "--wrap", script, cwd=work)
+    started = time.monotonic()
+    assert states(cluster)[job_id] == "RUNNING"  # started by this call, not killed at once
+    assert wait_ended(cluster, job_id) == "FAILED"
+    assert time.monotonic() - started < 4.0
+    assert wait_ended(cluster, spared) == "COMPLETED"
+    assert (work / "started").exists() and not (work / "finished").exists()
+    child = int((work / "child").read_text())
+    deadline = time.monotonic() + DEADLINE_S
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(child)
+    exit_code = run(cluster, "scontrol", "show", "job", job_id).stdout
+    assert "JobState=FAILED Reason=NonZeroExitCode ExitCode=137:0" in exit_code
+
+
+def test_fault_crash_after_a_delay_spares_a_job_that_ended(cluster, work):
+    cluster.add_fault(Fault(FaultKind.CRASH, job=0, seconds=0.3))
+    job_id = sbatch(cluster, "--wrap", "touch done", cwd=work)
+    assert wait_ended(cluster, job_id) == "COMPLETED"
+    time.sleep(0.5)
+    assert states(cluster)[job_id] == "COMPLETED" and (work / "done").exists()
 
 
 def test_fault_command_fails_then_recovers(cluster, work):

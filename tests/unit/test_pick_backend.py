@@ -46,5 +46,13 @@ def test_slurm_options_reach_the_picked_slurm_pool(path_with):
     path_with("sbatch")
     pool = batchpool.Pool(partition="short", polling_interval=1.0)
     assert isinstance(pool, batchpool.slurm.array.Pool)
-    assert "short" in pool.backend.resource_args and pool.polling_interval == 1.0
+    assert "short" in pool.backend.resource_args and pool.settings.polling_interval == 1.0
+    pool.terminate()
+
+
+def test_sge_options_reach_the_picked_sge_pool(path_with):
+    path_with("qsub")
+    pool = batchpool.Pool(2, queue_name="all.q", resources=["h_vmem=1G"])
+    assert isinstance(pool, batchpool.sge.Pool)
+    assert (pool.backend.queue_name, pool.backend.resources) == ("all.q", ["h_vmem=1G"])
     pool.terminate()

@@ -68,4 +68,6 @@ def test_verbose_prints_state_changes(tmp_path):
     lines = stderr.decode().splitlines()
     assert any(": submitted " in line for line in lines)
     assert any(": collected " in line for line in lines)
-    assert lines[-1].endswith(": done ")
+    done = [i for i, line in enumerate(lines) if line.endswith(": done ")]
+    collected = [i for i, line in enumerate(lines) if ": collected " in line]
+    assert len(done) == 1 and done[0] > max(collected)  # then the pool's own lines

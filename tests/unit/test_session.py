@@ -1,8 +1,56 @@
-import pickle
+"""batchpool.session: a map's session directory and a pool's queue directory."""
 
+import json
+import os
+import pickle
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from batchpool import _layout
 from batchpool import session as session_module
-from batchpool.backend import Job
-from batchpool.session import Session, read_records, session_key
+from batchpool.session import (
+    ChunkEvent,
+    ChunkResult,
+    DriverLock,
+    Manifest,
+    PoolDirectory,
+    Session,
+    SessionBusyError,
+    read_records,
+    session_key,
+)
+from batchpool.sge import sge_job_name
+
+
+def result_file(start: int, stop: int, elapsed_s: float, envelopes: list) -> bytes:
+    """A result file as a worker writes it."""
+    return _layout.RESULT_HEADER.pack(start, stop, elapsed_s) + pickle.dumps(envelopes)
+
+
+def write_result(session: Session, chunk: int, data: bytes) -> None:
+    session.result_path(chunk).write_bytes(data)
+
+
+@pytest.fixture
+def other_process():
+    """A live process of this host that is not this one."""
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    yield process.pid
+    process.kill()
+    process.wait()
+
+
+def dead_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+# -- the session key ---------------------------------------------------------------------
 
 
 def test_key_depends_on_every_part_and_their_boundaries():
@@ -16,62 +64,351 @@ def test_a_session_of_another_layout_has_another_key(monkeypatch):
     assert session_key([b"x"]) != key
 
 
+# -- tasks -------------------------------------------------------------------------------
+
+
 def test_tasks_file_and_index(tmp_path):
     session = Session.create(tmp_path, "k")
-    chunks = [pickle.dumps([1, 2]), pickle.dumps(["three"]), pickle.dumps([])]
-    session.write_tasks(chunks)
+    tasks = [pickle.dumps([1, 2]), pickle.dumps(["three"]), pickle.dumps([])]
+    session.append_tasks(tasks[:2])
+    session.append_tasks(tasks[2:])  # an imap's tasks come in several parts
+    assert session.num_tasks_written == 3
     index = (session.dir / "tasks.idx").read_bytes()
     data = (session.dir / "tasks.pkl").read_bytes()
-    for i, chunk in enumerate(chunks):
+    assert len(index) == 3 * 16
+    for i, task in enumerate(tasks):
         start = int.from_bytes(index[16 * i : 16 * i + 8], "little")
         stop = int.from_bytes(index[16 * i + 8 : 16 * i + 16], "little")
-        assert data[start:stop] == chunk
+        assert data[start:stop] == task
+    assert _layout.read_tasks(str(session.dir), 0, 3) == tasks
 
 
-def test_collected_results_are_archived_and_their_files_removed(tmp_path):
+def test_no_tasks_written_yet(tmp_path):
     session = Session.create(tmp_path, "k")
-    session.result_path(4).write_bytes(b"four")
-    (session.results_dir / "5.pkl.123.tmp").write_bytes(b"half")
-    assert session.new_result_chunks() == [4]
-    assert session.collect_result(4) == b"four"
+    session.append_tasks([])
+    assert session.num_tasks_written == 0
+    assert (session.dir / "tasks.pkl").read_bytes() == b""
+
+
+def test_a_reopened_session_appends_after_the_tasks_it_has(tmp_path):
+    first = Session.create(tmp_path, "k")
+    first.append_tasks([b"a", b"bb"])
+    again = Session(first.dir)
+    again.reopen_tasks()
+    assert again.num_tasks_written == 2
+    again.append_tasks([b"ccc"])
+    assert again.num_tasks_written == 3
+    assert _layout.read_tasks(str(again.dir), 0, 3) == [b"a", b"bb", b"ccc"]
+
+
+def test_function_file(tmp_path):
+    session = Session.create(tmp_path, "k")
+    session.write_function(b"function pickle")
+    assert session.function_path == session.dir / "function.pkl"
+    assert session.function_path.read_bytes() == b"function pickle"
+
+
+# -- results -------------------------------------------------------------------------------
+
+
+def test_a_taken_result_is_parsed_archived_and_its_file_removed(tmp_path):
+    session = Session.create(tmp_path, "k")
+    write_result(session, 4, result_file(8, 10, 0.25, [(True, "a"), (True, "b")]))
+    (session.dir / "results" / "5.pkl.123.tmp").write_bytes(b"half")
+    result = session.take_result(4)
+    assert isinstance(result, ChunkResult)
+    assert (result.chunk, result.tasks, result.elapsed_s) == (4, range(8, 10), 0.25)
+    assert result.envelopes() == [(True, "a"), (True, "b")]
     assert not session.result_path(4).exists()
-    assert session.archived_results() == {4: b"four"}
+    assert session.archived_results() == [result]
+    assert session.take_result(4) is None
+    assert session.take_result(5) is None  # a result being written is not there yet
 
 
 def test_a_torn_last_record_is_ignored(tmp_path):
     session = Session.create(tmp_path, "k")
-    session.result_path(1).write_bytes(b"one")
-    session.collect_result(1)
+    write_result(session, 1, result_file(0, 1, 0.0, [(True, 1)]))
+    taken = session.take_result(1)
     with open(session.dir / "results.archive", "ab") as f:
         f.write(b"\x50\x00\x00\x00\x00\x00\x00\x00partial")
-    assert session.archived_results() == {1: b"one"}
+    assert session.archived_results() == [taken]
     assert list(read_records(tmp_path / "missing")) == []
 
 
-def test_logs_are_folded_into_one_archive(tmp_path):
+def test_all_results_are_the_archived_and_the_uncollected_in_task_order(tmp_path):
     session = Session.create(tmp_path, "k")
-    job = Job(2, "77", session.log_dir / "2.77.out", session.log_dir / "2.77.err")
-    job.stdout_path.write_text("hello\n")
-    job.stderr_path.write_text("line 1\nline 2\n")
-    session.fold_logs([job])
-    assert list(session.log_dir.iterdir()) == []
-    (record,) = session.logs()
-    assert (record.chunk, record.job_id, record.stdout) == (2, "77", "hello\n")
-    assert session.stderr_tail(job, num_lines=1) == "line 2"
-
-
-def test_journal_round_trip(tmp_path):
-    session = Session.create(tmp_path, "k")
-    jobs = [
-        Job(0, "5_0", tmp_path / "o", tmp_path / "e"),
-        Job(1, "5_1", tmp_path / "o1", tmp_path / "e1"),
+    write_result(session, 0, result_file(0, 2, 0.1, [(True, 0), (True, 1)]))
+    session.take_result(0)
+    write_result(session, 2, result_file(5, 6, 0.1, [(True, 5)]))
+    write_result(session, 1, result_file(2, 5, 0.1, [(True, 2), (True, 3), (True, 4)]))
+    (session.dir / "results" / "3.pkl.77.tmp").write_bytes(b"half")
+    results = session.all_results()
+    assert [(r.chunk, r.tasks) for r in results] == [
+        (0, range(0, 2)),
+        (1, range(2, 5)),
+        (2, range(5, 6)),
     ]
-    session.record_jobs(jobs)
-    assert [entry.job() for entry in session.journal()] == jobs
+    assert [v for r in results for _, v in r.envelopes()] == list(range(6))
+
+
+def test_a_chunk_archived_and_still_on_disk_counts_once(tmp_path):
+    # A driver that died between archiving a result and removing its file.
+    session = Session.create(tmp_path, "k")
+    data = result_file(0, 1, 0.1, [(True, 0)])
+    write_result(session, 0, data)
+    session.take_result(0)
+    write_result(session, 0, data)
+    assert [r.chunk for r in session.all_results()] == [0]
+
+
+# -- chunk events, manifest, cancel, done ----------------------------------------------------
+
+
+def test_chunk_events_round_trip_and_a_torn_line_ends_them(tmp_path):
+    session = Session.create(tmp_path, "k")
+    events = [
+        ChunkEvent("posted", 0, 0, 5, 0, "/w/pool_x", 12),
+        ChunkEvent("posted", 1, 5, 9, 1, "/w/pool_x", 13),
+    ]
+    session.record_chunks(events)
+    session.record_chunks([ChunkEvent("claimed", 0, job_id="7055_3")])
+    with open(session.dir / "chunks.jsonl", "a") as f:
+        f.write('{"event": "clai')
+    assert session.chunk_events() == [*events, ChunkEvent("claimed", 0, job_id="7055_3")]
+    assert Session.create(tmp_path, "other").chunk_events() == []
+
+
+def test_manifest_round_trip(tmp_path):
+    session = Session.create(tmp_path, "k")
+    manifest = Manifest(10, None, "slurm.array", "mymodule.f", "2026-11-21T05:41:54")
+    session.write_manifest(manifest)
+    assert session.manifest() == manifest
+    assert json.loads((session.dir / "session.json").read_text())["num_tasks"] == 10
+
+
+def test_find_unfinished_takes_the_newest_complete_session_not_done(tmp_path):
+    manifest = Manifest(1, None, "local", "f", "now")
+    assert Session.find_unfinished(tmp_path / "none", "k") is None
+    done = Session.create(tmp_path, "k")
+    done.write_manifest(manifest)
+    done.mark_done()
+    assert done.is_done()
+    assert Session.find_unfinished(tmp_path, "k") is None
+    unfinished = Session.create(tmp_path, "k")
+    unfinished.write_manifest(manifest)
+    Session.create(tmp_path, "k")  # incomplete: no manifest
+    Session.create(tmp_path, "other").write_manifest(manifest)
+    found = Session.find_unfinished(tmp_path, "k")
+    assert found is not None and found.dir == unfinished.dir
+
+
+def test_cancel_tells_workers_to_skip_the_session(tmp_path):
+    session = Session.create(tmp_path, "k")
+    session.cancel()
+    assert (session.dir / _layout.CANCELLED_FILE).exists()
+
+
+def test_log_appends_lines(tmp_path):
+    session = Session.create(tmp_path, "k")
+    session.log("first", chunk=3)
+    session.log("second")
+    session.close_log()
+    session.log("third")  # a closed log is opened again
+    session.close_log()
+    lines = session.log_path.read_text().splitlines()
+    assert len(lines) == 3
+    assert "first" in lines[0] and "chunk" in lines[0] and "third" in lines[2]
+    assert session.log_path.stat().st_mode & 0o777 == 0o600
+
+
+def test_remove(tmp_path):
+    session = Session.create(tmp_path, "k")
+    session.log("x")
+    session.remove()
+    assert not session.dir.exists()
 
 
 def test_session_directories_are_private_and_unique(tmp_path):
     first, second = Session.create(tmp_path, "k"), Session.create(tmp_path, "k")
     assert first.dir != second.dir
     assert first.dir.stat().st_mode & 0o777 == 0o700
-    assert first.job_name.startswith("bp_") and first.job_name[3].isdigit()
+    assert (first.dir / "results").stat().st_mode & 0o777 == 0o700
+    assert first.name.split("_")[1] == "k"
+
+
+def test_whole_files_are_private(tmp_path):
+    session = Session.create(tmp_path, "k")
+    session.write_function(b"f")
+    session.append_tasks([b"t"])
+    session.write_manifest(Manifest(1, None, "local", "f", "now"))
+    session.record_chunks([ChunkEvent("posted", 0)])
+    for path in session.dir.iterdir():
+        if path.is_file():
+            assert path.stat().st_mode & 0o777 == 0o600, path.name
+
+
+# -- the driver lock -------------------------------------------------------------------------
+
+
+def write_lock(session: Session, lock: DriverLock) -> None:
+    session.lock_path.write_text(json.dumps(lock.__dict__))
+
+
+def test_create_takes_the_lock_and_release_gives_it_back(tmp_path):
+    session = Session.create(tmp_path, "k")
+    holder = session.lock_holder()
+    assert holder is not None and holder.is_mine()
+    session.release()
+    assert not session.lock_path.exists()
+    assert session.lock_holder() is None
+    session.acquire()
+    assert session.lock_holder().is_mine()
+
+
+def test_a_session_driven_by_a_live_driver_is_busy(tmp_path, other_process):
+    session = Session.create(tmp_path, "k")
+    write_lock(session, DriverLock(socket.gethostname(), other_process, time.time()))
+    with pytest.raises(SessionBusyError, match=str(other_process)):
+        Session(session.dir).acquire()
+    session.release()  # not ours: left alone
+    assert session.lock_holder().pid == other_process
+
+
+def test_a_session_this_driver_drives_is_busy_for_a_second_acquire(tmp_path):
+    session = Session.create(tmp_path, "k")
+    with pytest.raises(SessionBusyError):
+        Session(session.dir).acquire()
+
+
+def test_the_lock_of_a_dead_driver_on_this_host_is_taken_over(tmp_path):
+    session = Session.create(tmp_path, "k")
+    write_lock(session, DriverLock(socket.gethostname(), dead_pid(), time.time()))
+    Session(session.dir).acquire()
+    assert session.lock_holder().is_mine()
+
+
+def test_the_lock_of_a_driver_on_another_host_goes_stale_without_heartbeat(tmp_path):
+    session = Session.create(tmp_path, "k")
+    write_lock(session, DriverLock("elsewhere.invalid", 1, time.time()))
+    with pytest.raises(SessionBusyError, match="elsewhere.invalid"):
+        Session(session.dir).acquire()
+    old = time.time() - session_module.STALE_LOCK_S - 1
+    write_lock(session, DriverLock("elsewhere.invalid", 1, old))
+    Session(session.dir).acquire()
+    assert session.lock_holder().is_mine()
+
+
+def test_a_half_written_lock_is_taken_over(tmp_path):
+    session = Session.create(tmp_path, "k")
+    session.lock_path.write_text('{"host": "elsewh')
+    assert session.lock_holder() is None
+    Session(session.dir).acquire()
+    assert session.lock_holder().is_mine()
+
+
+def test_heartbeat_renews_the_lock(tmp_path):
+    session = Session.create(tmp_path, "k")
+    write_lock(session, DriverLock(socket.gethostname(), os.getpid(), 1.0))
+    session.heartbeat()
+    assert session.lock_holder().heartbeat > time.time() - 60
+
+
+# -- the pool directory ----------------------------------------------------------------------
+
+
+def test_a_pool_directory_is_private_and_has_its_parts(tmp_path):
+    pool = PoolDirectory.create(tmp_path)
+    assert pool.dir.parent == tmp_path and pool.name.startswith("pool_")
+    assert pool.dir.stat().st_mode & 0o777 == 0o700
+    for sub in ("tickets", "claims", "logs", "workers"):
+        assert (pool.dir / sub).stat().st_mode & 0o777 == 0o700
+    assert pool.log_dir == pool.dir / "logs"
+    assert PoolDirectory.create(tmp_path).dir != pool.dir
+
+
+def test_a_pools_job_name_suits_every_scheduler(tmp_path):
+    name = PoolDirectory.create(tmp_path).job_name
+    assert name.startswith("bp_")
+    assert sge_job_name(name) == name  # SGE takes it as it is
+    assert "," not in name  # squeue --name takes a comma-separated list
+
+
+def test_write_setup_is_what_a_worker_reads(tmp_path, monkeypatch):
+    monkeypatch.setenv("BATCHPOOL_TEST_SETUP", "driver value")
+    pool = PoolDirectory.create(tmp_path)
+    initializer = pickle.dumps((print, ("hi",)))
+    pool.write_setup(initializer, 2.5, None)
+    snapshot = pickle.loads((pool.dir / "environment.pkl").read_bytes())
+    assert snapshot["environ"][b"BATCHPOOL_TEST_SETUP"] == b"driver value"
+    assert snapshot["sys_path"] == sys.path and snapshot["cwd"] == os.getcwd()
+    assert (pool.dir / "initializer.pkl").read_bytes() == initializer
+    assert _layout.parse_config((pool.dir / "config").read_bytes()) == (2.5, None)
+    pool.write_setup(initializer, 0.0, 3)
+    assert _layout.parse_config((pool.dir / "config").read_bytes()) == (0.0, 3)
+    for name in ("environment.pkl", "initializer.pkl", "config"):
+        assert (pool.dir / name).stat().st_mode & 0o777 == 0o600
+
+
+def test_a_posted_ticket_is_read_back_whole(tmp_path):
+    pool = PoolDirectory.create(tmp_path)
+    ticket = _layout.Ticket(7, "/w/session dir", 3, 1, 10, 20, "abc")
+    pool.post(ticket)
+    data = (pool.dir / "tickets" / "7").read_bytes()
+    back = _layout.Ticket.decode(7, data)
+    assert (back.session_dir, back.chunk, back.attempt, back.start, back.stop) == (
+        "/w/session dir",
+        3,
+        1,
+        10,
+        20,
+    )
+    assert back.function_key == "abc"
+
+
+def test_withdraw_takes_an_unclaimed_ticket_back_once(tmp_path):
+    pool = PoolDirectory.create(tmp_path)
+    assert pool.claim(0) is None
+    assert pool.withdraw(0)
+    claim = pool.claim(0)
+    assert claim.withdrawn and claim.pid == os.getpid()
+    assert not pool.withdraw(0)
+
+
+def test_a_claimed_ticket_cannot_be_withdrawn(tmp_path):
+    pool = PoolDirectory.create(tmp_path)
+    mine = _layout.Claim("7055_3", "node7", 4242)
+    assert _layout.create_exclusively(str(pool.dir / "claims" / "5"), mine.encode())
+    assert not pool.withdraw(5)
+    claim = pool.claim(5)
+    assert (claim.job_id, claim.host, claim.pid) == ("7055_3", "node7", 4242)
+    assert not claim.withdrawn
+
+
+def test_a_claim_being_written_is_no_claim_yet(tmp_path):
+    pool = PoolDirectory.create(tmp_path)
+    (pool.dir / "claims" / "2").write_bytes(b"7055_3\nnode")
+    assert pool.claim(2) is None
+    assert not pool.withdraw(2)  # but the ticket is taken
+
+
+def test_hint_heartbeat_stop_and_started_workers(tmp_path):
+    pool = PoolDirectory.create(tmp_path)
+    pool.set_hint(12)
+    assert (pool.dir / "next").read_bytes() == b"12"
+    pool.heartbeat(3)
+    host, pid, counter = (pool.dir / "driver").read_text().split("\n")[:3]
+    assert (host, int(pid), counter) == (socket.gethostname(), os.getpid(), "3")
+    assert host == os.uname().nodename  # what the worker compares it with
+    assert not (pool.dir / "stop").exists()
+    pool.stop_workers()
+    assert (pool.dir / "stop").exists()
+    assert not pool.worker_started("7055_3")
+    (pool.dir / "workers" / "7055_3").write_bytes(b"")
+    assert pool.worker_started("7055_3")
+
+
+def test_remove_the_pool_directory(tmp_path):
+    pool = PoolDirectory.create(tmp_path)
+    pool.post(_layout.Ticket(0, "/s", 0, 0, 0, 1, "k"))
+    pool.remove()
+    assert not pool.dir.exists()

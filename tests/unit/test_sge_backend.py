@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import os
 import pwd
+import re
+import shlex
 from pathlib import Path
 
 import pytest
 from fake_programs import FakeProgram
 
-from batchpool.backend import Job, JobState, JobStatus, Submission
+from batchpool._layout import job_id_from_environment
+from batchpool.backend import Job, JobRequest, JobState, JobStatus
 from batchpool.commands import CommandPolicy
 from batchpool.errors import SchedulerError
 from batchpool.sge import (
@@ -33,14 +36,22 @@ FAST = CommandPolicy(timeout_s=20.0, num_retries=0, backoff_s=0.0)
 USER = pwd.getpwuid(os.getuid()).pw_name
 
 
-def submission(chunks: tuple[int, ...] = (7,), log_dir: Path = Path("/work/s/logs")) -> Submission:
-    return Submission(
-        session_dir=Path("/work/s"),
-        job_name="2026-11-21T05:41:54",
-        chunks=chunks,
+NAME = "2026-11-21T05:41:54"
+"""A job name SGE does not take as it is (a pool's own names are valid already)."""
+
+
+def request(count: int = 1, log_dir: Path = Path("/work/pool_x/logs")) -> JobRequest:
+    return JobRequest(
+        pool_dir=Path("/work/pool_x"),
+        job_name=NAME,
+        count=count,
         python_path="/venv/bin/python",
         log_dir=log_dir,
     )
+
+
+def job(job_id: str, name: str = NAME) -> Job:
+    return Job(job_id, name, Path("o"), Path("e"))
 
 
 def recorded(name: str) -> str:
@@ -66,16 +77,17 @@ def test_sge_job_name(name, expected):
 
 
 def test_job_script_execs_the_worker_by_absolute_path():
-    sub = Submission(
-        session_dir=Path("/work/my session"),
-        job_name="m",
-        chunks=(3,),
-        python_path="/venv/bin/python",
-        log_dir=Path("/work/my session/logs"),
+    req = JobRequest(Path("/work/my pool"), "m", 1, "/venv/bin/python", Path("/work/my pool/l"))
+    assert job_script(req) == (
+        "#!/bin/sh\nexec /venv/bin/python -m batchpool.worker '/work/my pool' --job-id '{JOB_ID}'\n"
     )
-    assert job_script(sub, 3) == (
-        "#!/bin/sh\nexec /venv/bin/python -m batchpool.worker '/work/my session' 3\n"
-    )
+
+
+def test_a_worker_names_itself_as_qstat_and_the_backend_name_its_job():
+    exec_line = job_script(request()).splitlines()[1]
+    template = shlex.split(exec_line)[-1]
+    named = job_id_from_environment(template, {"JOB_ID": "42", "SGE_TASK_ID": "undefined"})
+    assert named == parse_qsub_terse("42\n")
 
 
 def test_qsub_argv_with_every_option():
@@ -85,7 +97,7 @@ def test_qsub_argv_with_every_option():
         qsub_args=["-p", "-10"],
         qsub_path="/opt/qsub",
     )
-    assert backend.qsub_argv(submission(), 7, Path("/work/s/logs/7.x")) == [
+    assert backend.qsub_argv(request(), Path("/work/pool_x/logs/sge.x")) == [
         "/opt/qsub",
         "-terse",
         "-S",
@@ -93,11 +105,11 @@ def test_qsub_argv_with_every_option():
         "-N",
         "bp2026-11-21T05_41_54",
         "-o",
-        "/work/s/logs/7.x.out",
+        "/work/pool_x/logs/sge.x.out",
         "-e",
-        "/work/s/logs/7.x.err",
+        "/work/pool_x/logs/sge.x.err",
         "-wd",
-        "/work/s",
+        "/work/pool_x",
         "-q",
         "all.q",
         "-l",
@@ -110,7 +122,7 @@ def test_qsub_argv_with_every_option():
 
 
 def test_qsub_argv_without_options():
-    assert SgeBackend().qsub_argv(submission((0,)), 0, Path("/work/s/logs/0.x")) == [
+    assert SgeBackend().qsub_argv(request(), Path("/work/pool_x/logs/sge.x")) == [
         "qsub",
         "-terse",
         "-S",
@@ -118,11 +130,11 @@ def test_qsub_argv_without_options():
         "-N",
         "bp2026-11-21T05_41_54",
         "-o",
-        "/work/s/logs/0.x.out",
+        "/work/pool_x/logs/sge.x.out",
         "-e",
-        "/work/s/logs/0.x.err",
+        "/work/pool_x/logs/sge.x.err",
         "-wd",
-        "/work/s",
+        "/work/pool_x",
     ]
 
 
@@ -214,10 +226,25 @@ def test_job_state(state, expected):
     assert job_state(state) is expected
 
 
-def test_job_statuses_answer_only_this_maps_jobs():
+def test_job_statuses_answer_only_the_jobs_asked_for_by_id_and_name():
     jobs = parse_qstat_xml(recorded("qstat-xml-pending-running.xml"))
-    statuses = job_statuses(jobs, "sl2", ["3", "4", "5", "99"])
-    assert statuses == {"4": JobStatus(JobState.PENDING, "qw")}
+    asked = [job("3", "sl2"), job("4", "sl2"), job("5", "sl3"), job("99", "sl2")]
+    statuses = job_statuses(jobs, asked)
+    # 3 is sl1 in the queue: an id of another job (SGE reuses ids after a restart)
+    assert statuses == {
+        "4": JobStatus(JobState.PENDING, "qw"),
+        "5": JobStatus(JobState.PENDING, "qw"),
+    }
+
+
+def test_job_statuses_match_the_sanitized_name():
+    qstat_jobs = [QstatJob("4", "bp2026-11-21T05_41_54", "u", "r")]
+    assert job_statuses(qstat_jobs, [job("4", NAME)]) == {"4": JobStatus(JobState.RUNNING, "r")}
+    assert job_statuses(qstat_jobs, [job("4", "other")]) == {}
+
+
+def test_job_statuses_of_no_jobs_are_empty():
+    assert job_statuses(parse_qstat_xml(recorded("qstat-xml-eqw.xml")), []) == {}
 
 
 # -- the backend against fake programs -----------------------------------------------------
@@ -226,64 +253,108 @@ def test_job_statuses_answer_only_this_maps_jobs():
 def test_submit_gives_the_job_script_on_stdin_and_private_log_files(tmp_path):
     qsub = FakeProgram(tmp_path, "qsub", ("42\n", "", 0))
     backend = SgeBackend(qsub_path=str(qsub.path), command_policy=FAST)
-    sub = submission((7,), log_dir=tmp_path)
-    (job,) = backend.submit(sub)
-    assert (job.chunk, job.job_id) == (7, "42")
-    assert job.stdout_path.parent == tmp_path and job.stdout_path.name.startswith("7.")
-    assert job.stderr_path == job.stdout_path.with_suffix(".err")
-    for path in (job.stdout_path, job.stderr_path):
+    assert backend.max_jobs_per_submit() == 1
+    req = request(log_dir=tmp_path / "logs")
+    req.log_dir.mkdir()
+    (submitted,) = backend.submit(req)
+    assert (submitted.job_id, submitted.name) == ("42", NAME)
+    stem = submitted.stdout_path.with_suffix("")
+    assert stem.parent == req.log_dir and re.fullmatch(r"sge\.[0-9a-f]{12}", stem.name)
+    assert submitted.stdout_path == Path(f"{stem}.out")
+    assert submitted.stderr_path == Path(f"{stem}.err")
+    for path in (submitted.stdout_path, submitted.stderr_path):
+        assert path.read_bytes() == b""
         assert path.stat().st_mode & 0o777 == 0o600  # SGE keeps the mode of existing files
     (call,) = qsub.calls
-    stem = tmp_path / job.stdout_path.stem
-    assert call["argv"] == backend.qsub_argv(sub, 7, stem)[1:]
-    assert call["stdin"] == job_script(sub, 7)
+    assert call["argv"] == backend.qsub_argv(req, stem)[1:]
+    assert call["stdin"] == job_script(req)
 
 
-def test_submit_refuses_more_than_one_chunk():
+def test_every_submission_has_log_files_of_its_own(tmp_path):
+    qsub = FakeProgram(tmp_path, "qsub", ("42\n", "", 0), ("43\n", "", 0))
+    backend = SgeBackend(qsub_path=str(qsub.path), command_policy=FAST)
+    req = request(log_dir=tmp_path)
+    (first,), (second,) = backend.submit(req), backend.submit(req)
+    assert (first.job_id, second.job_id) == ("42", "43")
+    assert first.stdout_path != second.stdout_path
+    assert first.stderr_path != second.stderr_path
+
+
+def test_submit_refuses_more_jobs_than_one(tmp_path):
+    qsub = FakeProgram(tmp_path, "qsub", ("42\n", "", 0))
+    backend = SgeBackend(qsub_path=str(qsub.path), command_policy=FAST)
     with pytest.raises(ValueError):
-        SgeBackend().submit(submission((1, 2)))
+        backend.submit(request(count=2, log_dir=tmp_path))
+    assert qsub.calls == []
 
 
 def test_unparsable_qsub_output_is_a_scheduler_error(tmp_path):
     qsub = FakeProgram(tmp_path, "qsub", ('Your job 42 ("x") has been submitted\n', "", 0))
     backend = SgeBackend(qsub_path=str(qsub.path), command_policy=FAST)
     with pytest.raises(SchedulerError, match="no job id"):
-        backend.submit(submission(log_dir=tmp_path))
+        backend.submit(request(log_dir=tmp_path))
+
+
+def test_a_failing_qsub_is_a_scheduler_error(tmp_path):
+    denied = 'Unable to run job: Job was rejected because job requests unknown queue "x.q".\n'
+    qsub = FakeProgram(tmp_path, "qsub", ("", denied, 1))
+    backend = SgeBackend(qsub_path=str(qsub.path), command_policy=FAST)
+    with pytest.raises(SchedulerError, match="unknown queue"):
+        backend.submit(request(log_dir=tmp_path))
 
 
 def test_status_is_one_qstat_for_this_user(tmp_path):
     qstat = FakeProgram(tmp_path, "qstat", (recorded("qstat-xml-eqw.xml"), "", 0))
     backend = SgeBackend(qstat_path=str(qstat.path), command_policy=FAST)
-    jobs = [Job(0, "8", Path("o"), Path("e")), Job(1, "10", Path("o"), Path("e"))]
-    assert backend.status("e_out", jobs) == {"8": JobStatus(JobState.FAILED, "Eqw")}
+    jobs = [job("8", "e_out"), job("10", "e_out")]
+    assert backend.status(jobs) == {"8": JobStatus(JobState.FAILED, "Eqw")}
     assert [c["argv"] for c in qstat.calls] == [["-xml", "-u", USER]]
+
+
+def test_status_of_jobs_of_several_names_is_still_one_qstat(tmp_path):
+    qstat = FakeProgram(tmp_path, "qstat", (recorded("qstat-xml-pending-running.xml"), "", 0))
+    backend = SgeBackend(qstat_path=str(qstat.path), command_policy=FAST)
+    statuses = backend.status([job("3", "sl1"), job("7", "held"), job("6", "sl4")])
+    assert statuses == {
+        "3": JobStatus(JobState.RUNNING, "r"),
+        "6": JobStatus(JobState.PENDING, "qw"),
+        "7": JobStatus(JobState.PENDING, "hqw"),
+    }
+    assert len(qstat.calls) == 1
 
 
 def test_status_matches_the_sanitized_name(tmp_path):
     xml = recorded("qstat-xml-pending-running.xml").replace(">sl2<", ">bp2026-11-21T05_41_54<")
     qstat = FakeProgram(tmp_path, "qstat", (xml, "", 0))
     backend = SgeBackend(qstat_path=str(qstat.path), command_policy=FAST)
-    statuses = backend.status("2026-11-21T05:41:54", [Job(0, "4", Path("o"), Path("e"))])
+    statuses = backend.status([job("4", NAME)])
     assert statuses == {"4": JobStatus(JobState.PENDING, "qw")}
+
+
+def test_status_of_no_jobs_asks_nothing(tmp_path):
+    qstat = FakeProgram(tmp_path, "qstat", (recorded("qstat-xml-empty.xml"), "", 0))
+    backend = SgeBackend(qstat_path=str(qstat.path), command_policy=FAST)
+    assert backend.status([]) == {}
+    assert qstat.calls == []
 
 
 def test_status_of_an_empty_queue_is_empty(tmp_path):
     qstat = FakeProgram(tmp_path, "qstat", (recorded("qstat-xml-empty.xml"), "", 0))
     backend = SgeBackend(qstat_path=str(qstat.path), command_policy=FAST)
-    assert backend.status("m", [Job(0, "4", Path("o"), Path("e"))]) == {}
+    assert backend.status([job("4", "m")]) == {}
 
 
 def test_status_with_output_that_is_not_xml_is_a_scheduler_error(tmp_path):
     qstat = FakeProgram(tmp_path, "qstat", ("oops\n", "", 0))
     backend = SgeBackend(qstat_path=str(qstat.path), command_policy=FAST)
     with pytest.raises(SchedulerError, match="not XML"):
-        backend.status("m", [Job(0, "4", Path("o"), Path("e"))])
+        backend.status([job("4", "m")])
 
 
 def test_delete_many_jobs_in_few_calls(tmp_path):
     qdel = FakeProgram(tmp_path, "qdel", ("root has registered the job 1 for deletion\n", "", 0))
     backend = SgeBackend(qdel_path=str(qdel.path), command_policy=FAST)
-    backend.delete([Job(i, str(1000 + i), Path("o"), Path("e")) for i in range(600)])
+    backend.delete([job(str(1000 + i)) for i in range(600)])
     calls = [c["argv"] for c in qdel.calls]
     assert [len(argv) for argv in calls] == [500, 100]
     assert calls[0][0] == "1000" and calls[1][-1] == "1599"
@@ -297,7 +368,7 @@ def test_delete_of_jobs_already_gone_is_not_an_error(tmp_path):
     )
     qdel = FakeProgram(tmp_path, "qdel", answer)
     backend = SgeBackend(qdel_path=str(qdel.path), command_policy=FAST)
-    backend.delete([Job(0, "12", Path("o"), Path("e")), Job(1, "99999", Path("o"), Path("e"))])
+    backend.delete([job("12"), job("99999")])
     assert len(qdel.calls) == 1
 
 
@@ -313,7 +384,12 @@ def test_delete_that_fails_otherwise_is_a_scheduler_error(tmp_path, answer):
     qdel = FakeProgram(tmp_path, "qdel", answer)
     backend = SgeBackend(qdel_path=str(qdel.path), command_policy=FAST)
     with pytest.raises(SchedulerError, match="failed 1 times"):
-        backend.delete([Job(0, "12", Path("o"), Path("e"))])
+        backend.delete([job("12")])
+
+
+def test_filter_stderr_keeps_everything():
+    text = "error: something\nTraceback\n"
+    assert SgeBackend().filter_stderr(text) == text
 
 
 # -- the pool ------------------------------------------------------------------------------
@@ -330,5 +406,5 @@ def test_pool_builds_its_backend_and_passes_common_options_on(monkeypatch):
     monkeypatch.setattr(batchpool.proto_pool.ProtoPool, "__init__", init)
     batchpool.sge.Pool(2, queue_name="all.q", resources=["h_vmem=1G"], polling_interval=1.0)
     backend = seen["kwargs"].pop("backend")
-    assert seen == {"args": (2, None, (), None), "kwargs": {"polling_interval": 1.0}}
+    assert seen == {"args": (2, None, (), None, None), "kwargs": {"polling_interval": 1.0}}
     assert (backend.name, backend.queue_name, backend.resources) == ("sge", "all.q", ["h_vmem=1G"])

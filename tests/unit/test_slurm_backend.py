@@ -7,6 +7,7 @@ which log their argv, stdin and environment and print a given answer.
 
 from __future__ import annotations
 
+import shlex
 import time
 from pathlib import Path
 from typing import Optional
@@ -15,7 +16,8 @@ import pytest
 from fake_programs import FakeProgram
 
 import batchpool.proto_pool
-from batchpool.backend import Job, JobState, JobStatus, Submission
+from batchpool._layout import job_id_from_environment
+from batchpool.backend import Job, JobRequest, JobState, JobStatus
 from batchpool.commands import CommandPolicy
 from batchpool.errors import SchedulerError
 from batchpool.slurm import (
@@ -93,22 +95,29 @@ def wide_to_our_format(name: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def submission(chunks: tuple[int, ...], max_running=None) -> Submission:
-    return Submission(
-        session_dir=Path("/work/s"),
-        job_name="2026-11-21T05-41-54",
-        chunks=chunks,
+NAME = "bp_20261121T054154_77_a1b2c3"
+LOG = Path("/work/pool_x/logs")
+
+
+def request(count: int = 1) -> JobRequest:
+    return JobRequest(
+        pool_dir=Path("/work/pool_x"),
+        job_name=NAME,
+        count=count,
         python_path="/venv/bin/python",
-        log_dir=Path("/work/s/logs"),
-        max_running=max_running,
+        log_dir=LOG,
     )
+
+
+def job(job_id: str, name: str = NAME) -> Job:
+    return Job(job_id, name, Path("o"), Path("e"))
 
 
 # -- squeue: command line and parser --------------------------------------------------------
 
 
 def test_squeue_argv_has_an_explicit_format_all_states_and_one_line_per_element():
-    assert squeue_argv("/opt/squeue", "mymap") == [
+    assert squeue_argv("/opt/squeue", ["mymap"]) == [
         "/opt/squeue",
         "-h",
         "-r",
@@ -119,6 +128,12 @@ def test_squeue_argv_has_an_explicit_format_all_states_and_one_line_per_element(
         "-o",
         "%i|%A|%K|%j|%T|%r",
     ]
+
+
+def test_squeue_argv_asks_for_several_names_in_one_call():
+    argv = squeue_argv("squeue", ["bp_a", "bp_b", "bp_c"])
+    assert argv[argv.index("--name") + 1] == "bp_a,bp_b,bp_c"
+    assert argv.count("--name") == 1
 
 
 def test_parse_recorded_squeue_with_one_line_per_element():
@@ -315,7 +330,7 @@ def test_scheduler_environment_drops_the_drivers_job_and_keeps_preferences():
 # -- sbatch command lines ------------------------------------------------------------------
 
 
-def test_sbatch_argv_of_one_job_per_chunk_with_every_option(tmp_path):
+def test_sbatch_argv_of_one_job_per_worker_with_every_option():
     backend = SlurmBackend(
         partition="short",
         time="1:00:00",
@@ -326,15 +341,15 @@ def test_sbatch_argv_of_one_job_per_chunk_with_every_option(tmp_path):
         sbatch_args=["--constraint", "avx2"],
         sbatch_path="/opt/sbatch",
     )
-    assert backend.sbatch_argv(submission((7,))) == [
+    assert backend.sbatch_argv(request()) == [
         "/opt/sbatch",
         "--parsable",
         "--job-name",
-        "2026-11-21T05-41-54",
+        NAME,
         "--output",
-        "/work/s/logs/7.%j.out",
+        "/work/pool_x/logs/%j.out",
         "--error",
-        "/work/s/logs/7.%j.err",
+        "/work/pool_x/logs/%j.err",
         "--partition",
         "short",
         "--time",
@@ -350,44 +365,83 @@ def test_sbatch_argv_of_one_job_per_chunk_with_every_option(tmp_path):
         "--constraint",
         "avx2",
         "--wrap",
-        "/venv/bin/python -m batchpool.worker /work/s 7",
+        "/venv/bin/python -m batchpool.worker /work/pool_x --job-id '{SLURM_JOB_ID}'",
     ]
 
 
-def test_sbatch_argv_without_options_leaves_resources_to_the_cluster(tmp_path):
-    assert SlurmBackend().sbatch_argv(submission((0,))) == [
+def test_sbatch_argv_without_options_leaves_resources_to_the_cluster():
+    assert SlurmBackend().sbatch_argv(request()) == [
         "sbatch",
         "--parsable",
         "--job-name",
-        "2026-11-21T05-41-54",
+        NAME,
         "--output",
-        "/work/s/logs/0.%j.out",
+        "/work/pool_x/logs/%j.out",
         "--error",
-        "/work/s/logs/0.%j.err",
+        "/work/pool_x/logs/%j.err",
         "--wrap",
-        "/venv/bin/python -m batchpool.worker /work/s 0",
+        "/venv/bin/python -m batchpool.worker /work/pool_x --job-id '{SLURM_JOB_ID}'",
     ]
 
 
-def test_sbatch_argv_of_an_array(tmp_path):
+def test_sbatch_argv_of_an_array_has_one_element_per_worker_and_no_throttle():
     backend = SlurmArrayBackend(mem="1G", sbatch_args=["--nice=10"])
-    assert backend.sbatch_argv(submission((3, 4, 5, 9), max_running=2)) == [
+    assert backend.sbatch_argv(request(count=4)) == [
         "sbatch",
         "--parsable",
         "--job-name",
-        "2026-11-21T05-41-54",
+        NAME,
         "--array",
-        "0-3%2",
+        "0-3",
         "--output",
-        "/work/s/logs/%A_%a.out",
+        "/work/pool_x/logs/%A_%a.out",
         "--error",
-        "/work/s/logs/%A_%a.err",
+        "/work/pool_x/logs/%A_%a.err",
         "--mem",
         "1G",
         "--nice=10",
         "--wrap",
-        "/venv/bin/python -m batchpool.worker /work/s 3-5,9 --index-var SLURM_ARRAY_TASK_ID",
+        "/venv/bin/python -m batchpool.worker /work/pool_x "
+        "--job-id '{SLURM_ARRAY_JOB_ID}_{SLURM_ARRAY_TASK_ID}'",
     ]
+
+
+def test_the_wrapped_command_quotes_paths_with_spaces():
+    req = JobRequest(Path("/work/my pool"), NAME, 1, "/my venv/bin/python", Path("/w/l"))
+    wrap = SlurmBackend().sbatch_argv(req)[-1]
+    assert shlex.split(wrap) == [
+        "/my venv/bin/python",
+        "-m",
+        "batchpool.worker",
+        "/work/my pool",
+        "--job-id",
+        "{SLURM_JOB_ID}",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("backend", "sbatch_output", "env"),
+    [
+        (SlurmBackend(), "7056\n", {"SLURM_JOB_ID": "7056"}),
+        (
+            SlurmArrayBackend(),
+            "7055\n",
+            {"SLURM_JOB_ID": "7058", "SLURM_ARRAY_JOB_ID": "7055", "SLURM_ARRAY_TASK_ID": "2"},
+        ),
+    ],
+)
+def test_a_worker_names_itself_as_squeue_and_the_backend_name_its_job(backend, sbatch_output, env):
+    """The job id the worker writes into its claims (from the template in --wrap and the
+    job's variables) is the id the backend gave the job and squeue prints (``%i``)."""
+    req = request(count=3)
+    template = shlex.split(backend.sbatch_argv(req)[-1])[-1]
+    named = job_id_from_environment(template, env)
+    jobs = backend.jobs_of(req, parse_sbatch_parsable(sbatch_output))
+    index = int(env.get("SLURM_ARRAY_TASK_ID", 0))
+    assert jobs[index].job_id == named
+    task = env.get("SLURM_ARRAY_TASK_ID", "N/A")
+    line = f"{named}|{env['SLURM_JOB_ID']}|{task}|{NAME}|RUNNING|None"
+    assert list(job_statuses(parse_squeue(line), [named])) == [named]
 
 
 def test_array_spec():
@@ -440,43 +494,68 @@ def test_submit_one_job_runs_sbatch_and_names_its_logs(tmp_path, monkeypatch):
     monkeypatch.setenv("SBATCH_ACCOUNT", "physics")
     sbatch = FakeProgram(tmp_path, "sbatch", ("7056\n", "", 0))
     backend = SlurmBackend(partition="short", sbatch_path=str(sbatch.path), command_policy=FAST)
-    sub = submission((7,))
-    jobs = backend.submit(sub)
-    assert jobs == [
-        Job(7, "7056", Path("/work/s/logs/7.7056.out"), Path("/work/s/logs/7.7056.err"))
-    ]
+    assert backend.max_jobs_per_submit() == 1
+    jobs = backend.submit(request())
+    assert jobs == [Job("7056", NAME, LOG / "7056.out", LOG / "7056.err")]
     (call,) = sbatch.calls
-    assert call["argv"] == backend.sbatch_argv(sub)[1:]
+    assert call["argv"] == backend.sbatch_argv(request())[1:]
     assert "SLURM_JOB_ID" not in call["env"]
     assert call["env"]["SLURM_CONF"] == "/etc/slurm/slurm.conf"
     assert call["env"]["SBATCH_ACCOUNT"] == "physics"
 
 
-def test_submit_refuses_more_chunks_than_one(tmp_path):
+def test_submit_refuses_more_jobs_than_one(tmp_path):
+    sbatch = FakeProgram(tmp_path, "sbatch", ("7056\n", "", 0))
+    backend = SlurmBackend(sbatch_path=str(sbatch.path), command_policy=FAST)
     with pytest.raises(ValueError, match="at most 1"):
-        SlurmBackend().submit(submission((1, 2)))
+        backend.submit(request(count=2))
+    assert sbatch.calls == []
 
 
 def test_unparsable_sbatch_output_is_a_scheduler_error(tmp_path):
     sbatch = FakeProgram(tmp_path, "sbatch", ("Submitted batch job 7056\n", "", 0))
     backend = SlurmBackend(sbatch_path=str(sbatch.path), command_policy=FAST)
     with pytest.raises(SchedulerError, match="no job id"):
-        backend.submit(submission((0,)))
+        backend.submit(request())
 
 
 def test_status_is_one_squeue_for_all_jobs(tmp_path):
     squeue = FakeProgram(tmp_path, "squeue", (SQUEUE_R, "", 0))
     backend = SlurmArrayBackend(squeue_path=str(squeue.path), command_policy=FAST)
-    jobs = [Job(i, f"7055_{i}", Path("o"), Path("e")) for i in range(6)]
-    statuses = backend.status("rec", jobs)
+    jobs = [job(f"7055_{i}", "rec") for i in range(6)]
+    statuses = backend.status(jobs)
     assert sorted(statuses) == ["7055_0", "7055_1", "7055_2", "7055_3"]
     assert {s.state for s in statuses.values()} == {JobState.PENDING}
-    assert [c["argv"] for c in squeue.calls] == [squeue_argv("x", "rec")[1:]]
+    assert [c["argv"] for c in squeue.calls] == [squeue_argv("x", ["rec"])[1:]]
+
+
+def test_status_of_jobs_of_several_names_is_still_one_squeue(tmp_path):
+    squeue = FakeProgram(tmp_path, "squeue", (SQUEUE_R, "", 0))
+    backend = SlurmBackend(squeue_path=str(squeue.path), command_policy=FAST)
+    jobs = [job("7057", "rec3"), job("7055_1", "rec"), job("7056", "rec2"), job("7055_2", "rec")]
+    statuses = backend.status(jobs)
+    assert statuses == {
+        "7055_1": JobStatus(JobState.PENDING, "PENDING Priority"),
+        "7055_2": JobStatus(JobState.PENDING, "PENDING Priority"),
+        "7056": JobStatus(JobState.PENDING, "PENDING Priority"),
+        "7057": JobStatus(JobState.PENDING, "PENDING JobHeldUser"),
+    }
+    assert [c["argv"] for c in squeue.calls] == [squeue_argv("x", ["rec", "rec2", "rec3"])[1:]]
+
+
+def test_status_runs_squeue_without_the_drivers_job(tmp_path, monkeypatch):
+    monkeypatch.setenv("SLURM_JOB_ID", "41")
+    monkeypatch.setenv("SQUEUE_SORT", "-t")
+    squeue = FakeProgram(tmp_path, "squeue", ("", "", 0))
+    backend = SlurmBackend(squeue_path=str(squeue.path), command_policy=FAST)
+    assert backend.status([job("1")]) == {}  # not in the queue: not in the answer
+    (call,) = squeue.calls
+    assert "SLURM_JOB_ID" not in call["env"] and call["env"]["SQUEUE_SORT"] == "-t"
 
 
 def test_status_of_no_jobs_asks_nothing(tmp_path):
     squeue = FakeProgram(tmp_path, "squeue", ("", "", 0))
-    assert SlurmBackend(squeue_path=str(squeue.path)).status("rec", []) == {}
+    assert SlurmBackend(squeue_path=str(squeue.path)).status([]) == {}
     assert squeue.calls == []
 
 
@@ -486,14 +565,22 @@ def test_status_fails_with_the_schedulers_words(tmp_path):
     policy = CommandPolicy(num_retries=1, backoff_s=0.0)
     backend = SlurmBackend(squeue_path=str(squeue.path), command_policy=policy)
     with pytest.raises(SchedulerError, match="connect failure"):
-        backend.status("rec", [Job(0, "1", Path("o"), Path("e"))])
+        backend.status([job("1", "rec")])
     assert len(squeue.calls) == 2
+
+
+def test_status_with_a_line_of_another_format_is_a_scheduler_error(tmp_path):
+    squeue = FakeProgram(tmp_path, "squeue", ("7055 rec PENDING\n", "", 0))
+    backend = SlurmBackend(squeue_path=str(squeue.path), command_policy=FAST)
+    with pytest.raises(SchedulerError, match="cannot read") as caught:
+        backend.status([job("7055", "rec")])
+    assert caught.value.stdout == "7055 rec PENDING\n"
 
 
 def test_delete_cancels_elements_one_by_one_in_calls_of_500(tmp_path):
     scancel = FakeProgram(tmp_path, "scancel", ("", "", 0))
     backend = SlurmBackend(scancel_path=str(scancel.path), command_policy=FAST)
-    jobs = [Job(i, f"7055_{i}", Path("o"), Path("e")) for i in range(1200)]
+    jobs = [job(f"7055_{i}") for i in range(1200)]
     backend.delete(jobs)
     calls = [c["argv"] for c in scancel.calls]
     assert [len(argv) for argv in calls] == [500, 500, 200]
@@ -505,7 +592,7 @@ def test_delete_of_jobs_already_gone_is_not_an_error(tmp_path):
     gone = "scancel: error: Kill job error on job id 999999: Invalid job id specified\n"
     scancel = FakeProgram(tmp_path, "scancel", ("", gone, 1))
     backend = SlurmBackend(scancel_path=str(scancel.path), command_policy=FAST)
-    backend.delete([Job(0, "999999", Path("o"), Path("e"))])
+    backend.delete([job("999999")])
     assert len(scancel.calls) == 1
 
 
@@ -515,7 +602,19 @@ def test_delete_that_fails_otherwise_is_a_scheduler_error(tmp_path):
     )
     backend = SlurmBackend(scancel_path=str(scancel.path), command_policy=FAST)
     with pytest.raises(SchedulerError, match="permission denied"):
-        backend.delete([Job(0, "5", Path("o"), Path("e"))])
+        backend.delete([job("5")])
+
+
+def test_delete_of_no_jobs_runs_nothing(tmp_path):
+    scancel = FakeProgram(tmp_path, "scancel", ("", "", 0))
+    SlurmBackend(scancel_path=str(scancel.path), command_policy=FAST).delete([])
+    assert scancel.calls == []
+
+
+def test_filter_stderr_drops_slurmstepd_noise():
+    text = "slurmstepd: error: Setting TMPDIR to /tmp\nTraceback\n"
+    assert SlurmBackend().filter_stderr(text) == "Traceback\n"
+    assert SlurmArrayBackend().filter_stderr(text) == "Traceback\n"
 
 
 def test_array_submit_names_elements_like_squeue(tmp_path):
@@ -525,17 +624,28 @@ def test_array_submit_names_elements_like_squeue(tmp_path):
     backend = SlurmArrayBackend(
         sbatch_path=str(sbatch.path), scontrol_path=str(scontrol.path), command_policy=FAST
     )
-    assert backend.max_chunks_per_submit() == 100001
-    assert backend.max_chunks_per_submit() == 100001
-    jobs = backend.submit(submission((10, 11, 12), max_running=2))
-    log = Path("/work/s/logs")
+    assert backend.max_jobs_per_submit() == 100001
+    assert backend.max_jobs_per_submit() == 100001
+    jobs = backend.submit(request(count=3))
     assert jobs == [
-        Job(10, "7055_0", log / "7055_0.out", log / "7055_0.err"),
-        Job(11, "7055_1", log / "7055_1.out", log / "7055_1.err"),
-        Job(12, "7055_2", log / "7055_2.out", log / "7055_2.err"),
+        Job("7055_0", NAME, LOG / "7055_0.out", LOG / "7055_0.err"),
+        Job("7055_1", NAME, LOG / "7055_1.out", LOG / "7055_1.err"),
+        Job("7055_2", NAME, LOG / "7055_2.out", LOG / "7055_2.err"),
     ]
     assert [c["argv"] for c in scontrol.calls] == [["show", "config"]]
-    assert sbatch.calls[0]["argv"][3:5] == ["--array", "0-2%2"]
+    assert sbatch.calls[0]["argv"][3:5] == ["--array", "0-2"]
+
+
+def test_an_array_of_more_elements_than_max_array_size_is_refused(tmp_path):
+    scontrol = FakeProgram(tmp_path, "scontrol", ("MaxArraySize = 4\n", "", 0))
+    sbatch = FakeProgram(tmp_path, "sbatch", ("7055\n", "", 0))
+    backend = SlurmArrayBackend(
+        sbatch_path=str(sbatch.path), scontrol_path=str(scontrol.path), command_policy=FAST
+    )
+    assert len(backend.submit(request(count=4))) == 4  # indices 0-3, below MaxArraySize
+    with pytest.raises(ValueError, match="at most 4"):
+        backend.submit(request(count=5))
+    assert len(sbatch.calls) == 1
 
 
 @pytest.mark.parametrize(
@@ -549,7 +659,9 @@ def test_max_array_size_falls_back_to_slurms_default_with_a_warning(tmp_path, an
     scontrol = FakeProgram(tmp_path, "scontrol", answer)
     backend = SlurmArrayBackend(scontrol_path=str(scontrol.path), command_policy=FAST)
     with pytest.warns(RuntimeWarning, match="MaxArraySize = 1001"):
-        assert backend.max_chunks_per_submit() == 1001
+        assert backend.max_jobs_per_submit() == 1001
+    assert backend.max_jobs_per_submit() == 1001  # asked once
+    assert len(scontrol.calls) == 1
 
 
 def test_a_rejected_array_fails_at_once_and_says_what_to_do(tmp_path):
@@ -560,15 +672,26 @@ def test_a_rejected_array_fails_at_once_and_says_what_to_do(tmp_path):
     backend = SlurmArrayBackend(
         sbatch_path=str(sbatch.path), scontrol_path=str(scontrol.path), command_policy=policy
     )
-    backend.max_chunks_per_submit()
+    backend.max_jobs_per_submit()
     start = time.monotonic()
     with pytest.raises(SchedulerError) as caught:
-        backend.submit(submission((0, 1)))
+        backend.submit(request(count=2))
     assert time.monotonic() - start < 20
     assert len(sbatch.calls) == 1
     assert "MaxArraySize = 1001" in str(caught.value)
-    assert "larger chunksize" in str(caught.value)
+    assert "batchpool.slurm.Pool" in str(caught.value)
     assert "Invalid job array specification" in caught.value.stderr
+
+
+def test_a_rejected_partition_fails_at_once(tmp_path):
+    rejection, rc = recorded_output("commands_and_outputs.txt", "sbatch --partition nosuch")
+    sbatch = FakeProgram(tmp_path, "sbatch", ("", rejection, rc))
+    policy = CommandPolicy(num_retries=1, backoff_s=25.0)
+    backend = SlurmBackend(sbatch_path=str(sbatch.path), command_policy=policy)
+    with pytest.raises(SchedulerError, match="retrying would not help") as caught:
+        backend.submit(request())
+    assert "invalid partition" in caught.value.stderr
+    assert len(sbatch.calls) == 1
 
 
 def test_a_submit_limit_fails_at_once_and_says_what_to_do(tmp_path):
@@ -581,7 +704,7 @@ def test_a_submit_limit_fails_at_once_and_says_what_to_do(tmp_path):
     policy = CommandPolicy(num_retries=1, backoff_s=25.0)
     backend = SlurmBackend(sbatch_path=str(sbatch.path), command_policy=policy)
     with pytest.raises(SchedulerError, match="limit of jobs you may have in the queue"):
-        backend.submit(submission((0,)))
+        backend.submit(request())
     assert len(sbatch.calls) == 1
 
 
@@ -590,9 +713,31 @@ def test_a_transient_sbatch_failure_is_retried(tmp_path):
     sbatch = FakeProgram(tmp_path, "sbatch", ("", busy, 1), ("7060\n", "", 0))
     policy = CommandPolicy(num_retries=2, backoff_s=0.0)
     backend = SlurmBackend(sbatch_path=str(sbatch.path), command_policy=policy)
-    (job,) = backend.submit(submission((0,)))
-    assert job.job_id == "7060"
+    (submitted,) = backend.submit(request())
+    assert submitted.job_id == "7060"
     assert len(sbatch.calls) == 2
+
+
+def test_a_cancelled_submit_raises_cancelled(tmp_path):
+    import threading
+
+    from batchpool.commands import Cancelled
+
+    busy = "sbatch: error: Batch job submission failed: Socket timed out on send/recv operation\n"
+    sbatch = FakeProgram(tmp_path, "sbatch", ("", busy, 1))
+    policy = CommandPolicy(num_retries=3, backoff_s=30.0)
+    backend = SlurmBackend(sbatch_path=str(sbatch.path), command_policy=policy)
+    cancel = threading.Event()
+    timer = threading.Timer(0.3, cancel.set)
+    timer.start()
+    start = time.monotonic()
+    try:
+        with pytest.raises(Cancelled):
+            backend.submit(request(), cancel)
+    finally:
+        timer.cancel()
+    assert time.monotonic() - start < 5
+    assert len(sbatch.calls) == 1
 
 
 # -- the pools -----------------------------------------------------------------------------
@@ -611,7 +756,7 @@ def test_pool_builds_its_backend_and_passes_common_options_on(monkeypatch, modul
     monkeypatch.setattr(batchpool.proto_pool.ProtoPool, "__init__", init)
     module.Pool(4, None, (), None, partition="short", sbatch_path="/x/sbatch", work_dir="/w")
     backend = seen["kwargs"].pop("backend")
-    assert seen == {"args": (4, None, (), None), "kwargs": {"work_dir": "/w"}}
+    assert seen == {"args": (4, None, (), None, None), "kwargs": {"work_dir": "/w"}}
     assert backend.name == module_name.replace("batchpool.", "")
     assert backend.resource_args == ["--partition", "short"]
     assert backend.sbatch_path == "/x/sbatch"

@@ -7,7 +7,10 @@ print Slurm 22.05 / SGE 8.1.9 output, run the jobs on this machine and take faul
 as data (:class:`Fault` in :class:`DummyConfig`)::
 
     cluster = install_dummies(tmp_path, config=DummyConfig(slots=2))
-    cluster.add_fault(Fault(FaultKind.ERROR_STATE, chunk=3, times=2, state="NODE_FAIL"))
+    # the cluster's first two jobs (submission index 0 and 1) fail with NODE_FAIL
+    cluster.add_fault(Fault(FaultKind.ERROR_STATE, job=0, times=2, state="NODE_FAIL"))
+    # the third one is SIGKILLed (its whole process group) 1.5 s after it started
+    cluster.add_fault(Fault(FaultKind.CRASH, job=2, seconds=1.5))
     pool = batchpool.slurm.Pool(sbatch_path=cluster.sbatch_path, ...)
     ...
     cluster.kill_all()
@@ -130,6 +133,11 @@ class DummyCluster:
         """Append a fault to the configuration."""
         fault = fault if isinstance(fault, Fault) else Fault.from_json(fault)
         return self.set_config(faults=[*self.config().faults, fault])
+
+    def times_fired(self, fault: Union[Fault, dict]) -> int:
+        """How many jobs (job faults) or invocations (command faults) ``fault`` has hit."""
+        fault = fault if isinstance(fault, Fault) else Fault.from_json(fault)
+        return load_state(self.paths).faults_fired.get(fault.key(), 0)
 
     def calls(self, program: Optional[str] = None) -> list[dict]:
         """Logged invocations (``program``, ``argv``, ``time``, ``cwd``, ``pid``), oldest first."""

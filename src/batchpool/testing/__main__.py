@@ -59,7 +59,7 @@ def run(program: str, args: Sequence[str]) -> int:
         sys.stderr.write(fault.stderr + ("\n" if fault.stderr else ""))
         return fault.returncode
     if fault is not None:
-        time.sleep(fault.seconds)
+        time.sleep(fault.delay_s)
     with locked_state(paths) as state:
         advance(state, config, paths, PREPARERS)
         try:

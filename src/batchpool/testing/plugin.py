@@ -6,7 +6,8 @@ every test suite of a project that has batchpool installed::
     from batchpool.testing import Fault, FaultKind
 
     def test_survives_a_node_failure(dummy_cluster, dummy_slurm_pool):
-        dummy_cluster.add_fault(Fault(FaultKind.ERROR_STATE, chunk=0, state="NODE_FAIL"))
+        # the first job submitted to the dummy cluster fails with NODE_FAIL
+        dummy_cluster.add_fault(Fault(FaultKind.ERROR_STATE, job=0, state="NODE_FAIL"))
         pool = dummy_slurm_pool(processes=2)
         assert pool.map(abs, [-1, -2]) == [1, 2]
 

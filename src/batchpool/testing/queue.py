@@ -23,7 +23,6 @@ import fcntl
 import json
 import os
 import pwd
-import shlex
 import signal
 import socket
 import subprocess
@@ -33,14 +32,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-from ..worker import parse_chunks
-
 DIRECTORY_VARIABLE = "BATCHPOOL_DUMMY_DIR"
 """Environment variable naming the dummy cluster's directory."""
 SAVED_PYTHONPATH_VARIABLE = "_BATCHPOOL_DUMMY_PYTHONPATH"
 """Set by the wrappers: the submitter's own ``PYTHONPATH`` (``set:VALUE`` or ``unset``)."""
 
 _EXIT_WRAPPER = 'f="$1"; shift; "$@"; rc=$?; echo "$rc" > "$f.tmp"; mv "$f.tmp" "$f"'
+_KILLING_EXIT_WRAPPER = (
+    'f="$1"; d="$2"; shift 2; '
+    "( sleep \"$d\" & s=$!; trap 'kill $s; exit 0' TERM; wait $s && kill -9 0 ) & w=$!; "
+    '"$@"; rc=$?; kill $w 2>/dev/null; echo "$rc" > "$f.tmp"; mv "$f.tmp" "$f"'
+)
+"""The exit wrapper of a job hit by a delayed ``crash``: a watchdog in the job's process
+group sleeps ``d`` seconds, then SIGKILLs the whole group (the job, its children, the
+wrapper and itself); a job that ends first stops the watchdog."""
 
 
 class Scheduler(str, enum.Enum):
@@ -60,29 +65,45 @@ class Phase(str, enum.Enum):
 
 class FaultKind(str, enum.Enum):
     ERROR_STATE = "error_state"
-    """A job running ``chunk`` goes into ``state`` instead of running."""
+    """The job goes into ``state`` instead of running."""
     VANISH = "vanish"
-    """A job running ``chunk`` disappears from the queue without running."""
+    """The job disappears from the queue instead of running."""
     CRASH = "crash"
-    """A job running ``chunk`` starts and is killed with SIGKILL at once."""
+    """The job starts; its whole process group is killed with SIGKILL ``seconds`` after
+    it started running (default 0: at once)."""
     COMMAND_FAILS = "command_fails"
     """``program`` prints ``stderr`` and exits with ``returncode`` before doing anything."""
     COMMAND_HANGS = "command_hangs"
-    """``program`` sleeps ``seconds`` before doing its work."""
+    """``program`` sleeps ``seconds`` (default 30) before doing its work."""
+
+
+JOB_FAULT_KINDS = frozenset((FaultKind.ERROR_STATE, FaultKind.VANISH, FaultKind.CRASH))
+"""Faults that hit jobs (keyed by ``job``); the others hit program invocations."""
+DEFAULT_HANG_S = 30.0
 
 
 @dataclass(frozen=True)
 class Fault:
-    """One fault, declared as data; it fires ``times`` times (counted in the state).
+    """One fault, declared as data.
+
+    A *job fault* (``error_state``, ``vanish``, ``crash``) hits the jobs whose
+    submission index is ``job, job + 1, ..., job + times - 1``: every job submitted to
+    the dummy cluster gets the next index, from 0, in order of submission, Slurm and
+    SGE together, each element of an array counting as one job (in index order). The
+    fault acts when the job would start; a job deleted while pending is never hit.
+
+    A *command fault* (``command_fails``, ``command_hangs``) hits the next ``times``
+    invocations of ``program``.
 
     Parameters
     ----------
     kind
         What happens, see :class:`FaultKind`.
     times
-        How often the fault fires.
-    chunk
-        batchpool's chunk index a job must run (job faults).
+        How many jobs (from ``job`` on), or how many invocations, it hits.
+    job
+        Job faults: the submission index of the first job hit (0 is the cluster's
+        first job).
     state
         For ``error_state``: a Slurm state (``NODE_FAIL``, ``OUT_OF_MEMORY``, ...) or
         ``PENDING`` (held pending with ``reason``). SGE always shows ``Eqw``.
@@ -93,19 +114,43 @@ class Fault:
     returncode, stderr, stdout
         What a failing command returns and prints.
     seconds
-        How long a hanging command sleeps.
+        For ``command_hangs``: how long the command sleeps (default 30). For ``crash``:
+        how long after the job started running its process group is killed
+        (default 0: right away).
     """
 
     kind: FaultKind
     times: int = 1
-    chunk: Optional[int] = None
+    job: int = 0
     state: str = "NODE_FAIL"
     reason: str = ""
     program: str = ""
     returncode: int = 1
     stderr: str = ""
     stdout: str = ""
-    seconds: float = 30.0
+    seconds: Optional[float] = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", FaultKind(self.kind))
+        if self.times < 0 or self.job < 0:
+            raise ValueError(f"times and job must not be negative: {self!r}")
+        if self.seconds is not None and self.seconds < 0:
+            raise ValueError(f"seconds must not be negative: {self!r}")
+
+    @property
+    def hits_jobs(self) -> bool:
+        return self.kind in JOB_FAULT_KINDS
+
+    def hits_job(self, submission: int) -> bool:
+        """True for a job fault that hits the job with this submission index."""
+        return self.hits_jobs and self.job <= submission < self.job + self.times
+
+    @property
+    def delay_s(self) -> float:
+        """``seconds`` with the default of the kind (30 for a hang, 0 for a crash)."""
+        if self.seconds is not None:
+            return self.seconds
+        return DEFAULT_HANG_S if self.kind is FaultKind.COMMAND_HANGS else 0.0
 
     def key(self) -> str:
         """Identity of this fault in the state's count of fired faults."""
@@ -116,6 +161,9 @@ class Fault:
 
     @classmethod
     def from_json(cls, data: Mapping) -> Fault:
+        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown fault keys {sorted(unknown)} in {dict(data)}")
         return cls(**{**data, "kind": FaultKind(data["kind"])})
 
 
@@ -194,7 +242,8 @@ class JobRecord:
     end_time: Optional[float] = None
     pid: Optional[int] = None
     pid_start: str = ""
-    chunk: Optional[int] = None
+    submission: int = -1
+    """The job's submission index (see :class:`Fault`); an array element has its own."""
     array_job_id: Optional[int] = None
     array_task_id: Optional[int] = None
     array_throttle: Optional[int] = None
@@ -230,13 +279,16 @@ class QueueState:
 
     next_job_id: dict[str, int] = field(default_factory=lambda: {s.value: 1 for s in Scheduler})
     next_record_id: int = 1
+    next_submission: int = 0
     jobs: list[JobRecord] = field(default_factory=list)
     faults_fired: dict[str, int] = field(default_factory=dict)
+    """How often each fault (by :meth:`Fault.key`) has hit a job or an invocation."""
 
     def to_json(self) -> dict:
         return {
             "next_job_id": self.next_job_id,
             "next_record_id": self.next_record_id,
+            "next_submission": self.next_submission,
             "jobs": [j.to_json() for j in self.jobs],
             "faults_fired": self.faults_fired,
         }
@@ -246,6 +298,7 @@ class QueueState:
         return cls(
             next_job_id=dict(data["next_job_id"]),
             next_record_id=data["next_record_id"],
+            next_submission=data.get("next_submission", 0),
             jobs=[JobRecord.from_json(j) for j in data["jobs"]],
             faults_fired=dict(data["faults_fired"]),
         )
@@ -258,6 +311,11 @@ class QueueState:
     def new_record_id(self) -> int:
         self.next_record_id += 1
         return self.next_record_id - 1
+
+    def new_submission(self) -> int:
+        """The next job's submission index (job faults are keyed by it)."""
+        self.next_submission += 1
+        return self.next_submission - 1
 
     def of(self, scheduler: Scheduler) -> list[JobRecord]:
         return [j for j in self.jobs if j.scheduler is scheduler]
@@ -413,10 +471,12 @@ def take_fault(
 
 
 def take_job_fault(state: QueueState, config: DummyConfig, job: JobRecord) -> Optional[Fault]:
-    if job.chunk is None:
-        return None
-    job_kinds = (FaultKind.ERROR_STATE, FaultKind.VANISH, FaultKind.CRASH)
-    return take_fault(state, config, lambda f: f.kind in job_kinds and f.chunk == job.chunk)
+    """The first job fault that hits ``job`` (by its submission index); counted as fired."""
+    for fault in config.faults:
+        if fault.hits_job(job.submission):
+            state.faults_fired[fault.key()] = state.faults_fired.get(fault.key(), 0) + 1
+            return fault
+    return None
 
 
 def user_name() -> str:
@@ -445,41 +505,6 @@ def read_environment(job: JobRecord) -> dict[str, str]:
     env = json.loads(Path(job.env_file).read_text())
     env.update(job.extra_env)
     return env
-
-
-def find_worker_chunk(lines: Sequence[str], task_index: Optional[int]) -> Optional[int]:
-    """The chunk a job runs, from the ``batchpool.worker`` invocation in its script.
-
-    Parameters
-    ----------
-    lines
-        Lines of the job script (or one line: the command).
-    task_index
-        The array element's index (the value of ``--index-var``), if any.
-    """
-    for line in lines:
-        try:
-            words = shlex.split(line, comments=True)
-        except ValueError:
-            continue
-        for i in range(1, len(words)):
-            if words[i] == "batchpool.worker" and words[i - 1] == "-m":
-                return _chunk_of(words[i + 1 :], task_index)
-    return None
-
-
-def _chunk_of(args: list[str], task_index: Optional[int]) -> Optional[int]:
-    if len(args) < 2:
-        return None
-    try:
-        chunks = parse_chunks(args[1])
-    except ValueError:
-        return None
-    if "--index-var" not in args[2:]:
-        return chunks[0] if len(chunks) == 1 else None
-    if task_index is None or not 0 <= task_index < len(chunks):
-        return None
-    return chunks[task_index]
 
 
 def advance(
@@ -619,8 +644,9 @@ def _start_job(
         return False
     job.phase = Phase.RUNNING
     job.reason = "None"
-    _spawn(job, launch, paths)
-    if fault is not None and fault.kind is FaultKind.CRASH:
+    crash_after_s = fault.delay_s if fault is not None and fault.kind is FaultKind.CRASH else None
+    _spawn(job, launch, paths, crash_after_s or None)
+    if crash_after_s == 0:
         kill_job(job)
         end_job(job, "FAILED", 128 + signal.SIGKILL, now)
         return False
@@ -644,9 +670,22 @@ def _fail_to_start(job: JobRecord, message: str, now: float) -> None:
         end_job(job, "FAILED", 1, now)
 
 
-def _spawn(job: JobRecord, launch: Launch, paths: ClusterPaths) -> None:
+def _spawn(
+    job: JobRecord, launch: Launch, paths: ClusterPaths, kill_after_s: Optional[float] = None
+) -> None:
+    """Start the job in a new session (its process group), under the exit-code wrapper;
+    with ``kill_after_s``, a watchdog SIGKILLs the group that long after the start."""
     exit_file = paths.exit_file(job.record_id)
-    argv = ["/bin/sh", "-c", _EXIT_WRAPPER, "batchpool-dummy-job", str(exit_file), *launch.argv]
+    if kill_after_s is None:
+        wrapper = [_EXIT_WRAPPER, "batchpool-dummy-job", str(exit_file)]
+    else:
+        wrapper = [
+            _KILLING_EXIT_WRAPPER,
+            "batchpool-dummy-job",
+            str(exit_file),
+            f"{kill_after_s:f}",
+        ]
+    argv = ["/bin/sh", "-c", *wrapper, *launch.argv]
     with contextlib.ExitStack() as stack:
         stdout = stack.enter_context(open(launch.stdout, "ab"))
         stderr = (

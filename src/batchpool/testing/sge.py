@@ -32,7 +32,6 @@ from .queue import (
     UsageError,
     capture_environment,
     end_job,
-    find_worker_chunk,
     host_name,
     kill_job,
     read_environment,
@@ -238,7 +237,7 @@ def _submit(context, request, name, queue, script, script_path, tasks) -> int:
     state, paths = context.state, context.paths
     job_id = state.new_job_id(Scheduler.SGE)
     record_id = state.new_record_id()
-    command, lines = _command(request, script, paths.jobs_dir / f"sge-script-{job_id}")
+    command = _command(request, script, paths.jobs_dir / f"sge-script-{job_id}")
     base = dict(
         scheduler=Scheduler.SGE,
         job_id=job_id,
@@ -259,15 +258,13 @@ def _submit(context, request, name, queue, script, script_path, tasks) -> int:
         extra_env=_assignments(request.get("-v")),
     )
     if tasks is None:
-        state.jobs.append(
-            JobRecord(record_id=record_id, chunk=find_worker_chunk(lines, None), **base)
-        )
+        state.jobs.append(JobRecord(record_id=record_id, submission=state.new_submission(), **base))
         return job_id
     for n, index in enumerate(tasks.indices):
         state.jobs.append(
             JobRecord(
                 record_id=record_id if n == 0 else state.new_record_id(),
-                chunk=find_worker_chunk(lines, index),
+                submission=state.new_submission(),
                 array_job_id=job_id,
                 array_task_id=index,
                 array_throttle=int(request.get("-tc")) if request.get("-tc") else None,
@@ -278,14 +275,13 @@ def _submit(context, request, name, queue, script, script_path, tasks) -> int:
     return job_id
 
 
-def _command(request: QsubRequest, script: str, script_file: Path) -> tuple[list[str], list]:
-    """What the job runs, and the lines to look for the worker in."""
+def _command(request: QsubRequest, script: str, script_file: Path) -> list[str]:
+    """What the job runs: the command itself (``-b y``) or the shell with the script."""
     if request.yes("-b"):
-        command = list(request.positionals)
-        return command, [" ".join(command)]
+        return list(request.positionals)
     script_file.write_text(script)
     shell = request.get("-S", "/bin/sh")
-    return [shell, str(script_file), *request.positionals[1:]], script.splitlines()
+    return [shell, str(script_file), *request.positionals[1:]]
 
 
 def _working_dir(request: QsubRequest) -> str:

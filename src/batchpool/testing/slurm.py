@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-from ..worker import format_chunks
+from .._layout import format_ranges
 from .queue import (
     Context,
     DummyConfig,
@@ -30,7 +30,6 @@ from .queue import (
     UsageError,
     cancel_job,
     capture_environment,
-    find_worker_chunk,
     format_time,
     host_name,
     iso_time,
@@ -340,16 +339,14 @@ def _submit(context, request, partition, indices, throttle, time_limit) -> int:
         nodes=int(request.get("nodes", "1").split("-")[0]),
         extra_env=_export_assignments(request.get("export")),
     )
-    lines = request.script.splitlines()
     if indices is None:
-        chunk = find_worker_chunk(lines, None)
-        state.jobs.append(JobRecord(record_id=record_id, chunk=chunk, **base))
+        state.jobs.append(JobRecord(record_id=record_id, submission=state.new_submission(), **base))
         return job_id
     for n, index in enumerate(indices):
         state.jobs.append(
             JobRecord(
                 record_id=record_id if n == 0 else state.new_record_id(),
-                chunk=find_worker_chunk(lines, index),
+                submission=state.new_submission(),
                 array_job_id=job_id,
                 array_task_id=index,
                 array_throttle=throttle,
@@ -520,7 +517,7 @@ class Row:
     def task_text(self) -> str:
         if self.pending_indices:
             throttle = self.job.array_throttle
-            return format_chunks(self.pending_indices) + (f"%{throttle}" if throttle else "")
+            return format_ranges(list(self.pending_indices)) + (f"%{throttle}" if throttle else "")
         return str(self.job.array_task_id) if self.job.is_array else "N/A"
 
     @property
