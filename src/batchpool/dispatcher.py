@@ -232,6 +232,7 @@ class Dispatcher:
         self.task_s: dict[str, float] = {}
         self.outage_since: Optional[float] = None
         self.last_status = -float("inf")
+        self._status_query: Optional[_StatusQuery] = None
         self.last_heartbeat = -float("inf")
         self.heartbeats = 0
         self.failed_starts = 0
@@ -729,28 +730,56 @@ class Dispatcher:
                 del self.jobs[worker.job.job_id]
 
     def _query_status(self) -> None:
+        """Once per ``polling_interval``, ask for the state of all the pool's jobs. The
+        query runs in the background (a scheduler may take minutes to answer, or not
+        answer at all), so that tickets are posted and results collected meanwhile; its
+        answer is taken at the first step after it came."""
+        query = self._status_query
+        if query is not None:
+            if query.done.is_set():
+                self._status_query = None
+                self._take_status(query)
+            return
         now = self.clock()
         if not self.jobs or now - self.last_status < self.settings.polling_interval:
             return
         self.last_status = now
-        remote = [w.job for w in self.jobs.values() if not self._is_local_process(w)]
-        try:
-            statuses = self.backend.status(remote, self.cancel) if remote else {}
-        except Cancelled:
+        workers = list(self.jobs.values())
+        remote = [w.job for w in workers if not self._is_local_process(w)]
+        query = _StatusQuery(workers, now)
+        if not remote:
+            query.done.set()
+            self._take_status(query)
+        elif self.threaded:
+            self._status_query = query
+            query.start(self.backend, remote, self.cancel, self._wake)
+        else:
+            query.run(self.backend, remote, self.cancel, self._wake)
+            self._take_status(query)
+
+    def _take_status(self, query: _StatusQuery) -> None:
+        now = self.clock()
+        if isinstance(query.error, Cancelled):
             return
-        except SchedulerError as error:
-            self._scheduler_unreachable(now, error)
+        if isinstance(query.error, SchedulerError):
+            self._scheduler_unreachable(query.started, query.error)
             return
-        self.num_status_queries += 1 if remote else 0
+        if query.error is not None:
+            raise query.error
+        if query.asked:
+            self.num_status_queries += 1
         if self.outage_since is not None:
             self._say_pool("scheduler reachable again", after_s=round(now - self.outage_since, 1))
             self.outage_since = None
-        for worker in list(self.jobs.values()):
+        for worker in query.workers:
+            if self.jobs.get(worker.job.job_id) is not worker:
+                continue  # gone meanwhile
             if self._is_local_process(worker):
                 alive = process_alive(worker.pid)
                 status = JobStatus(JobState.RUNNING if alive else JobState.ENDED, "")
             else:
-                status = statuses.get(worker.job.job_id, JobStatus(JobState.ENDED, "not in queue"))
+                missing = JobStatus(JobState.ENDED, "not in queue")
+                status = query.statuses.get(worker.job.job_id, missing)
             self._update_job(worker, status, now)
         self._show_counts()
 
@@ -1010,6 +1039,47 @@ class Dispatcher:
         if self.settings.verbose and not self.calls:
             extra = " ".join(f"{k}={v}" for k, v in fields.items())
             sys.stderr.write(f"batchpool: {message} {extra}\n")
+
+
+class _StatusQuery:
+    """One status query of the pool's jobs, run in a thread of its own."""
+
+    def __init__(self, workers: list[WorkerJob], started: float) -> None:
+        self.workers = workers
+        self.started = started
+        self.statuses: dict[str, JobStatus] = {}
+        self.error: Optional[BaseException] = None
+        self.asked = False
+        self.done = threading.Event()
+
+    def start(
+        self,
+        backend: Backend,
+        jobs: list[Job],
+        cancel: threading.Event,
+        wake: threading.Event,
+    ) -> None:
+        thread = threading.Thread(
+            target=self.run, args=(backend, jobs, cancel, wake), name="batchpool-status"
+        )
+        thread.daemon = True
+        thread.start()
+
+    def run(
+        self,
+        backend: Backend,
+        jobs: list[Job],
+        cancel: threading.Event,
+        wake: threading.Event,
+    ) -> None:
+        try:
+            self.statuses = backend.status(jobs, cancel)
+            self.asked = True
+        except BaseException as error:  # handed to the dispatcher thread
+            self.error = error
+        finally:
+            self.done.set()
+            wake.set()
 
 
 def batch_of_applies(calls: list[Call]) -> Call:

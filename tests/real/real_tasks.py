@@ -1,0 +1,48 @@
+"""Task functions for tests/real/test_standing_workers.py.
+
+Imported by reference in the jobs (the worker takes the driver's ``sys.path``), so they
+must live in a module, not in a test. Each task that leaves a trace appends whole
+lines to a file with one ``write`` (``O_APPEND``: lines of concurrent workers never mix).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+
+def job_id() -> str:
+    """The id of the job this runs in, as ``squeue -r``/``qstat`` and the claims print it."""
+    env = os.environ
+    if env.get("SLURM_ARRAY_JOB_ID") and env.get("SLURM_ARRAY_TASK_ID"):
+        return f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
+    return env.get("SLURM_JOB_ID") or env.get("JOB_ID") or f"local-{os.getpid()}"
+
+
+def append_line(path: str, line: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        os.write(fd, (line + "\n").encode())
+    finally:
+        os.close(fd)
+
+
+def record(args: tuple) -> tuple:
+    """``(path, index, sleep_s)``: log ``start``, sleep, log ``end``; return
+    ``(index * index, job id)``.
+
+    Each line of ``path``: ``start|end INDEX JOB_ID PID TIME``.
+    """
+    path, index, sleep_s = args
+    me = job_id()
+    append_line(path, f"start {index} {me} {os.getpid()} {time.time():.6f}")
+    time.sleep(sleep_s)
+    append_line(path, f"end {index} {me} {os.getpid()} {time.time():.6f}")
+    return index * index, me
+
+
+def square_in_job(args: tuple) -> tuple:
+    """``(x, sleep_s)`` -> ``(x * x, job id)``."""
+    x, sleep_s = args
+    time.sleep(sleep_s)
+    return x * x, job_id()
