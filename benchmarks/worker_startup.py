@@ -1,12 +1,13 @@
 """Start-up cost of ``python -m batchpool.worker`` against a bare interpreter.
 
-Two sessions are prepared, each by a one-task map through
+Two pools with a session each are prepared, each by a one-task map through
 ``batchpool.local.Pool`` with ``keep_work_dir=True``; the task writes
 ``time.time()`` into a stamp file when it starts. In one the task function comes
 from an importable module (``_tasks.stamp``, pickled by reference); in the other
 it is defined in ``__main__`` (pickled by value, so the worker must import
-``cloudpickle`` to rebuild it). Then each worker command is re-run by hand
-``--repeats`` times (same interpreter, same environment as the driver, so the
+``cloudpickle`` to rebuild it). Then a worker of each pool is started by hand
+``--repeats`` times, each time with the same ticket posted again and
+``worker_idle_s=0`` (same interpreter, same environment as the driver, so the
 worker does not re-execute itself), measuring
 
 - *to first task*: launch (``time.time()`` just before ``Popen``) until the task
@@ -36,6 +37,8 @@ from pathlib import Path
 from _tasks import stamp as stamp_by_reference
 
 import batchpool.local
+from batchpool._layout import Ticket
+from batchpool.session import PoolDirectory
 
 STAMP_CODE = (
     "import time, sys; t = time.time(); f = open(sys.argv[1], 'w'); f.write(repr(t)); f.close()"
@@ -61,13 +64,33 @@ def launch(argv: list[str], stamp_path: Path | None) -> tuple[float, float]:
     return first, end - start
 
 
-def prepare_session(work_dir: Path, task, stamp_path: Path) -> Path:
-    """A kept session of a one-task map of ``task``; its only chunk's result removed."""
-    with batchpool.local.Pool(1, work_dir=work_dir, keep_work_dir=True) as pool:
-        pool.map(task, [str(stamp_path)])
-    (session_dir,) = [p for p in work_dir.iterdir() if p.is_dir()]
-    (session_dir / "results" / "0.pkl").unlink(missing_ok=True)
-    return session_dir
+class PreparedPool:
+    """A kept pool and session of a one-task map of ``task``, to start workers on by hand."""
+
+    def __init__(self, work_dir: Path, task, stamp_path: Path) -> None:
+        options = dict(work_dir=work_dir, keep_work_dir=True, worker_idle_s=0)
+        with batchpool.local.Pool(1, **options) as pool:
+            pool.map(task, [str(stamp_path)])
+        self.pool = PoolDirectory(next(work_dir.glob("pool_*")))
+        (self.session_dir,) = [p for p in work_dir.iterdir() if not p.name.startswith("pool_")]
+        (self.pool.dir / "stop").unlink()
+        self.pool.heartbeat(0)  # this process is its driver now: the worker must not stop
+        self.ticket = Ticket.decode(0, (self.pool.dir / "tickets" / "0").read_bytes())
+        self.result = self.session_dir / "results" / f"{self.ticket.chunk}.pkl"
+        self.num_posted = 1
+
+    def argv(self, python: str) -> list[str]:
+        return [python, "-m", "batchpool.worker", str(self.pool.dir), "--job-id", "bench"]
+
+    def post_again(self) -> None:
+        """The same ticket under the next number, for the next worker to take."""
+        t = self.ticket
+        number = self.num_posted
+        again = Ticket(number, t.session_dir, t.chunk, t.attempt, t.start, t.stop, t.function_key)
+        self.pool.post(again)
+        self.pool.set_hint(number)
+        self.num_posted += 1
+        self.result.unlink(missing_ok=True)
 
 
 def main() -> None:
@@ -83,23 +106,22 @@ def main() -> None:
         runs["python -c pass"] = ([python, "-c", "pass"], False)
         runs["python -c <stamp>"] = ([python, "-c", STAMP_CODE, str(stamp_path)], True)
         runs["python -c 'import cloudpickle'"] = ([python, "-c", "import cloudpickle"], False)
-        sessions = {}
+        pools = {}
         for label, task in (
             ("worker, task by reference", stamp_by_reference),
             ("worker, task by value", stamp),
         ):
-            session_dir = prepare_session(tmp_dir / label.split()[-1], task, stamp_path)
-            sessions[label] = session_dir
-            runs[label] = ([python, "-m", "batchpool.worker", str(session_dir), "0"], True)
+            pools[label] = PreparedPool(tmp_dir / label.split()[-1], task, stamp_path)
+            runs[label] = (pools[label].argv(python), True)
 
         samples: dict[str, list[tuple[float, float]]] = {label: [] for label in runs}
         for _ in range(args.repeats):  # interleaved, so that load on the machine hits all
             for label, (argv, stamps) in runs.items():
-                result = sessions[label] / "results" / "0.pkl" if label in sessions else None
-                if result is not None:
-                    result.unlink(missing_ok=True)
+                prepared = pools.get(label)
+                if prepared is not None:
+                    prepared.post_again()
                 samples[label].append(launch(argv, stamp_path if stamps else None))
-                if result is not None and not result.exists():
+                if prepared is not None and not prepared.result.exists():
                     raise RuntimeError(f"{label}: the worker wrote no result")
 
     def median(label: str, i: int) -> float:
@@ -120,7 +142,7 @@ def main() -> None:
             f"{first / base:.2f}" if stamps else "-",
             f"{total:.4f}",
             f"{total / base:.2f}",
-            "to first task <= 2.0" if label in sessions else "",
+            "to first task <= 2.0" if label in pools else "",
         )
         print("  ".join(c.ljust(w) for c, w in zip(cells, widths)))
     print(f"(nproc={os.cpu_count()}; {sys.version.split()[0]})")
