@@ -66,6 +66,8 @@ filesystem should not see more than about 2,000 of them a second."""
 POLL_S_PER_CHUNK = 0.0005
 TASKS_AHEAD = 1000
 """An ``imap`` reads at most this many tasks ahead of what its caller has consumed."""
+EXIT_WAIT_S = 5.0
+"""How long closing a pool waits for its workers on this host to exit before deleting them."""
 CLAIM_AGE_FOR_ESTIMATE_S = 1.0
 """A chunk claimed this long ago tells that its tasks take at least ``age / size``."""
 
@@ -1005,23 +1007,38 @@ class Dispatcher:
 
     def _stop_workers(self, delete_all: bool) -> None:
         """Tell the workers to exit; delete the jobs that would never start (all of them
-        when terminating). The pool directory goes unless something went wrong."""
+        when terminating). On closing, wait a little for the workers on this host to
+        exit (``join`` then returns with them gone, as in ``multiprocessing``). The pool
+        directory goes unless something went wrong."""
         if self.pool_dir is None:
             return
         try:
             self.pool_dir.stop_workers()
         except OSError as error:
             sys.stderr.write(f"batchpool: could not tell the workers to stop: {error}\n")
-        doomed = [
-            w.job
-            for w in self.jobs.values()
-            if not w.adopted and (delete_all or w.state is JobState.PENDING)
-        ]
-        self._delete(doomed, "the pool ended")
-        if hasattr(self.backend, "wait_for_exit"):
-            self.backend.wait_for_exit()
+        workers = [w for w in self.jobs.values() if not w.adopted]
+        if not delete_all:
+            here = self._wait_for_workers_here(workers, EXIT_WAIT_S)
+            workers = [w for w in workers if w.state is JobState.PENDING or w in here]
+        self._delete([w.job for w in workers], "the pool ended")
         if not (self.something_failed or self.settings.keep_work_dir):
             self.pool_dir.remove()
+
+    def _wait_for_workers_here(self, workers: list[WorkerJob], timeout_s: float) -> list:
+        """Wait for the workers running on this host to exit; those still alive after
+        ``timeout_s``."""
+        assert self.pool_dir is not None
+        alive = []
+        for worker in workers:
+            claim = self.pool_dir.worker_claim(worker.job.job_id)
+            if claim is not None and claim.host == _hostname():
+                alive.append((worker, claim.pid))
+        deadline = time.monotonic() + timeout_s
+        while alive and time.monotonic() < deadline:
+            alive = [(w, pid) for w, pid in alive if process_alive(pid)]
+            if alive:
+                time.sleep(MIN_POLL_S)
+        return [w for w, _ in alive]
 
     # -- telling -------------------------------------------------------------------------
 

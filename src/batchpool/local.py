@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import threading
-import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Optional
@@ -19,9 +18,6 @@ from typing import Any, BinaryIO, Callable, Optional
 from .backend import Job, JobRequest, JobState, JobStatus
 from .proto_pool import Pool as _Pool
 from .worker import is_job_variable
-
-EXIT_WAIT_S = 5.0
-"""How long the end of a pool waits for its workers to exit before killing them."""
 
 
 class LocalBackend:
@@ -89,19 +85,6 @@ class LocalBackend:
 
     def filter_stderr(self, text: str) -> str:
         return text
-
-    def wait_for_exit(self, timeout_s: float = EXIT_WAIT_S) -> None:
-        """Wait for the workers, told to stop, to exit; kill those that do not."""
-        deadline = time.monotonic() + timeout_s
-        with self._lock:
-            processes = list(self._processes.values())
-            self._processes.clear()
-        for process in processes:
-            try:
-                process.wait(max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                _kill_group(process)
-                process.wait()
 
 
 def _private(path: Path) -> BinaryIO:

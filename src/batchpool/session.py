@@ -415,6 +415,11 @@ class PoolDirectory:
         """Whether the worker of job ``job_id`` got as far as taking work."""
         return (self.dir / _layout.WORKERS_DIR / job_id).exists()
 
+    def worker_claim(self, job_id: str) -> Claim | None:
+        """Where the worker of job ``job_id`` runs (host, pid), once it started."""
+        data = _layout.read_file(str(self.dir / _layout.WORKERS_DIR / job_id))
+        return None if data is None else Claim.decode(data)
+
     def heartbeat(self, counter: int) -> None:
         beat = f"{socket.gethostname()}\n{os.getpid()}\n{counter}\n".encode()
         write_file(self.dir / _layout.DRIVER_FILE, beat)
