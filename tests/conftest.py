@@ -117,3 +117,18 @@ def pool(new_pool):
 @pytest.fixture
 def is_batchpool(pool_kind):
     return pool_kind != "multiprocessing"
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    """A dummy cluster in ``tmp_path``; its jobs still running at teardown are killed."""
+    cluster = install_dummies(tmp_path / "cluster")
+    yield cluster
+    cluster.kill_all()
+
+
+@pytest.fixture
+def work(tmp_path):
+    path = tmp_path / "work"
+    path.mkdir()
+    return path

@@ -760,6 +760,7 @@ class Dispatcher:
             self._take_status(query)
 
     def _take_status(self, query: _StatusQuery) -> None:
+        self._look_for_claims()  # a job that claimed, then ended, before the answer came
         now = self.clock()
         if isinstance(query.error, Cancelled):
             return

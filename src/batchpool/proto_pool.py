@@ -251,6 +251,18 @@ class Pool:
         self._dispatcher.join()
 
     @property
+    def polling_interval(self) -> float:
+        return self.settings.polling_interval
+
+    @property
+    def python_path(self) -> str:
+        return self.settings.python_path
+
+    @property
+    def max_num_resubmissions(self) -> int:
+        return self.settings.max_num_resubmissions
+
+    @property
     def size(self) -> int:
         """How many tasks the pool runs at once, at most (what schwimmbad and dynesty ask)."""
         return self.settings.max_workers or os.cpu_count() or 1

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import collections
 import errno
+import subprocess
+import time
 
 import pytest
 import tasks
@@ -149,6 +151,31 @@ def test_a_crash_reports_the_tail_of_stderr(cluster, tmp_path):
             pool.map(tasks.noisy_then_exit, [1])
     assert "last words of task 1" in str(info.value)
     assert info.value.chunks == (0,)
+
+
+def test_a_worker_that_claims_and_dies_during_a_status_query_is_reported(cluster, tmp_path):
+    """The pool's first ``squeue`` hangs; meanwhile the job starts (another user's
+    ``squeue`` moves the dummy queue on), claims the chunk and dies. The hanging
+    ``squeue`` then reports the job FAILED: the chunk is lost *from that job*."""
+    hang = Fault(FaultKind.COMMAND_HANGS, program="squeue", seconds=1.5)
+    cluster.add_fault(hang)
+    policy = CommandPolicy(timeout_s=10.0, num_retries=0, backoff_s=0.01)
+    options = {"max_num_resubmissions": 0, "command_policy": policy}
+    with dummy_pool(cluster, "slurm", tmp_path, **options) as pool:
+        result = pool.map_async(tasks.noisy_then_exit, [1])
+        deadline = time.monotonic() + 10
+        while not cluster.calls("squeue") and time.monotonic() < deadline:
+            time.sleep(0.02)
+        subprocess.run(
+            [cluster.squeue_path], env=cluster.environment(), check=True, capture_output=True
+        )
+        with pytest.raises(batchpool.JobsLostError) as info:
+            result.get(timeout=30)
+    text = str(info.value)
+    assert "last job 1, last state: FAILED" in text
+    assert "last words of task 1" in text
+    assert submissions(cluster, "slurm") == 1
+    assert cluster.times_fired(hang) == 1
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

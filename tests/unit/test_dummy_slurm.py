@@ -8,6 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from batchpool.slurm.squeue import parse_squeue, squeue_argv
 from batchpool.testing import Fault, FaultKind
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "slurm"
@@ -175,6 +176,31 @@ def test_explicit_formats_as_recorded(cluster, work):
     assert run(cluster, "squeue", "-h", "--name", "nosuch").stdout == ""
 
 
+def test_the_status_query_of_the_slurm_backend(cluster, work):
+    """``squeue -h -r -t all --name A,B -o FORMAT``, as batchpool runs it: every job and
+    element of the named jobs, ended ones too, and no other job."""
+    done = sbatch(cluster, "-J", "a", "--wrap", "true", cwd=work)
+    assert wait_ended(cluster, done) == "COMPLETED"
+    cluster.set_config(slots=1)
+    running = sbatch(cluster, "-J", "b", "--wrap", "sleep 30", cwd=work)
+    array = sbatch(cluster, "-J", "a", "-a", "0-1", "--wrap", "true", cwd=work)
+    sbatch(cluster, "-J", "other", "--wrap", "true", cwd=work)
+    result = subprocess.run(
+        squeue_argv(cluster.squeue_path, ["a", "b"]),
+        capture_output=True,
+        text=True,
+        env=cluster.environment(),
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = {line.job_id: line for line in parse_squeue(result.stdout)}
+    assert set(lines) == {done, running, f"{array}_0", f"{array}_1"}
+    assert (lines[done].state, lines[running].state) == ("COMPLETED", "RUNNING")
+    assert lines[f"{array}_1"].array_task_id == 1
+    assert lines[f"{array}_1"].state == "PENDING"
+    assert {line.name for line in lines.values()} == {"a", "b"}
+
+
 def test_unknown_job_id_as_recorded(cluster, work):
     result = run(cluster, "squeue", "--jobs", "999999")
     assert (result.returncode, result.stdout) == (1, "")
@@ -338,11 +364,28 @@ def test_fault_crash_after_a_delay_kills_the_process_group(cluster, work):
 
 
 def test_fault_crash_after_a_delay_spares_a_job_that_ended(cluster, work):
-    cluster.add_fault(Fault(FaultKind.CRASH, job=0, seconds=0.3))
+    cluster.add_fault(Fault(FaultKind.CRASH, job=0, seconds=20))
     job_id = sbatch(cluster, "--wrap", "touch done", cwd=work)
     assert wait_ended(cluster, job_id) == "COMPLETED"
-    time.sleep(0.5)
-    assert states(cluster)[job_id] == "COMPLETED" and (work / "done").exists()
+    assert (work / "done").exists()
+    group = cluster.jobs()[0].pid  # the job's process group: its watchdog is gone too
+    deadline = time.monotonic() + DEADLINE_S
+    while _group_members(group) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _group_members(group) == []
+
+
+def _group_members(pgid):
+    """The live processes of process group ``pgid``."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            members.append(int(stat.parent.name))
+    return members
 
 
 def test_fault_command_fails_then_recovers(cluster, work):
