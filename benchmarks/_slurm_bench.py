@@ -1,19 +1,32 @@
-"""Helpers shared by ``slurm_latency.py`` and ``slurm_throughput.py`` (real Slurm).
+"""Helpers shared by the benchmarks on the real Slurm.
 
 - :func:`bare_sbatch`: ``sbatch --wait --array=0-N --wrap true``, the baseline;
+- :func:`bare_sbatch_files`: the same array touching one file per element, timed
+  until every file is there (the floor), with its poll interval and an optional
+  command to run before the ``touch``;
 - :func:`timed_map`: one map through a batchpool Slurm pool, timed;
+- :class:`CallLog`: wrapper scripts that log every ``sbatch``/``squeue``/``scancel``/
+  ``scontrol`` call with its arguments, then ``exec`` the real program;
 - :func:`cleanup`: ``scancel --name`` for every job this benchmark may have left;
-- :func:`print_table`: the rows with the ratio against the baseline.
+- :func:`print_table`: the rows with the ratio against the baseline;
+  :func:`print_grid`: any rows, columns as wide as their cells;
+  :func:`spread`: ``median (min-max)`` of a list of numbers.
 
 The job names are unique to this process, so cleanup never touches other people's jobs.
 """
 
 from __future__ import annotations
 
+import collections
 import os
+import re
+import shlex
+import shutil
 import statistics
 import subprocess
+import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -39,10 +52,17 @@ def bare_sbatch(num_elements: int, timeout_s: float) -> float:
     return time.perf_counter() - start
 
 
-def bare_sbatch_files(num_elements: int, directory: Path, timeout_s: float) -> float:
+def bare_sbatch_files(
+    num_elements: int,
+    directory: Path,
+    timeout_s: float,
+    poll_s: float = 0.005,
+    before: str = "",
+) -> float:
     """Wall seconds of ``sbatch --array=0-(n-1) --wrap 'touch DIR/$SLURM_ARRAY_TASK_ID'``
-    until all ``n`` files are seen, looking every 5 ms: the floor for a pool that
-    collects from disk (``sbatch --wait`` itself only looks every 2 s or more)."""
+    until all ``n`` files are seen, looking every ``poll_s`` (default 5 ms): the floor
+    for a pool that collects from disk (``sbatch --wait`` itself only looks every 2 s
+    or more). ``before``: a shell command the job runs first (``sleep 6.5``)."""
     directory.mkdir(parents=True, exist_ok=True)
     for old in directory.iterdir():
         old.unlink()
@@ -55,14 +75,14 @@ def bare_sbatch_files(num_elements: int, directory: Path, timeout_s: float) -> f
         "--output",
         "/dev/null",
         "--wrap",
-        f"touch {directory}/$SLURM_ARRAY_TASK_ID",
+        (f"{before} && " if before else "") + f"touch {directory}/$SLURM_ARRAY_TASK_ID",
     ]
     start = time.perf_counter()
     subprocess.run(argv, check=True, timeout=timeout_s, stdout=subprocess.DEVNULL)
     while len(os.listdir(directory)) < num_elements:
         if time.perf_counter() - start > timeout_s:
             raise TimeoutError(f"{argv} did not finish in {timeout_s} s")
-        time.sleep(0.005)
+        time.sleep(poll_s)
     return time.perf_counter() - start
 
 
@@ -81,7 +101,9 @@ def cleanup(work_dir: Path, own_dir: Optional[Path] = None) -> None:
     every job submitted from under ``own_dir`` (pypoolparty's)."""
     names = [BARE_JOB_NAME]
     if work_dir.is_dir():
-        names += [f"bp_{p.name}" for p in work_dir.iterdir() if p.is_dir()]
+        for p in work_dir.iterdir():
+            if p.is_dir():  # a pool's jobs are bp_<name without pool_>, older sessions' bp_<name>
+                names.append("bp_" + p.name.removeprefix("pool_"))
     for name in names:
         subprocess.run(["scancel", "--name", name], check=False, timeout=30)
     if own_dir is None:
@@ -165,3 +187,94 @@ def pypoolparty_time(
         [python, "-c", code], check=True, timeout=timeout_s, capture_output=True, text=True, cwd=cwd
     )
     return float(out.stdout.strip().splitlines()[-1])
+
+
+SCHEDULER_PROGRAMS = ("sbatch", "squeue", "scancel", "scontrol")
+
+
+class CallLog:
+    """Wrappers of the Slurm programs in ``directory`` that log each call, one line of
+    ``program args...`` (joined by spaces), and ``exec`` the real program (a ``/bin/sh``
+    start, about a millisecond, is added to each call). :attr:`paths` are the pool's
+    ``*_path`` options."""
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.log = directory / "calls.log"
+        self.paths: dict[str, str] = {}
+        for program in SCHEDULER_PROGRAMS:
+            real = shutil.which(program)
+            if real is None:
+                raise SystemExit(f"{program} is not on PATH; start Slurm first (ci/slurm/start.sh)")
+            wrapper = directory / program
+            log = shlex.quote(str(self.log))
+            wrapper.write_text(f'#!/bin/sh\necho "{program} $*" >> {log}\nexec {real} "$@"\n')
+            wrapper.chmod(0o755)
+            self.paths[f"{program}_path"] = str(wrapper)
+
+    def lines(self) -> list[str]:
+        if not self.log.exists():
+            return []
+        return [line for line in self.log.read_text().splitlines() if line.strip()]
+
+    def counts(self) -> collections.Counter:
+        return collections.Counter(line.split()[0] for line in self.lines())
+
+    def jobs_submitted(self) -> int:
+        """Jobs the logged ``sbatch`` calls asked for: the elements of each ``--array``,
+        1 for an ``sbatch`` without one."""
+        total = 0
+        for line in self.lines():
+            if line.split()[0] != "sbatch":
+                continue
+            match = re.search(r"--array[= ](\d+)(?:-(\d+))?", line)
+            if match is None:
+                total += 1
+            else:
+                first, last = int(match.group(1)), int(match.group(2) or match.group(1))
+                total += last - first + 1
+        return total
+
+
+def spread(values: Sequence[float], fmt: str = "{:.2f}") -> str:
+    """``median (min-max)``, each formatted with ``fmt``."""
+    if not values:
+        return "-"
+    median = statistics.median(values)
+    if len(values) == 1:
+        return fmt.format(median)
+    return f"{fmt.format(median)} ({fmt.format(min(values))}-{fmt.format(max(values))})"
+
+
+def print_grid(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """A table with a dashed line under ``header``; each column as wide as its widest cell."""
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    print(title)
+    print("  ".join(str(h).ljust(w) for h, w in zip(header, widths)).rstrip())
+    print("  ".join("-" * w for w in widths))
+    for row in rows:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip(), flush=True)
+
+
+def verdict(value: float, limit: float) -> str:
+    """``met`` or ``NOT met`` for a goal ``value <= limit``."""
+    return "met" if value <= limit else "NOT met"
+
+
+def repeat(num: int, run_once: Callable[[], object], on_discard: Callable[[], None]) -> list:
+    """``run_once()`` until it returned ``num`` times; a call that raised ``TimeoutError``
+    (a bare array that did not end: another user stopped slurmctld or held the slots) is
+    discarded with a note on stderr, ``on_discard()`` cleans up, and it runs again, at
+    most 3 extra times."""
+    results: list = []
+    discarded = 0
+    while len(results) < num:
+        try:
+            results.append(run_once())
+        except TimeoutError as error:
+            discarded += 1
+            sys.stderr.write(f"(repeat {len(results) + 1} discarded and run again: {error})\n")
+            on_discard()
+            if discarded > 3:
+                raise
+    return results

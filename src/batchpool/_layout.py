@@ -17,6 +17,8 @@ A pool directory (one per :class:`~batchpool.Pool`, the queue its workers take w
                             (or by the driver that withdraws it)
     POOL/workers/JOB_ID     written by a worker once it is ready to take work (its job
                             started, the environment and the initializer worked)
+    POOL/workers/JOB_ID.exited  written by a worker that exits by itself (idle, told to
+                            stop, retired)
     POOL/logs/              the jobs' stdout and stderr
 
 A session directory (one per map; see :mod:`batchpool.session`) holds what a ticket
@@ -43,6 +45,7 @@ TICKETS_DIR = "tickets"
 CLAIMS_DIR = "claims"
 LOGS_DIR = "logs"
 WORKERS_DIR = "workers"
+EXITED_SUFFIX = ".exited"
 
 # In a session directory
 FUNCTION_FILE = "function.pkl"

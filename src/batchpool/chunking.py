@@ -12,10 +12,11 @@ milliseconds, far more on a loaded shared filesystem).
 
 Workers asked for
 -----------------
-A pool asks for one worker per chunk in hand plus enough for the tasks nobody has
-claimed yet: before any task was timed, :data:`INITIAL_WORKERS` (or fewer, if there
-are fewer tasks); after, one per :data:`WORKER_HORIZON_S` of unclaimed work. Never
-more than the pool's cap (``processes`` or ``num_simultaneously_running_tasks``).
+Before any task was timed, a pool asks for :data:`INITIAL_WORKERS` in all (or fewer,
+if there are fewer chunks to run). After, one worker per chunk in hand plus one per
+:data:`WORKER_HORIZON_S` of work nobody has claimed yet, but no more than there are
+chunks left to claim. Never more than the pool's cap (``processes`` or
+``num_simultaneously_running_tasks``).
 """
 
 from __future__ import annotations
@@ -59,18 +60,25 @@ def chunk_size(
 
 
 def workers_wanted(
-    busy: int, unclaimed_tasks: int, task_s: Optional[float], cap: Optional[int]
+    busy: int,
+    unclaimed_tasks: int,
+    task_s: Optional[float],
+    cap: Optional[int],
+    unclaimed_chunks: Optional[int] = None,
 ) -> int:
     """How many workers the pool should have now (module docstring).
 
     ``busy``: chunks claimed and not finished; ``unclaimed_tasks``: tasks known to the
-    pool that no worker took yet; ``task_s``: measured seconds per task, if known.
+    pool that no worker took yet; ``task_s``: measured seconds per task, if known;
+    ``unclaimed_chunks``: how many chunks those tasks make at most (fewer than the
+    tasks when a ``chunksize`` is given); more workers than that would idle.
     """
+    most = unclaimed_tasks if unclaimed_chunks is None else unclaimed_chunks
     if unclaimed_tasks <= 0:
         wanted = busy
-    elif task_s is None:
-        wanted = busy + min(INITIAL_WORKERS, unclaimed_tasks)
+    elif task_s is None:  # the first wave, counted with the workers already busy
+        wanted = max(busy, min(INITIAL_WORKERS, busy + most))
     else:
         work_s = unclaimed_tasks * max(task_s, MIN_TASK_S)
-        wanted = busy + min(unclaimed_tasks, max(1, math.ceil(work_s / WORKER_HORIZON_S)))
+        wanted = busy + min(most, max(1, math.ceil(work_s / WORKER_HORIZON_S)))
     return wanted if cap is None else min(wanted, cap)

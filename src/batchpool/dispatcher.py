@@ -236,6 +236,7 @@ class Dispatcher:
         self.last_status = -float("inf")
         self._status_query: Optional[_StatusQuery] = None
         self.last_heartbeat = -float("inf")
+        self.last_exit_check = -float("inf")
         self.heartbeats = 0
         self.failed_starts = 0
         self.something_failed = False
@@ -681,9 +682,12 @@ class Dispatcher:
         if unclaimed == 0:
             self._delete_idle_pending()
             return
+        chunks = len(waiting) + sum(_most_chunks(c) for c in calls)
         busy = sum(1 for c in self.claimed if not c.call.ended)
         task_s = self._slowest_task_time(calls, waiting)
-        wanted = chunking.workers_wanted(busy, unclaimed, task_s, self.settings.max_workers)
+        cap = self.settings.max_workers
+        wanted = chunking.workers_wanted(busy, unclaimed, task_s, cap, chunks)
+        self._notice_exited_workers()
         missing = wanted - self._num_live_workers()
         if missing > 0:
             self._request_workers(missing)
@@ -723,9 +727,33 @@ class Dispatcher:
             self._say_pool("submitted", jobs=len(jobs), first_job=jobs[0].job_id if jobs else "")
             count -= size
 
+    def _notice_exited_workers(self) -> None:
+        """Workers that idled out, seen by their exit marker before the scheduler says so,
+        so that new work does not wait a status query for a new worker."""
+        now = self.clock()
+        started = [w for w in self._live_workers() if w.state is JobState.RUNNING or w.started]
+        if not started or now - self.last_exit_check < max(0.25, POLL_S_PER_CHUNK * len(started)):
+            return
+        self.last_exit_check = now
+        assert self.pool_dir is not None
+        for worker in started:
+            if self.pool_dir.worker_exited(worker.job.job_id):
+                worker.gone_since = now
+                if not self._holds(worker):
+                    self._job_gone(worker)
+
     def _delete_idle_pending(self) -> None:
-        """Jobs still waiting in the queue when no work is left would only start to idle."""
-        idle = [w for w in self._live_workers() if w.state is JobState.PENDING and not w.started]
+        """Jobs still waiting in the queue when no work is left would only start to idle.
+        One whose worker started since the last status query is left alone: it may have
+        claimed a chunk already."""
+        assert self.pool_dir is not None
+        idle = [
+            w
+            for w in self._live_workers()
+            if w.state is JobState.PENDING
+            and not w.started
+            and not self.pool_dir.worker_started(w.job.job_id)
+        ]
         if idle:
             self._delete([w.job for w in idle], "no work left for them")
             for worker in idle:
@@ -1131,6 +1159,13 @@ class _ApplyBatch:
 def result_dir(call: Call) -> Path:
     assert call.session is not None
     return call.session.dir
+
+
+def _most_chunks(call: Call) -> int:
+    """How many chunks the uncut tasks of ``call`` make at most."""
+    if call.chunksize:
+        return sum(-(-len(span) // call.chunksize) for span in call.uncut)
+    return call.num_uncut
 
 
 def _complement(num_tasks: int, covered: list[range]) -> list[range]:

@@ -415,6 +415,10 @@ class PoolDirectory:
         """Whether the worker of job ``job_id`` got as far as taking work."""
         return (self.dir / _layout.WORKERS_DIR / job_id).exists()
 
+    def worker_exited(self, job_id: str) -> bool:
+        """Whether the worker of job ``job_id`` said it exits (it had no work, or was told)."""
+        return (self.dir / _layout.WORKERS_DIR / f"{job_id}{_layout.EXITED_SUFFIX}").exists()
+
     def worker_claim(self, job_id: str) -> Claim | None:
         """Where the worker of job ``job_id`` runs (host, pid), once it started."""
         data = _layout.read_file(str(self.dir / _layout.WORKERS_DIR / job_id))

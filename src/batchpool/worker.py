@@ -42,6 +42,7 @@ from ._layout import (
     CONFIG_FILE,
     DRIVER_FILE,
     ENVIRONMENT_FILE,
+    EXITED_SUFFIX,
     FUNCTION_FILE,
     INITIALIZER_FILE,
     NEXT_FILE,
@@ -355,8 +356,10 @@ def main(argv: list[str]) -> int:
     job_id = job_id_from_environment(template)
     _run_initializer(pool_dir)
     worker = Worker(pool_dir, job_id)
-    write_atomically(os.path.join(pool_dir, WORKERS_DIR, job_id), worker.claim)
+    marker = os.path.join(pool_dir, WORKERS_DIR, job_id)
+    write_atomically(marker, worker.claim)
     worker.run()
+    write_atomically(marker + EXITED_SUFFIX, worker.claim)
     return 0
 
 

@@ -104,7 +104,15 @@ def test_a_map_cut_chunk_by_chunk_covers_every_task_with_shrinking_chunks():
 
 def test_before_any_timing_the_initial_number_of_workers_is_asked_for():
     assert workers_wanted(0, 1000, None, None) == INITIAL_WORKERS
-    assert workers_wanted(3, 1000, None, None) == 3 + INITIAL_WORKERS
+    # The first wave is counted with the workers already busy: it is not asked for again
+    # as each of them claims its first one-task chunk.
+    assert workers_wanted(3, 997, None, None) == INITIAL_WORKERS
+    assert workers_wanted(12, 900, None, None) == 12
+
+
+def test_no_more_workers_than_chunks_to_claim():
+    assert workers_wanted(0, 1000, None, None, unclaimed_chunks=1) == 1
+    assert workers_wanted(2, 1000, 10.0, None, unclaimed_chunks=3) == 5
 
 
 def test_fewer_initial_workers_for_fewer_tasks():
