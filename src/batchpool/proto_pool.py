@@ -466,30 +466,25 @@ class IMapIterator:
         return self._peek() is not None
 
     def _take(self) -> Any:
+        """The next envelope, and move on; an exception or the end stays where it is."""
         item = self._peek()
-        if item is None or item is _END:
+        if item is None or item is _END or isinstance(item, BaseException):
             return item
         if self._ordered:
-            if isinstance(item, BaseException):
-                return item
             del self._items[self._next_index]
         else:
-            if isinstance(item, BaseException):
-                return item
             self._arrived.popleft()
         self._next_index += 1
         return item
 
     def _peek(self) -> Any:
-        if self._error is not None and self._ordered and self._next_index not in self._items:
-            return self._error
-        if self._input_error is not None and self._next_index == self._input_error[0]:
-            return self._input_error[1]
-        if self._ordered:
-            if self._next_index in self._items:
-                return self._items[self._next_index]
-        elif self._arrived:
+        """What ``next()`` gives now: an envelope, an exception, the end, or None (wait)."""
+        if self._ordered and self._next_index in self._items:
+            return self._items[self._next_index]
+        if not self._ordered and self._arrived:
             return self._arrived[0]
+        if self._input_error is not None and self._next_index == self._input_error[0]:
+            return self._input_error[1]  # after the results of the tasks before it
         if self._error is not None:
             return self._error
         if self._length is not None and self._next_index >= self._length:

@@ -163,7 +163,7 @@ def test_the_schedulers_output_files_are_private(backend, tmp_path):
     with pool:
         result = pool.map_async(tasks.sleep_then_return, [3, 3], chunksize=1)
         (pool_dir,) = wait_for(lambda: list((tmp_path / "work").glob("pool_*")))
-        logs = wait_for(lambda: sorted((pool_dir / "logs").iterdir()))
+        logs = wait_for(lambda: sorted((pool_dir / "logs").glob("*")))
         modes = {path.name: oct(path.stat().st_mode & 0o777) for path in logs}  # jobs run
         assert result.get(timeout=120) == [3, 3]
     assert modes and set(modes.values()) == {"0o600"}, modes
