@@ -6,7 +6,6 @@ lays a map out as the dispatcher does, through the engine's own API, and runs it
 chunks with ``batchpool.worker.Worker`` in this process.
 """
 
-import hashlib
 import importlib
 import io
 import json
@@ -18,70 +17,13 @@ import subprocess
 import sys
 import time
 
-import cloudpickle
 import pytest
+from scripted_driver import ScriptedDriver
 
 import batchpool
 import batchpool.local
-from batchpool import _layout, cli, results
-from batchpool.session import ChunkEvent, Manifest, PoolDirectory, Session, process_alive
-from batchpool.worker import Worker
-
-CREATED = "2026-01-02T03:04:05"
-
-
-class ScriptedDriver:
-    """A map laid out on disk as the dispatcher lays it out, one step at a time."""
-
-    def __init__(self, work_dir, function, tasks, *, imap=False, key="0123456789abcdef"):
-        self.pool = PoolDirectory.create(work_dir)
-        self.pool.write_setup(cloudpickle.dumps((None, ())), 0.0, 1)  # one ticket per run()
-        self.pool.heartbeat(1)
-        self.session = Session.create(work_dir, key)
-        payload = cloudpickle.dumps(function)
-        self.function_key = hashlib.sha256(payload).hexdigest()[:16]
-        self.session.write_function(payload)
-        self.session.append_tasks([pickle.dumps(task) for task in tasks])
-        name = f"{function.__module__}.{function.__qualname__}"
-        num_tasks = None if imap else len(tasks)
-        self.session.write_manifest(Manifest(num_tasks, None, "local", name, CREATED))
-        self.next_ticket = 0
-
-    def post(self, chunk, tasks, attempt=0):
-        self.chunk = chunk
-        number = self.next_ticket
-        self.next_ticket += 1
-        self.pool.post(
-            _layout.Ticket(
-                number, str(self.session.dir), chunk, attempt, *(tasks.start, tasks.stop), "f"
-            )
-        )
-        event = ChunkEvent(
-            "posted", chunk, tasks.start, tasks.stop, attempt, str(self.pool.dir), number
-        )
-        self.session.record_chunks([event])
-
-    def run(self, job_id, collect=True):
-        """Job ``job_id`` claims the last ticket posted and runs it."""
-        self.pool.set_hint(self.next_ticket - 1)
-        assert Worker(str(self.pool.dir), job_id).run() == 1
-        self.session.record_chunks([ChunkEvent("claimed", self.chunk, job_id=job_id)])
-        if collect:
-            assert self.session.take_result(self.chunk) is not None
-
-    def lose(self, job_id):
-        """Job ``job_id`` claims the last ticket posted and dies."""
-        claim = _layout.Claim(job_id, socket.gethostname(), os.getpid())
-        path = self.pool.dir / _layout.CLAIMS_DIR / str(self.next_ticket - 1)
-        assert _layout.create_exclusively(str(path), claim.encode())
-        self.session.record_chunks([ChunkEvent("claimed", self.chunk, job_id=job_id)])
-
-    def end(self, done=False):
-        """As a driver that ended leaves its session."""
-        if done:
-            self.session.mark_done()
-        self.session.release()
-        return self.session
+from batchpool import cli, results
+from batchpool.session import PoolDirectory, Session, process_alive
 
 
 def raise_it(x):
