@@ -776,16 +776,14 @@ class Dispatcher:
         self.last_status = now
         workers = list(self.jobs.values())
         remote = [w.job for w in workers if not self._is_local_process(w)]
-        query = _StatusQuery(workers, now)
-        if not remote:
-            query.done.set()
-            self._take_status(query)
-        elif self.threaded:
+        query = _StatusQuery(workers, now, self.backend, self.cancel, self._wake)
+        if self.threaded and remote:
             self._status_query = query
-            query.start(self.backend, remote, self.cancel, self._wake)
-        else:
-            query.run(self.backend, remote, self.cancel, self._wake)
-            self._take_status(query)
+            query.start(remote)
+            return
+        if remote:
+            query.run(remote)
+        self._take_status(query)
 
     def _take_status(self, query: _StatusQuery) -> None:
         self._look_for_claims()  # a job that claimed, then ended, before the answer came
@@ -1088,44 +1086,40 @@ class Dispatcher:
 
 
 class _StatusQuery:
-    """One status query of the pool's jobs, run in a thread of its own."""
+    """One status query of the pool's jobs, run in a thread of its own or in the caller's."""
 
-    def __init__(self, workers: list[WorkerJob], started: float) -> None:
+    def __init__(
+        self,
+        workers: list[WorkerJob],
+        started: float,
+        backend: Backend,
+        cancel: threading.Event,
+        wake: threading.Event,
+    ) -> None:
         self.workers = workers
         self.started = started
+        self.backend = backend
+        self.cancel = cancel
+        self.wake = wake
         self.statuses: dict[str, JobStatus] = {}
         self.error: Optional[BaseException] = None
         self.asked = False
         self.done = threading.Event()
 
-    def start(
-        self,
-        backend: Backend,
-        jobs: list[Job],
-        cancel: threading.Event,
-        wake: threading.Event,
-    ) -> None:
-        thread = threading.Thread(
-            target=self.run, args=(backend, jobs, cancel, wake), name="batchpool-status"
-        )
+    def start(self, jobs: list[Job]) -> None:
+        thread = threading.Thread(target=self.run, args=(jobs,), name="batchpool-status")
         thread.daemon = True
         thread.start()
 
-    def run(
-        self,
-        backend: Backend,
-        jobs: list[Job],
-        cancel: threading.Event,
-        wake: threading.Event,
-    ) -> None:
+    def run(self, jobs: list[Job]) -> None:
         try:
-            self.statuses = backend.status(jobs, cancel)
+            self.statuses = self.backend.status(jobs, self.cancel)
             self.asked = True
         except BaseException as error:  # handed to the dispatcher thread
             self.error = error
         finally:
             self.done.set()
-            wake.set()
+            self.wake.set()
 
 
 def batch_of_applies(calls: list[Call]) -> Call:
