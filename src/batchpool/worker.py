@@ -24,7 +24,8 @@ The worker
 
 It exits when no ticket came for ``worker_idle_s``, when ``POOL/stop`` exists, when
 its driver is gone (the driver's process is gone on this host, or its heartbeat
-has not changed for :data:`DRIVER_SILENT_S`), or after ``maxtasksperchild`` chunks.
+has not changed for :data:`DRIVER_SILENT_S`), or after ``maxtasksperchild`` chunks
+(after one with ``worker_idle_s=0``).
 
 This module is imported on every job start: it imports nothing heavy.
 """
@@ -210,6 +211,8 @@ class Worker:
         if config is None:
             raise FileNotFoundError(f"{pool_dir} has no {CONFIG_FILE}: not a batchpool pool")
         self.idle_s, self.max_chunks = parse_config(config)
+        if self.idle_s == 0:  # no standing: one chunk per job
+            self.max_chunks = 1
         self.functions: dict[str, object] = {}
         self.cursor = self._hint()
         self.num_chunks = 0

@@ -653,3 +653,12 @@ def test_the_worker_process_restarts_once_for_a_start_up_variable(tmp_path, monk
     done = worker_process(pool, "job-1", job_env)
     assert done.returncode == 0, done.stderr
     assert result(session, 0).envelopes() == [(True, str(tmp_path / "driver-lib"))]
+
+
+def test_without_idling_a_worker_runs_one_chunk_and_exits(tmp_path):
+    pool = new_pool(tmp_path, idle_s=0.0)
+    session = new_session(tmp_path, square, range(3))
+    for n in range(3):
+        post(pool, n, session, chunk=n, start=n, stop=n + 1)
+    assert run_worker(pool) == 1  # worker_idle_s=0: one chunk per job
+    assert pool.claim(0) is not None and pool.claim(1) is None
