@@ -26,13 +26,15 @@ from __future__ import annotations
 
 import collections
 import enum
+import functools
 import hashlib
 import pickle
+import socket
 import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Protocol
 
@@ -363,7 +365,7 @@ class Dispatcher:
             self._ensure_pool_dir()
             self._open_session(call)
         except BaseException as error:  # pickling errors, full disks: this call fails alone
-            call.sink.fail(_with_note(error))
+            call.sink.fail(error)
             if call.session is not None:
                 self._end_session(call, error)
             return
@@ -372,7 +374,7 @@ class Dispatcher:
     def _ensure_pool_dir(self) -> None:
         if self.pool_dir is not None:
             return
-        initializer = _pickle("the initializer", self.initializer)
+        initializer = pickle_for_jobs("the initializer", self.initializer)
         try:
             pool_dir = PoolDirectory.create(self.settings.work_dir)
             pool_dir.write_setup(
@@ -383,12 +385,13 @@ class Dispatcher:
         self.pool_dir = pool_dir
 
     def _open_session(self, call: Call) -> None:
-        function = _pickle("the function", call.function)
+        function = pickle_for_jobs("the function", call.function)
         call.function_key = hashlib.sha256(function).hexdigest()[:16]
-        pickled = [_pickle("a task", t) for t in call.tasks] if call.tasks is not None else []
+        pickled = [pickle_for_jobs("a task", task) for task in call.tasks or []]
         call.tasks = None  # the pickles are what is kept, and only until written
         resumable = call.kind is not CallKind.IMAP and self.settings.resume
-        key = session_key([function, repr(call.chunksize).encode(), *pickled])
+        same_map = [function, self.backend.name.encode(), repr(call.chunksize).encode()]
+        key = session_key([*same_map, *pickled])
         if not resumable:
             key = session_key([function, str(id(call)).encode(), str(time.time()).encode()])
         if resumable and self._reattach(call, key, len(pickled)):
@@ -459,12 +462,15 @@ class Dispatcher:
         session.reopen_tasks()
         call.num_tasks_known = num_tasks
         results = self._resumed_results(session)
-        # A chunk whose tasks raised runs again (the failure may have been passing).
-        kept = [r for r in results if all(ok for ok, _ in r.envelopes())]
-        for result in kept:
-            self._deliver(call, result)
+        kept = []
+        for result in results:
+            envelopes = result.envelopes()
+            # A chunk whose tasks raised runs again (the failure may have been passing).
+            if all(ok for ok, _ in envelopes):
+                self._deliver(call, result, envelopes)
+                kept.append(result.tasks)
         adopted = self._adopt_claimed_chunks(call, session, {r.chunk for r in results})
-        call.uncut.extend(_complement(num_tasks, [r.tasks for r in kept] + adopted))
+        call.uncut.extend(_complement(num_tasks, kept + adopted))
         if call.kind is CallKind.MAP:
             call.progress = Progress(num_tasks, session.name, self.settings.verbose)
             call.progress.advance(call.num_delivered)
@@ -507,18 +513,19 @@ class Dispatcher:
     # -- claims and results ------------------------------------------------------------
 
     def _look_for_claims(self) -> bool:
-        assert self.pool_dir is not None or not self.posted
+        pool_dir = self.pool_dir
+        if pool_dir is None:
+            return False
         seen = False
         now = self.clock()
         for number, chunk in list(self.posted.items()):
-            claim = self.pool_dir.claim(number) if self.pool_dir else None
+            claim = pool_dir.claim(number)
             if claim is None:
                 continue
             del self.posted[number]
             seen = True
-            if claim.withdrawn:
-                continue
-            self._mark_claimed(chunk, claim, now, self.pool_dir.job_name)  # type: ignore[union-attr]
+            if not claim.withdrawn:
+                self._mark_claimed(chunk, claim, now, pool_dir.job_name)
         if seen:
             self._update_hint()
         return seen
@@ -530,8 +537,8 @@ class Dispatcher:
         self.claimed.append(chunk)
         worker = self.jobs.get(claim.job_id)
         if worker is None:  # a job of a dead driver's pool, or one we have not heard of
-            log_dir = Path(self.settings.work_dir)
-            job = Job(claim.job_id, job_name, log_dir / "?", log_dir / "?")
+            unknown = Path(self.settings.work_dir) / "?"  # its logs are not ours to read
+            job = Job(claim.job_id, job_name, unknown, unknown)
             worker = WorkerJob(job, now, JobState.RUNNING, adopted=True)
             worker.host, worker.pid = claim.host, claim.pid
             self.jobs[claim.job_id] = worker
@@ -544,12 +551,11 @@ class Dispatcher:
     def _collect_results(self) -> bool:
         collected = False
         for chunk in list(self.claimed):
-            session = chunk.call.session
-            if session is None or chunk.call.ended:
-                if chunk.call.ended:
-                    self.claimed.remove(chunk)
+            if chunk.call.ended:
+                self.claimed.remove(chunk)
                 continue
-            result = session.take_result(chunk.number)
+            assert chunk.call.session is not None  # an open call has its session
+            result = chunk.call.session.take_result(chunk.number)
             if result is None:
                 continue
             collected = True
@@ -564,8 +570,8 @@ class Dispatcher:
         if not self._deliver(chunk.call, result):
             self._fail(chunk.call, None)
 
-    def _deliver(self, call: Call, result: ChunkResult) -> bool:
-        envelopes = result.envelopes()
+    def _deliver(self, call: Call, result: ChunkResult, envelopes: Optional[list] = None) -> bool:
+        envelopes = result.envelopes() if envelopes is None else envelopes
         ok = call.sink.deliver(result.tasks.start, envelopes, result_dir(call))
         call.num_delivered += len(envelopes)
         call.num_failed_tasks += sum(1 for succeeded, _ in envelopes if not succeeded)
@@ -1175,7 +1181,8 @@ def _complement(num_tasks: int, covered: list[range]) -> list[range]:
     return gaps
 
 
-def _pickle(what: str, obj: object) -> bytes:
+def pickle_for_jobs(what: str, obj: object) -> bytes:
+    """``obj`` cloudpickled; a failure says that nothing was submitted for it."""
     try:
         return cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as error:
@@ -1192,10 +1199,6 @@ def _unwritable(work_dir: Path, error: OSError) -> PoolError:
     )
 
 
-def _with_note(error: BaseException) -> BaseException:
-    return error
-
-
 def _for_session(error: BaseException, call: Call) -> BaseException:
     if isinstance(error, PoolError) and error.session_dir is None and call.session is not None:
         error.session_dir = call.session.dir
@@ -1204,8 +1207,6 @@ def _for_session(error: BaseException, call: Call) -> BaseException:
 
 def _inner(func: Callable) -> Callable:
     """The caller's function inside our star/apply wrappers (``functools.partial``)."""
-    import functools
-
     return func.args[0] if isinstance(func, functools.partial) and func.args else func
 
 
@@ -1216,16 +1217,8 @@ def _describe(func: Callable) -> str:
     return f"{module}.{getattr(inner, '__qualname__', type(inner).__qualname__)}"
 
 
-_HOST: list[str] = []
-
-
 def _hostname() -> str:
-    if not _HOST:
-        import socket
-
-        _HOST.append(socket.gethostname())
-    return _HOST[0]
+    return socket.gethostname()
 
 
 __all__ = ["Call", "CallKind", "Chunk", "ChunkState", "Dispatcher", "PoolSettings", "Sink"]
-_ = field  # dataclasses.field is used by subclasses in tests

@@ -12,7 +12,6 @@ from __future__ import annotations
 import collections
 import functools
 import multiprocessing
-import multiprocessing.pool
 import os
 import pickle
 import sys
@@ -24,7 +23,7 @@ from typing import Any, Callable, ClassVar, Optional
 
 from . import worker
 from .backend import Backend
-from .dispatcher import TASKS_AHEAD, Call, CallKind, Dispatcher, PoolSettings
+from .dispatcher import TASKS_AHEAD, Call, CallKind, Dispatcher, PoolSettings, pickle_for_jobs
 from .errors import RemoteError, RemoteTraceback
 
 DEFAULT_WORKER_IDLE_S = 5.0
@@ -635,9 +634,7 @@ class _Input:
 
 
 def _pickle_task(item: object) -> bytes:
-    from .dispatcher import _pickle
-
-    return _pickle("a task", item)
+    return pickle_for_jobs("a task", item)
 
 
 def _terminate(dispatcher: Dispatcher, feeder: _Feeder) -> None:
@@ -664,9 +661,6 @@ def task_error(payload: tuple, session_dir: Path) -> BaseException:
         error.add_note(where)
     error.__cause__ = RemoteTraceback(f'\n"""\n{traceback_text}"""\n{where}')
     return error
-
-
-_task_error = task_error
 
 
 def _check_options(
@@ -739,5 +733,3 @@ class BackendPool(Pool):
             processes, initializer, initargs, maxtasksperchild, context, backend=backend, **options
         )
 
-
-_ = multiprocessing.pool  # RemoteTraceback subclasses multiprocessing.pool.RemoteTraceback
