@@ -185,7 +185,7 @@ def _sendable(envelope: tuple) -> tuple:
     try:
         pickle.dumps(envelope[1], protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as exc:
-        from multiprocessing.pool import MaybeEncodingError  # what multiprocessing raises
+        from multiprocessing.pool import MaybeEncodingError  # type: ignore[attr-defined]
 
         return _failure(MaybeEncodingError(exc, envelope[1]))
     return envelope
