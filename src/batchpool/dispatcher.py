@@ -77,9 +77,9 @@ CLAIM_AGE_FOR_ESTIMATE_S = 1.0
 class Sink(Protocol):
     """Where a call's results go (implemented by the result objects of the proto-pool)."""
 
-    def deliver(self, start: int, envelopes: list, session_dir: Path) -> bool:
-        """Tasks ``start, start+1, ...`` ended with ``envelopes``. False: the call failed
-        and its other tasks are not wanted any more."""
+    def deliver(self, start: int, envelopes: list, session_dir: Path) -> None:
+        """Tasks ``start, start+1, ...`` ended with ``envelopes`` (a task that raised does
+        not end its call: the others still run, as in ``multiprocessing``)."""
         ...
 
     def fail(self, error: BaseException) -> None:
@@ -567,17 +567,15 @@ class Dispatcher:
         chunk.state = ChunkState.DONE
         self._say(chunk.call, "collected", chunk=chunk.number, tasks=len(result.tasks))
         self._learn_task_time(chunk.call.function_key, result)
-        if not self._deliver(chunk.call, result):
-            self._fail(chunk.call, None)
+        self._deliver(chunk.call, result)
 
-    def _deliver(self, call: Call, result: ChunkResult, envelopes: Optional[list] = None) -> bool:
+    def _deliver(self, call: Call, result: ChunkResult, envelopes: Optional[list] = None) -> None:
         envelopes = result.envelopes() if envelopes is None else envelopes
-        ok = call.sink.deliver(result.tasks.start, envelopes, result_dir(call))
+        call.sink.deliver(result.tasks.start, envelopes, result_dir(call))
         call.num_delivered += len(envelopes)
         call.num_failed_tasks += sum(1 for succeeded, _ in envelopes if not succeeded)
         if call.progress is not None:
             call.progress.advance(len(envelopes))
-        return ok
 
     def _learn_task_time(self, function_key: str, result: ChunkResult) -> None:
         per_task = result.elapsed_s / max(1, len(result.tasks))
@@ -984,13 +982,10 @@ class Dispatcher:
                 call.sink.finish()
 
     def _all_delivered(self, call: Call) -> bool:
-        if not call.input_done or call.uncut:
-            return False
-        if call.input_error is not None and call.num_delivered >= call.input_error[0]:
-            return True
-        return call.num_delivered >= call.num_tasks_known
+        # Tasks after an input error are never read: they are not among those known.
+        return call.input_done and not call.uncut and call.num_delivered >= call.num_tasks_known
 
-    def _fail(self, call: Call, error: Optional[BaseException]) -> None:
+    def _fail(self, call: Call, error: BaseException) -> None:
         """End ``call`` early: withdraw its tickets, tell its workers, keep its session."""
         if call.ended:
             return
@@ -1003,9 +998,8 @@ class Dispatcher:
                 del self.posted[number]
         if call.session is not None:
             call.session.cancel()
-        if error is not None:
-            call.sink.fail(error)
-        self._end_session(call, error or PoolError("a task failed"))
+        call.sink.fail(error)
+        self._end_session(call, error)
 
     def _fail_all(self, error: BaseException, delete_jobs: bool = True) -> None:
         for call in list(self.calls):
@@ -1142,10 +1136,9 @@ class _ApplyBatch:
     def __init__(self, sinks: list[Sink]) -> None:
         self.sinks = sinks
 
-    def deliver(self, start: int, envelopes: list, session_dir: Path) -> bool:
+    def deliver(self, start: int, envelopes: list, session_dir: Path) -> None:
         for i, envelope in enumerate(envelopes, start):
             self.sinks[i].deliver(0, [envelope], session_dir)
-        return True
 
     def fail(self, error: BaseException) -> None:
         for sink in self.sinks:

@@ -362,13 +362,12 @@ class ApplyResult:
 
     # -- the dispatcher's side (dispatcher.Sink) --
 
-    def deliver(self, start: int, envelopes: list, session_dir: Path) -> bool:
+    def deliver(self, start: int, envelopes: list, session_dir: Path) -> None:
         ok, value = envelopes[0]
         if ok:
             self._set(True, value)
         else:
             self._set(False, task_error(value, session_dir))
-        return True
 
     def fail(self, error: BaseException) -> None:
         if not self.ready():
@@ -404,13 +403,12 @@ class MapResult(ApplyResult):
         if num_tasks == 0:
             self._set(True, [])
 
-    def deliver(self, start: int, envelopes: list, session_dir: Path) -> bool:
+    def deliver(self, start: int, envelopes: list, session_dir: Path) -> None:
         for i, (ok, value) in enumerate(envelopes, start):
             if ok:
                 self._values[i] = value
             elif self._error is None:
                 self._error = task_error(value, session_dir)
-        return True
 
     def finish(self) -> None:
         if self._error is not None:
@@ -504,7 +502,7 @@ class IMapIterator:
 
     # -- the dispatcher's side (dispatcher.Sink) --
 
-    def deliver(self, start: int, envelopes: list, session_dir: Path) -> bool:
+    def deliver(self, start: int, envelopes: list, session_dir: Path) -> None:
         with self._cond:
             self._session_dir = session_dir
             for i, envelope in enumerate(envelopes, start):
@@ -513,7 +511,6 @@ class IMapIterator:
                 else:
                     self._arrived.append(envelope)
             self._cond.notify_all()
-        return True
 
     def fail(self, error: BaseException) -> None:
         with self._cond:
