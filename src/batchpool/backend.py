@@ -35,11 +35,60 @@ class JobState(enum.Enum):
     """The scheduler says the job ended."""
 
 
+class Ending(enum.Enum):
+    """What the scheduler says ended a job (or put it in an error state)."""
+
+    COMPLETED = "completed"
+    """Ended by itself with exit code 0."""
+    FAILED = "failed"
+    """Ended by itself with another exit code, or its launch failed."""
+    TIME_LIMIT = "time limit"
+    MEMORY_LIMIT = "memory limit"
+    NODE_FAILURE = "node failure"
+    PREEMPTED = "preempted"
+    """Preempted, or requeued by the scheduler: not the job's fault."""
+    CANCELLED = "cancelled"
+    """Deleted by someone other than this pool (``scancel``, ``qdel``)."""
+    ERROR_STATE = "error state"
+    """Held by the scheduler after an error (SGE ``Eqw``), or a request that can never
+    start (Slurm ``BadConstraints``, ``InvalidAccount``...)."""
+
+
 @dataclass(frozen=True)
 class JobStatus:
     state: JobState
     reason: str = ""
     """The scheduler's own words (Slurm state and reason, SGE state letters)."""
+    ending: Optional[Ending] = None
+    """For an ENDED or FAILED job, what ended it, where the scheduler tells."""
+    node: str = ""
+    """Where the job runs or ran, where the scheduler tells."""
+    exit_code: Optional[int] = None
+    signal: Optional[int] = None
+    """Exit code or signal of the job's script, where the scheduler tells."""
+    detail: str = ""
+    """More of the scheduler's own words on an ending (SGE's ``error reason``, ``qacct``'s
+    ``failed`` line), for the history and error messages."""
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Per-job changes to a pool's resources, for a chunk retried with more (see
+    :mod:`batchpool.policy`). None and ``()`` leave the pool's own settings."""
+
+    mem_mb: Optional[int] = None
+    time_s: Optional[int] = None
+    exclude_nodes: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        parts = []
+        if self.mem_mb is not None:
+            parts.append(f"mem={self.mem_mb}M")
+        if self.time_s is not None:
+            parts.append(f"time={self.time_s}s")
+        if self.exclude_nodes:
+            parts.append("exclude=" + ",".join(self.exclude_nodes))
+        return " ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -63,6 +112,10 @@ class JobRequest:
     count: int
     python_path: str
     log_dir: Path
+    resources: Resources = Resources()
+    """Changes to the pool's resources for these jobs (a retry with more memory or time)."""
+    tier: int = 0
+    """Workers of tier N take only tickets of tier N (0: the pool's own resources)."""
 
     def worker_argv(self, job_id_template: str) -> list[str]:
         """The worker's command line; ``job_id_template`` tells it its job id from the
@@ -74,6 +127,7 @@ class JobRequest:
             str(self.pool_dir),
             "--job-id",
             job_id_template,
+            *(["--tier", str(self.tier)] if self.tier else []),
         ]
 
     def worker_command(self, job_id_template: str) -> str:
@@ -104,6 +158,20 @@ class Backend(Protocol):
 
     def delete(self, jobs: Sequence[Job], cancel: Optional[threading.Event] = None) -> None:
         """Delete ``jobs``; a job that is already gone is not an error."""
+        ...
+
+    def explain(
+        self, jobs: Sequence[Job], cancel: Optional[threading.Event] = None
+    ) -> dict[str, JobStatus]:
+        """What ended ``jobs``, which left the queue or sit in an error state, from the
+        scheduler's accounting (``qacct``, ``qstat -j``...). Called only for jobs that
+        held work or never started; jobs it knows nothing more of are missing from the
+        answer."""
+        ...
+
+    def base_resources(self) -> Resources:
+        """The pool's memory and time per job as its options give them (None: not set),
+        which a retry with more memory or time starts from."""
         ...
 
     def filter_stderr(self, text: str) -> str:

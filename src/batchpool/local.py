@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Optional
 
-from .backend import Job, JobRequest, JobState, JobStatus
+from .backend import Job, JobRequest, JobState, JobStatus, Resources
 from .proto_pool import Pool as _Pool
 from .worker import is_job_variable
 
@@ -82,6 +82,16 @@ class LocalBackend:
                 if process is not None and process.poll() is None:
                     _kill_group(process)
                     process.wait()
+
+    def explain(
+        self, jobs: Sequence[Job], cancel: Optional[threading.Event] = None
+    ) -> dict[str, JobStatus]:
+        """Nothing more than :meth:`status` said (the exit code)."""
+        return {}
+
+    def base_resources(self) -> Resources:
+        """Local jobs have no memory or time limit."""
+        return Resources()
 
     def filter_stderr(self, text: str) -> str:
         return text

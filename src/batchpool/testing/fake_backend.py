@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from .. import _layout
-from ..backend import Job, JobRequest, JobState, JobStatus
+from ..backend import Ending, Job, JobRequest, JobState, JobStatus, Resources
 from ..errors import SchedulerError
 from ..worker import Worker
 
@@ -58,6 +58,18 @@ class FakeFaults:
     """Status queries fail between these two clock readings."""
 
 
+class FakeDeath(BaseException):
+    """Raised by a task to end its fake job there, as the scheduler or a crash would: the
+    tasks before it keep their records. ``ending``: what the fake scheduler then says
+    (None: nothing); ``exit``: what the worker's watcher writes (``"exit 3"``,
+    ``"signal 11"``; ``""``: nothing, as when the whole job was killed)."""
+
+    def __init__(self, ending: Optional[Ending] = None, exit: str = "") -> None:
+        super().__init__(ending, exit)
+        self.ending = ending
+        self.exit = exit
+
+
 class _Phase(enum.Enum):
     PENDING = "pending"
     RUNNING = "running"
@@ -75,6 +87,8 @@ class FakeJob:
     worker: Optional[Worker] = None
     last_work: float = 0.0
     deleted: bool = False
+    ending: Optional[Ending] = None
+    tier: int = 0
 
 
 @dataclass
@@ -115,12 +129,15 @@ class FakeBackend:
         start_delay_s: float = 1.0,
         faults: FakeFaults = FakeFaults(),
         max_jobs_per_submit: int = 100,
+        resources: Optional[Resources] = None,
     ) -> None:
         self.clock = clock
         self.slots = slots
         self.start_delay_s = start_delay_s
         self.faults = faults
         self._max_jobs_per_submit = max_jobs_per_submit
+        self.resources = resources or Resources()
+        self.requests: list[JobRequest] = []
         self.jobs: list[FakeJob] = []
         self.counts = FakeCounts()
 
@@ -131,6 +148,7 @@ class FakeBackend:
 
     def submit(self, request: JobRequest, cancel: Optional[threading.Event] = None) -> list[Job]:
         self.counts.submits += 1
+        self.requests.append(request)
         jobs = []
         for _ in range(request.count):
             index = len(self.jobs)
@@ -140,7 +158,8 @@ class FakeBackend:
                 request.log_dir / f"{index}.out",
                 request.log_dir / f"{index}.err",
             )
-            self.jobs.append(FakeJob(index, job, request.pool_dir, self.clock()))
+            fake = FakeJob(index, job, request.pool_dir, self.clock(), tier=request.tier)
+            self.jobs.append(fake)
             jobs.append(job)
         self.counts.jobs += len(jobs)
         return jobs
@@ -159,11 +178,17 @@ class FakeBackend:
             _Phase.RUNNING: JobState.RUNNING,
             _Phase.ERROR: JobState.FAILED,
         }
-        return {
+        statuses = {
             fake.job.job_id: JobStatus(states[fake.phase], fake.phase.value)
             for fake in self.jobs
             if fake.job.job_id in wanted and fake.phase in states
         }
+        for fake in self.jobs:  # ended jobs stay visible with their ending, as in Slurm
+            if fake.job.job_id in wanted and fake.ending is not None:
+                statuses[fake.job.job_id] = JobStatus(
+                    JobState.ENDED, fake.ending.name, fake.ending, FAKE_HOST
+                )
+        return statuses
 
     def delete(self, jobs: Sequence[Job], cancel: Optional[threading.Event] = None) -> None:
         ids = {job.job_id for job in jobs}
@@ -172,6 +197,14 @@ class FakeBackend:
                 fake.phase = _Phase.ENDED
                 fake.deleted = True
         self.counts.deletes.extend(sorted(ids))
+
+    def explain(
+        self, jobs: Sequence[Job], cancel: Optional[threading.Event] = None
+    ) -> dict[str, JobStatus]:
+        return {}
+
+    def base_resources(self) -> Resources:
+        return self.resources
 
     def filter_stderr(self, text: str) -> str:
         return text
@@ -199,7 +232,9 @@ class FakeBackend:
             return
         fake.phase = _Phase.RUNNING
         fake.last_work = now
-        fake.worker = Worker(str(fake.pool_dir), fake.job.job_id, FAKE_HOST, fake.index + 1)
+        fake.worker = Worker(
+            str(fake.pool_dir), fake.job.job_id, FAKE_HOST, fake.index + 1, fake.tier
+        )
         marker = fake.pool_dir / _layout.WORKERS_DIR / fake.job.job_id
         _layout.write_atomically(str(marker), fake.worker.claim)
 
@@ -213,7 +248,17 @@ class FakeBackend:
             if _claim_only(worker):
                 fake.phase = _Phase.ENDED
             return
-        if worker.take_one():
+        try:
+            took = worker.take_one()
+        except FakeDeath as death:
+            fake.phase = _Phase.ENDED
+            fake.ending = death.ending
+            if death.exit:
+                name = fake.job.job_id + _layout.EXIT_FILE_SUFFIX
+                exit_file = fake.pool_dir / _layout.WORKERS_DIR / name
+                _layout.write_atomically(str(exit_file), death.exit.encode())
+            return
+        if took:
             fake.last_work = now
             if worker.retired():
                 fake.phase = _Phase.ENDED
