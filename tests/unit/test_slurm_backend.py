@@ -68,7 +68,19 @@ def recorded_output(name: str, command_start: str) -> tuple[str, Optional[int]]:
     return matches[0]
 
 
-SQUEUE_R, _ = recorded_output("commands_and_outputs.txt", 'squeue -h -r -o "%i|%A|%K|%j|%T|%r"')
+def with_empty_node(text: str) -> str:
+    """Lines recorded in the older format ``%i|%A|%K|%j|%T|%r`` in SQUEUE_FORMAT
+    (``%N`` after ``%K``), with the node not recorded: empty."""
+    return "".join(
+        "|".join([*line.split("|", 3)[:3], "", line.split("|", 3)[3]]) + "\n"
+        for line in text.splitlines()
+        if line.strip()
+    )
+
+
+SQUEUE_R = with_empty_node(
+    recorded_output("commands_and_outputs.txt", 'squeue -h -r -o "%i|%A|%K|%j|%T|%r"')[0]
+)
 
 
 def wide_to_our_format(name: str) -> str:
@@ -87,6 +99,7 @@ def wide_to_our_format(name: str) -> str:
             f[first["JOBID"]],
             f[unique_id],
             f[first["ARRAY_TASK_ID"]],
+            f[first["NODELIST"]],
             f[first["NAME"]],
             f[first["STATE"]],
             f[first["REASON"]],
@@ -126,7 +139,7 @@ def test_squeue_argv_has_an_explicit_format_all_states_and_one_line_per_element(
         "--name",
         "mymap",
         "-o",
-        "%i|%A|%K|%j|%T|%r",
+        "%i|%A|%K|%N|%j|%T|%r",
     ]
 
 
@@ -163,7 +176,7 @@ def test_parse_recorded_collapsed_pending_arrays_expands_them():
     # Recorded without -r and with a 7th field (%P, partition), which we drop here.
     output, rc = recorded_output("commands_and_outputs.txt", 'squeue -h -o "%i|%A|%K|%j|%T|%r|%P"')
     assert rc == 0
-    text = "".join(line.rsplit("|", 1)[0] + "\n" for line in output.splitlines())
+    text = with_empty_node("".join(line.rsplit("|", 1)[0] + "\n" for line in output.splitlines()))
     ids = [line.job_id for line in parse_squeue(text)]
     assert ids[:3] == ["6866_204", "6866_205", "6866_206"]
     assert ids.count("6866_999") == 1
@@ -185,6 +198,8 @@ def test_parse_recorded_wide_format_rewritten_into_ours(name, num_lines, first_i
     assert len(lines) == num_lines
     assert (lines[0].job_id, lines[-1].job_id) == (first_id, last_id)
     assert {line.state for line in lines} <= {"PENDING", "RUNNING"}
+    assert {line.node for line in lines if line.state == "RUNNING"} <= {"vm"}
+    assert {line.node for line in lines if line.state == "PENDING"} == {""}
 
 
 def test_parse_squeue_of_no_job_is_empty():
@@ -194,13 +209,13 @@ def test_parse_squeue_of_no_job_is_empty():
 
 
 def test_parse_squeue_keeps_a_separator_inside_the_name_and_cuts_cancelled_by():
-    (line,) = parse_squeue("12|12|N/A|a|b|CANCELLED by 0|None\n")
-    assert (line.name, line.state, line.reason) == ("a|b", "CANCELLED", "None")
+    (line,) = parse_squeue("12|12|N/A|n1|a|b|CANCELLED by 0|None\n")
+    assert (line.name, line.state, line.reason, line.node) == ("a|b", "CANCELLED", "None", "n1")
 
 
 def test_parse_squeue_rejects_a_line_of_another_format():
-    with pytest.raises(ValueError, match="6"):
-        parse_squeue("7055|7055|0|rec|PENDING\n")
+    with pytest.raises(ValueError, match="7"):
+        parse_squeue("7055|7055|0|rec|PENDING|None\n")
 
 
 @pytest.mark.parametrize(
@@ -230,31 +245,45 @@ def test_expand_array_indices(spec, indices):
         ("PENDING", "QOSMaxJobsPerUserLimit", JobState.PENDING),
         ("PENDING", "AssocGrpCpuLimit", JobState.PENDING),
         ("PENDING", "JobArrayTaskLimit", JobState.PENDING),
-        ("PENDING", "JobHeldAdmin", JobState.FAILED),
+        ("PENDING", "JobHeldAdmin", JobState.PENDING),
+        ("PENDING", "job requeued in held state", JobState.PENDING),
+        ("PENDING", "BeginTime", JobState.PENDING),
+        ("PENDING", "PartitionDown", JobState.PENDING),
+        ("PENDING", "(PartitionInactive)", JobState.PENDING),
+        ("PENDING", "NodeDown", JobState.PENDING),
+        ("PENDING", "ReqNodeNotAvail, Reserved for maintenance", JobState.PENDING),
         ("PENDING", "launch failed requeued held", JobState.FAILED),
         ("PENDING", "JobHoldMaxRequeue", JobState.FAILED),
-        ("PENDING", "PartitionDown", JobState.FAILED),
-        ("PENDING", "(PartitionInactive)", JobState.FAILED),
-        ("PENDING", "NodeDown", JobState.FAILED),
+        ("REQUEUE_HOLD", "JobHoldMaxRequeue", JobState.FAILED),
+        ("PENDING", "JobLaunchFailure", JobState.FAILED),
+        ("PENDING", "SystemFailure", JobState.FAILED),
         ("PENDING", "BadConstraints", JobState.FAILED),
-        ("PENDING", "ReqNodeNotAvail, Reserved for maintenance", JobState.FAILED),
+        ("PENDING", "PartitionTimeLimit", JobState.FAILED),
+        ("PENDING", "InvalidAccount", JobState.FAILED),
+        ("PENDING", "InvalidQOS", JobState.FAILED),
         ("PENDING", "QOSMaxWallDurationPerJobLimit", JobState.FAILED),
         ("PENDING", "AssocMaxCpuPerNode", JobState.FAILED),
         ("REQUEUED", "None", JobState.PENDING),
+        ("REQUEUE_HOLD", "None", JobState.PENDING),
         ("SUSPENDED", "None", JobState.PENDING),
+        ("RESV_DEL_HOLD", "None", JobState.PENDING),
         ("RUNNING", "None", JobState.RUNNING),
         ("COMPLETING", "None", JobState.RUNNING),
         ("CONFIGURING", "None", JobState.RUNNING),
         ("STOPPED", "None", JobState.RUNNING),
         ("COMPLETED", "None", JobState.ENDED),
         ("CANCELLED", "None", JobState.ENDED),
+        ("CANCELLED", "JobHeldAdmin", JobState.ENDED),
         ("FAILED", "NonZeroExitCode", JobState.ENDED),
-        ("BOOT_FAIL", "None", JobState.FAILED),
-        ("NODE_FAIL", "None", JobState.FAILED),
-        ("OUT_OF_MEMORY", "OutOfMemory", JobState.FAILED),
-        ("TIMEOUT", "TimeLimit", JobState.FAILED),
-        ("DEADLINE", "None", JobState.FAILED),
-        ("PREEMPTED", "None", JobState.FAILED),
+        ("FAILED", "JobLaunchFailure", JobState.ENDED),
+        ("BOOT_FAIL", "None", JobState.ENDED),
+        ("NODE_FAIL", "NodeDown", JobState.ENDED),
+        ("OUT_OF_MEMORY", "OutOfMemory", JobState.ENDED),
+        ("TIMEOUT", "TimeLimit", JobState.ENDED),
+        ("DEADLINE", "None", JobState.ENDED),
+        ("PREEMPTED", "None", JobState.ENDED),
+        ("SPECIAL_EXIT", "None", JobState.ENDED),
+        ("REVOKED", "None", JobState.ENDED),
         ("SOMETHING_NEW", "None", JobState.PENDING),
     ],
 )
@@ -440,7 +469,7 @@ def test_a_worker_names_itself_as_squeue_and_the_backend_name_its_job(backend, s
     index = int(env.get("SLURM_ARRAY_TASK_ID", 0))
     assert jobs[index].job_id == named
     task = env.get("SLURM_ARRAY_TASK_ID", "N/A")
-    line = f"{named}|{env['SLURM_JOB_ID']}|{task}|{NAME}|RUNNING|None"
+    line = f"{named}|{env['SLURM_JOB_ID']}|{task}|n1|{NAME}|RUNNING|None"
     assert list(job_statuses(parse_squeue(line), [named])) == [named]
 
 

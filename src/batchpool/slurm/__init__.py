@@ -23,24 +23,47 @@ scheduler command runs in :func:`scheduler_environment`: the driver's environmen
 
 The worker restores the driver's environment in the job but takes ``SLURM_*`` from
 the job (:mod:`batchpool.worker`), so nothing is lost by dropping them here.
+
+Resources of a retry
+--------------------
+A :class:`~batchpool.backend.JobRequest` may change the pool's memory, time and nodes
+(:class:`~batchpool.backend.Resources`, a chunk retried with more). Its options come
+last in the ``sbatch`` command line, ``--mem=<N>M``, ``--time=[D-]HH:MM:SS`` and
+``--exclude=a,b``, and the options they replace are left out: the pool's ``mem`` and
+``time``, and in ``sbatch_args`` ``--mem``, ``--mem-per-cpu``, ``--mem-per-gpu`` (``sbatch``
+refuses two of them together), ``--time``/``-t`` and ``--exclude``/``-x`` (whose nodes
+stay excluded, followed by the new ones). :meth:`SlurmBackend.base_resources` reads the
+pool's ``mem`` and ``time``, or the last ``--mem``/``--time`` in ``sbatch_args``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 import re
 import subprocess
 import threading
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, Optional
 
-from ..backend import Job, JobRequest, JobStatus
+from ..backend import Ending, Job, JobRequest, JobState, JobStatus, Resources
 from ..commands import CommandPolicy, run_command
 from ..errors import SchedulerError
 from ..proto_pool import BackendPool
 from ..worker import is_job_variable
-from .squeue import filter_stderr_noise, job_statuses, parse_squeue, squeue_argv
+from .squeue import (
+    filter_stderr_noise,
+    is_sacct_unavailable,
+    job_statuses,
+    parse_sacct,
+    parse_squeue,
+    sacct_argv,
+    sacct_statuses,
+    squeue_argv,
+    stderr_ending,
+)
 
 __all__ = ["Pool", "SlurmBackend", "scheduler_environment"]
 
@@ -49,6 +72,7 @@ CLIENT_SLURM_VARIABLES = frozenset(
 )
 SUBMISSION_CHANGING_VARIABLES = frozenset(("SBATCH_ARRAY_INX", "SBATCH_WAIT"))
 SCANCEL_IDS_PER_CALL = 500
+SACCT_IDS_PER_CALL = 500
 DEFAULT_COMMAND_POLICY = CommandPolicy()
 
 
@@ -126,8 +150,170 @@ def parse_sbatch_parsable(stdout: str) -> str:
     raise ValueError(f"no job id in sbatch --parsable output {stdout!r}")
 
 
+# -- resources ------------------------------------------------------------------------------
+
+_MB_PER_UNIT = {"M": 1, "G": 1024, "T": 1024 * 1024}
+
+
+def parse_mem_mb(text: str) -> int:
+    """Slurm's ``--mem`` syntax in MB: ``"4096"`` (MB), ``"500M"``, ``"4G"``, ``"1T"``,
+    ``"512K"`` (rounded up), a unit letter in either case and optionally ``B``
+    (``"4GB"``), as Slurm's ``str_to_mbytes`` reads it. ``"0"`` is 0 (Slurm: all of
+    the node's memory).
+
+    Raises
+    ------
+    ValueError
+        For anything else.
+    """
+    match = re.fullmatch(r"\s*(\d+)\s*(?:([KMGTkmgt])[Bb]?)?\s*", str(text))
+    if match is None:
+        raise ValueError(f"not a Slurm memory size: {text!r}")
+    number, unit = int(match.group(1)), (match.group(2) or "M").upper()
+    if unit == "K":
+        return -(-number // 1024)  # rounded up, as Slurm does
+    return number * _MB_PER_UNIT[unit]
+
+
+_TIME_FORMS = (
+    re.compile(r"(?P<d>\d+)-(?P<h>\d+)(?::(?P<m>\d+)(?::(?P<s>\d+))?)?"),
+    re.compile(r"(?P<h>\d+):(?P<m>\d+):(?P<s>\d+)"),
+    re.compile(r"(?P<m>\d+)(?::(?P<s>\d+))?"),
+)
+
+
+def parse_time_s(text: str) -> Optional[int]:
+    """Slurm's ``--time`` syntax in seconds; None for no limit.
+
+    ``minutes``, ``minutes:seconds``, ``hours:minutes:seconds``, ``days-hours``,
+    ``days-hours:minutes``, ``days-hours:minutes:seconds``; ``UNLIMITED``, ``INFINITE``
+    and ``-1`` (any case) are None. (Slurm rounds a limit up to whole minutes.)
+
+    Raises
+    ------
+    ValueError
+        For anything else.
+    """
+    text = str(text).strip()
+    if text.upper() in ("UNLIMITED", "INFINITE", "-1"):
+        return None
+    for form in _TIME_FORMS:
+        match = form.fullmatch(text)
+        if match is not None:
+            part = {k: int(v) for k, v in match.groupdict(default="0").items()}
+            d, h, m, s = (part.get(k, 0) for k in "dhms")
+            return d * 86400 + h * 3600 + m * 60 + s
+    raise ValueError(f"not a Slurm time limit: {text!r}")
+
+
+def format_time(seconds: int) -> str:
+    """Seconds as ``sbatch --time`` takes them: ``D-HH:MM:SS``, or ``HH:MM:SS`` under a day."""
+    if seconds < 0:
+        raise ValueError(f"a negative time limit: {seconds}")
+    days, rest = divmod(int(seconds), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    clock = f"{hours:02d}:{minutes:02d}:{secs:02d}"
+    return f"{days}-{clock}" if days else clock
+
+
+def _option_name(arg: str, names: Sequence[str]) -> Optional[str]:
+    """Which of ``names`` (``--long`` or ``-s``) the argument ``arg`` is, if any:
+    ``--mem``, ``--mem=4G``, ``-t``, ``-t10``."""
+    for name in names:
+        if arg == name or (name.startswith("--") and arg.startswith(name + "=")):
+            return name
+        if not name.startswith("--") and arg.startswith(name) and len(arg) > len(name):
+            return name
+    return None
+
+
+def option_values(args: Sequence[str], names: Sequence[str]) -> list[str]:
+    """The values of the options ``names`` in raw ``sbatch`` arguments, in order:
+    ``--time=10``, ``--time 10``, ``-t 10`` and ``-t10`` each give ``"10"``."""
+    values, i = [], 0
+    while i < len(args):
+        name = _option_name(args[i], names)
+        if name is not None:
+            value = args[i][len(name) :].removeprefix("=")
+            if args[i] == name and i + 1 < len(args):
+                i += 1
+                value = args[i]
+            values.append(value)
+        i += 1
+    return values
+
+
+def without_options(args: Sequence[str], names: Sequence[str]) -> list[str]:
+    """Raw ``sbatch`` arguments without the options ``names`` and their values."""
+    kept, i = [], 0
+    while i < len(args):
+        name = _option_name(args[i], names)
+        if name is None:
+            kept.append(args[i])
+        elif args[i] == name:
+            i += 1  # its value
+        i += 1
+    return kept
+
+
+MEM_OPTIONS = ("--mem", "--mem-per-cpu", "--mem-per-gpu")
+TIME_OPTIONS = ("--time", "-t")
+EXCLUDE_OPTIONS = ("--exclude", "-x")
+
+
+def resource_change_args(sbatch_args: Sequence[str], resources: Resources) -> list[str]:
+    """``sbatch_args`` without what ``resources`` replaces, then ``resources``' options
+    (module docstring): ``--mem=<N>M``, ``--time=...``, ``--exclude=...``."""
+    args = list(sbatch_args)
+    changes = []
+    if resources.mem_mb is not None:
+        args = without_options(args, MEM_OPTIONS)
+        changes.append(f"--mem={resources.mem_mb}M")
+    if resources.time_s is not None:
+        args = without_options(args, TIME_OPTIONS)
+        changes.append(f"--time={format_time(resources.time_s)}")
+    if resources.exclude_nodes:
+        excluded = [n for v in option_values(args, EXCLUDE_OPTIONS) for n in v.split(",") if n]
+        args = without_options(args, EXCLUDE_OPTIONS)
+        nodes = list(dict.fromkeys([*excluded, *resources.exclude_nodes]))
+        changes.append("--exclude=" + ",".join(nodes))
+    return [*args, *changes]
+
+
+def base_resources(
+    mem: Optional[str], time: Optional[str], sbatch_args: Sequence[str]
+) -> Resources:
+    """The memory and time per job of a pool with these options (module docstring).
+
+    None where they are not set, where the memory is ``0`` (all of a node's) or the time
+    unlimited, and where Slurm's syntax is not understood (``sbatch`` judges the options
+    itself; a retry then cannot raise what it cannot read).
+    """
+    mem_text = mem if mem is not None else _last(option_values(sbatch_args, ("--mem",)))
+    time_text = time if time is not None else _last(option_values(sbatch_args, TIME_OPTIONS))
+    mem_mb: Optional[int] = None
+    time_s: Optional[int] = None
+    if mem_text is not None:
+        try:
+            mem_mb = parse_mem_mb(mem_text) or None
+        except ValueError:
+            mem_mb = None
+    if time_text is not None:
+        try:
+            time_s = parse_time_s(time_text)
+        except ValueError:
+            time_s = None
+    return Resources(mem_mb=mem_mb, time_s=time_s)
+
+
+def _last(values: Sequence[str]) -> Optional[str]:
+    return values[-1] if values else None
+
+
 class SlurmBackend:
-    """One ``sbatch --wrap`` per worker; status from one ``squeue``; ``scancel`` to delete.
+    """One ``sbatch --wrap`` per worker; status from one ``squeue``; ``scancel`` to delete;
+    what ended a job from ``sacct``, where the cluster keeps accounting.
 
     Parameters
     ----------
@@ -137,7 +323,7 @@ class SlurmBackend:
         ``None`` leaves them to the cluster's defaults.
     sbatch_args
         Further raw ``sbatch`` arguments, placed after the ones above.
-    sbatch_path, squeue_path, scancel_path
+    sbatch_path, squeue_path, scancel_path, sacct_path
         The programs to run (tests point them at dummies).
     command_policy
         Timeout and bounded retries of every scheduler command.
@@ -158,9 +344,10 @@ class SlurmBackend:
         sbatch_path: str = "sbatch",
         squeue_path: str = "squeue",
         scancel_path: str = "scancel",
+        sacct_path: str = "sacct",
         command_policy: CommandPolicy = DEFAULT_COMMAND_POLICY,
     ) -> None:
-        self.resource_args = _resource_args(
+        self.options: dict[str, Any] = dict(
             partition=partition,
             time=time,
             mem=mem,
@@ -168,11 +355,14 @@ class SlurmBackend:
             account=account,
             qos=qos,
         )
+        self.resource_args = _resource_args(**self.options)
         self.sbatch_args = [str(a) for a in sbatch_args]
         self.sbatch_path = sbatch_path
         self.squeue_path = squeue_path
         self.scancel_path = scancel_path
+        self.sacct_path = sacct_path
         self.command_policy = command_policy
+        self._accounting_disabled = False
 
     job_id_template = "{SLURM_JOB_ID}"
     """How a worker knows its job id (:func:`batchpool._layout.job_id_from_environment`)."""
@@ -183,6 +373,18 @@ class SlurmBackend:
 
     def max_jobs_per_submit(self) -> int:
         return 1
+
+    def base_resources(self) -> Resources:
+        """The pool's memory and time per job (:func:`base_resources`)."""
+        return base_resources(self.options["mem"], self.options["time"], self.sbatch_args)
+
+    def request_args(self, request: JobRequest) -> list[str]:
+        """The pool's resource options, ``sbatch_args`` and ``request.resources``' changes
+        (module docstring), in that order."""
+        resources = request.resources
+        replaced = {"mem": resources.mem_mb is not None, "time": resources.time_s is not None}
+        options = {k: (None if replaced.get(k) else v) for k, v in self.options.items()}
+        return [*_resource_args(**options), *resource_change_args(self.sbatch_args, resources)]
 
     def sbatch_argv(self, request: JobRequest) -> list[str]:
         """``sbatch`` for one worker of ``request``."""
@@ -195,8 +397,7 @@ class SlurmBackend:
             f"{request.log_dir}/%j.out",
             "--error",
             f"{request.log_dir}/%j.err",
-            *self.resource_args,
-            *self.sbatch_args,
+            *self.request_args(request),
             "--wrap",
             request.worker_command(self.job_id_template),
         ]
@@ -237,6 +438,54 @@ class SlurmBackend:
             ) from None
         return job_statuses(lines, (job.job_id for job in jobs))
 
+    def explain(
+        self, jobs: Sequence[Job], cancel: Optional[threading.Event] = None
+    ) -> dict[str, JobStatus]:
+        """What ended ``jobs``, from one ``sacct`` (per 500 jobs); best effort.
+
+        ``{}`` where ``sacct`` fails (tried twice at most: this only explains better) or
+        prints what cannot be read. A cluster without accounting
+        (``accounting_storage/none``, as the CI Slurm) answers ``Slurm accounting storage
+        is disabled``: not retried, and not asked again. Only
+        :class:`~batchpool.commands.Cancelled` is raised.
+        """
+        statuses: dict[str, JobStatus] = {}
+        ids = [job.job_id for job in jobs]
+        for start in range(0, len(ids), SACCT_IDS_PER_CALL):
+            if self._accounting_disabled:
+                break
+            batch = ids[start : start + SACCT_IDS_PER_CALL]
+            statuses.update(self._sacct(batch, cancel))
+        for job in jobs:  # without accounting: what slurmstepd wrote into the job's stderr
+            told = statuses.get(job.job_id)
+            if told is None or told.ending in (None, Ending.FAILED):
+                said = stderr_ending(_read_tail(job.stderr_path))
+                if said is not None:
+                    ending, line = said
+                    statuses[job.job_id] = JobStatus(JobState.ENDED, "", ending, detail=line)
+        return statuses
+
+    def _sacct(self, ids: list[str], cancel: Optional[threading.Event]) -> dict[str, JobStatus]:
+        argv = sacct_argv(self.sacct_path, ids)
+        try:
+            result = self._run(
+                argv,
+                policy=dataclasses.replace(
+                    self.command_policy, num_retries=min(1, self.command_policy.num_retries)
+                ),
+                accept=lambda r: r.returncode == 0 or is_sacct_unavailable(r.stderr),
+                cancel=cancel,
+            )
+        except SchedulerError:
+            return {}
+        if result.returncode != 0:
+            self._accounting_disabled = True
+            return {}
+        try:
+            return sacct_statuses(parse_sacct(result.stdout), ids)
+        except ValueError:
+            return {}
+
     def delete(self, jobs: Sequence[Job], cancel: Optional[threading.Event] = None) -> None:
         """``scancel`` the jobs (array elements by ``BASE_TASK``, never the whole array)."""
         ids = [job.job_id for job in jobs]
@@ -268,9 +517,11 @@ class SlurmBackend:
                 str(error), command=argv, returncode=0, stdout=result.stdout, stderr=result.stderr
             ) from None
 
-    def _run(self, argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess:
+    def _run(
+        self, argv: list[str], policy: Optional[CommandPolicy] = None, **kwargs: Any
+    ) -> subprocess.CompletedProcess:
         env = scheduler_environment(os.environ)
-        return run_command(argv, self.command_policy, env=env, **kwargs)
+        return run_command(argv, policy or self.command_policy, env=env, **kwargs)
 
 
 def _resource_args(**options: object) -> list[str]:
@@ -312,3 +563,13 @@ def __getattr__(name: str) -> object:
     if name == "array":
         return importlib.import_module(".array", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _read_tail(path: Path, size: int = 65536) -> str:
+    """The last ``size`` bytes of a job's log file, "" if there is none."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - size))
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""

@@ -99,8 +99,7 @@ class SlurmArrayBackend(SlurmBackend):
             f"{log}/%A_%a.out",
             "--error",
             f"{log}/%A_%a.err",
-            *self.resource_args,
-            *self.sbatch_args,
+            *self.request_args(request),
             "--wrap",
             request.worker_command(self.job_id_template),
         ]

@@ -1,72 +1,103 @@
-"""Pure functions around ``squeue``: the command line, its parser, the state map, stderr noise.
+"""Pure functions around ``squeue`` and ``sacct``: command lines, parsers, the state map,
+stderr noise and slurmstepd's verdict lines.
 
 Shared by :mod:`batchpool.slurm` (one job per chunk) and :mod:`batchpool.slurm.array`.
 
 State map
 ---------
 ``squeue -t all`` prints every state a job can be in while Slurm keeps it
-(ended jobs stay visible for ``MinJobAge``). They map to :class:`JobState` as:
+(ended jobs stay visible for ``MinJobAge``); ``sacct`` prints the same states. They map
+to :class:`JobState` and :class:`Ending` as:
 
 ==============  ==================================================================
 ``PENDING``     PENDING, REQUEUED, REQUEUE_FED, REQUEUE_HOLD, RESIZING, SUSPENDED
-                (a suspended job resumes by itself and holds no cores), and any
-                state this module does not know (it leaves the queue by itself
+                (a suspended job resumes by itself and holds no cores),
+                RESV_DEL_HOLD (held because its reservation was deleted), PENDING
+                jobs that wait for the cluster or a person (``JobHeldUser``,
+                ``JobHeldAdmin``, ``NodeDown``, ``PartitionDown``, ``ReqNodeNotAvail``,
+                ``job requeued in held state``, ...: waited out, not failures), and
+                any state this module does not know (it leaves the queue by itself
                 after ``MinJobAge``, so the pool's wait stays bounded)
 ``RUNNING``     RUNNING, COMPLETING, CONFIGURING, STAGE_OUT, SIGNALING,
                 STOPPED (SIGSTOP-ed: cores retained, continues when signalled)
-``ENDED``       COMPLETED, CANCELLED, FAILED (the job script's exit code is not
-                0: the result file tells whether the chunk ran), SPECIAL_EXIT,
-                REVOKED (a federation sibling ran it)
-``FAILED``      BOOT_FAIL, NODE_FAIL, OUT_OF_MEMORY, TIMEOUT, DEADLINE, PREEMPTED,
-                RESV_DEL_HOLD, and PENDING jobs whose reason is in
+``ENDED``       the job has ended; the pool must not delete it, the dispatcher acts
+                on its ending:
+
+                - COMPLETED: ``COMPLETED``
+                - FAILED (the job script's exit code is not 0, or it was killed by
+                  a signal: Slurm then says ``FAILED`` with reason
+                  ``JobLaunchFailure``; the result file tells whether the chunk ran),
+                  SPECIAL_EXIT: ``FAILED``
+                - TIMEOUT, DEADLINE: ``TIME_LIMIT``
+                - OUT_OF_MEMORY: ``MEMORY_LIMIT``
+                - NODE_FAIL, BOOT_FAIL: ``NODE_FAILURE``
+                - PREEMPTED: ``PREEMPTED``
+                - CANCELLED, REVOKED (a federation sibling ran it): ``CANCELLED``
+``FAILED``      ending ``ERROR_STATE``: jobs not running whose reason is in
                 :data:`NEVER_STARTING_REASONS` or matches :data:`NEVER_STARTING_PATTERN`
+                (a request that can never be satisfied, a launch that failed)
 ==============  ==================================================================
+
+A job that exceeds its ``--mem`` ends ``OUT_OF_MEMORY`` only where Slurm enforces
+memory with ``task/cgroup``. Killed by ``JobAcctGatherParams=OverMemoryKill`` instead
+(clusters without cgroups, and the CI Slurm of ``ci/slurm/start.sh``), it ends
+``FAILED`` with reason ``JobLaunchFailure`` and exit code ``0:9``, like any job killed by
+a signal; only slurmstepd's lines in its stderr tell (:func:`stderr_ending`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Optional
 
-from ..backend import JobState, JobStatus
+from ..backend import Ending, JobState, JobStatus
 
-SQUEUE_FORMAT = "%i|%A|%K|%j|%T|%r"
+SQUEUE_FORMAT = "%i|%A|%K|%N|%j|%T|%r"
 """``%i`` job id as the user sees it (``123``, ``7055_3``), ``%A`` the unique job id,
-``%K`` the array index (``N/A`` outside arrays), ``%j`` name, ``%T`` state, ``%r`` reason."""
+``%K`` the array index (``N/A`` outside arrays), ``%N`` the node(s) it runs or ran on
+(empty while pending), ``%j`` name, ``%T`` state, ``%r`` reason. The name is the only
+field that may contain the separator; the reason (Slurm's ``state_desc`` where it has
+one, e.g. ``job requeued in held state``) stays last."""
 
 PENDING_STATES = frozenset(
-    ("PENDING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "RESIZING", "SUSPENDED")
+    (
+        "PENDING",
+        "REQUEUED",
+        "REQUEUE_FED",
+        "REQUEUE_HOLD",
+        "RESIZING",
+        "SUSPENDED",
+        "RESV_DEL_HOLD",
+    )
 )
 RUNNING_STATES = frozenset(
     ("RUNNING", "COMPLETING", "CONFIGURING", "STAGE_OUT", "SIGNALING", "STOPPED")
 )
-ENDED_STATES = frozenset(("COMPLETED", "CANCELLED", "FAILED", "SPECIAL_EXIT", "REVOKED"))
-FAILED_STATES = frozenset(
-    (
-        "BOOT_FAIL",
-        "NODE_FAIL",
-        "OUT_OF_MEMORY",
-        "TIMEOUT",
-        "DEADLINE",
-        "PREEMPTED",
-        "RESV_DEL_HOLD",
-    )
-)
+ENDINGS: Mapping[str, Ending] = {
+    "COMPLETED": Ending.COMPLETED,
+    "FAILED": Ending.FAILED,
+    "SPECIAL_EXIT": Ending.FAILED,
+    "TIMEOUT": Ending.TIME_LIMIT,
+    "DEADLINE": Ending.TIME_LIMIT,
+    "OUT_OF_MEMORY": Ending.MEMORY_LIMIT,
+    "NODE_FAIL": Ending.NODE_FAILURE,
+    "BOOT_FAIL": Ending.NODE_FAILURE,
+    "PREEMPTED": Ending.PREEMPTED,
+    "CANCELLED": Ending.CANCELLED,
+    "REVOKED": Ending.CANCELLED,
+}
+"""The states of a job that has ended, and what ended it (module docstring)."""
+ENDED_STATES = frozenset(ENDINGS)
 
 NEVER_STARTING_REASONS = frozenset(
     (
-        "JobHeldAdmin",
         "JobHoldMaxRequeue",
         "JobLaunchFailure",
         "launch failed requeued held",
         "SystemFailure",
         "BadConstraints",
-        "NodeDown",
-        "PartitionDown",
-        "PartitionInactive",
-        "ReqNodeNotAvail",
         "PartitionNodeLimit",
         "PartitionTimeLimit",
         "InvalidAccount",
@@ -77,23 +108,24 @@ NEVER_STARTING_REASONS = frozenset(
         "BurstBufferOperation",
     )
 )
-"""Reasons (``%r``, Slurm's ``job_reason_string``) of a PENDING job that will not start
-by itself: it needs someone to act, so waiting would never end.
+"""Reasons (``%r``: Slurm's ``job_reason_string`` or ``state_desc``) of a job that is not
+running and will not start: the pool treats it as an error state
+(:attr:`Ending.ERROR_STATE`) instead of waiting forever.
 
-- ``JobHeldAdmin``: held by an administrator. Slurm also holds a batch job this way when
-  its launch failed (``squeue``'s ``%R`` then says ``launch failed requeued held``);
-  ``JobHoldMaxRequeue``: requeued too often and held; ``JobLaunchFailure``,
+- ``launch failed requeued held`` (Slurm held a batch job whose launch failed),
+  ``JobHoldMaxRequeue`` (requeued too often and held), ``JobLaunchFailure``,
   ``SystemFailure``: the launch failed. A new job gets a new node and a new try.
-- ``NodeDown``: a node the job needs is down; ``ReqNodeNotAvail``: the nodes it needs
-  are down, drained or reserved; ``PartitionDown``, ``PartitionInactive``: the partition
-  takes no jobs. These last until an administrator acts (often a maintenance window).
 - ``BadConstraints``, ``PartitionNodeLimit``, ``PartitionTimeLimit``, ``InvalidAccount``,
   ``InvalidQOS``, ``AccountNotAllowed``, ``QOSNotAllowed``, ``DependencyNeverSatisfied``,
   ``BurstBufferOperation``: the request itself can never be satisfied.
 
-``JobHeldUser`` is not here: the user held the job on purpose and releases it. Limits
-that clear when other jobs end (``Priority``, ``Resources``, ``QOSMaxJobsPerUserLimit``,
-``AssocGrp*``, ``JobArrayTaskLimit``, ...) are waits, not failures.
+Not here, because they wait for the cluster or a person and end by themselves:
+``JobHeldUser`` and ``JobHeldAdmin`` (held; released by the user or an administrator;
+``scontrol requeuehold`` shows ``job requeued in held state``), ``NodeDown``,
+``ReqNodeNotAvail`` (nodes down, drained or reserved, often a maintenance window),
+``PartitionDown``, ``PartitionInactive``, ``BeginTime`` (a requeued job waits a
+moment), and the limits that clear when other jobs end (``Priority``, ``Resources``,
+``QOSMaxJobsPerUserLimit``, ``AssocGrp*``, ``JobArrayTaskLimit``, ...).
 
 The pool resubmits a FAILED job at most ``max_num_resubmissions`` times and then raises
 :class:`~batchpool.JobsLostError` naming the reason, instead of waiting forever.
@@ -102,6 +134,8 @@ The pool resubmits a FAILED job at most ``max_num_resubmissions`` times and then
 NEVER_STARTING_PATTERN = re.compile(r"^(QOS|Assoc)Max\w*Per(Job|Node)")
 """``QOSMax*PerJob*``, ``AssocMax*PerNode*``, ...: one job asks for more than any job may
 ever have (per-user and per-account limits, by contrast, clear as other jobs end)."""
+
+_NO_NODE = frozenset(("", "(null)", "None assigned", "N/A", "n/a"))
 
 
 @dataclass(frozen=True)
@@ -116,6 +150,8 @@ class SqueueLine:
     name: str
     state: str
     reason: str
+    node: str = ""
+    """``%N``: the node(s) the job runs or ran on; empty while it waits."""
 
     @property
     def array_job_id(self) -> Optional[str]:
@@ -143,7 +179,7 @@ def parse_squeue(text: str) -> list[SqueueLine]:
     Raises
     ------
     ValueError
-        For a line that does not have the six fields of :data:`SQUEUE_FORMAT`.
+        For a line that does not have the seven fields of :data:`SQUEUE_FORMAT`.
     """
     lines = []
     for raw in text.splitlines():
@@ -154,20 +190,27 @@ def parse_squeue(text: str) -> list[SqueueLine]:
 
 def _parse_line(raw: str) -> list[SqueueLine]:
     fields = raw.split("|")
-    if len(fields) < 6:
-        raise ValueError(f"an squeue line with fewer than 6 '|'-separated fields: {raw!r}")
-    job_id, unique_job_id, task = fields[0], fields[1], fields[2]
-    name = "|".join(fields[3:-2])  # a job name may contain the separator
+    if len(fields) < 7:
+        raise ValueError(f"an squeue line with fewer than 7 '|'-separated fields: {raw!r}")
+    job_id, unique_job_id, task, node = fields[:4]
+    name = "|".join(fields[4:-2])  # a job name may contain the separator
     state, reason = fields[-2], fields[-1]
     state = (state.split() or [""])[0]  # "CANCELLED by 0" -> "CANCELLED"
+    node = normalize_node(node)
     base, sep, tasks = job_id.partition("_")
     if sep and tasks.startswith("["):
         return [
-            SqueueLine(f"{base}_{i}", unique_job_id, i, name, state, reason)
+            SqueueLine(f"{base}_{i}", unique_job_id, i, name, state, reason, node)
             for i in expand_array_indices(tasks)
         ]
     array_task_id = int(task) if task.isdigit() else None
-    return [SqueueLine(job_id, unique_job_id, array_task_id, name, state, reason)]
+    return [SqueueLine(job_id, unique_job_id, array_task_id, name, state, reason, node)]
+
+
+def normalize_node(text: str) -> str:
+    """A node list as Slurm prints it, ``""`` for none (``(null)``, ``None assigned``)."""
+    text = text.strip()
+    return "" if text in _NO_NODE else text
 
 
 def expand_array_indices(spec: str) -> list[int]:
@@ -185,20 +228,27 @@ def expand_array_indices(spec: str) -> list[int]:
 
 
 def job_state(state: str, reason: str) -> JobState:
-    """Map Slurm's ``%T`` state and ``%r`` reason to a :class:`JobState` (module docstring)."""
-    if state in FAILED_STATES:
-        return JobState.FAILED
+    """Map Slurm's state (``%T``) and reason (``%r``) to a :class:`JobState` (module docstring)."""
     if state in ENDED_STATES:
         return JobState.ENDED
     if state in RUNNING_STATES:
         return JobState.RUNNING
-    if state == "PENDING" and is_never_starting(reason):
+    if is_never_starting(reason):
         return JobState.FAILED
     return JobState.PENDING
 
 
+def job_ending(state: str, reason: str) -> Optional[Ending]:
+    """What ended a job in ``state`` (module docstring); None while it waits or runs."""
+    if state in ENDINGS:
+        return ENDINGS[state]
+    if job_state(state, reason) is JobState.FAILED:
+        return Ending.ERROR_STATE
+    return None
+
+
 def is_never_starting(reason: str) -> bool:
-    """True if a PENDING job with this ``%r`` reason will not start by itself."""
+    """True if a job that is not running, with this ``%r`` reason, will not start by itself."""
     reason = reason.strip().strip("()")
     head = reason.split(",")[0].strip()  # "ReqNodeNotAvail, Reserved for maintenance"
     return (
@@ -208,14 +258,185 @@ def is_never_starting(reason: str) -> bool:
     )
 
 
+def job_status(state: str, reason: str, node: str = "") -> JobStatus:
+    """The :class:`JobStatus` of a job in ``state`` with ``reason`` on ``node``;
+    its ``reason`` is ``"STATE REASON"``."""
+    return JobStatus(
+        job_state(state, reason),
+        f"{state} {reason}",
+        ending=job_ending(state, reason),
+        node=node,
+    )
+
+
 def job_statuses(lines: Iterable[SqueueLine], job_ids: Iterable[str]) -> dict[str, JobStatus]:
     """The statuses of ``job_ids`` found among ``lines``; other jobs are ignored."""
     wanted = set(job_ids)
     return {
-        line.job_id: JobStatus(job_state(line.state, line.reason), f"{line.state} {line.reason}")
+        line.job_id: job_status(line.state, line.reason, line.node)
         for line in lines
         if line.job_id in wanted
     }
+
+
+# -- sacct ---------------------------------------------------------------------------------
+
+SACCT_FIELDS = "JobID,State,ExitCode,NodeList,Reason"
+"""``sacct -o``: the job id as ``squeue``'s ``%i`` prints it (``7055_3`` for an array
+element), the state (``CANCELLED by 0``), the exit code ``CODE:SIGNAL`` of the job
+script, the node(s) (``None assigned`` if it never ran), and the last reason the job
+waited for (other than ``Priority`` or ``Resources``). Names as in Slurm 22.05's
+``sacct --helpformat``."""
+
+SACCT_UNAVAILABLE = ("accounting storage is disabled",)
+"""Parts of ``sacct`` error messages that mean it will never answer on this cluster
+(``AccountingStorageType=accounting_storage/none``: ``Slurm accounting storage is
+disabled``)."""
+
+
+@dataclass(frozen=True)
+class SacctLine:
+    """One line of ``sacct -n -P -X -o SACCT_FIELDS`` (one job or one array element)."""
+
+    job_id: str
+    state: str
+    """The first word of the state (``CANCELLED`` of ``CANCELLED by 0``)."""
+    raw_state: str
+    """The state as ``sacct`` printed it."""
+    exit_code: str
+    """``CODE:SIGNAL`` as printed (``0:9``)."""
+    node: str
+    reason: str
+
+
+def sacct_argv(sacct_path: str, job_ids: Sequence[str]) -> list[str]:
+    """One ``sacct`` call for the allocations (``-X``, no steps) of ``job_ids``.
+
+    ``-n`` no header, ``-P`` ``|``-separated without a trailing ``|`` and without
+    truncation. With ``-j`` the time window starts at the Epoch, so old jobs are found.
+    """
+    return [sacct_path, "-n", "-P", "-X", "-j", ",".join(job_ids), "-o", SACCT_FIELDS]
+
+
+def parse_sacct(text: str) -> list[SacctLine]:
+    """Parse ``sacct -n -P -X -o SACCT_FIELDS`` output.
+
+    Step lines (``123.batch``) are skipped should they appear; a never-started rest of an
+    array (``7055_[4-9]``) is expanded into one line per element. Blank lines are skipped.
+
+    Raises
+    ------
+    ValueError
+        For a line that does not have the five fields of :data:`SACCT_FIELDS`.
+    """
+    lines: list[SacctLine] = []
+    for raw in text.splitlines():
+        if not raw.strip():
+            continue
+        fields = raw.strip().split("|")
+        if len(fields) < 5:
+            raise ValueError(f"an sacct line with fewer than 5 '|'-separated fields: {raw!r}")
+        job_id, raw_state, exit_code, node = (f.strip() for f in fields[:4])
+        reason = "|".join(fields[4:]).strip()
+        if "." in job_id:
+            continue
+        state = (raw_state.split() or [""])[0].rstrip("+")  # "CANCELLED by 0", "CANCELLED+"
+        base, sep, tasks = job_id.partition("_")
+        ids = (
+            [f"{base}_{i}" for i in expand_array_indices(tasks)]
+            if sep and tasks.startswith("[")
+            else [job_id]
+        )
+        node = normalize_node(node)
+        lines.extend(SacctLine(i, state, raw_state, exit_code, node, reason) for i in ids)
+    return lines
+
+
+def parse_exit_code(text: str) -> tuple[Optional[int], Optional[int]]:
+    """``sacct``'s ``CODE:SIGNAL`` -> ``(exit code, signal)``.
+
+    ``"3:0"`` -> ``(3, None)``, ``"0:0"`` -> ``(0, None)``, ``"0:9"`` -> ``(None, 9)``
+    (killed by signal 9: there is no exit code). ``0:125`` is Slurm's own mark of an
+    out-of-memory kill (``SIG_OOM``), not a real signal; it is returned as it is.
+    Anything else -> ``(None, None)``.
+    """
+    match = re.fullmatch(r"\s*(\d+):(\d+)\s*", text)
+    if match is None:
+        return None, None
+    code, signal = int(match.group(1)), int(match.group(2))
+    if signal:
+        return (code or None), signal
+    return code, None
+
+
+def sacct_statuses(lines: Iterable[SacctLine], job_ids: Iterable[str]) -> dict[str, JobStatus]:
+    """The statuses of ``job_ids`` found among ``lines`` (the last line of a job wins)."""
+    wanted = set(job_ids)
+    statuses = {}
+    for line in lines:
+        if line.job_id not in wanted:
+            continue
+        exit_code, signal = parse_exit_code(line.exit_code)
+        status = job_status(line.state, line.reason, line.node)
+        statuses[line.job_id] = JobStatus(
+            status.state,
+            status.reason,
+            ending=status.ending,
+            node=status.node,
+            exit_code=exit_code,
+            signal=signal,
+            detail=f"sacct: {line.raw_state}, exit code {line.exit_code}, reason {line.reason}",
+        )
+    return statuses
+
+
+def is_sacct_unavailable(stderr: str) -> bool:
+    """True if ``sacct`` said it will never answer here (:data:`SACCT_UNAVAILABLE`)."""
+    return any(message in stderr for message in SACCT_UNAVAILABLE)
+
+
+# -- the job's stderr ------------------------------------------------------------------------
+
+_STEPD = r"^slurmstepd(-[\w.-]+)?: error: "
+STDERR_ENDINGS: Sequence[tuple[re.Pattern, Ending]] = tuple(
+    (re.compile(pattern, re.MULTILINE), ending)
+    for pattern, ending in (
+        (_STEPD + r"Detected \d+ oom[-_]kill event", Ending.MEMORY_LIMIT),
+        (_STEPD + r"\S+ exceeded memory limit \(", Ending.MEMORY_LIMIT),
+        (_STEPD + r"Exceeded job memory limit", Ending.MEMORY_LIMIT),
+        (_STEPD + r"\*\*\* .* DUE TO TIME LIMIT \*\*\*", Ending.TIME_LIMIT),
+        (_STEPD + r"\*\*\* .* DUE TO NODE FAILURE", Ending.NODE_FAILURE),
+        (_STEPD + r"\*\*\* .* DUE TO (PREEMPTION|JOB REQUEUE) \*\*\*", Ending.PREEMPTED),
+    )
+)
+"""slurmstepd's lines that say why it killed a job, most telling first.
+
+- ``Detected 1 oom_kill event in StepId=123.batch`` (``task/cgroup``),
+  ``StepId=123.batch exceeded memory limit (434597888 > 209715200), being killed`` and
+  ``Exceeded job memory limit`` (``JobAcctGatherParams=OverMemoryKill``, which also
+  prints a plain ``*** JOB 123 ON vm CANCELLED AT ... ***``): the memory limit.
+- ``*** JOB 123 ON vm CANCELLED AT ... DUE TO TIME LIMIT ***``, ``... DUE TO NODE
+  FAILURE ...``, ``... DUE TO PREEMPTION ***``, ``... DUE TO JOB REQUEUE ***`` (``scontrol
+  requeue``: the same job id runs again).
+
+A plain ``*** JOB 123 ON vm CANCELLED AT ... ***`` (``scancel``) is not here: the
+scheduler's state says ``CANCELLED`` itself.
+"""
+
+
+def stderr_ending(text: str) -> Optional[tuple[Ending, str]]:
+    """What slurmstepd says in a job's stderr ``text`` ended the job, and its line;
+    None if it says nothing (:data:`STDERR_ENDINGS`).
+
+    For jobs whose state does not tell: a job killed for its memory by
+    ``OverMemoryKill`` ends ``FAILED`` (module docstring).
+    """
+    for pattern, ending in STDERR_ENDINGS:
+        match = pattern.search(text)
+        if match is not None:
+            end = text.find("\n", match.start())
+            return ending, text[match.start() : end if end >= 0 else len(text)].strip()
+    return None
 
 
 STDERR_NOISE_PATTERNS: Sequence[re.Pattern] = tuple(
