@@ -52,7 +52,7 @@ def cluster_pool(backend: str, **options):
 def dummy_paths(cluster, backend: str) -> dict:
     """The ``*_path`` options that point a pool of ``backend`` at the dummies."""
     if backend == "sge":
-        names = ("qsub_path", "qstat_path", "qdel_path")
+        names = ("qsub_path", "qstat_path", "qdel_path", "qacct_path")
     else:
         names = ("sbatch_path", "squeue_path", "scancel_path")
         if backend == "slurm.array":

@@ -115,15 +115,35 @@ start_qmaster() {
 # edit_conf FILE SED-ARGS...: set "key value" lines in a qconf dump
 edit_conf() { local f="$1"; shift; sed -i "$@" "$f"; }
 
+# set_conf_line FILE KEY VALUE: replace the KEY line of a qconf dump, with the
+# continuation lines ("\" at the end) qconf -sconf breaks long values into
+set_conf_line() {
+  awk -v key="$2" -v value="$3" '
+    skip { skip = /\\$/; next }
+    $1 == key { printf "%-29s%s\n", key, value; skip = /\\$/; next }
+    { print }' "$1" > "$1.new" && mv "$1.new" "$1"
+}
+
+# qacct reads the accounting file; accounting_flush_time=00:00:00 writes each record
+# when the job ends (flush_time, which it defaults to, would buffer them)
+REPORTING_PARAMS="accounting=true reporting=false flush_time=00:00:01 accounting_flush_time=00:00:00 joblog=false sharelog=00:00:00"
+
 configure() {
   qconf -sh 2>/dev/null | grep -qx "$HOST" || qconf -ah "$HOST" >/dev/null 2>&1
   qconf -ss 2>/dev/null | grep -qx "$HOST" || qconf -as "$HOST" >/dev/null 2>&1
 
-  # global: allow root jobs (stock min_uid/min_gid 1000)
+  # global: allow root jobs (stock min_uid/min_gid 1000); write accounting records
+  # at once (stock: buffered for flush_time=15 s, so qacct learnt of a job up to
+  # 15 s after its end), flush the (disabled) reporting file every second
   qconf -sconf global > "$WORK/global"
   edit_conf "$WORK/global" -e 's/^min_uid .*/min_uid                      0/' \
     -e 's/^min_gid .*/min_gid                      0/'
+  set_conf_line "$WORK/global" reporting_params "$REPORTING_PARAMS"
   qconf -Mconf "$WORK/global" >/dev/null 2>&1 || die "qconf -Mconf global failed"
+  local applied
+  applied="$(qconf -sconf global)"
+  grep -q 'accounting_flush_time=00:00:00' <<<"$applied" \
+    || die "reporting_params not applied: $(grep -A3 reporting_params <<<"$applied")"
 
   # scheduler: fast turnaround (stock schedule_interval 0:0:15)
   qconf -ssconf > "$WORK/sconf"

@@ -5,11 +5,15 @@ from __future__ import annotations
 import getpass
 import re
 import subprocess
+import sys
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from batchpool.backend import Ending, Job, JobState
+from batchpool.sge import SgeBackend, acct_status, parse_qacct, parse_qstat_j
 from batchpool.testing import DummyConfig, Fault, FaultKind
+from batchpool.testing.queue import DIRECTORY_VARIABLE
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "sge"
 DEADLINE_S = 8.0
@@ -25,6 +29,22 @@ def run(cluster, program, *args, cwd=None, input=None):
         input=input,
         env=cluster.environment(),
     )
+
+
+def install_qacct(cluster) -> Path:
+    """The dummy ``qacct`` in the cluster's ``bin``, if ``install_dummies`` left it out."""
+    path = cluster.bin_dir / "qacct"
+    if not path.exists():
+        path.write_text(
+            f"#!{sys.executable}\n"
+            "import os, sys\n"
+            f"os.environ.setdefault({DIRECTORY_VARIABLE!r}, {str(cluster.directory)!r})\n"
+            "from batchpool.testing import __main__ as dummy, sge\n"
+            "dummy.PROGRAMS.setdefault('qacct', sge.qacct)\n"
+            "sys.exit(dummy.main(['qacct', *sys.argv[1:]]))\n"
+        )
+        path.chmod(0o755)
+    return path
 
 
 def qsub(cluster, *args, cwd=None, input=None):
@@ -264,3 +284,86 @@ def test_slots_shared_and_config_roundtrip(cluster, work):
     assert qstat_states(cluster) == {job: "qw"}
     rejected = run(cluster, "qsub", "-q", "nosuch.q", "-b", "y", "true", cwd=work)
     assert rejected.returncode == 1 and "unknown queue" in rejected.stderr
+
+
+# -- qstat -j and qacct --------------------------------------------------------------------
+
+
+def test_qstat_j_shows_the_error_reason_and_leaves_out_missing_jobs(cluster, work):
+    outputs = ("-o", str(work / "o"), "-e", str(work / "e"))
+    wd = ("-wd", str(work / "missing"))
+    eqw = qsub(cluster, "-N", "e_wd", *outputs, *wd, "-b", "y", "true", cwd=work)
+    qstat_states(cluster)
+    result = run(cluster, "qstat", "-j", f"99999,{eqw}")
+    assert (result.returncode, result.stderr) == (0, "")
+    (detail,) = parse_qstat_j(result.stdout)
+    assert (detail.job_id, detail.name) == (eqw, "e_wd")
+    assert detail.error_reasons == (
+        f"error: can't chdir to {work / 'missing'}: No such file or directory",
+    )
+    assert "scheduling info:            Job is in error state" in result.stdout
+    missing = run(cluster, "qstat", "-j", "99998,99999")
+    assert (missing.returncode, missing.stdout) == (1, "")
+    assert missing.stderr == "Following jobs do not exist: \n99998, 99999\n"
+
+
+def acct(cluster, job_id):
+    """The ending the dummy ``qacct -j`` tells of one job."""
+    result = run(cluster, str(install_qacct(cluster)), "-j", job_id)
+    assert result.returncode == 0, result.stderr
+    (record,) = parse_qacct(result.stdout)
+    return acct_status(record)
+
+
+def test_qacct_records_of_ended_jobs(cluster, work):
+    cluster.add_fault(Fault(FaultKind.CRASH, job=2))
+    ok = qsub(cluster, "-N", "same", "-cwd", cwd=work, input="true\n")
+    three = qsub(cluster, "-N", "same", "-cwd", cwd=work, input="exit 3\n")
+    crashed = qsub(cluster, "-N", "crash", "-cwd", cwd=work, input="sleep 5\n")
+    for job_id in (ok, three, crashed):
+        wait_gone(cluster, job_id)
+    assert (acct(cluster, ok).ending, acct(cluster, ok).exit_code) == (Ending.COMPLETED, 0)
+    assert (acct(cluster, three).ending, acct(cluster, three).exit_code) == (Ending.FAILED, 3)
+    killed = acct(cluster, crashed)
+    assert (killed.ending, killed.signal, killed.exit_code) == (Ending.FAILED, 9, None)
+    by_name = run(cluster, str(install_qacct(cluster)), "-j", "sa[m]e")
+    assert [r.job_id for r in parse_qacct(by_name.stdout)] == [ok, three]
+
+
+def test_qacct_of_deleted_and_error_state_jobs(cluster, work):
+    cluster.set_config(slots=1)
+    running = qsub(cluster, "-cwd", cwd=work, input="sleep 30\n")
+    pending = qsub(cluster, "-cwd", cwd=work, input="true\n")
+    assert qstat_states(cluster)[running] in ("t", "r")
+    run(cluster, "qdel", running, pending)
+    wait_gone(cluster, running)
+    deleted = acct(cluster, running)
+    assert (deleted.ending, deleted.signal) == (Ending.FAILED, 9)
+    never_ran = run(cluster, str(install_qacct(cluster)), "-j", pending)
+    assert (never_ran.returncode, never_ran.stdout) == (1, "")
+    assert never_ran.stderr == f"error: job id {pending} not found\n"
+    outputs = ("-o", str(work / "o"), "-e", str(work / "e"))
+    eqw = qsub(cluster, *outputs, "-wd", str(work / "missing"), "-b", "y", "true", cwd=work)
+    assert qstat_states(cluster)[eqw] == "Eqw"
+    launch = acct(cluster, eqw)
+    assert (launch.ending, launch.exit_code) == (Ending.FAILED, None)
+    assert launch.detail.startswith("failed 28  : changing into working directory")
+
+
+def test_backend_explains_dummy_jobs(cluster, work):
+    backend = SgeBackend(
+        qsub_path=cluster.qsub_path,
+        qstat_path=cluster.qstat_path,
+        qdel_path=cluster.qdel_path,
+        qacct_path=str(install_qacct(cluster)),
+    )
+    eqw = qsub(cluster, "-N", "m", "-wd", str(work / "missing"), "-b", "y", "true", cwd=work)
+    done = qsub(cluster, "-N", "m", "-cwd", cwd=work, input="exit 4\n")
+    wait_gone(cluster, done)
+    jobs = [Job(job_id, "m", Path("o"), Path("e")) for job_id in (eqw, done)]
+    assert backend.status(jobs)[eqw].ending is Ending.ERROR_STATE
+    told = backend.explain(jobs)
+    assert told[eqw].state is JobState.FAILED and told[eqw].ending is Ending.ERROR_STATE
+    assert "No such file or directory" in told[eqw].detail
+    assert (told[done].ending, told[done].exit_code) == (Ending.FAILED, 4)
+    backend.delete(jobs)

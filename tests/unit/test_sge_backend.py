@@ -1,8 +1,9 @@
 """Unit tests of batchpool.sge.
 
-The parser runs on ``qstat -xml`` output recorded from a real SGE 8.1.9 (tests/data/sge/).
-The backend runs against fake ``qsub``/``qstat``/``qdel`` programs written into tmp_path,
-which log their argv, stdin and environment and print a given answer.
+The parsers run on ``qstat -xml``, ``qstat -j`` and ``qacct -j`` output recorded from a
+real SGE 8.1.9 (tests/data/sge/; a ``.txt`` file names its command and job in a header).
+The backend runs against fake ``qsub``/``qstat``/``qdel``/``qacct`` programs written into
+tmp_path, which log their argv, stdin and environment and print a given answer.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pytest
 from fake_programs import FakeProgram
 
 from batchpool._layout import job_id_from_environment
-from batchpool.backend import Job, JobRequest, JobState, JobStatus
+from batchpool.backend import Ending, Job, JobRequest, JobState, JobStatus
 from batchpool.commands import CommandPolicy
 from batchpool.errors import SchedulerError
 from batchpool.sge import (
@@ -28,7 +29,9 @@ from batchpool.sge import (
     job_statuses,
     parse_qstat_xml,
     parse_qsub_terse,
+    queue_host,
     sge_job_name,
+    state_ending,
 )
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "sge"
@@ -55,7 +58,11 @@ def job(job_id: str, name: str = NAME) -> Job:
 
 
 def recorded(name: str) -> str:
-    return (DATA / name).read_text()
+    """A recorded output; for a ``.txt`` file, the part after its ``# ---`` header."""
+    text = (DATA / name).read_text()
+    if name.endswith(".txt"):
+        return text.split("# ---\n", 1)[1]
+    return text
 
 
 # -- names, job script, qsub command line ---------------------------------------------------
@@ -162,7 +169,8 @@ def test_parse_recorded_pending_and_running_jobs():
         ("6", "sl4", "qw"),
         ("7", "held", "hqw"),
     ]
-    assert jobs[0] == QstatJob("2", "t2", "root", "r", "")
+    assert jobs[0] == QstatJob("2", "t2", "root", "r", "", "all.q@vm")
+    assert jobs[2] == QstatJob("4", "sl2", "root", "qw", "", "")
 
 
 def test_parse_recorded_error_state_jobs():
@@ -191,7 +199,7 @@ def test_parse_qstat_xml_reads_array_tasks():
         "<JB_owner>u</JB_owner><state>qw</state><tasks>2-10:1</tasks></job_list>"
         "</job_info></job_info>"
     )
-    assert parse_qstat_xml(xml) == [QstatJob("12", "a", "u", "qw", "2-10:1")]
+    assert parse_qstat_xml(xml) == [QstatJob("12", "a", "u", "qw", "2-10:1", "")]
 
 
 def test_parse_qstat_xml_rejects_what_is_not_xml():
@@ -237,9 +245,45 @@ def test_job_statuses_answer_only_the_jobs_asked_for_by_id_and_name():
     }
 
 
+@pytest.mark.parametrize(
+    ("state", "ending"),
+    [
+        ("qw", None),
+        ("r", None),
+        ("Rr", None),
+        ("s", None),
+        ("Eqw", Ending.ERROR_STATE),
+        ("Ehqw", Ending.ERROR_STATE),
+        ("EhRqw", Ending.ERROR_STATE),
+        ("dr", Ending.CANCELLED),
+        ("dt", Ending.CANCELLED),
+        ("dRr", Ending.CANCELLED),
+    ],
+)
+def test_state_ending(state, ending):
+    assert state_ending(state) is ending
+
+
+def test_queue_host():
+    assert queue_host("all.q@vm") == "vm"
+    assert queue_host("long.q@node7.cluster.example.org") == "node7.cluster.example.org"
+    assert queue_host("") == ""
+
+
+def test_job_statuses_of_recorded_deleting_running_and_error_state_jobs():
+    jobs = parse_qstat_xml(recorded("qstat-xml-dr.txt"))
+    asked = [job("1032", "rec_dr"), job("1020", "rec_eqw_wd"), job("130", "other")]
+    assert job_statuses(jobs, asked) == {
+        "1032": JobStatus(JobState.FAILED, "dr", ending=Ending.CANCELLED, node="vm"),
+        "1020": JobStatus(JobState.FAILED, "Eqw", ending=Ending.ERROR_STATE),
+    }
+
+
 def test_job_statuses_match_the_sanitized_name():
-    qstat_jobs = [QstatJob("4", "bp2026-11-21T05_41_54", "u", "r")]
-    assert job_statuses(qstat_jobs, [job("4", NAME)]) == {"4": JobStatus(JobState.RUNNING, "r")}
+    qstat_jobs = [QstatJob("4", "bp2026-11-21T05_41_54", "u", "r", queue="all.q@n1")]
+    assert job_statuses(qstat_jobs, [job("4", NAME)]) == {
+        "4": JobStatus(JobState.RUNNING, "r", node="n1")
+    }
     assert job_statuses(qstat_jobs, [job("4", "other")]) == {}
 
 
@@ -307,7 +351,9 @@ def test_status_is_one_qstat_for_this_user(tmp_path):
     qstat = FakeProgram(tmp_path, "qstat", (recorded("qstat-xml-eqw.xml"), "", 0))
     backend = SgeBackend(qstat_path=str(qstat.path), command_policy=FAST)
     jobs = [job("8", "e_out"), job("10", "e_out")]
-    assert backend.status(jobs) == {"8": JobStatus(JobState.FAILED, "Eqw")}
+    assert backend.status(jobs) == {
+        "8": JobStatus(JobState.FAILED, "Eqw", ending=Ending.ERROR_STATE)
+    }
     assert [c["argv"] for c in qstat.calls] == [["-xml", "-u", USER]]
 
 
@@ -316,7 +362,7 @@ def test_status_of_jobs_of_several_names_is_still_one_qstat(tmp_path):
     backend = SgeBackend(qstat_path=str(qstat.path), command_policy=FAST)
     statuses = backend.status([job("3", "sl1"), job("7", "held"), job("6", "sl4")])
     assert statuses == {
-        "3": JobStatus(JobState.RUNNING, "r"),
+        "3": JobStatus(JobState.RUNNING, "r", node="vm"),
         "6": JobStatus(JobState.PENDING, "qw"),
         "7": JobStatus(JobState.PENDING, "hqw"),
     }

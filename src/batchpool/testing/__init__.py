@@ -57,7 +57,7 @@ __all__ = [
     "install_dummies",
 ]
 
-PROGRAMS = ("sbatch", "squeue", "scancel", "scontrol", "qsub", "qstat", "qdel")
+PROGRAMS = ("sbatch", "squeue", "scancel", "scontrol", "qsub", "qstat", "qdel", "qacct")
 
 
 @dataclass(frozen=True)
@@ -106,6 +106,10 @@ class DummyCluster:
     @property
     def qdel_path(self) -> str:
         return str(self.bin_dir / "qdel")
+
+    @property
+    def qacct_path(self) -> str:
+        return str(self.bin_dir / "qacct")
 
     def environment(self) -> dict[str, str]:
         """``os.environ`` with ``bin_dir`` first on ``PATH`` and the cluster directory set."""

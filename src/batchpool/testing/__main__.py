@@ -38,6 +38,7 @@ PROGRAMS: dict[str, Program] = {
     "qsub": sge.qsub,
     "qstat": sge.qstat,
     "qdel": sge.qdel,
+    "qacct": sge.qacct,
 }
 PREPARERS = {Scheduler.SLURM: slurm.prepare_launch, Scheduler.SGE: sge.prepare_launch}
 

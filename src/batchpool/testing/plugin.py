@@ -38,7 +38,7 @@ FAST_OPTIONS: dict[str, float] = {"polling_interval": 0.2, "lost_job_grace_perio
 PROGRAM_OPTIONS = {
     "slurm": ("sbatch_path", "squeue_path", "scancel_path"),
     "slurm.array": ("sbatch_path", "squeue_path", "scancel_path", "scontrol_path"),
-    "sge": ("qsub_path", "qstat_path", "qdel_path"),
+    "sge": ("qsub_path", "qstat_path", "qdel_path", "qacct_path"),
 }
 """The ``*_path`` options that point a pool of each backend at the dummy programs."""
 

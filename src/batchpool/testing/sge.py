@@ -10,11 +10,21 @@ Choices where the real program could not be checked:
   (or ``(character "/" not allowed)``), then ``Exiting.``, rc 1.
 - ``qdel`` prints all its messages, the ``denied:`` ones too, on stdout.
 - A job shows ``t`` in the ``qstat`` call in which it started, ``r`` afterwards.
+- ``qstat -j`` prints a few lines per job (``job_number``, ``owner``, ``job_name``,
+  ``cwd``, the ``error reason`` of an ``Eqw`` job), in the real layout.
+- :func:`qacct` (``qacct -j ID|NAME``) knows the ended jobs the dummy still keeps
+  (``min_job_age_s``), not every job ever: ``failed 0`` with the exit code, ``failed
+  100`` and ``exit_status`` 128+N for a job killed by signal N (a crash fault, a
+  ``qdel`` of a running job), ``failed 28``/``26`` for a job whose launch failed
+  (``Eqw``), no record for a job deleted while pending. It enforces no limit, so never
+  ``failed 37``; its ``category`` is ``NONE``.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -542,21 +552,130 @@ def _table(listings: Sequence[Listing]) -> str:
 
 
 def _qstat_jobs(job_ids: Sequence[str], jobs: Sequence[JobRecord]) -> int:
+    """``qstat -j ID[,ID...]``: jobs not in the queue are left out; if none is, rc 1."""
     found = [j for j in jobs if str(j.job_id) in job_ids]
-    missing = [i for i in job_ids if not any(str(j.job_id) == i for j in jobs)]
-    if missing:
-        print("Following jobs do not exist or permissions are not sufficient: ")
-        print(", ".join(missing))
+    if not found:
+        print("Following jobs do not exist: ", file=sys.stderr)
+        print(", ".join(job_ids), file=sys.stderr)
         return 1
     for job in found:
         print("=" * 62)
         print(f"job_number:                 {job.job_id}")
         print(f"owner:                      {job.user}")
-        print(f"job_name:                   {job.name}")
         print(f"cwd:                        {job.cwd}")
+        print(f"job_name:                   {job.name}")
         if job.phase is Phase.ERROR:
-            print(f"error reason    1:          {job.reason}")
+            task = job.array_task_id or 1
+            print(f"error reason    {task:>6}:      {job.reason}")
+            print("scheduling info:            Job is in error state")
     return 0
+
+
+# qacct --------------------------------------------------------------------------------------
+
+QACCT_SEPARATOR = "=" * 62
+FAILED_TEXT = {
+    0: "0    ",
+    26: "26  : opening input/output file",
+    28: "28  : changing into working directory",
+    100: "100 : assumedly after job",
+}
+
+
+def qacct(args: Sequence[str], context: Context) -> int:
+    """``qacct -j ID|NAME``: the accounting records of the jobs the dummy remembers
+    (module docstring); a name is an ``fnmatch`` pattern with ``\\`` escapes."""
+    if len(args) != 2 or args[0] != "-j":
+        raise UsageError(["usage: qacct -j job_id|job_name"])
+    wanted = args[1]
+    by_id = wanted.isdigit()
+    pattern = _fnmatch_regex(wanted)
+    records = [
+        record
+        for job in sorted(context.state.of(Scheduler.SGE), key=lambda j: j.record_id)
+        if (str(job.job_id) == wanted if by_id else pattern.fullmatch(job.name) is not None)
+        and (record := _acct_record(job)) is not None
+    ]
+    if not records:
+        print(f"error: job {'id' if by_id else 'name'} {wanted} not found", file=sys.stderr)
+        return 1
+    print("\n".join(records))
+    return 0
+
+
+def _acct_record(job: JobRecord) -> Optional[str]:
+    """A job's ``qacct -j`` record, None if the real qacct would not know it."""
+    if job.start_time is None:
+        return None  # never dispatched: deleted while pending, or still pending
+    started = job.pid is not None
+    if job.phase is Phase.ERROR or (job.phase is Phase.ENDED and not started):
+        failed, exit_status = (28 if "chdir" in job.reason else 26), 0
+    elif job.phase is Phase.ENDED and job.end_state == "CANCELLED":
+        failed, exit_status = 100, 137
+    elif job.phase is Phase.ENDED:
+        exit_status = job.exit_code or 0
+        failed = 100 if exit_status > 128 else 0
+    else:
+        return None  # running: no record yet
+    end = job.end_time if job.end_time is not None else job.start_time
+    wallclock = int(end - job.start_time) if started else 0
+    fields = [
+        ("qname", job.partition),
+        ("hostname", host_name()),
+        ("group", job.user),
+        ("owner", job.user),
+        ("project", "NONE"),
+        ("department", "defaultdepartment"),
+        ("jobname", job.name),
+        ("jobnumber", str(job.job_id)),
+        ("taskid", str(job.array_task_id) if job.is_array else "undefined"),
+        ("account", "sge"),
+        ("priority", "0"),
+        ("qsub_time", _ctime(job.submit_time)),
+        ("start_time", _ctime(job.start_time) if started else "-/-"),
+        ("end_time", _ctime(end) if started else "-/-"),
+        ("granted_pe", "NONE"),
+        ("slots", "1"),
+        ("failed", FAILED_TEXT[failed]),
+        ("exit_status", str(exit_status)),
+        ("ru_wallclock", f"{wallclock}s"),
+        ("cpu", "0.000s"),
+        ("maxvmem", "0.000B"),
+        ("arid", "undefined"),
+        ("category", "NONE"),
+    ]
+    lines = [QACCT_SEPARATOR] + [f"{key:<13}{value:<20}" for key, value in fields]
+    return "\n".join(lines)
+
+
+def _ctime(timestamp: float) -> str:
+    return time.strftime("%a %b %d %H:%M:%S %Y", time.localtime(timestamp))
+
+
+def _fnmatch_regex(pattern: str) -> re.Pattern[str]:
+    """glibc ``fnmatch`` without flags: ``*``, ``?``, ``[...]`` and ``\\`` escapes."""
+    parts = []
+    i = 0
+    while i < len(pattern):
+        char = pattern[i]
+        end = pattern.find("]", i + 2) if char == "[" else -1
+        if char == "\\" and i + 1 < len(pattern):
+            parts.append(re.escape(pattern[i + 1]))
+            i += 1
+        elif char == "*":
+            parts.append(".*")
+        elif char == "?":
+            parts.append(".")
+        elif end != -1:
+            body = pattern[i + 1 : end]
+            negate = body[:1] in ("!", "^")
+            members = body[1:] if negate else body
+            parts.append(("[^" if negate else "[") + members.replace("\\", "\\\\") + "]")
+            i = end
+        else:
+            parts.append(re.escape(char))
+        i += 1
+    return re.compile("".join(parts), re.DOTALL)
 
 
 # qdel ---------------------------------------------------------------------------------------
