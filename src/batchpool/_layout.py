@@ -23,7 +23,14 @@ A pool directory (one per :class:`~batchpool.Pool`, the queue its workers take w
 
 A session directory (one per map; see :mod:`batchpool.session`) holds what a ticket
 names: ``function.pkl``, ``tasks.pkl`` with ``tasks.idx`` (16 bytes a task: start
-and stop offset) and ``results/CHUNK.pkl``.
+and stop offset), and the record files of its chunks: ``results/CHUNK.ATTEMPT.part``
+while a worker runs the chunk, renamed ``results/CHUNK.pkl`` once the chunk ended.
+
+A record file is a sequence of records (:data:`RECORD_HEAD`, then the payload): one
+:data:`BEGIN`, one :data:`TASK` per task as soon as it ended, one :data:`END`. Each is
+written with one ``write`` call, so a worker that dies keeps every task it finished, and
+the first task without a record is the one it was running. A torn or damaged record
+(its checksum does not match) ends the file for every reader.
 
 Claims are atomic on NFS: ``open(O_CREAT | O_EXCL)`` is decided by the server. No
 one trusts a directory listing: every file is looked up by a name known in advance.
@@ -33,6 +40,7 @@ from __future__ import annotations
 
 import os
 import struct
+import zlib
 
 # In a pool directory
 ENVIRONMENT_FILE = "environment.pkl"
@@ -52,6 +60,8 @@ FUNCTION_FILE = "function.pkl"
 TASKS_FILE = "tasks.pkl"
 TASKS_INDEX_FILE = "tasks.idx"
 RESULTS_DIR = "results"
+RESULT_SUFFIX = ".pkl"
+PART_SUFFIX = ".part"
 CANCELLED_FILE = "cancelled"
 
 WITHDRAWN = "-"
@@ -59,14 +69,36 @@ WITHDRAWN = "-"
 
 TASK_INDEX = struct.Struct("<QQ")
 """One entry of ``tasks.idx``: start and stop offset of a task's pickle in ``tasks.pkl``."""
-RESULT_HEADER = struct.Struct("<QQd")
-"""The head of a result file: first task, stop task, seconds the tasks took."""
+RECORD_HEAD = struct.Struct("<cIQdI")
+"""The head of one record of a chunk's record file: kind, payload length, a number, seconds,
+and the CRC-32 of the head's other fields and the payload."""
+BEGIN = b"B"
+"""Record kind: a worker began the chunk. Number: its first task; seconds: the wall-clock
+time (``time.time()``); payload: the worker's :class:`Claim`."""
+TASK = b"T"
+"""Record kind: a task ended. Number: the task's index; seconds: how long it ran;
+payload: its envelope, pickled."""
+END = b"E"
+"""Record kind: the chunk ended. Number: its stop task; seconds: how long its tasks ran."""
+EXIT_FILE_SUFFIX = ".exit"
+"""``POOL/workers/JOB_ID.exit``: how the worker process of a job ended, written by the
+process that watched it: ``exit N``, ``signal N`` or ``stopped by signal N``, then the
+task it was in (``task N of SESSION``), if any."""
 
 
 class Ticket:
     """Ticket ``number``: run tasks ``start:stop`` of ``session_dir`` as its chunk ``chunk``."""
 
-    __slots__ = ("number", "session_dir", "chunk", "attempt", "start", "stop", "function_key")
+    __slots__ = (
+        "number",
+        "session_dir",
+        "chunk",
+        "attempt",
+        "start",
+        "stop",
+        "function_key",
+        "tier",
+    )
 
     def __init__(
         self,
@@ -77,6 +109,7 @@ class Ticket:
         start: int,
         stop: int,
         function_key: str,
+        tier: int = 0,
     ) -> None:
         self.number = number
         self.session_dir = session_dir
@@ -85,6 +118,8 @@ class Ticket:
         self.start = start
         self.stop = stop
         self.function_key = function_key
+        self.tier = tier
+        """Only workers of this tier take the ticket (a retry with more memory or time)."""
 
     def encode(self) -> bytes:
         fields = (
@@ -94,6 +129,7 @@ class Ticket:
             self.start,
             self.stop,
             self.function_key,
+            self.tier,
         )
         return "".join(f"{field}\n" for field in fields).encode()
 
@@ -101,14 +137,16 @@ class Ticket:
     def decode(cls, number: int, data: bytes) -> Ticket:
         """Raises ValueError for a ticket that is not whole."""
         lines = data.decode().split("\n")
-        if len(lines) != 7 or lines[6]:
+        if len(lines) != 8 or lines[7]:
             raise ValueError(f"ticket {number} is not whole: {data!r}")
-        session_dir, chunk, attempt, start, stop, key = lines[:6]
-        return cls(number, session_dir, int(chunk), int(attempt), int(start), int(stop), key)
+        session_dir, chunk, attempt, start, stop, key, tier = lines[:7]
+        return cls(
+            number, session_dir, int(chunk), int(attempt), int(start), int(stop), key, int(tier)
+        )
 
     def __repr__(self) -> str:
         return (
-            f"Ticket({self.number}, chunk {self.chunk} attempt {self.attempt}, "
+            f"Ticket({self.number}, chunk {self.chunk} attempt {self.attempt} tier {self.tier}, "
             f"tasks {self.start}:{self.stop} of {self.session_dir})"
         )
 
@@ -170,6 +208,49 @@ def create_exclusively(path: str, payload: bytes) -> bool:
     with os.fdopen(fd, "wb") as f:
         f.write(payload)
     return True
+
+
+def encode_record(kind: bytes, number: int, seconds: float, payload: bytes = b"") -> bytes:
+    """One record of a chunk's record file (module docstring)."""
+    fields = RECORD_HEAD.pack(kind, len(payload), number, seconds, 0)[: RECORD_HEAD.size - 4]
+    checksum = zlib.crc32(payload, zlib.crc32(fields))
+    return fields + struct.pack("<I", checksum) + payload
+
+
+def encode_chunk(
+    start: int, pickled_envelopes: list[bytes], elapsed_s: float = 0.0, claim: bytes = b""
+) -> bytes:
+    """A whole record file of a chunk that ended (for tools and tests that write one)."""
+    records = [encode_record(BEGIN, start, 0.0, claim)]
+    seconds = elapsed_s / max(1, len(pickled_envelopes))
+    for index, envelope in enumerate(pickled_envelopes, start):
+        records.append(encode_record(TASK, index, seconds, envelope))
+    records.append(encode_record(END, start + len(pickled_envelopes), elapsed_s))
+    return b"".join(records)
+
+
+def decode_records(data: bytes) -> tuple[list[tuple[bytes, int, float, bytes]], bool]:
+    """The records of a record file as ``(kind, number, seconds, payload)``, and whether the
+    file was read to its end (False: it ends with a torn or damaged record)."""
+    records = []
+    pos = 0
+    while pos < len(data):
+        if pos + RECORD_HEAD.size > len(data):
+            return records, False
+        kind, size, number, seconds, checksum = RECORD_HEAD.unpack_from(data, pos)
+        start = pos + RECORD_HEAD.size
+        payload = data[start : start + size]
+        fields = data[pos : start - 4]
+        if len(payload) != size or zlib.crc32(payload, zlib.crc32(fields)) != checksum:
+            return records, False
+        records.append((kind, number, seconds, payload))
+        pos = start + size
+    return records, True
+
+
+def record_file_names(chunk: int, attempt: int) -> tuple[str, str]:
+    """A chunk's record file while it runs (per attempt) and once it ended, in ``results/``."""
+    return f"{chunk}.{attempt}{PART_SUFFIX}", f"{chunk}{RESULT_SUFFIX}"
 
 
 def read_file(path: str) -> bytes | None:

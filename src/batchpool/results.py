@@ -17,6 +17,7 @@ their ``driver`` file.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import enum
 import io
@@ -394,7 +395,7 @@ def _envelopes(result: ChunkResult, session_dir: Path, strict: bool) -> list:
     try:
         if strict:
             return result.envelopes()
-        return _TolerantUnpickler(io.BytesIO(result.payload)).load()
+        return [_TolerantUnpickler(io.BytesIO(e)).load() for e in result.pickled_envelopes]
     except Exception as error:  # anything a foreign pickle may raise
         raise ResultsError(
             f"The results of chunk {result.chunk} (tasks {_span(result.tasks)}) cannot be "
@@ -450,6 +451,9 @@ class ChunkSummary:
     num_done_tasks: int
     num_attempts: int = 1
     """How often it was posted: 1, plus one per resubmission after its job was lost."""
+    losses: tuple[str, ...] = ()
+    """Each time a job died holding it: cause, job, node, state, exit, resources
+    (:meth:`batchpool.policy.Loss.describe`)."""
 
     @property
     def num_resubmissions(self) -> int:
@@ -500,15 +504,18 @@ def _summarize_chunks(
     results = {r.chunk: r for r in chunk_outcomes}
     posts: dict[int, list[ChunkEvent]] = {}
     claims: dict[int, list[str]] = {}
+    losses: dict[int, list[str]] = {}
     for event in _chunk_events(session):
-        if event.event == "posted":
+        if event.event == "lost":
+            losses.setdefault(event.chunk, []).append(event.detail)
+        elif event.event == "posted":
             posts.setdefault(event.chunk, []).append(event)
         elif event.event == "claimed" and event.job_id:
             ids = claims.setdefault(event.chunk, [])
             if event.job_id not in ids:  # a resumed driver records the claims it adopts
                 ids.append(event.job_id)
     tasks_of: dict[int, range] = {}
-    for number in sorted(set(posts) | set(results) | set(claims)):
+    for number in sorted(set(posts) | set(results) | set(claims) | set(losses)):
         if number in results:
             tasks_of[number] = results[number].tasks
         elif number in posts:
@@ -520,9 +527,8 @@ def _summarize_chunks(
     for number, tasks in tasks_of.items():
         replaced = bool(tasks) and max(latest[tasks.start : tasks.stop]) > number
         attempts = max(1, len(posts.get(number, ())))
-        summaries.append(
-            _chunk_summary(number, tasks, results.get(number), replaced, claims, attempts)
-        )
+        summary = _chunk_summary(number, tasks, results.get(number), replaced, claims, attempts)
+        summaries.append(dataclasses.replace(summary, losses=tuple(losses.get(number, ()))))
     return summaries
 
 

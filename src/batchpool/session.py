@@ -116,21 +116,49 @@ class Manifest:
 
 @dataclass(frozen=True)
 class ChunkResult:
-    """A worker's result file for one chunk: its tasks, how long they took, their envelopes
-    (still pickled)."""
+    """What a chunk's record file holds: the tasks that ended (a prefix of the chunk's
+    tasks if the chunk did not end), their envelopes (each still pickled) and times."""
 
     chunk: int
     tasks: range
     elapsed_s: float
-    payload: bytes
+    pickled_envelopes: tuple[bytes, ...]
+    task_s: tuple[float, ...] = ()
+    complete: bool = True
+    """The chunk ended (its END record is there)."""
+    began: bool = True
+    """A worker began the chunk (its BEGIN record is there)."""
+    damaged: bool = False
+    """The file ends with a torn or damaged record (read up to it)."""
 
     @classmethod
     def parse(cls, chunk: int, data: bytes) -> ChunkResult:
-        start, stop, elapsed = _layout.RESULT_HEADER.unpack_from(data)
-        return cls(chunk, range(start, stop), elapsed, data[_layout.RESULT_HEADER.size :])
+        records, whole = _layout.decode_records(data)
+        start, began, stop, elapsed = 0, False, None, None
+        envelopes: list[bytes] = []
+        task_s: list[float] = []
+        for kind, number, seconds, payload in records:
+            if kind == _layout.BEGIN:
+                start, began = number, True
+            elif kind == _layout.TASK and began and number == start + len(envelopes):
+                envelopes.append(payload)
+                task_s.append(seconds)
+            elif kind == _layout.END and began:
+                stop, elapsed = number, seconds
+        complete = stop == start + len(envelopes)
+        return cls(
+            chunk,
+            range(start, start + len(envelopes)),
+            sum(task_s) if elapsed is None else elapsed,
+            tuple(envelopes),
+            tuple(task_s),
+            complete,
+            began,
+            not whole,
+        )
 
     def envelopes(self) -> list:
-        return pickle.loads(self.payload)
+        return [pickle.loads(e) for e in self.pickled_envelopes]
 
 
 @dataclass(frozen=True)
@@ -138,7 +166,7 @@ class ChunkEvent:
     """One line of ``chunks.jsonl``: a chunk was posted as a ticket, or claimed by a job."""
 
     event: str
-    """``posted`` or ``claimed``."""
+    """``posted``, ``claimed`` or ``lost``."""
     chunk: int
     start: int = 0
     stop: int = 0
@@ -146,6 +174,10 @@ class ChunkEvent:
     pool: str = ""
     ticket: int = -1
     job_id: str = ""
+    cause: str = ""
+    """For ``lost``: the cause (:class:`batchpool.policy.Cause` value)."""
+    detail: str = ""
+    """For ``lost``: the whole history line (:meth:`batchpool.policy.Loss.describe`)."""
 
 
 class Session:
@@ -276,10 +308,15 @@ class Session:
     # -- results ---------------------------------------------------------------------
 
     def result_path(self, chunk: int) -> Path:
-        return self.dir / _layout.RESULTS_DIR / f"{chunk}.pkl"
+        return self.dir / _layout.RESULTS_DIR / _layout.record_file_names(chunk, 0)[1]
+
+    def part_path(self, chunk: int, attempt: int) -> Path:
+        """The record file of an attempt of a chunk while it runs."""
+        return self.dir / _layout.RESULTS_DIR / _layout.record_file_names(chunk, attempt)[0]
 
     def take_result(self, chunk: int) -> ChunkResult | None:
-        """A chunk's result file, folded into the archive and removed; None if not there."""
+        """A chunk's finished record file, folded into the archive and removed; None if not
+        there."""
         path = self.result_path(chunk)
         data = _layout.read_file(str(path))
         if data is None:
@@ -287,6 +324,26 @@ class Session:
         append_record(self.dir / "results.archive", _CHUNK_HEADER.pack(chunk), data)
         path.unlink()
         return ChunkResult.parse(chunk, data)
+
+    def archive_result(self, chunk: int, start: int, *pickled_envelopes: bytes) -> None:
+        """Keep envelopes the driver made itself (a task that killed its worker) as the
+        result of a chunk of their own."""
+        data = _layout.encode_chunk(start, list(pickled_envelopes))
+        append_record(self.dir / "results.archive", _CHUNK_HEADER.pack(chunk), data)
+
+    def take_partial(self, chunk: int, attempt: int) -> ChunkResult | None:
+        """What an attempt of a chunk whose job died had recorded: the tasks that ended
+        are folded into the archive (as chunk ``chunk``), and the file is removed. None if
+        the worker never began it."""
+        path = self.part_path(chunk, attempt)
+        data = _layout.read_file(str(path))
+        if data is None:
+            return None
+        result = ChunkResult.parse(chunk, data)
+        if result.tasks:
+            append_record(self.dir / "results.archive", _CHUNK_HEADER.pack(chunk), data)
+        path.unlink()
+        return result
 
     def archived_results(self) -> list[ChunkResult]:
         results = []
@@ -302,7 +359,8 @@ class Session:
         if results_dir.is_dir():
             for entry in os.scandir(results_dir):
                 stem, _, ext = entry.name.partition(".")
-                if ext == "pkl" and stem.isdigit() and int(stem) not in results:
+                finished = "." + ext == _layout.RESULT_SUFFIX
+                if finished and stem.isdigit() and int(stem) not in results:
                     data = _layout.read_file(entry.path)
                     if data is not None:
                         results[int(stem)] = ChunkResult.parse(int(stem), data)
@@ -418,6 +476,12 @@ class PoolDirectory:
     def worker_exited(self, job_id: str) -> bool:
         """Whether the worker of job ``job_id`` said it exits (it had no work, or was told)."""
         return (self.dir / _layout.WORKERS_DIR / f"{job_id}{_layout.EXITED_SUFFIX}").exists()
+
+    def worker_exit(self, job_id: str) -> str | None:
+        """How the worker process of a job ended (``workers/JOB_ID.exit``), if it was seen."""
+        name = job_id + _layout.EXIT_FILE_SUFFIX
+        data = _layout.read_file(str(self.dir / _layout.WORKERS_DIR / name))
+        return None if data is None else data.decode(errors="replace")
 
     def worker_claim(self, job_id: str) -> Claim | None:
         """Where the worker of job ``job_id`` runs (host, pid), once it started."""

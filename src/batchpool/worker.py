@@ -14,13 +14,19 @@ The worker
    (``LD_LIBRARY_PATH``, ...), it re-executes itself once with the full environment;
 2. takes the driver's ``sys.path`` and working directory, and runs the pool's
    ``initializer`` once;
-3. then, until it is told to stop, takes ticket after ticket: it reads ticket
-   ``N`` by its known name, claims it by creating ``claims/N`` exclusively, runs
-   the ticket's tasks in series (keeping imported modules and unpickled functions
-   for the next ticket), and writes one envelope per task, ``(True, result)`` or
-   ``(False, (exception_pickle_or_None, type_name, message, traceback_text))``,
-   into the session's ``results/CHUNK.pkl`` under a temporary name, renamed when
-   complete.
+3. then, until it is told to stop, takes ticket after ticket (of its ``--tier``):
+   it reads ticket ``N`` by its known name, claims it by creating ``claims/N``
+   exclusively, runs the ticket's tasks in series (keeping imported modules and
+   unpickled functions for the next ticket), and appends one record per task to the
+   chunk's record file as soon as the task ended, its envelope ``(True, result)`` or
+   ``(False, (exception_pickle_or_None, type_name, message, traceback_text))``
+   (:mod:`batchpool._layout`); the file is renamed ``results/CHUNK.pkl`` when the
+   chunk is complete.
+
+The process the job started does not run tasks itself: it forks the worker and waits
+for it, then writes ``workers/JOB_ID.exit`` (exit code or signal, and any signal the
+scheduler sent first), so that the driver can tell a task that crashed its worker
+from a job the scheduler killed.
 
 It exits when no ticket came for ``worker_idle_s``, when ``POOL/stop`` exists, when
 its driver is gone (the driver's process is gone on this host, or its heartbeat
@@ -32,33 +38,39 @@ This module is imported on every job start: it imports nothing heavy.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import sys
 import time
 
 from ._layout import (
+    BEGIN,
     CANCELLED_FILE,
     CLAIMS_DIR,
     CONFIG_FILE,
     DRIVER_FILE,
+    END,
     ENVIRONMENT_FILE,
+    EXIT_FILE_SUFFIX,
     EXITED_SUFFIX,
     FUNCTION_FILE,
     INITIALIZER_FILE,
     NEXT_FILE,
-    RESULT_HEADER,
     RESULTS_DIR,
     STOP_FILE,
+    TASK,
     TICKETS_DIR,
     WORKERS_DIR,
     Claim,
     Ticket,
     create_exclusively,
+    encode_record,
     job_id_from_environment,
     parse_config,
     read_file,
     read_tasks,
+    record_file_names,
     write_atomically,
 )
 
@@ -161,34 +173,19 @@ def applycall(function, args_and_kwds):
     return function(*args, **kwds)
 
 
-def run_tasks(function, pickled_tasks: list) -> list:
-    """Run every task, each to an envelope; a failing task does not stop the others."""
-    envelopes = []
-    for pickled in pickled_tasks:
-        try:
-            envelopes.append((True, function(pickle.loads(pickled))))
-        except Exception as exc:
-            envelopes.append(_failure(exc))
-    return envelopes
-
-
-def _dump_envelopes(envelopes: list) -> bytes:
+def run_task(function, pickled: bytes) -> bytes:
+    """Run one task; its envelope, pickled: ``(True, result)``, or the failure."""
     try:
-        return pickle.dumps(envelopes, protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception:
-        # A result that cannot be pickled becomes that task's error, as in multiprocessing;
-        # the other tasks' results survive.
-        return pickle.dumps([_sendable(e) for e in envelopes], protocol=pickle.HIGHEST_PROTOCOL)
-
-
-def _sendable(envelope: tuple) -> tuple:
-    try:
-        pickle.dumps(envelope[1], protocol=pickle.HIGHEST_PROTOCOL)
+        envelope = (True, function(pickle.loads(pickled)))
     except Exception as exc:
+        envelope = _failure(exc)
+    try:
+        return pickle.dumps(envelope, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:
+        # A result that cannot be pickled becomes that task's error, as in multiprocessing.
         from multiprocessing.pool import MaybeEncodingError  # type: ignore[attr-defined]
 
-        return _failure(MaybeEncodingError(exc, envelope[1]))
-    return envelope
+        return pickle.dumps(_failure(MaybeEncodingError(exc, envelope[1])))
 
 
 class _Unusable:
@@ -204,8 +201,11 @@ class _Unusable:
 class Worker:
     """The ticket loop of one job (module docstring)."""
 
-    def __init__(self, pool_dir: str, job_id: str, host: str = "", pid: int = 0) -> None:
+    def __init__(
+        self, pool_dir: str, job_id: str, host: str = "", pid: int = 0, tier: int = 0
+    ) -> None:
         self.pool_dir = pool_dir
+        self.tier = tier
         self.claim = Claim(job_id, host or os.uname().nodename, pid or os.getpid()).encode()
         config = read_file(os.path.join(pool_dir, CONFIG_FILE))
         if config is None:
@@ -247,6 +247,8 @@ class Worker:
             if ticket is None:
                 return False
             self.cursor += 1
+            if ticket.tier != self.tier:
+                continue  # for workers with other resources
             if create_exclusively(self._path(CLAIMS_DIR, str(ticket.number)), self.claim):
                 self.run_ticket(ticket)
                 self.num_chunks += 1
@@ -258,8 +260,9 @@ class Worker:
         return self.max_chunks is not None and self.num_chunks >= self.max_chunks
 
     def run_ticket(self, ticket: Ticket) -> None:
-        """Run the tasks of ``ticket`` and write their envelopes; a ticket of a session that
-        is gone or cancelled is skipped."""
+        """Run the tasks of ``ticket``, recording each as soon as it ended (module
+        docstring of :mod:`batchpool._layout`); a ticket of a session that is gone or
+        cancelled is skipped."""
         session = ticket.session_dir
         if os.path.exists(os.path.join(session, CANCELLED_FILE)):
             return
@@ -268,13 +271,25 @@ class Worker:
             tasks = read_tasks(session, ticket.start, ticket.stop)
         except FileNotFoundError:
             return  # the map ended meanwhile (another attempt of this chunk finished it)
-        started = time.perf_counter()
-        envelopes = run_tasks(function, tasks)
-        elapsed = time.perf_counter() - started
-        head = RESULT_HEADER.pack(ticket.start, ticket.stop, elapsed)
-        path = os.path.join(session, RESULTS_DIR, f"{ticket.chunk}.pkl")
+        part, done = record_file_names(ticket.chunk, ticket.attempt)
+        part_path = os.path.join(session, RESULTS_DIR, part)
         try:
-            write_atomically(path, head + _dump_envelopes(envelopes))
+            fd = os.open(part_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
+        except FileNotFoundError:
+            return  # the session was removed
+        try:
+            os.write(fd, encode_record(BEGIN, ticket.start, time.time(), self.claim))
+            started = time.perf_counter()
+            for index, pickled in enumerate(tasks, ticket.start):
+                task_started = time.perf_counter()
+                envelope = run_task(function, pickled)
+                seconds = time.perf_counter() - task_started
+                os.write(fd, encode_record(TASK, index, seconds, envelope))
+            os.write(fd, encode_record(END, ticket.stop, time.perf_counter() - started))
+        finally:
+            os.close(fd)
+        try:
+            os.rename(part_path, os.path.join(session, RESULTS_DIR, done))
         except FileNotFoundError:
             return  # the session was removed while the tasks ran
 
@@ -345,25 +360,69 @@ def _run_initializer(pool_dir: str) -> None:
             initializer(*initargs)
 
 
-USAGE = "usage: python -m batchpool.worker POOL_DIR --job-id TEMPLATE\n"
+USAGE = "usage: python -m batchpool.worker POOL_DIR --job-id TEMPLATE [--tier N]\n"
+FORWARDED_SIGNALS = ("SIGTERM", "SIGINT", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGXCPU")
+"""Signals a scheduler sends before it kills a job (time limit, deletion, preemption)."""
 
 
 def main(argv: list[str]) -> int:
     args = list(argv)
-    if len(args) != 3 or args[1] != "--job-id":
+    if len(args) not in (3, 5) or args[1] != "--job-id" or args[3:4] not in ([], ["--tier"]):
         sys.stderr.write(USAGE)
         return 2
     pool_dir, template = args[0], args[2]
+    tier = int(args[4]) if len(args) == 5 else 0
     os.umask(0o077)
+    if REEXEC_MARK not in os.environb:
+        child = os.fork()
+        if child:
+            return _watch(child, pool_dir, job_id_from_environment(template))
     _restore_environment(pool_dir)
     job_id = job_id_from_environment(template)
+    import faulthandler  # a crash in C code prints the Python stack to the job's stderr
+
+    faulthandler.enable()
     _run_initializer(pool_dir)
-    worker = Worker(pool_dir, job_id)
+    worker = Worker(pool_dir, job_id, tier=tier)
     marker = os.path.join(pool_dir, WORKERS_DIR, job_id)
+    for stale in (EXITED_SUFFIX, EXIT_FILE_SUFFIX):  # of a run of this job before a requeue
+        if os.path.exists(marker + stale):
+            os.unlink(marker + stale)
     write_atomically(marker, worker.claim)
     worker.run()
     write_atomically(marker + EXITED_SUFFIX, worker.claim)
     return 0
+
+
+def _watch(child: int, pool_dir: str, job_id: str) -> int:
+    """Wait for the worker process ``child``, then write how it ended into
+    ``workers/JOB_ID.exit``: what tells a crash inside a task (an exit code, a signal) from
+    a kill by the scheduler (signalled first). Exits as the child did."""
+    import signal
+
+    received: list[int] = []
+
+    def forward(signum: int, frame: object) -> None:
+        received.append(signum)
+        with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
+            os.kill(child, signum)
+
+    for name in FORWARDED_SIGNALS:
+        signal.signal(getattr(signal, name), forward)
+    _, status = os.waitpid(child, 0)  # retried by Python when a signal came (PEP 475)
+    if os.WIFSIGNALED(status):
+        how, code = f"signal {os.WTERMSIG(status)}", 128 + os.WTERMSIG(status)
+    else:
+        code = os.waitstatus_to_exitcode(status)
+        how = f"exit {code}"
+    if received:
+        how += f" after signal {received[0]}"
+    try:
+        path = os.path.join(pool_dir, WORKERS_DIR, job_id + EXIT_FILE_SUFFIX)
+        write_atomically(path, how.encode())
+    except OSError as error:  # the pool directory is gone: nobody waits for the answer
+        sys.stderr.write(f"batchpool worker: could not record its exit ({how}): {error}\n")
+    return code
 
 
 if __name__ == "__main__":

@@ -28,7 +28,8 @@ from batchpool.sge import sge_job_name
 
 def result_file(start: int, stop: int, elapsed_s: float, envelopes: list) -> bytes:
     """A result file as a worker writes it."""
-    return _layout.RESULT_HEADER.pack(start, stop, elapsed_s) + pickle.dumps(envelopes)
+    assert stop - start == len(envelopes)
+    return _layout.encode_chunk(start, [pickle.dumps(e) for e in envelopes], elapsed_s)
 
 
 def write_result(session: Session, chunk: int, data: bytes) -> None:

@@ -113,7 +113,9 @@ def test_a_ticket_round_trips():
         100,
         140,
         "0123456789abcdef",
+        0,
     ]
+    assert Ticket.decode(1, Ticket(1, "/w", 0, 0, 0, 1, "k", tier=2).encode()).tier == 2
     assert "chunk 3 attempt 2" in repr(back) and "100:140" in repr(back)
 
 
@@ -264,8 +266,12 @@ def test_job_variables_come_from_the_job():
     }
 
 
+def run_tasks(function, pickled_tasks):
+    return [pickle.loads(worker.run_task(function, task)) for task in pickled_tasks]
+
+
 def test_run_tasks_keeps_going_after_a_failure():
-    envelopes = worker.run_tasks(lambda x: 10 // x, [pickle.dumps(x) for x in (1, 0, 2)])
+    envelopes = run_tasks(lambda x: 10 // x, [pickle.dumps(x) for x in (1, 0, 2)])
     assert envelopes[0] == (True, 10) and envelopes[2] == (True, 5)
     ok, (exc_pickle, type_name, message, traceback_text) = envelopes[1]
     assert not ok and type_name == "ZeroDivisionError"
@@ -275,7 +281,7 @@ def test_run_tasks_keeps_going_after_a_failure():
 
 def test_a_task_that_cannot_be_unpickled_fails_alone():
     tasks = [pickle.dumps(1), pickle.dumps(_Unloadable()), pickle.dumps(3)]
-    envelopes = worker.run_tasks(square, tasks)
+    envelopes = run_tasks(square, tasks)
     assert envelopes[0] == (True, 1) and envelopes[2] == (True, 9)
     assert envelopes[1][0] is False and envelopes[1][1][1] == "ModuleNotFoundError"
 
@@ -287,7 +293,7 @@ def test_an_exception_that_cannot_be_rebuilt_is_sent_as_text():
     def fail(x):
         raise Local("local trouble")
 
-    ((ok, (exc_pickle, type_name, message, text)),) = worker.run_tasks(fail, [pickle.dumps(0)])
+    ((ok, (exc_pickle, type_name, message, text)),) = run_tasks(fail, [pickle.dumps(0)])
     assert (ok, exc_pickle, message) == (False, None, "local trouble")
     assert type_name.endswith("Local") and "local trouble" in text
 
@@ -298,8 +304,8 @@ def test_starcall_and_applycall():
 
 
 def test_unpicklable_results_become_errors_and_others_survive():
-    payload = worker._dump_envelopes([(True, 1), (True, threading.Lock()), (True, lambda: 3)])
-    envelopes = pickle.loads(payload)
+    results = [1, threading.Lock(), lambda: 3]
+    envelopes = run_tasks(results.__getitem__, [pickle.dumps(i) for i in range(3)])
     assert envelopes[0] == (True, 1)
     for ok, error in envelopes[1:]:
         assert ok is False and error[1] == "MaybeEncodingError"
@@ -317,8 +323,14 @@ def test_a_worker_runs_ticket_n_into_the_chunks_result_file(tmp_path):
     got = result(session, 4)
     assert got.tasks == range(2, 5) and 0 <= got.elapsed_s < 1
     assert got.envelopes() == [(True, 4), (True, 9), (True, 16)]
-    start, stop, _ = _layout.RESULT_HEADER.unpack_from(session.result_path(4).read_bytes())
-    assert (start, stop) == (2, 5)
+    records, whole = _layout.decode_records(session.result_path(4).read_bytes())
+    assert whole and [(kind, number) for kind, number, _, _ in records] == [
+        (_layout.BEGIN, 2),
+        (_layout.TASK, 2),
+        (_layout.TASK, 3),
+        (_layout.TASK, 4),
+        (_layout.END, 5),
+    ]
     claim = pool.claim(0)
     assert (claim.job_id, claim.host, claim.pid) == ("7055_3", NODE, os.getpid())
     assert sorted(p.name for p in (session.dir / "results").iterdir()) == ["4.pkl"]
