@@ -23,18 +23,35 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
     from typing import Any
 
-    from .errors import JobsLostError, PoolError, RemoteError, SchedulerError
+    from .errors import (
+        BrokenEnvironmentError,
+        JobsLostError,
+        PoolError,
+        RemoteError,
+        SchedulerError,
+        TaskKilledError,
+        TaskMemoryError,
+        TaskTimeoutError,
+        WorkerCrashedError,
+    )
+    from .policy import RetryPolicy
     from .proto_pool import Pool as ProtoPool
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BACKENDS",
+    "BrokenEnvironmentError",
     "JobsLostError",
     "Pool",
     "PoolError",
     "RemoteError",
+    "RetryPolicy",
     "SchedulerError",
+    "TaskKilledError",
+    "TaskMemoryError",
+    "TaskTimeoutError",
+    "WorkerCrashedError",
     "__version__",
     "load",
     "local",
@@ -74,12 +91,24 @@ def Pool(*args: Any, **options: Any) -> ProtoPool:  # noqa: N802 (multiprocessin
     return module.Pool(*args, **options)
 
 
-_ERRORS = ("JobsLostError", "PoolError", "RemoteError", "SchedulerError")
+_ERRORS = (
+    "BrokenEnvironmentError",
+    "JobsLostError",
+    "PoolError",
+    "RemoteError",
+    "SchedulerError",
+    "TaskKilledError",
+    "TaskMemoryError",
+    "TaskTimeoutError",
+    "WorkerCrashedError",
+)
 
 
 def __getattr__(name: str) -> Any:
     if name in _ERRORS:
         return getattr(importlib.import_module(".errors", __name__), name)
+    if name == "RetryPolicy":
+        return importlib.import_module(".policy", __name__).RetryPolicy
     if name == "load":
         return importlib.import_module(".results", __name__).load
     if name in ("local", "slurm", "sge", "testing"):

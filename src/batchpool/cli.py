@@ -74,6 +74,10 @@ def session_status(session_dir: Path) -> str:
     ]
     header = ("CHUNK", "TASKS", "STATE", "ATTEMPTS", "JOB IDS", "FIRST FAILURE")
     lines = [format_table(header, rows), _session_summary_line(summary)]
+    lost = [(c.chunk, loss) for c in summary.chunks for loss in c.losses]
+    if lost:
+        lines.append("jobs lost holding a chunk:")
+        lines.extend(f"  chunk {chunk}: {loss}" for chunk, loss in lost)
     work_dir = summary.directory.parent
     for name in results.pools_of_session(summary.directory):
         if (work_dir / name / "logs").is_dir():

@@ -25,6 +25,7 @@ so that tests drive it with a fake clock and :mod:`batchpool.testing.fake_backen
 from __future__ import annotations
 
 import collections
+import dataclasses
 import enum
 import functools
 import hashlib
@@ -41,10 +42,20 @@ from typing import Any, Callable, Optional, Protocol
 import cloudpickle
 
 from . import chunking
-from ._layout import Claim, Ticket
-from .backend import Backend, Job, JobRequest, JobState, JobStatus
+from ._layout import Claim, Ticket, read_tasks
+from .backend import Backend, Ending, Job, JobRequest, JobState, JobStatus, Resources
 from .commands import Cancelled
-from .errors import JobsLostError, PoolError, SchedulerError
+from .errors import (
+    BrokenEnvironmentError,
+    JobsLostError,
+    PoolError,
+    SchedulerError,
+    TaskKilledError,
+    TaskMemoryError,
+    TaskTimeoutError,
+    WorkerCrashedError,
+)
+from .policy import Action, Cause, Loss, RetryPolicy, WorkerExit, classify, summary_line
 from .progress import Progress
 from .session import (
     HEARTBEAT_S,
@@ -70,6 +81,9 @@ TASKS_AHEAD = 1000
 """An ``imap`` reads at most this many tasks ahead of what its caller has consumed."""
 EXIT_WAIT_S = 5.0
 """How long closing a pool waits for its workers on this host to exit before deleting them."""
+ORDINARY_WAITS = frozenset(("", "None", "Priority", "Resources", "qw", "not in queue"))
+"""Pending reasons that are just a job's turn; others (a hold, a node down, a limit) are
+shown in the progress line and logged."""
 CLAIM_AGE_FOR_ESTIMATE_S = 1.0
 """A chunk claimed this long ago tells that its tasks take at least ``age / size``."""
 
@@ -107,6 +121,7 @@ class PoolSettings:
     worker_idle_s: float
     maxtasksperchild: Optional[int]
     scheduler_outage_s: float
+    retry_policy: RetryPolicy = RetryPolicy()
 
 
 class CallKind(enum.Enum):
@@ -172,11 +187,18 @@ class Chunk:
     number: int
     tasks: range
     attempt: int = 0
+    """Resubmissions spent on these tasks (by the policy: :mod:`batchpool.policy`)."""
+    tries: int = 0
+    """Times the chunk was posted: names its record file (one per try)."""
     state: ChunkState = ChunkState.QUEUED
     ticket: int = -1
     job_id: str = ""
     claimed_at: float = 0.0
-    reason: str = ""
+    claimed_pid: int = 0
+    resources: Resources = Resources()
+    tier: int = 0
+    history: tuple[Loss, ...] = ()
+    """Every loss of these tasks so far."""
 
 
 @dataclass(eq=False)
@@ -187,11 +209,19 @@ class WorkerJob:
     submitted_at: float
     state: JobState = JobState.PENDING
     reason: str = ""
+    status: Optional[JobStatus] = None
+    """The scheduler's latest word on the job."""
+    tier: int = 0
+    resources: Resources = Resources()
     gone_since: Optional[float] = None
     started: bool = False
     adopted: bool = False
     host: str = ""
     pid: int = 0
+
+    @property
+    def node(self) -> str:
+        return (self.status.node if self.status is not None else "") or self.host
 
 
 class _State(enum.Enum):
@@ -241,7 +271,13 @@ class Dispatcher:
         self.last_exit_check = -float("inf")
         self.heartbeats = 0
         self.failed_starts = 0
+        self.start_failures: list[Loss] = []
+        self.policy = settings.retry_policy
+        self.tiers: dict[Resources, int] = {Resources(): 0}
+        """Workers of tier N run the chunks that need resources N (0: the pool's own)."""
+        self._base_resources: Optional[Resources] = None
         self.something_failed = False
+        self._waiting_for = ""
         self.num_status_queries = 0
         self.num_submissions = 0
         self._poll_s = MIN_POLL_S
@@ -505,7 +541,7 @@ class Dispatcher:
             claim = claim or pool.claim(event.ticket) or Claim("?", "", 0)
             if claim.withdrawn:
                 continue
-            chunk = Chunk(call, event.chunk, range(event.start, event.stop), event.attempt)
+            chunk = Chunk(call, event.chunk, range(event.start, event.stop), tries=event.attempt)
             self._mark_claimed(chunk, claim, self.clock(), pool.job_name)
             adopted.append(chunk.tasks)
         return adopted
@@ -533,6 +569,7 @@ class Dispatcher:
     def _mark_claimed(self, chunk: Chunk, claim: Claim, now: float, job_name: str) -> None:
         chunk.state = ChunkState.CLAIMED
         chunk.job_id = claim.job_id
+        chunk.claimed_pid = claim.pid
         chunk.claimed_at = now
         self.claimed.append(chunk)
         worker = self.jobs.get(claim.job_id)
@@ -560,7 +597,15 @@ class Dispatcher:
                 continue
             collected = True
             self.claimed.remove(chunk)
-            self._finish_chunk(chunk, result)
+            if result.complete:
+                self._finish_chunk(chunk, result)
+                continue
+            # A damaged record file: keep what it has, run the rest again.
+            self._say(chunk.call, "damaged result", chunk=chunk.number, kept=len(result.tasks))
+            self._deliver(chunk.call, result)
+            rest = range(result.tasks.stop, chunk.tasks.stop)
+            if rest:
+                self._requeue(chunk, rest, chunk.history, chunk.attempt + 1)
         return collected
 
     def _finish_chunk(self, chunk: Chunk, result: ChunkResult) -> None:
@@ -571,7 +616,10 @@ class Dispatcher:
 
     def _deliver(self, call: Call, result: ChunkResult, envelopes: Optional[list] = None) -> None:
         envelopes = result.envelopes() if envelopes is None else envelopes
-        call.sink.deliver(result.tasks.start, envelopes, result_dir(call))
+        self._deliver_envelopes(call, result.tasks.start, envelopes)
+
+    def _deliver_envelopes(self, call: Call, start: int, envelopes: list) -> None:
+        call.sink.deliver(start, envelopes, result_dir(call))
         call.num_delivered += len(envelopes)
         call.num_failed_tasks += sum(1 for succeeded, _ in envelopes if not succeeded)
         if call.progress is not None:
@@ -641,17 +689,18 @@ class Dispatcher:
             number,
             str(session.dir),
             chunk.number,
-            chunk.attempt,
+            chunk.tries,
             chunk.tasks.start,
             chunk.tasks.stop,
             chunk.call.function_key,
+            chunk.tier,
         )
         event = ChunkEvent(
             "posted",
             chunk.number,
             chunk.tasks.start,
             chunk.tasks.stop,
-            chunk.attempt,
+            chunk.tries,
             str(self.pool_dir.dir),
             number,
         )
@@ -677,24 +726,44 @@ class Dispatcher:
 
     def _adjust_workers(self) -> None:
         """Ask for workers while unclaimed work exceeds what the live ones will take; delete
-        the queued ones once no work is left for them."""
+        the queued ones once no work is left for them. Chunks that need other resources
+        (a retry with more memory or time) get workers of their own tier, one each."""
         if self.pool_dir is None or self.outage_since is not None:
             return
         calls = [c for c in self.calls if not c.ended]
-        waiting = [*self.posted.values(), *self.queued]
+        waiting = [c for c in (*self.posted.values(), *self.queued) if not c.call.ended]
+        self._notice_exited_workers()
+        self._adjust_tiers(waiting)
+        waiting = [c for c in waiting if c.tier == 0]
         unclaimed = sum(len(c.tasks) for c in waiting) + sum(c.num_uncut for c in calls)
         if unclaimed == 0:
-            self._delete_idle_pending()
+            self._delete_idle_pending(0)
             return
         chunks = len(waiting) + sum(_most_chunks(c) for c in calls)
         busy = sum(1 for c in self.claimed if not c.call.ended)
         task_s = self._slowest_task_time(calls, waiting)
         cap = self.settings.max_workers
         wanted = chunking.workers_wanted(busy, unclaimed, task_s, cap, chunks)
-        self._notice_exited_workers()
-        missing = wanted - self._num_live_workers()
+        missing = wanted - len([w for w in self._live_workers() if w.tier == 0])
+        if cap is not None:
+            missing = min(missing, cap - self._num_live_workers())
         if missing > 0:
             self._request_workers(missing)
+
+    def _adjust_tiers(self, waiting: list[Chunk]) -> None:
+        for resources, tier in self.tiers.items():
+            if tier == 0:
+                continue
+            needed = sum(1 for c in waiting if c.tier == tier)
+            if needed == 0:
+                self._delete_idle_pending(tier)
+                continue
+            missing = needed - len([w for w in self._live_workers() if w.tier == tier])
+            cap = self.settings.max_workers
+            if cap is not None:
+                missing = min(missing, cap - self._num_live_workers())
+            if missing > 0:
+                self._request_workers(missing, tier, resources)
 
     def _slowest_task_time(self, calls: list[Call], waiting: list[Chunk]) -> Optional[float]:
         """The longest measured task time of the calls with unclaimed work; None while one of
@@ -706,7 +775,10 @@ class Dispatcher:
             return None
         return max(times)  # type: ignore[type-var]
 
-    def _request_workers(self, count: int) -> None:
+    def _request_workers(
+        self, count: int, tier: int = 0, resources: Optional[Resources] = None
+    ) -> None:
+        resources = resources or Resources()
         assert self.pool_dir is not None
         while count > 0:
             size = min(count, self.backend.max_jobs_per_submit())
@@ -716,6 +788,8 @@ class Dispatcher:
                 size,
                 self.settings.python_path,
                 self.pool_dir.log_dir,
+                resources,
+                tier,
             )
             try:
                 jobs = self.backend.submit(request, self.cancel)
@@ -727,8 +801,13 @@ class Dispatcher:
             self.num_submissions += 1
             now = self.clock()
             for job in jobs:
-                self.jobs[job.job_id] = WorkerJob(job, now)
-            self._say_pool("submitted", jobs=len(jobs), first_job=jobs[0].job_id if jobs else "")
+                self.jobs[job.job_id] = WorkerJob(job, now, tier=tier, resources=resources)
+            self._say_pool(
+                "submitted",
+                jobs=len(jobs),
+                first_job=jobs[0].job_id if jobs else "",
+                resources=resources.describe(),
+            )
             count -= size
 
     def _notice_exited_workers(self) -> None:
@@ -745,16 +824,30 @@ class Dispatcher:
                 worker.gone_since = now
                 if not self._holds(worker):
                     self._job_gone(worker)
+            elif self._restarted(worker):
+                status = worker.status or JobStatus(JobState.RUNNING)
+                self._requeued(worker, status)
 
-    def _delete_idle_pending(self) -> None:
-        """Jobs still waiting in the queue when no work is left would only start to idle.
-        One whose worker started since the last status query is left alone: it may have
-        claimed a chunk already."""
+    def _restarted(self, worker: WorkerJob) -> bool:
+        """The job runs a new worker process, not the one that claimed its chunks: the
+        scheduler requeued it and started it again between two status queries."""
+        assert self.pool_dir is not None
+        held = [c for c in self.claimed if c.job_id == worker.job.job_id]
+        if not held:
+            return False
+        claim = self.pool_dir.worker_claim(worker.job.job_id)
+        return claim is not None and any(c.claimed_pid not in (0, claim.pid) for c in held)
+
+    def _delete_idle_pending(self, tier: int) -> None:
+        """Jobs (of ``tier``) still waiting in the queue when no work is left for them would
+        only start to idle. One whose worker started since the last status query is left
+        alone: it may have claimed a chunk already."""
         assert self.pool_dir is not None
         idle = [
             w
             for w in self._live_workers()
-            if w.state is JobState.PENDING
+            if w.tier == tier
+            and w.state is JobState.PENDING
             and not w.started
             and not self.pool_dir.worker_started(w.job.job_id)
         ]
@@ -780,7 +873,9 @@ class Dispatcher:
         self.last_status = now
         workers = list(self.jobs.values())
         remote = [w.job for w in workers if not self._is_local_process(w)]
-        query = _StatusQuery(workers, now, self.backend, self.cancel, self._wake)
+        # Only jobs whose end would be a loss are worth the scheduler's accounting.
+        worth = {w.job.job_id for w in workers if self._holds(w) or not w.started}
+        query = _StatusQuery(workers, now, self.backend, self.cancel, self._wake, worth)
         if self.threaded and remote:
             self._status_query = query
             query.start(remote)
@@ -821,6 +916,10 @@ class Dispatcher:
 
     def _update_job(self, worker: WorkerJob, status: JobStatus, now: float) -> None:
         worker.reason = status.reason or worker.reason
+        if worker.status is None or status.ending is not None or worker.status.ending is None:
+            worker.status = status
+        if status.state is JobState.PENDING and worker.state is JobState.RUNNING:
+            self._requeued(worker, status)
         if status.state in (JobState.PENDING, JobState.RUNNING):
             worker.state = status.state
             worker.gone_since = None
@@ -836,6 +935,17 @@ class Dispatcher:
         ):
             self._job_gone(worker)
 
+    def _requeued(self, worker: WorkerJob, status: JobStatus) -> None:
+        """The scheduler put a running job back in the queue (a requeue, a preemption, a
+        node failure with requeueing): its worker process is gone, the job will start
+        another. What it held is lost, through no fault of the tasks."""
+        worker.status = JobStatus(status.state, status.reason, Ending.PREEMPTED, worker.node)
+        worker.started = False
+        for chunk in [c for c in self.claimed if c.job_id == worker.job.job_id]:
+            self.claimed.remove(chunk)
+            self._lose(chunk, worker)
+        worker.status = status
+
     def _holds(self, worker: WorkerJob) -> bool:
         return any(c.job_id == worker.job.job_id for c in self.claimed)
 
@@ -844,54 +954,219 @@ class Dispatcher:
         del self.jobs[worker.job.job_id]
         lost = [c for c in self.claimed if c.job_id == worker.job.job_id]
         if not worker.started and not worker.adopted and not self._worker_started(worker):
-            self.failed_starts += 1
-            if self.failed_starts > self.settings.max_num_resubmissions:
-                self._fail_all(self._failed_starts_error(worker))
+            self._failed_start(worker)
+            if self.something_failed:
                 return
         for chunk in lost:
             self.claimed.remove(chunk)
             self._lose(chunk, worker)
 
+    def _failed_start(self, worker: WorkerJob) -> None:
+        """A job ended before its worker took any work. Two that said the same on stderr
+        (or were put in the same error state) stop the map: retrying cannot help."""
+        loss = self._classify(worker, None, started=False)
+        key = summary_line(loss.detail)
+        same = [f for f in self.start_failures if key and summary_line(f.detail) == key]
+        self.start_failures.append(loss)
+        self.failed_starts += 1
+        self._say_pool("job failed before its first task", loss=loss.describe())
+        if same:
+            self._fail_all(self._broken_environment_error(loss, same[0]))
+        elif self.failed_starts > self.settings.max_num_resubmissions:
+            self._fail_all(self._failed_starts_error(worker))
+
     def _worker_started(self, worker: WorkerJob) -> bool:
         """A worker that ended without claiming anything may just have idled out."""
         return self.pool_dir is not None and self.pool_dir.worker_started(worker.job.job_id)
 
+    def _classify(self, worker: WorkerJob, in_task: Optional[int], started: bool) -> Loss:
+        """What ended ``worker``'s job, as a :class:`~batchpool.policy.Loss`."""
+        status = worker.status
+        exit_text = None
+        if self.pool_dir is not None and not worker.adopted:
+            exit_text = self.pool_dir.worker_exit(worker.job.job_id)
+        worker_exit = WorkerExit.parse(exit_text) if exit_text else None
+        cause = classify(status, worker_exit, in_task, started)
+        detail = status.detail if status is not None else ""
+        if cause in (Cause.CRASHED, Cause.NOT_STARTED, Cause.VANISHED):
+            detail = self._stderr_tail(worker, 12) or detail  # what the job itself said
+        return Loss(
+            cause,
+            worker.job.job_id,
+            state=worker.reason,
+            node=(status.node if status is not None else "") or worker.node,
+            how=worker_exit.describe() if worker_exit is not None else "",
+            task=in_task,
+            resources=self._effective(worker.resources).describe(),
+            detail=detail,
+        )
+
     def _lose(self, chunk: Chunk, worker: WorkerJob) -> None:
-        if chunk.call.ended:
+        """The job that held ``chunk`` is gone: keep the tasks it finished, and act on the
+        rest by the cause of the loss (:mod:`batchpool.policy`)."""
+        call = chunk.call
+        if call.ended:
             return
-        session = chunk.call.session
-        result = session.take_result(chunk.number) if session is not None else None
-        if result is not None:  # it arrived after all (late on a shared filesystem)
+        session = call.session
+        assert session is not None  # an open call has its session
+        result = session.take_result(chunk.number)
+        if result is not None and result.complete:  # late on a shared filesystem
             self._finish_chunk(chunk, result)
             return
-        chunk.reason = worker.reason or "vanished from the queue"
-        chunk.attempt += 1
-        if chunk.attempt > self.settings.max_num_resubmissions:
-            self._fail(chunk.call, self._lost_error(chunk, worker))
-            return
-        chunk.state = ChunkState.QUEUED
-        self.queued.append(chunk)
-        self._say(
-            chunk.call,
-            "resubmitting",
-            chunk=chunk.number,
-            job=worker.job.job_id,
-            reason=chunk.reason,
+        partial = result or session.take_partial(chunk.number, chunk.tries)
+        rest = chunk.tasks
+        if partial is not None and partial.tasks:
+            self._deliver(call, partial)  # the tasks it finished are kept
+            rest = range(partial.tasks.stop, chunk.tasks.stop)
+        in_task = rest.start if partial is not None and partial.began and rest else None
+        loss = self._classify(worker, in_task, started=True)
+        event = ChunkEvent(
+            "lost",
+            chunk.number,
+            rest.start,
+            rest.stop,
+            chunk.tries,
+            job_id=worker.job.job_id,
+            cause=loss.cause.value,
+            detail=loss.describe(),
         )
-        if chunk.call.progress is not None:
-            chunk.call.progress.counts.resubmitted += 1
+        session.record_chunks([event])
+        if not rest:
+            return
+        decision = self.policy.decide(
+            loss,
+            chunk.history,
+            chunk.attempt,
+            self.settings.max_num_resubmissions,
+            self._effective(chunk.resources),
+        )
+        history = (*chunk.history, loss)
+        then = decision.action.value
+        self._say(call, "lost", chunk=chunk.number, loss=loss.describe(), then=then)
+        if call.progress is not None:
+            call.progress.counts.resubmitted += 1
+        action = decision.action
+        if action is Action.FAIL:
+            self._fail(call, self._lost_error(chunk, rest, history))
+            return
+        if action in (Action.RETRY, Action.RETRY_FREE):
+            spent = 1 if action is Action.RETRY else 0
+            self._requeue(chunk, rest, history, chunk.attempt + spent)
+            return
+        task = range(rest.start, rest.start + 1)
+        after = range(rest.start + 1, rest.stop)
+        if action is Action.RAISE:
+            envelope = self._killed_envelope(call, loss, history)
+            self._deliver_envelopes(call, task.start, [envelope])
+            session.archive_result(call.next_chunk, task.start, pickle.dumps(envelope))
+            call.next_chunk += 1
+        elif action is Action.ESCALATE:
+            self._requeue(chunk, task, history, chunk.attempt + 1, decision.resources)
+        else:  # ISOLATE
+            self._requeue(chunk, task, history, chunk.attempt + 1, chunk.resources)
+        if after:
+            self._requeue(chunk, after, history, chunk.attempt)
 
-    def _lost_error(self, chunk: Chunk, worker: WorkerJob) -> JobsLostError:
+    def _requeue(
+        self,
+        chunk: Chunk,
+        tasks: range,
+        history: tuple[Loss, ...],
+        attempt: int,
+        resources: Optional[Resources] = None,
+    ) -> None:
+        """Queue ``tasks`` of ``chunk`` to be posted again, as the same chunk if they are
+        all of its tasks, else as a new one."""
+        call = chunk.call
+        if tasks == chunk.tasks:
+            number, tries = chunk.number, chunk.tries + 1
+        else:
+            number, tries = call.next_chunk, 0
+            call.next_chunk += 1
+        resources = chunk.resources if resources is None else resources
+        new = Chunk(
+            call,
+            number,
+            tasks,
+            attempt=attempt,
+            tries=tries,
+            resources=resources,
+            tier=self._tier(resources),
+            history=history,
+        )
+        self.queued.append(new)
+
+    def _tier(self, resources: Resources) -> int:
+        return self.tiers.setdefault(resources, len(self.tiers))
+
+    def _effective(self, own: Resources) -> Resources:
+        """What jobs with the changes ``own`` have: the pool's own resources, changed."""
+        if self._base_resources is None:
+            self._base_resources = self.backend.base_resources()
+        base = self._base_resources
+        return Resources(
+            own.mem_mb if own.mem_mb is not None else base.mem_mb,
+            own.time_s if own.time_s is not None else base.time_s,
+            own.exclude_nodes or base.exclude_nodes,
+        )
+
+    def _killed_envelope(self, call: Call, loss: Loss, history: tuple[Loss, ...]) -> tuple:
+        """The failure envelope of the task that ``loss`` says was killed, as if it had
+        raised a :class:`~batchpool.TaskKilledError`."""
+        assert loss.task is not None and call.session is not None
+        index = loss.task
+        argument = _short_repr(call.session, index)
+        attempts = [h.describe() for h in history if h.task == index]
+        error_type: type[TaskKilledError]
+        if loss.cause is Cause.TIME_LIMIT:
+            error_type = TaskTimeoutError
+            resources = self._resources_of_loss(loss)
+            what = (
+                f"was stopped by the jobs' time limit{resources} {len(attempts)} times, the "
+                "last time in a chunk of its own. Give the jobs more time (`time`, `h_rt`), "
+                "or let the pool retry with more: retry_policy=RetryPolicy(max_time=...)."
+            )
+        elif loss.cause is Cause.MEMORY_LIMIT:
+            error_type = TaskMemoryError
+            resources = self._resources_of_loss(loss)
+            what = (
+                f"was stopped by the jobs' memory limit{resources} {len(attempts)} times. Give "
+                "the jobs more memory (`mem`, `h_vmem`), or let the pool retry with more: "
+                "retry_policy=RetryPolicy(max_mem=...)."
+            )
+        else:
+            error_type = WorkerCrashedError
+            what = (
+                f"ended the worker running it {len(attempts)} times ({loss.how or loss.state}): "
+                "a crash in C code, os._exit(), or a signal. Its other tasks ran on."
+            )
+        message = f"Task {index} of {call.describe()} (argument {argument}) {what}"
+        message += "".join(f"\n  attempt: {a}" for a in attempts)
+        error = error_type(message, call.session.dir, index, argument, attempts)
+        text = f"{loss.detail}\n" if loss.detail else "(no stderr)\n"
+        return (False, (pickle.dumps(error), error_type.__name__, message, text))
+
+    @staticmethod
+    def _resources_of_loss(loss: Loss) -> str:
+        return f" ({loss.resources})" if loss.resources else ""
+
+    def _lost_error(self, chunk: Chunk, rest: range, history: tuple[Loss, ...]) -> JobsLostError:
         limit = self.settings.max_num_resubmissions
+        last = history[-1]
+        if last.cause in (Cause.CANCELLED, Cause.ERROR_STATE):
+            why = f"their jobs ended twice by {last.cause.value}: someone or something means it"
+        else:
+            why = (
+                f"their jobs were lost {len(history)} times (max_num_resubmissions={limit}); "
+                f"last cause: {last.cause.value}"
+            )
         lines = [
-            f"1 chunk(s) lost: their jobs failed or vanished {limit + 1} times "
-            f"(max_num_resubmissions={limit}).",
-            f"  chunk {chunk.number} (tasks {chunk.tasks.start}-{chunk.tasks.stop - 1}): "
-            f"last job {worker.job.job_id}, last state: {chunk.reason}",
+            f"Tasks {rest.start}-{rest.stop - 1} of {chunk.call.describe()} were lost: {why}.",
+            "  history:",
+            *(f"    {h.describe()}" for h in history),
         ]
-        tail = self._stderr_tail(worker)
-        if tail:
-            lines.append("    stderr: " + tail.replace("\n", "\n            "))
+        if last.detail:
+            lines.append("  stderr: " + last.detail.replace("\n", "\n          "))
         session_dir = chunk.call.session.dir if chunk.call.session else None
         return JobsLostError("\n".join(lines), session_dir, (chunk.number,))
 
@@ -900,12 +1175,23 @@ class Dispatcher:
             f"{self.failed_starts} jobs in a row ended before their worker took any work "
             f"(last: job {worker.job.job_id}, {worker.reason or 'left the queue'}). Check that "
             f"python_path ({self.settings.python_path}) exists on the compute nodes with "
-            "batchpool installed, and that the work_dir is reachable there."
+            "batchpool installed, and that the work_dir is reachable there.",
+            "  history:",
+            *(f"    {loss.describe()}" for loss in self.start_failures),
         ]
-        tail = self._stderr_tail(worker)
-        if tail:
-            lines.append("  stderr: " + tail.replace("\n", "\n          "))
         return JobsLostError("\n".join(lines), self._session_dirs_hint())
+
+    def _broken_environment_error(self, loss: Loss, first: Loss) -> BrokenEnvironmentError:
+        said = loss.detail.strip() or "(nothing)"
+        lines = [
+            f"Jobs {first.job_id} and {loss.job_id} ended before their worker took any task, "
+            f"both with: {summary_line(said)}",
+            f"Check that python_path ({self.settings.python_path}) runs on the compute nodes "
+            "and has batchpool and your modules installed there, and that the work_dir "
+            f"({self.settings.work_dir}) is visible from them. Last job ({loss.describe()}) said:",
+            "    " + said.replace("\n", "\n    "),
+        ]
+        return BrokenEnvironmentError("\n".join(lines), self._session_dirs_hint(), said)
 
     def _session_dirs_hint(self) -> Optional[Path]:
         for call in self.calls:
@@ -914,7 +1200,12 @@ class Dispatcher:
         return None
 
     def _stderr_tail(self, worker: WorkerJob, num_lines: int = 10) -> str:
+        """The end of a job's stderr; from Python's own report of a fatal error (a
+        segfault's stack, most recent call first) if there is one."""
         text = self.backend.filter_stderr(read_text(worker.job.stderr_path))
+        fatal = text.rfind("Fatal Python error")
+        if fatal >= 0:
+            return "\n".join(text[fatal:].rstrip("\n").splitlines()[:num_lines])
         return "\n".join(text.rstrip("\n").splitlines()[-num_lines:])
 
     def _scheduler_unreachable(self, now: float, error: SchedulerError) -> None:
@@ -944,12 +1235,21 @@ class Dispatcher:
             sys.stderr.write(f"batchpool: could not delete {len(jobs)} job(s): {error}\n")
 
     def _show_counts(self) -> None:
-        pending = sum(1 for w in self.jobs.values() if w.state is JobState.PENDING)
+        pending = [w for w in self.jobs.values() if w.state is JobState.PENDING]
         running = sum(1 for w in self.jobs.values() if w.state is JobState.RUNNING)
+        reasons = collections.Counter(
+            _reason(w.reason) for w in pending if _reason(w.reason) not in ORDINARY_WAITS
+        )
+        waiting_for = ", ".join(f"{r} ({n} jobs)" for r, n in sorted(reasons.items()))
+        if waiting_for != self._waiting_for:
+            self._waiting_for = waiting_for
+            if waiting_for:
+                self._say_pool("jobs wait", waiting_for=waiting_for)
         for call in self.calls:
             if call.progress is not None:
-                call.progress.counts.pending = pending
+                call.progress.counts.pending = len(pending)
                 call.progress.counts.running = running
+                call.progress.counts.waiting_for = waiting_for
                 call.progress.counts.unreachable_since = ""
                 call.progress.show_counts()
 
@@ -1095,8 +1395,10 @@ class _StatusQuery:
         backend: Backend,
         cancel: threading.Event,
         wake: threading.Event,
+        explain: frozenset[str] | set[str] = frozenset(),
     ) -> None:
         self.workers = workers
+        self.explain = explain
         self.started = started
         self.backend = backend
         self.cancel = cancel
@@ -1115,11 +1417,45 @@ class _StatusQuery:
         try:
             self.statuses = self.backend.status(jobs, self.cancel)
             self.asked = True
+            self._explain_ended(jobs)
         except BaseException as error:  # handed to the dispatcher thread
             self.error = error
         finally:
             self.done.set()
             self.wake.set()
+
+
+    def _explain_ended(self, jobs: list[Job]) -> None:
+        """Ask the scheduler's accounting why the jobs in ``explain`` that left the queue,
+        or sit in an error state, ended; fold the answers into :attr:`statuses`."""
+        ended = [
+            job
+            for job in jobs
+            if job.job_id in self.explain
+            and (
+                job.job_id not in self.statuses
+                or self.statuses[job.job_id].state is JobState.FAILED
+                or (
+                    self.statuses[job.job_id].state is JobState.ENDED
+                    and self.statuses[job.job_id].ending in (None, Ending.FAILED)
+                )
+            )
+        ]
+        if not ended:
+            return
+        for job_id, told in self.backend.explain(ended, self.cancel).items():
+            known = self.statuses.get(job_id)
+            if known is None:
+                self.statuses[job_id] = told
+                continue
+            self.statuses[job_id] = dataclasses.replace(
+                known,
+                ending=told.ending or known.ending,
+                node=told.node or known.node,
+                exit_code=told.exit_code if told.exit_code is not None else known.exit_code,
+                signal=told.signal if told.signal is not None else known.signal,
+                detail=told.detail or known.detail,
+            )
 
 
 def batch_of_applies(calls: list[Call]) -> Call:
@@ -1196,6 +1532,21 @@ def _for_session(error: BaseException, call: Call) -> BaseException:
     if isinstance(error, PoolError) and error.session_dir is None and call.session is not None:
         error.session_dir = call.session.dir
     return error
+
+
+def _reason(scheduler_words: str) -> str:
+    """``"PENDING NodeDown"`` -> ``"NodeDown"``: the reason part of a status."""
+    return scheduler_words.split(" ", 1)[-1].strip().strip("()")
+
+
+def _short_repr(session: Session, index: int, limit: int = 200) -> str:
+    """A short ``repr`` of task ``index``'s argument, for an error message."""
+    try:
+        (pickled,) = read_tasks(str(session.dir), index, index + 1)
+        text = repr(pickle.loads(pickled))
+    except Exception as error:  # the message must not fail for want of a repr
+        text = f"<not shown: {error!r}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _inner(func: Callable) -> Callable:

@@ -6,7 +6,15 @@
      └── PoolError               something went wrong around the tasks; names the kept session
           ├── JobsLostError      chunks whose jobs failed more often than max_num_resubmissions
           ├── SchedulerError     a scheduler command kept failing (command, exit code, output)
-          └── RemoteError        a task raised an exception that cannot be rebuilt here
+          ├── RemoteError        a task raised an exception that cannot be rebuilt here
+          ├── BrokenEnvironmentError  jobs fail before their first task, with the same stderr
+          └── TaskKilledError    a task's worker was killed while it ran that task
+               ├── WorkerCrashedError  the task crashed its worker (exit code, signal) twice
+               ├── TaskTimeoutError    the task alone exceeds the jobs' time limit
+               └── TaskMemoryError     the task alone exceeds the jobs' memory limit
+
+A :class:`TaskKilledError` is that task's result: it is raised by ``map``, ``imap``
+and ``AsyncResult.get`` like an exception the task raised; the other tasks run on.
 
 A task that raises an exception which *can* be rebuilt is re-raised with its own
 type, as ``multiprocessing.Pool`` does; its ``__cause__`` is a
@@ -114,3 +122,57 @@ class RemoteError(PoolError):
 RemoteTraceback = multiprocessing.pool.RemoteTraceback
 """The ``__cause__`` of a re-raised task exception, as ``multiprocessing`` gives it: the
 remote traceback as text, in ``.tb``."""
+
+
+class BrokenEnvironmentError(PoolError):
+    """Jobs ended before their worker took any task, and two of them said the same on
+    stderr: retrying cannot help (``python_path``, modules or ``work_dir`` on the nodes)."""
+
+    def __init__(self, message: str, session_dir: Optional[Path] = None, stderr: str = "") -> None:
+        super().__init__(message, session_dir)
+        self.stderr = stderr
+
+    def __reduce__(self):
+        return (type(self), (self.message, self.session_dir, self.stderr))
+
+
+class TaskKilledError(PoolError):
+    """The worker running task ``index`` was killed while it ran it (subclasses say why).
+
+    It stands for that task's result; the other tasks of the map are not affected.
+    ``argument`` is a short ``repr`` of the task's argument, ``attempts`` what happened
+    to each job that ran it (job id, node, how it ended).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        session_dir: Optional[Path] = None,
+        index: int = -1,
+        argument: str = "",
+        attempts: Sequence[str] = (),
+    ) -> None:
+        super().__init__(message, session_dir)
+        self.index = index
+        self.argument = argument
+        self.attempts = tuple(attempts)
+
+    def __reduce__(self):
+        return (
+            type(self),
+            (self.message, self.session_dir, self.index, self.argument, self.attempts),
+        )
+
+
+class WorkerCrashedError(TaskKilledError):
+    """The task ended its worker process (``os._exit``, a segfault in C code, a signal)
+    each time it ran: its exit code or signal and the end of its stderr are in the message."""
+
+
+class TaskTimeoutError(TaskKilledError):
+    """The task alone runs longer than the jobs' time limit (``time``, ``h_rt``), even
+    in a chunk of its own (and with ``max_time``, where given)."""
+
+
+class TaskMemoryError(TaskKilledError):
+    """The task alone needs more memory than the jobs may have (``mem``, up to ``max_mem``)."""

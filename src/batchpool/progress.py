@@ -19,12 +19,16 @@ class JobCounts:
     resubmitted: int = 0
     unreachable_since: str = ""
     """When the scheduler stopped answering (``HH:MM:SS``), while it does not."""
+    waiting_for: str = ""
+    """Why pending jobs wait, when it is not just their turn (``NodeDown``, a hold...)."""
 
     def text(self) -> str:
         text = (
             f"pending={self.pending} running={self.running} "
             f"failed={self.failed} resubmitted={self.resubmitted}"
         )
+        if self.waiting_for:
+            text += f" waiting for: {self.waiting_for}"
         if self.unreachable_since:
             text += f" scheduler unreachable since {self.unreachable_since}"
         return text

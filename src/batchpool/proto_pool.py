@@ -25,6 +25,7 @@ from . import worker
 from .backend import Backend
 from .dispatcher import TASKS_AHEAD, Call, CallKind, Dispatcher, PoolSettings, pickle_for_jobs
 from .errors import RemoteError, RemoteTraceback
+from .policy import RetryPolicy
 
 DEFAULT_WORKER_IDLE_S = 5.0
 """A worker with nothing to do for this long exits (module docstring of the pool)."""
@@ -65,8 +66,9 @@ class Pool:
         Seconds: the longest wait between two status queries to the scheduler (one
         query for all of the pool's jobs). Claims and results are looked for often.
     max_num_resubmissions
-        How often one chunk may be put back in the queue after its job failed or
-        vanished while holding it.
+        How often the tasks of one chunk may be put back in the queue after their job
+        failed or vanished while holding them. Tasks a dying job had finished are kept;
+        what is retried, and how, depends on why the job died (``retry_policy``).
     num_simultaneously_running_tasks
         Cap on this pool's jobs in the scheduler at once (fair share).
     keep_work_dir
@@ -90,6 +92,11 @@ class Pool:
         How long a scheduler that cannot be asked is waited out before
         :class:`~batchpool.SchedulerError` (default 30 minutes). Results that arrive
         meanwhile are collected, and no job is deleted for it.
+    retry_policy
+        How lost jobs are retried by their cause (time limit, memory limit, a task that
+        crashes its worker, ...): a :class:`~batchpool.RetryPolicy`, e.g.
+        ``RetryPolicy(max_mem="16G", max_time="4:00:00")`` to let a task killed by a
+        limit retry with more. The table is in :mod:`batchpool.policy`.
     """
 
     default_polling_interval: ClassVar[float] = 5.0
@@ -115,6 +122,7 @@ class Pool:
         resume: bool = True,
         worker_idle_s: float = DEFAULT_WORKER_IDLE_S,
         scheduler_outage_s: float = DEFAULT_SCHEDULER_OUTAGE_S,
+        retry_policy: Optional[RetryPolicy] = None,
     ) -> None:
         _check_options(processes, initializer, maxtasksperchild, max_num_resubmissions)
         if polling_interval is None:
@@ -143,6 +151,7 @@ class Pool:
             worker_idle_s=float(worker_idle_s),
             maxtasksperchild=maxtasksperchild,
             scheduler_outage_s=float(scheduler_outage_s),
+            retry_policy=retry_policy if retry_policy is not None else RetryPolicy(),
         )
         self._state = _RUN
         self._dispatcher = Dispatcher(backend, self.settings, initializer, tuple(initargs))

@@ -312,13 +312,15 @@ def test_job_variables_come_from_the_job_not_the_driver(batchpool_only, pool, mo
 
 
 @pytest.mark.parametrize("crash", [tasks.exit_hard, tasks.segfault])
-def test_worker_crash_is_a_lost_job_not_a_hang(batchpool_only, new_pool, crash):
+def test_worker_crash_is_that_tasks_error_not_a_hang(batchpool_only, new_pool, crash):
     pool = new_pool(max_num_resubmissions=1)
-    with pytest.raises(batchpool.JobsLostError) as info:
-        pool.map(crash, [1])
-    assert info.value.chunks == (0,)
+    with pytest.raises(batchpool.WorkerCrashedError) as info:
+        pool.map(crash, [1, 2])
+    # as in multiprocessing, the first failure to arrive is raised
+    index = info.value.index
+    assert index in (0, 1) and f"argument {index + 1}" in str(info.value)
     assert info.value.session_dir is not None
-    assert "max_num_resubmissions=1" in str(info.value)
+    assert len(info.value.attempts) == 2  # once in its chunk, once alone
 
 
 def test_remote_traceback_is_printed_with_the_error(batchpool_only, pool):

@@ -67,12 +67,14 @@ def executions(log_path):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_error_state_below_the_limit_is_survived(cluster, backend, tmp_path):
-    fault = Fault(FaultKind.ERROR_STATE, job=0, times=2, state="NODE_FAIL")
+    # SGE tells why a job is in Eqw; the same reason twice stops the map (next test).
+    times = 1 if backend == "sge" else 2
+    fault = Fault(FaultKind.ERROR_STATE, job=0, times=times, state="NODE_FAIL")
     cluster.add_fault(fault)
     with dummy_pool(cluster, backend, tmp_path, processes=1, max_num_resubmissions=2) as pool:
         assert pool.map(tasks.square, range(4), chunksize=1) == [0, 1, 4, 9]
-    assert cluster.times_fired(fault) == 2
-    assert submissions(cluster, backend) == 3
+    assert cluster.times_fired(fault) == times
+    assert submissions(cluster, backend) == times + 1
     assert left_in_queue(cluster) == []
 
 
@@ -80,17 +82,23 @@ def test_error_state_below_the_limit_is_survived(cluster, backend, tmp_path):
 def test_error_state_above_the_limit_is_jobs_lost_error(cluster, backend, tmp_path):
     fault = Fault(FaultKind.ERROR_STATE, job=0, times=10, state="NODE_FAIL")
     cluster.add_fault(fault)
+    # SGE says why (qstat -j): the same reason twice is a broken environment, at once.
+    expected = batchpool.BrokenEnvironmentError if backend == "sge" else batchpool.JobsLostError
+    num_jobs = 2 if backend == "sge" else 3
     with dummy_pool(cluster, backend, tmp_path, processes=1, max_num_resubmissions=2) as pool:
-        with pytest.raises(batchpool.JobsLostError) as info:
+        with pytest.raises(expected) as info:
             pool.map(tasks.square, range(3), chunksize=1)
     error = info.value
     assert error.session_dir is not None and error.session_dir.is_dir()
     text = str(error)
-    assert "3 jobs in a row ended before their worker took any work" in text
+    if backend == "sge":
+        assert "Jobs 1 and 2 ended before their worker took any task" in text
+    else:
+        assert "3 jobs in a row ended before their worker took any work" in text
     assert str(error.session_dir) in text
     assert ("NODE_FAIL" if backend != "sge" else "Eqw") in text
-    assert cluster.times_fired(fault) == 3  # bounded: no job after the third
-    assert submissions(cluster, backend) == 3
+    assert cluster.times_fired(fault) == num_jobs  # bounded: no job after the last
+    assert submissions(cluster, backend) == num_jobs
     assert left_in_queue(cluster) == []
 
 
@@ -126,6 +134,8 @@ def test_a_worker_killed_while_it_holds_a_chunk_loses_nothing(cluster, backend, 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_chunk_whose_workers_keep_being_killed_is_lost(cluster, backend, tmp_path):
+    """Killed in its task each time, with the process that watches it: nothing says why
+    (vanished), so the chunk is lost once the resubmissions are spent."""
     fault = Fault(FaultKind.CRASH, job=0, times=10, seconds=KILL_AFTER_S)
     cluster.add_fault(fault)
     log = tmp_path / "executions.log"
@@ -134,9 +144,8 @@ def test_a_chunk_whose_workers_keep_being_killed_is_lost(cluster, backend, tmp_p
         with pytest.raises(batchpool.JobsLostError) as info:
             pool.map(tasks.logged_square, [(str(log), 7, TASK_S)])
     error = info.value
-    assert error.chunks == (0,)
     text = str(error)
-    assert "chunk 0 (tasks 0-0)" in text and "max_num_resubmissions=1" in text
+    assert text.count("job ") >= 2 and "in task 0" in text
     assert error.session_dir is not None and str(error.session_dir) in text
     starts, ends = executions(log)
     assert (starts, ends) == ({7: 2}, {})
@@ -147,10 +156,11 @@ def test_a_chunk_whose_workers_keep_being_killed_is_lost(cluster, backend, tmp_p
 
 def test_a_crash_reports_the_tail_of_stderr(cluster, tmp_path):
     with dummy_pool(cluster, "slurm", tmp_path, max_num_resubmissions=0) as pool:
-        with pytest.raises(batchpool.JobsLostError, match="stderr:") as info:
+        with pytest.raises(batchpool.WorkerCrashedError) as info:
             pool.map(tasks.noisy_then_exit, [1])
     assert "last words of task 1" in str(info.value)
-    assert info.value.chunks == (0,)
+    assert "last words of task 1" in info.value.__cause__.tb  # the stderr, as a traceback
+    assert info.value.index == 0 and "exit code" in str(info.value)
 
 
 def test_a_worker_that_claims_and_dies_during_a_status_query_is_reported(cluster, tmp_path):
@@ -169,10 +179,10 @@ def test_a_worker_that_claims_and_dies_during_a_status_query_is_reported(cluster
         subprocess.run(
             [cluster.squeue_path], env=cluster.environment(), check=True, capture_output=True
         )
-        with pytest.raises(batchpool.JobsLostError) as info:
+        with pytest.raises(batchpool.WorkerCrashedError) as info:
             result.get(timeout=30)
     text = str(info.value)
-    assert "last job 1, last state: FAILED" in text
+    assert "job 1, worker crashed in a task, in task 0" in text and "FAILED" in text
     assert "last words of task 1" in text
     assert submissions(cluster, "slurm") == 1
     assert cluster.times_fired(hang) == 1
@@ -237,8 +247,8 @@ def test_fast_commands_policy_is_bounded():
 
 def test_slurmstepd_noise_is_left_out_of_the_reported_stderr(cluster, tmp_path):
     with dummy_pool(cluster, "slurm", tmp_path, max_num_resubmissions=0) as pool:
-        with pytest.raises(batchpool.JobsLostError) as info:
+        with pytest.raises(batchpool.WorkerCrashedError) as info:
             pool.map(tasks.stepd_noise_then_exit, [1])
-    text = str(info.value)
+    text = str(info.value) + info.value.__cause__.tb
     assert "real trouble in task 1" in text
     assert "Unable to create TMPDIR" not in text

@@ -13,7 +13,7 @@ from typing import Optional
 import pytest
 
 import batchpool
-from batchpool.backend import Job, JobRequest, JobStatus
+from batchpool.backend import Job, JobRequest, JobStatus, Resources
 from batchpool.proto_pool import Pool
 from batchpool.session import Session
 
@@ -31,6 +31,12 @@ class LateResultsBackend:
 
     def max_jobs_per_submit(self) -> int:
         return 1
+
+    def explain(self, jobs: Sequence[Job], cancel: Optional[threading.Event] = None) -> dict:
+        return {}
+
+    def base_resources(self) -> Resources:
+        return Resources()
 
     def submit(self, request: JobRequest, cancel: Optional[threading.Event] = None) -> list[Job]:
         self.num_jobs += 1

@@ -1,0 +1,310 @@
+"""Why a chunk's job was lost, and what the pool does about it: the one policy table.
+
+A lost job is classified (:func:`classify`) from three witnesses: what the scheduler
+says ended it (:attr:`JobStatus.ending <batchpool.backend.JobStatus.ending>`), how the
+worker process ended (``workers/JOB_ID.exit``, :class:`WorkerExit`, written by the
+process that watched it), and the chunk's records (which task the worker was in).
+
+Policy table (:class:`RetryPolicy` holds its numbers; ``Pool(retry_policy=...)``):
+
+=====================  ===============================================================
+cause                  what the pool does
+=====================  ===============================================================
+time limit             the unfinished tasks run again, the task that was running in a
+                       chunk of its own; a task the limit killed ``time_limits_per_task``
+                       (2) times runs once more with twice the time if ``max_time``
+                       allows, else raises :class:`~batchpool.TaskTimeoutError`
+memory limit           the running task runs alone with twice the memory, up to
+                       ``max_mem``; else alone once more, then raises
+                       :class:`~batchpool.TaskMemoryError`
+worker crashed in      the task runs alone once more; the second time it raises
+task *i*               :class:`~batchpool.WorkerCrashedError` (``crashes_per_task``, 2)
+preempted / requeued   the unfinished tasks run again; not counted against
+                       ``max_num_resubmissions`` (at most ``max_preemptions`` times)
+node failure,          the unfinished tasks run again, counted; after
+vanished               ``max_num_resubmissions``: :class:`~batchpool.JobsLostError`
+cancelled from         run again once; deleted a second time, the map stops with
+outside, error state   :class:`~batchpool.JobsLostError` (someone meant it)
+failed before its      counted per job; two such jobs with the same stderr stop the
+first task             map with :class:`~batchpool.BrokenEnvironmentError`
+=====================  ===============================================================
+
+The tasks a chunk had finished before its job died are kept and never run again.
+Every loss is kept in the chunk's history (:class:`Loss`): in ``chunks.jsonl``, in
+``batchpool status``, in :func:`batchpool.load` and in the errors.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import signal
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Optional
+
+from .backend import Ending, JobStatus, Resources
+
+
+class Cause(enum.Enum):
+    TIME_LIMIT = "time limit"
+    MEMORY_LIMIT = "memory limit"
+    NODE_FAILURE = "node failure"
+    PREEMPTED = "preempted or requeued"
+    CANCELLED = "cancelled from outside"
+    ERROR_STATE = "error state"
+    CRASHED = "worker crashed in a task"
+    NOT_STARTED = "failed before its first task"
+    VANISHED = "vanished without trace"
+
+
+_CAUSE_OF_ENDING = {
+    Ending.TIME_LIMIT: Cause.TIME_LIMIT,
+    Ending.MEMORY_LIMIT: Cause.MEMORY_LIMIT,
+    Ending.NODE_FAILURE: Cause.NODE_FAILURE,
+    Ending.PREEMPTED: Cause.PREEMPTED,
+    Ending.CANCELLED: Cause.CANCELLED,
+    Ending.ERROR_STATE: Cause.ERROR_STATE,
+}
+
+
+@dataclass(frozen=True)
+class WorkerExit:
+    """How a worker process ended (``workers/JOB_ID.exit``: ``exit N`` or ``signal N``,
+    then ``after signal M`` if a signal came from outside first)."""
+
+    exit_code: Optional[int] = None
+    signal: Optional[int] = None
+    signalled_first: Optional[int] = None
+
+    @classmethod
+    def parse(cls, text: str) -> Optional[WorkerExit]:
+        match = re.fullmatch(r"(exit|signal) (-?\d+)(?: after signal (\d+))?", text.strip())
+        if match is None:
+            return None
+        number = int(match.group(2))
+        first = int(match.group(3)) if match.group(3) else None
+        if match.group(1) == "exit":
+            return cls(exit_code=number, signalled_first=first)
+        return cls(signal=number, signalled_first=first)
+
+    def describe(self) -> str:
+        text = (
+            f"killed by {signal_name(self.signal)}"
+            if self.signal is not None
+            else f"exit code {self.exit_code}"
+        )
+        if self.signalled_first is not None:
+            text += f" after {signal_name(self.signalled_first)} from outside"
+        return text
+
+
+def signal_name(number: int) -> str:
+    try:
+        return f"signal {number} ({signal.Signals(number).name})"
+    except ValueError:
+        return f"signal {number}"
+
+
+@dataclass(frozen=True)
+class Loss:
+    """One lost attempt of a chunk (or one job that failed before its first task)."""
+
+    cause: Cause
+    job_id: str
+    state: str = ""
+    """The scheduler's words (state and reason)."""
+    node: str = ""
+    how: str = ""
+    """How the worker process ended (:meth:`WorkerExit.describe`), if it told."""
+    task: Optional[int] = None
+    """The task the worker was in, if it had begun the chunk."""
+    resources: str = ""
+    detail: str = ""
+    """The scheduler's own explanation (SGE's error reason), or the end of the stderr."""
+
+    def describe(self) -> str:
+        parts = [f"job {self.job_id}", self.cause.value]
+        if self.task is not None:
+            parts.append(f"in task {self.task}")
+        if self.node:
+            parts.append(f"on {self.node}")
+        if self.state:
+            parts.append(f"state {self.state.strip()}")
+        if self.how:
+            parts.append(self.how)
+        if self.resources:
+            parts.append(f"resources: {self.resources}")
+        said = summary_line(self.detail)
+        return ", ".join(parts + ([f"said: {said}"] if said else []))
+
+
+def summary_line(text: str) -> str:
+    """The line of a stderr excerpt that says most: Python's fatal error, else the last."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    fatal = [line for line in lines if line.startswith("Fatal Python error")]
+    return (fatal or lines[-1:] or [""])[0]
+
+
+def classify(
+    status: Optional[JobStatus],
+    worker_exit: Optional[WorkerExit],
+    in_task: Optional[int],
+    started: bool,
+) -> Cause:
+    """The cause of a loss (module docstring). ``in_task``: the task the worker was
+    running (its chunk had begun and that task had no record); ``started``: the worker
+    got ready to take work."""
+    ending = status.ending if status is not None else None
+    if ending in _CAUSE_OF_ENDING:
+        return _CAUSE_OF_ENDING[ending]  # type: ignore[index]
+    if worker_exit is not None and worker_exit.signalled_first is not None:
+        return Cause.CANCELLED  # the scheduler signalled it without saying why
+    if worker_exit is None and status is not None and status.signal is not None:
+        return Cause.CANCELLED  # killed with its watcher: from outside (SGE's qdel)
+    if in_task is not None and worker_exit is not None:
+        return Cause.CRASHED  # the watcher saw the worker end inside a task
+    if not started:
+        return Cause.NOT_STARTED
+    return Cause.VANISHED
+
+
+class Action(enum.Enum):
+    RETRY = "retry"
+    """The unfinished tasks run again; one resubmission is spent."""
+    RETRY_FREE = "retry, not counted"
+    ISOLATE = "retry the task alone"
+    """The task that was running runs alone, the rest as another chunk; one is spent."""
+    ESCALATE = "retry the task alone with more"
+    RAISE = "raise for the task"
+    """The task that was running gets its error; the rest run again, nothing spent."""
+    FAIL = "fail"
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    resources: Resources = Resources()
+    """For ESCALATE: the task's new resources."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """The numbers of the policy table (module docstring of :mod:`batchpool.policy`).
+
+    Give one to a pool as ``retry_policy=RetryPolicy(max_mem="16G")``.
+    """
+
+    max_mem: Optional[str] = None
+    """Up to how much memory per job a task killed by the memory limit is retried with
+    (``"16G"``, ``"500M"``; a plain number is MB). None: no more than the pool's ``mem``."""
+    max_time: Optional[str] = None
+    """Up to how much time per job a task killed twice by the time limit is retried with
+    (``"4:00:00"``, ``"1-00:00:00"``; a plain number is seconds). None: never more."""
+    crashes_per_task: int = 2
+    time_limits_per_task: int = 2
+    memory_limits_per_task: int = 2
+    max_preemptions: int = 100
+
+    def __post_init__(self) -> None:
+        for name in ("crashes_per_task", "time_limits_per_task", "memory_limits_per_task"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"RetryPolicy.{name} must be at least 1")
+        if self.max_mem is not None:
+            parse_mem_mb(self.max_mem)
+        if self.max_time is not None:
+            parse_time_s(self.max_time)
+
+    @property
+    def max_mem_mb(self) -> Optional[int]:
+        return None if self.max_mem is None else parse_mem_mb(self.max_mem)
+
+    @property
+    def max_time_s(self) -> Optional[int]:
+        return None if self.max_time is None else parse_time_s(self.max_time)
+
+    def decide(
+        self,
+        loss: Loss,
+        earlier: Sequence[Loss],
+        attempt: int,
+        max_num_resubmissions: int,
+        resources: Resources,
+    ) -> Decision:
+        """What to do about ``loss`` of a chunk whose lineage lost ``earlier`` before
+        and spent ``attempt`` resubmissions; ``resources``: what its jobs had."""
+        cause = loss.cause
+        same = [e for e in earlier if e.cause is cause]
+        in_task = loss.task is not None
+        same_task = [e for e in same if in_task and e.task == loss.task]
+        spent_out = attempt >= max_num_resubmissions
+        if cause is Cause.PREEMPTED:
+            return Decision(
+                Action.RETRY_FREE if len(same) < self.max_preemptions else Action.FAIL
+            )
+        # A task that killed its worker gets its error once no retry is left, rather than
+        # failing the whole map: the others run on.
+        if cause is Cause.CRASHED and in_task:
+            if len(same_task) + 1 >= self.crashes_per_task or spent_out:
+                return Decision(Action.RAISE)
+            return Decision(Action.ISOLATE)
+        if cause is Cause.TIME_LIMIT and in_task:
+            if len(same_task) + 1 < self.time_limits_per_task and not spent_out:
+                return Decision(Action.ISOLATE)
+            more = _more(resources.time_s, self.max_time_s)
+            if more is not None and not spent_out:
+                return Decision(Action.ESCALATE, _with(resources, time_s=more))
+            return Decision(Action.RAISE)
+        if cause is Cause.MEMORY_LIMIT and in_task:
+            more = _more(resources.mem_mb, self.max_mem_mb)
+            if more is not None and not spent_out:
+                return Decision(Action.ESCALATE, _with(resources, mem_mb=more))
+            if len(same_task) + 1 < self.memory_limits_per_task and not spent_out:
+                return Decision(Action.ISOLATE)
+            return Decision(Action.RAISE)
+        if cause in (Cause.CANCELLED, Cause.ERROR_STATE) and same:
+            return Decision(Action.FAIL)
+        return Decision(Action.FAIL if spent_out else Action.RETRY)
+
+
+def _more(current: Optional[int], limit: Optional[int]) -> Optional[int]:
+    """Twice ``current``, capped at ``limit``; None when there is no more to give."""
+    if current is None or limit is None or current >= limit:
+        return None
+    return min(2 * current, limit)
+
+
+def _with(resources: Resources, **changes: Optional[int]) -> Resources:
+    return Resources(
+        mem_mb=changes.get("mem_mb", resources.mem_mb),
+        time_s=changes.get("time_s", resources.time_s),
+        exclude_nodes=resources.exclude_nodes,
+    )
+
+
+_MEM_UNITS = {"K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024}
+
+
+def parse_mem_mb(text: str) -> int:
+    """``"16G"`` -> 16384, ``"500M"`` -> 500, ``"4096"`` -> 4096 (MB)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGTkmgt])?[Bb]?\s*", str(text))
+    if match is None:
+        raise ValueError(f"not an amount of memory: {text!r} (e.g. '16G', '500M')")
+    return max(1, int(float(match.group(1)) * _MEM_UNITS[(match.group(2) or "M").upper()]))
+
+
+def parse_time_s(text: str) -> int:
+    """``"90"`` -> 90 s, ``"1:30:00"`` -> 5400, ``"2-00:00:00"`` -> 172800, ``"10:00"``
+    (minutes:seconds) -> 600."""
+    match = re.fullmatch(r"\s*(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?\s*", str(text))
+    if match is None:
+        raise ValueError(f"not a duration: {text!r} (e.g. '4:00:00', '1-00:00:00', '3600')")
+    days, first, second, third = (int(g) if g else None for g in match.groups())
+    assert first is not None
+    if third is not None:
+        seconds = first * 3600 + (second or 0) * 60 + third
+    elif second is not None:
+        seconds = first * 3600 + second * 60 if days is not None else first * 60 + second
+    else:
+        seconds = first * 3600 if days is not None else first
+    return seconds + (days or 0) * 86400
