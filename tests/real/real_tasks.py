@@ -46,3 +46,29 @@ def square_in_job(args: tuple) -> tuple:
     x, sleep_s = args
     time.sleep(sleep_s)
     return x * x, job_id()
+
+
+def fail_in(args: tuple) -> tuple:
+    """``(path, index, sleep_s, how)``: as :func:`record`, but ``how`` ends the worker
+    inside the task first: ``"exit"`` (``os._exit(3)``), ``"segfault"`` (a read of
+    address 0 in C), ``"memory"`` (allocate and touch ``sleep_s`` GB... see below), or ``""``
+    (nothing). For ``"memory"``, ``sleep_s`` is the MB to allocate, held for 5 s."""
+    path, index, sleep_s, how = args
+    me = job_id()
+    append_line(path, f"start {index} {me} {os.getpid()} {time.time():.6f}")
+    if how == "exit":
+        os._exit(3)
+    if how == "segfault":
+        import ctypes
+
+        ctypes.string_at(0)
+    if how == "memory":
+        block = bytearray(int(sleep_s) * 1024 * 1024)
+        for offset in range(0, len(block), 4096):  # touch every page: resident memory
+            block[offset] = 1
+        time.sleep(5)
+        del block
+    elif sleep_s:
+        time.sleep(sleep_s)
+    append_line(path, f"end {index} {me} {os.getpid()} {time.time():.6f}")
+    return index * index, me
