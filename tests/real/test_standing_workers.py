@@ -344,15 +344,13 @@ def test_a_worker_killed_while_holding_a_chunk_loses_nothing(backend, tmp_path):
         _run(["qdel", victim] if backend == "sge" else ["scancel", victim])
         results = result.get(timeout=240)
     assert [r for r, _ in results] == [i * i for _, i, _ in tasks]
-    assert all(job != victim for _, job in results[killed_tasks.start : killed_tasks.stop])
     counts = starts_per_task(read_runs(record))
     print(f"{backend}: killed {victim} holding tasks {killed_tasks}; starts {dict(counts)}")
-    assert counts[killed_tasks.start] == 2  # started by the victim, run again elsewhere
-    for i in range(len(tasks)):
-        if i in killed_tasks:
-            assert 1 <= counts[i] <= 2, i
-        else:
-            assert counts[i] == 1, i
+    # The task the victim was running ran again elsewhere; the tasks it had finished kept
+    # its results and never ran again; every other task ran once.
+    rerun = [i for i in killed_tasks if results[i][1] != victim]
+    assert rerun and counts[rerun[0]] == 2
+    assert sum(counts.values()) == len(tasks) + 1
 
 
 # -- 3. slurmctld stopped in the middle of a map --------------------------------------
