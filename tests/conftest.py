@@ -54,7 +54,7 @@ def dummy_paths(cluster, backend: str) -> dict:
     if backend == "sge":
         names = ("qsub_path", "qstat_path", "qdel_path", "qacct_path")
     else:
-        names = ("sbatch_path", "squeue_path", "scancel_path")
+        names = ("sbatch_path", "squeue_path", "scancel_path", "sacct_path", "sinfo_path")
         if backend == "slurm.array":
             names += ("scontrol_path",)
     return {name: str(getattr(cluster, name)) for name in names}

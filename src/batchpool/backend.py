@@ -16,7 +16,7 @@ from __future__ import annotations
 import enum
 import shlex
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Protocol, runtime_checkable
@@ -161,12 +161,16 @@ class Backend(Protocol):
         ...
 
     def explain(
-        self, jobs: Sequence[Job], cancel: Optional[threading.Event] = None
+        self,
+        jobs: Sequence[Job],
+        cancel: Optional[threading.Event] = None,
+        nodes: Optional[Mapping[str, str]] = None,
     ) -> dict[str, JobStatus]:
         """What ended ``jobs``, which left the queue or sit in an error state, from the
-        scheduler's accounting (``qacct``, ``qstat -j``...). Called only for jobs that
-        held work or never started; jobs it knows nothing more of are missing from the
-        answer."""
+        scheduler's accounting (``qacct``, ``qstat -j``...), or why a running job went
+        back to the queue (its node failed?). Called only for jobs that held work or
+        never started; ``nodes``: the node each job was last seen on. Jobs it knows
+        nothing more of are missing from the answer."""
         ...
 
     def base_resources(self) -> Resources:

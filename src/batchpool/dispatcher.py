@@ -873,9 +873,16 @@ class Dispatcher:
         self.last_status = now
         workers = list(self.jobs.values())
         remote = [w.job for w in workers if not self._is_local_process(w)]
-        # Only jobs whose end would be a loss are worth the scheduler's accounting.
-        worth = {w.job.job_id for w in workers if self._holds(w) or not w.started}
-        query = _StatusQuery(workers, now, self.backend, self.cancel, self._wake, worth)
+        # Only jobs whose end would be a loss are worth the scheduler's accounting; for
+        # a running one that holds work, where it ran tells if it goes back to the queue.
+        holding = {c.job_id for c in self.claimed}
+        worth = {w.job.job_id for w in workers if w.job.job_id in holding or not w.started}
+        running = {
+            w.job.job_id: w.node
+            for w in workers
+            if w.job.job_id in holding and w.state is JobState.RUNNING
+        }
+        query = _StatusQuery(workers, now, self.backend, self.cancel, self._wake, worth, running)
         if self.threaded and remote:
             self._status_query = query
             query.start(remote)
@@ -916,10 +923,12 @@ class Dispatcher:
 
     def _update_job(self, worker: WorkerJob, status: JobStatus, now: float) -> None:
         worker.reason = status.reason or worker.reason
-        if worker.status is None or status.ending is not None or worker.status.ending is None:
-            worker.status = status
         if status.state is JobState.PENDING and worker.state is JobState.RUNNING:
             self._requeued(worker, status)
+        # An ending seen once (TIMEOUT in squeue -t all) outlives the job's leaving the queue.
+        keep = status.state is JobState.ENDED and status.ending is None
+        if worker.status is None or worker.status.ending is None or not keep:
+            worker.status = status
         if status.state in (JobState.PENDING, JobState.RUNNING):
             worker.state = status.state
             worker.gone_since = None
@@ -939,12 +948,13 @@ class Dispatcher:
         """The scheduler put a running job back in the queue (a requeue, a preemption, a
         node failure with requeueing): its worker process is gone, the job will start
         another. What it held is lost, through no fault of the tasks."""
-        worker.status = JobStatus(status.state, status.reason, Ending.PREEMPTED, worker.node)
+        ending = status.ending or Ending.PREEMPTED  # NODE_FAILURE where the node is down
+        worker.status = dataclasses.replace(status, ending=ending, node=status.node or worker.node)
         worker.started = False
         for chunk in [c for c in self.claimed if c.job_id == worker.job.job_id]:
             self.claimed.remove(chunk)
             self._lose(chunk, worker)
-        worker.status = status
+        worker.status = JobStatus(status.state, status.reason)  # its next run starts afresh
 
     def _holds(self, worker: WorkerJob) -> bool:
         return any(c.job_id == worker.job.job_id for c in self.claimed)
@@ -1396,9 +1406,12 @@ class _StatusQuery:
         cancel: threading.Event,
         wake: threading.Event,
         explain: frozenset[str] | set[str] = frozenset(),
+        running: Optional[dict[str, str]] = None,
     ) -> None:
         self.workers = workers
         self.explain = explain
+        self.running = running or {}
+        """Jobs that were running (and where): one back in the queue is asked about."""
         self.started = started
         self.backend = backend
         self.cancel = cancel
@@ -1441,9 +1454,17 @@ class _StatusQuery:
                 )
             )
         ]
+        requeued = {
+            job.job_id: self.running[job.job_id]
+            for job in jobs
+            if job.job_id in self.running
+            and job.job_id in self.statuses
+            and self.statuses[job.job_id].state is JobState.PENDING
+        }
+        ended += [job for job in jobs if job.job_id in requeued]
         if not ended:
             return
-        for job_id, told in self.backend.explain(ended, self.cancel).items():
+        for job_id, told in self.backend.explain(ended, self.cancel, requeued).items():
             known = self.statuses.get(job_id)
             if known is None:
                 self.statuses[job_id] = told

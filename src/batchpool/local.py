@@ -11,7 +11,7 @@ import os
 import signal
 import subprocess
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Optional
 
@@ -84,7 +84,10 @@ class LocalBackend:
                     process.wait()
 
     def explain(
-        self, jobs: Sequence[Job], cancel: Optional[threading.Event] = None
+        self,
+        jobs: Sequence[Job],
+        cancel: Optional[threading.Event] = None,
+        nodes: Optional[Mapping[str, str]] = None,
     ) -> dict[str, JobStatus]:
         """Nothing more than :meth:`status` said (the exit code)."""
         return {}

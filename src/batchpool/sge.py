@@ -66,7 +66,7 @@ import subprocess
 import threading
 import uuid
 import xml.etree.ElementTree as ElementTree
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, TypeVar
@@ -697,7 +697,10 @@ class SgeBackend:
         return job_statuses(_parsed(parse_qstat_xml, result), jobs)
 
     def explain(
-        self, jobs: Sequence[Job], cancel: Optional[threading.Event] = None
+        self,
+        jobs: Sequence[Job],
+        cancel: Optional[threading.Event] = None,
+        nodes: Optional[Mapping[str, str]] = None,
     ) -> dict[str, JobStatus]:
         """Why ``jobs`` ended or sit in an error state (module docstring): ``qstat -j`` for
         all of them, then ``qacct -j`` for those no longer in the queue.

@@ -32,7 +32,7 @@ class LateResultsBackend:
     def max_jobs_per_submit(self) -> int:
         return 1
 
-    def explain(self, jobs: Sequence[Job], cancel: Optional[threading.Event] = None) -> dict:
+    def explain(self, jobs: Sequence[Job], cancel=None, nodes=None) -> dict:
         return {}
 
     def base_resources(self) -> Resources:

@@ -35,8 +35,10 @@ from batchpool.slurm.squeue import (
     job_ending,
     job_status,
     job_statuses,
+    node_failed,
     parse_exit_code,
     parse_sacct,
+    parse_sinfo_nodes,
     parse_squeue,
     sacct_argv,
     sacct_statuses,
@@ -551,3 +553,22 @@ def test_submit_sends_the_changed_resources_to_sbatch(tmp_path):
     argv = sbatch.calls[0]["argv"]
     assert "--mem=8192M" in argv and "4G" not in argv
     assert shlex.split(argv[-1])[-2:] == ["--tier", "1"]
+
+
+def test_sinfo_node_states_tell_a_failed_node():
+    # States as sinfo -N -o "%N|%T" printed them on the real Slurm here while its slurmd
+    # was killed (tests/data/slurm/squeue_node_failure_real.txt): "mixed*" after 16 s,
+    # "down*" after 28 s.
+    states = parse_sinfo_nodes("vm|down*\nn2|mixed*\nn3|idle\nn4|drained\nn5|fail\n")
+    assert {n for n, s in states.items() if node_failed(s)} == {"vm", "n2", "n5"}
+
+
+def test_explain_a_requeued_job_by_the_state_of_its_node(tmp_path):
+    sinfo = tmp_path / "sinfo"
+    sinfo.write_text('#!/bin/sh\necho "vm|down*"\n')
+    sinfo.chmod(0o755)
+    job = Job("7", "bp_x", tmp_path / "7.out", tmp_path / "7.err")
+    backend = SlurmBackend(sacct_path=str(tmp_path / "no-sacct"), sinfo_path=str(sinfo))
+    (status,) = backend.explain([job], nodes={"7": "vm"}).values()
+    assert status.ending is Ending.NODE_FAILURE and status.detail == "node vm down*"
+    assert backend.explain([job]) == {}  # without the node, nothing to say

@@ -57,10 +57,13 @@ from .squeue import (
     filter_stderr_noise,
     is_sacct_unavailable,
     job_statuses,
+    node_failed,
     parse_sacct,
+    parse_sinfo_nodes,
     parse_squeue,
     sacct_argv,
     sacct_statuses,
+    sinfo_argv,
     squeue_argv,
     stderr_ending,
 )
@@ -323,7 +326,7 @@ class SlurmBackend:
         ``None`` leaves them to the cluster's defaults.
     sbatch_args
         Further raw ``sbatch`` arguments, placed after the ones above.
-    sbatch_path, squeue_path, scancel_path, sacct_path
+    sbatch_path, squeue_path, scancel_path, sacct_path, sinfo_path
         The programs to run (tests point them at dummies).
     command_policy
         Timeout and bounded retries of every scheduler command.
@@ -345,6 +348,7 @@ class SlurmBackend:
         squeue_path: str = "squeue",
         scancel_path: str = "scancel",
         sacct_path: str = "sacct",
+        sinfo_path: str = "sinfo",
         command_policy: CommandPolicy = DEFAULT_COMMAND_POLICY,
     ) -> None:
         self.options: dict[str, Any] = dict(
@@ -361,6 +365,7 @@ class SlurmBackend:
         self.squeue_path = squeue_path
         self.scancel_path = scancel_path
         self.sacct_path = sacct_path
+        self.sinfo_path = sinfo_path
         self.command_policy = command_policy
         self._accounting_disabled = False
 
@@ -439,7 +444,10 @@ class SlurmBackend:
         return job_statuses(lines, (job.job_id for job in jobs))
 
     def explain(
-        self, jobs: Sequence[Job], cancel: Optional[threading.Event] = None
+        self,
+        jobs: Sequence[Job],
+        cancel: Optional[threading.Event] = None,
+        nodes: Optional[Mapping[str, str]] = None,
     ) -> dict[str, JobStatus]:
         """What ended ``jobs``, from one ``sacct`` (per 500 jobs); best effort.
 
@@ -463,7 +471,33 @@ class SlurmBackend:
                 if said is not None:
                     ending, line = said
                     statuses[job.job_id] = JobStatus(JobState.ENDED, "", ending, detail=line)
+        unexplained = {
+            job_id: node
+            for job_id, node in (nodes or {}).items()
+            if node and statuses.get(job_id, JobStatus(JobState.ENDED)).ending is None
+        }
+        if unexplained:
+            statuses.update(self._failed_nodes(unexplained, cancel))
         return statuses
+
+    def _failed_nodes(
+        self, nodes: Mapping[str, str], cancel: Optional[threading.Event]
+    ) -> dict[str, JobStatus]:
+        """Jobs whose node is down or not responding: a node failure (with Slurm's
+        default ``JobRequeue=1`` such jobs go back to the queue, never ``NODE_FAIL``)."""
+        argv = sinfo_argv(self.sinfo_path, sorted(set(nodes.values())))
+        try:
+            result = self._run(argv, dataclasses.replace(self.command_policy, num_retries=0))
+        except SchedulerError:
+            return {}
+        states = parse_sinfo_nodes(result.stdout)
+        return {
+            job_id: JobStatus(
+                JobState.ENDED, "", Ending.NODE_FAILURE, node, detail=f"node {node} {states[node]}"
+            )
+            for job_id, node in nodes.items()
+            if node_failed(states.get(node, ""))
+        }
 
     def _sacct(self, ids: list[str], cancel: Optional[threading.Event]) -> dict[str, JobStatus]:
         argv = sacct_argv(self.sacct_path, ids)

@@ -478,3 +478,28 @@ def filter_stderr_noise(text: str) -> str:
         for line in text.splitlines(keepends=True)
         if not any(p.match(line) for p in STDERR_NOISE_PATTERNS)
     )
+
+
+SINFO_FORMAT = "%N|%T"
+
+
+def sinfo_argv(sinfo_path: str, nodes: Sequence[str]) -> list[str]:
+    """One ``sinfo`` line per node of ``nodes``: its name and state."""
+    return [sinfo_path, "-h", "-N", "-n", ",".join(nodes), "-o", SINFO_FORMAT]
+
+
+def parse_sinfo_nodes(text: str) -> dict[str, str]:
+    """``sinfo -h -N -o "%N|%T"`` -> node -> state (``idle``, ``down*``, ...)."""
+    states = {}
+    for line in text.splitlines():
+        node, sep, state = line.strip().partition("|")
+        if sep:
+            states[node] = state.strip()
+    return states
+
+
+def node_failed(state: str) -> bool:
+    """A node that does not respond (``*``) or is down or failing: the jobs that ran
+    there were lost to it (Slurm requeues them without saying why)."""
+    base = state.rstrip("*~#!%$@^-").lower()
+    return state.endswith("*") or base in ("down", "fail", "failing")

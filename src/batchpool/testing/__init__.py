@@ -57,7 +57,18 @@ __all__ = [
     "install_dummies",
 ]
 
-PROGRAMS = ("sbatch", "squeue", "scancel", "scontrol", "qsub", "qstat", "qdel", "qacct")
+PROGRAMS = (
+    "sbatch",
+    "squeue",
+    "scancel",
+    "scontrol",
+    "sacct",
+    "sinfo",
+    "qsub",
+    "qstat",
+    "qdel",
+    "qacct",
+)
 
 
 @dataclass(frozen=True)
@@ -94,6 +105,14 @@ class DummyCluster:
     @property
     def scontrol_path(self) -> str:
         return str(self.bin_dir / "scontrol")
+
+    @property
+    def sacct_path(self) -> str:
+        return str(self.bin_dir / "sacct")
+
+    @property
+    def sinfo_path(self) -> str:
+        return str(self.bin_dir / "sinfo")
 
     @property
     def qsub_path(self) -> str:

@@ -35,6 +35,8 @@ PROGRAMS: dict[str, Program] = {
     "squeue": slurm.squeue,
     "scancel": slurm.scancel,
     "scontrol": slurm.scontrol,
+    "sacct": slurm.sacct,
+    "sinfo": slurm.sinfo,
     "qsub": sge.qsub,
     "qstat": sge.qstat,
     "qdel": sge.qdel,

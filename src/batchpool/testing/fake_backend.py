@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import enum
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
@@ -199,7 +199,10 @@ class FakeBackend:
         self.counts.deletes.extend(sorted(ids))
 
     def explain(
-        self, jobs: Sequence[Job], cancel: Optional[threading.Event] = None
+        self,
+        jobs: Sequence[Job],
+        cancel: Optional[threading.Event] = None,
+        nodes: Optional[Mapping[str, str]] = None,
     ) -> dict[str, JobStatus]:
         return {}
 

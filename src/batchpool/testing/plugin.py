@@ -36,8 +36,15 @@ FAST_OPTIONS: dict[str, float] = {"polling_interval": 0.2, "lost_job_grace_perio
 """Pool options the factories set unless given: poll the dummies often."""
 
 PROGRAM_OPTIONS = {
-    "slurm": ("sbatch_path", "squeue_path", "scancel_path"),
-    "slurm.array": ("sbatch_path", "squeue_path", "scancel_path", "scontrol_path"),
+    "slurm": ("sbatch_path", "squeue_path", "scancel_path", "sacct_path", "sinfo_path"),
+    "slurm.array": (
+        "sbatch_path",
+        "squeue_path",
+        "scancel_path",
+        "scontrol_path",
+        "sacct_path",
+        "sinfo_path",
+    ),
     "sge": ("qsub_path", "qstat_path", "qdel_path", "qacct_path"),
 }
 """The ``*_path`` options that point a pool of each backend at the dummy programs."""

@@ -901,6 +901,19 @@ def scontrol(args: Sequence[str], context: Context) -> int:
     raise UsageError([f"invalid entity: {' '.join(words[1:2])} for keyword: {' '.join(words[:1])}"])
 
 
+def sacct(args: Sequence[str], context: Context) -> int:
+    """``sacct``: as on a cluster without accounting (``accounting_storage/none``)."""
+    sys.stderr.write(
+        "sacct: error: Slurm accounting storage is disabled\n"
+    )
+    return 1
+
+
+def sinfo(args: Sequence[str], context: Context) -> int:
+    """``sinfo``: the dummy's node never fails, so nothing is printed about it."""
+    return 0
+
+
 def config_lines(config: DummyConfig) -> list[str]:
     """``scontrol show config`` lines: ``Key = value`` with the key padded to 24 columns."""
     values = (
