@@ -116,6 +116,10 @@ class TaskOutcome:
         else a :class:`batchpool.RemoteError` (``FAILED``); else None.
     traceback
         The remote traceback text (``FAILED``), else ``""``.
+    losses
+        Each job that died while the task was among the unfinished tasks of the chunk
+        it held: cause, job, node, state, exit, resources
+        (:meth:`batchpool.policy.Loss.describe`), oldest first.
     """
 
     index: int
@@ -123,6 +127,7 @@ class TaskOutcome:
     value: Any = None
     exception: Optional[BaseException] = None
     traceback: str = ""
+    losses: tuple[str, ...] = ()
 
     def failure_line(self) -> str:
         """``Type: message`` of a failed task (its first line), else ``""``."""
@@ -341,7 +346,16 @@ def load(session_dir: PathLike, *, strict: bool = True) -> list[TaskOutcome]:
         A chunk's results cannot be unpickled here (with ``strict=True``).
     """
     session, manifest = open_session(session_dir)
-    return _outcomes(session, manifest, _read_results(session, strict))
+    outcomes = _outcomes(session, manifest, _read_results(session, strict))
+    losses: dict[int, list[str]] = {}
+    for event in _chunk_events(session):
+        if event.event == "lost":
+            for index in range(event.start, min(event.stop, len(outcomes))):
+                losses.setdefault(index, []).append(event.detail)
+    return [
+        dataclasses.replace(o, losses=tuple(losses[o.index])) if o.index in losses else o
+        for o in outcomes
+    ]
 
 
 @dataclass(frozen=True)

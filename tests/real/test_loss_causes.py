@@ -144,6 +144,8 @@ def test_the_history_of_a_lost_chunk_is_in_status_and_load(tmp_path):
     outcomes = batchpool.load(session)
     assert [o.status.value for o in outcomes] == ["done", "failed", "done"]
     assert isinstance(outcomes[1].exception, WorkerCrashedError)
+    assert [len(o.losses) for o in outcomes] == [0, 2, 1]  # task 2 waited in the first chunk
+    assert "worker crashed in a task, in task 1" in outcomes[1].losses[0]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path.cwd() / "src")]))}
     status = subprocess.run(
         [os.sys.executable, "-m", "batchpool", "status", str(session)],
@@ -218,3 +220,49 @@ def test_slurm_memory_limit_beyond_max_mem_raises_for_that_task(tmp_path):
             pool.map(real_tasks.fail_in, tasks, chunksize=3)
     assert info.value.index == 1 and "mem=300M" in str(info.value)
     assert starts_per_task(read_runs(log)) == {0: 1, 1: 2, 2: 1}
+
+
+SLURMD_PID_FILE = Path("/var/spool/slurm-local/run/slurmd.pid")
+"""Where ci/slurm/start.sh keeps slurmd's pid."""
+
+
+def wait_until(check, what: str, deadline_s: float):
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.5)
+    raise AssertionError(f"not within {deadline_s} s: {what}")
+
+
+def node_state() -> str:
+    argv = ["sinfo", "-h", "-N", "-o", "%T"]
+    return subprocess.run(argv, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.mark.slurm
+@pytest.mark.timeout(600)
+def test_a_killed_slurmd_is_a_node_failure_and_every_result_arrives_once(tmp_path):
+    """slurmd killed while a task runs: Slurm marks the node down after SlurmdTimeout
+    (15 s in CI) and requeues the job; the pool records a node failure, and once slurmd
+    is back (it kills the old job's processes) the rest of the chunk runs again."""
+    require_real("slurm.array")
+    if not SLURMD_PID_FILE.exists():
+        pytest.skip("slurmd was not started by ci/slurm/start.sh")
+    log = tmp_path / "runs"
+    tasks = [(str(log), i, 45.0 if i == 1 else 0.0, "") for i in range(4)]
+    work_dir = tmp_path / "work"
+    with new_pool("slurm.array", tmp_path, processes=1) as pool:
+        result = pool.map_async(real_tasks.fail_in, tasks, chunksize=4)
+        wait_for_start(log, 1)
+        os.kill(int(SLURMD_PID_FILE.read_text().split()[0]), 9)
+        try:
+            wait_until(lambda: lost_events(work_dir), "the pool saw the loss", 90)
+        finally:
+            subprocess.run(["slurmd", "-N", os.uname().nodename.split(".")[0]], check=True)
+            wait_until(lambda: node_state() in ("idle", "mixed", "allocated"), "node up", 90)
+        assert [v for v, _ in result.get(480)] == [0, 1, 4, 9]
+    (lost,) = lost_events(work_dir)
+    assert lost["cause"] == "node failure" and "down" in lost["detail"], lost
+    assert starts_per_task(read_runs(log)) == {0: 1, 1: 2, 2: 1, 3: 1}
