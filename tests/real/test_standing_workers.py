@@ -439,8 +439,12 @@ def test_a_stopped_slurmctld_is_waited_out_without_deleting_jobs(tmp_path):
     assert outage_seen and "scheduler unreachable" in log
     assert deletions == [], f"jobs were deleted: {deletions}"
     assert "deleting" not in log
+    # The jobs that lived through the outage all completed: none was cancelled for it. (A
+    # job asked for by the second map may be deleted when the pool closes, if it never
+    # got to take work: that is the pool's own tidying, not the outage.)
     states = final_states(job_name, 60)
-    assert set(states.values()) == {"COMPLETED"}, states  # none cancelled
+    outage_jobs = {run.job for run in runs}
+    assert {states[job] for job in outage_jobs} == {"COMPLETED"}, states
 
 
 # -- 4. Ctrl-C during a status retry ---------------------------------------------------
