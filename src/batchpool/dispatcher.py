@@ -580,7 +580,8 @@ class Dispatcher:
             worker.host, worker.pid = claim.host, claim.pid
             self.jobs[claim.job_id] = worker
         worker.started = True
-        self.failed_starts = 0
+        self.failed_starts = 0  # "in a row"
+        self.start_failures.clear()
         session = chunk.call.session
         if session is not None:
             session.record_chunks([ChunkEvent("claimed", chunk.number, job_id=claim.job_id)])
@@ -721,8 +722,9 @@ class Dispatcher:
     def _live_workers(self) -> list[WorkerJob]:
         return [w for w in self.jobs.values() if not w.adopted and w.gone_since is None]
 
-    def _num_live_workers(self) -> int:
-        return len(self._live_workers())
+    def _num_live_workers(self, tier: Optional[int] = None) -> int:
+        """Live workers (of ``tier``; of every tier by default)."""
+        return sum(1 for w in self._live_workers() if tier is None or w.tier == tier)
 
     def _adjust_workers(self) -> None:
         """Ask for workers while unclaimed work exceeds what the live ones will take; delete
@@ -744,9 +746,7 @@ class Dispatcher:
         task_s = self._slowest_task_time(calls, waiting)
         cap = self.settings.max_workers
         wanted = chunking.workers_wanted(busy, unclaimed, task_s, cap, chunks)
-        missing = wanted - len([w for w in self._live_workers() if w.tier == 0])
-        if cap is not None:
-            missing = min(missing, cap - self._num_live_workers())
+        missing = self._within_cap(wanted - self._num_live_workers(tier=0))
         if missing > 0:
             self._request_workers(missing)
 
@@ -758,12 +758,14 @@ class Dispatcher:
             if needed == 0:
                 self._delete_idle_pending(tier)
                 continue
-            missing = needed - len([w for w in self._live_workers() if w.tier == tier])
-            cap = self.settings.max_workers
-            if cap is not None:
-                missing = min(missing, cap - self._num_live_workers())
+            missing = self._within_cap(needed - self._num_live_workers(tier))
             if missing > 0:
                 self._request_workers(missing, tier, resources)
+
+    def _within_cap(self, missing: int) -> int:
+        """``missing`` workers, or fewer if the pool's cap on jobs would be exceeded."""
+        cap = self.settings.max_workers
+        return missing if cap is None else min(missing, cap - self._num_live_workers())
 
     def _slowest_task_time(self, calls: list[Call], waiting: list[Chunk]) -> Optional[float]:
         """The longest measured task time of the calls with unclaimed work; None while one of

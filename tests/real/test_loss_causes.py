@@ -118,20 +118,26 @@ def test_slurm_time_limit_keeps_the_quick_tasks_and_the_long_one_raises(tmp_path
 
 
 @pytest.mark.slurm
-def test_slurm_requeue_of_a_running_job_costs_no_resubmission(tmp_path):
+@pytest.mark.parametrize("how", ["requeue", "requeuehold"])
+def test_slurm_requeue_of_a_running_job_costs_no_resubmission(how, tmp_path):
+    """``scontrol requeue`` (what preemption with ``PreemptMode=REQUEUE`` does), and
+    ``requeuehold``: the job goes back to the queue held, and the pool waits for the
+    hold to be released instead of going around it with a new job."""
     log = tmp_path / "runs"
     tasks = [(str(log), i, 8.0 if i == 0 else 0.0, "") for i in range(3)]
     work_dir = tmp_path / "work"
     with new_pool("slurm.array", tmp_path, processes=1, max_num_resubmissions=0) as pool:
         result = pool.map_async(real_tasks.fail_in, tasks, chunksize=3)
-        deadline = time.monotonic() + 60
-        while not read_runs(log) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        (first,) = {r.job for r in read_runs(log)}
-        subprocess.run(["scontrol", "requeue", first], check=True, capture_output=True)
-        assert [v for v, _ in result.get(180)] == [0, 1, 4]
+        first = wait_for_start(log, 0, 60)
+        subprocess.run(["scontrol", how, first], check=True, capture_output=True)
+        if how == "requeuehold":
+            time.sleep(10)  # held: nothing runs, nothing is submitted around the hold
+            assert not result.ready() and pool._dispatcher.num_submissions == 1
+            subprocess.run(["scontrol", "release", first], check=True, capture_output=True)
+        assert [v for v, _ in result.get(300)] == [0, 1, 4]
     assert [e["cause"] for e in lost_events(work_dir)] == ["preempted or requeued"]
-    assert starts_per_task(read_runs(log))[0] == 2
+    assert starts_per_task(read_runs(log)) == {0: 2, 1: 1, 2: 1}
+    assert {r.job for r in read_runs(log)} == {first}  # the same job ran again
 
 
 def test_the_history_of_a_lost_chunk_is_in_status_and_load(tmp_path):

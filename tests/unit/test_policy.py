@@ -233,3 +233,25 @@ def dispatcher_events(tmp_path):
 
     (session,) = [p for p in (tmp_path / "work").iterdir() if not p.name.startswith("pool_")]
     return [json.loads(line) for line in (session / "chunks.jsonl").read_text().splitlines()]
+
+
+class _NodeDown(FakeBackend):
+    """Every job waits in the queue for a node an administrator took down."""
+
+    def status(self, jobs, cancel=None):
+        return {job.job_id: JobStatus(JobState.PENDING, "PENDING NodeDown") for job in jobs}
+
+
+def test_a_wait_for_the_cluster_is_shown_and_never_counted_or_bypassed(tmp_path):
+    clock = FakeClock()
+    backend = _NodeDown(clock, start_delay_s=1e9)
+    dispatcher = Dispatcher(
+        backend, settings(tmp_path / "work", max_workers=2), clock=clock, threaded=False
+    )
+    result = MapResult(4, None, None)
+    dispatcher.submit(Call(CallKind.MAP, task, list(range(4)), result, None))
+    for _ in range(600):  # an hour of fake time
+        dispatcher.step()
+        clock.advance(6.0)
+    assert not result.ready() and backend.counts.jobs == 2 and not backend.counts.deletes
+    assert dispatcher._waiting_for == "NodeDown (2 jobs)"
