@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import real_tasks
-from test_standing_workers import read_runs, starts_per_task
+from test_standing_workers import read_runs, starts_per_task, wait_for
 
 import batchpool
 from batchpool import (
@@ -164,13 +164,10 @@ def test_the_history_of_a_lost_chunk_is_in_status_and_load(tmp_path):
 
 def wait_for_start(log: Path, index: int, deadline_s: float = 120.0) -> str:
     """The job that started task ``index`` (its first run), once it did."""
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        runs = [r for r in read_runs(log) if r.index == index]
-        if runs:
-            return runs[0].job
-        time.sleep(0.2)
-    raise AssertionError(f"task {index} did not start within {deadline_s} s")
+    runs = wait_for(
+        lambda: [r for r in read_runs(log) if r.index == index], deadline_s, f"task {index}'s start"
+    )
+    return runs[0].job
 
 
 @pytest.mark.parametrize(
@@ -232,16 +229,6 @@ SLURMD_PID_FILE = Path("/var/spool/slurm-local/run/slurmd.pid")
 """Where ci/slurm/start.sh keeps slurmd's pid."""
 
 
-def wait_until(check, what: str, deadline_s: float):
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.5)
-    raise AssertionError(f"not within {deadline_s} s: {what}")
-
-
 def node_state() -> str:
     argv = ["sinfo", "-h", "-N", "-o", "%T"]
     return subprocess.run(argv, capture_output=True, text=True).stdout.strip()
@@ -264,10 +251,10 @@ def test_a_killed_slurmd_is_a_node_failure_and_every_result_arrives_once(tmp_pat
         wait_for_start(log, 1)
         os.kill(int(SLURMD_PID_FILE.read_text().split()[0]), 9)
         try:
-            wait_until(lambda: lost_events(work_dir), "the pool saw the loss", 90)
+            wait_for(lambda: lost_events(work_dir), 90, "the pool's seeing the loss")
         finally:
             subprocess.run(["slurmd", "-N", os.uname().nodename.split(".")[0]], check=True)
-            wait_until(lambda: node_state() in ("idle", "mixed", "allocated"), "node up", 90)
+            wait_for(lambda: node_state() in ("idle", "mixed", "allocated"), 90, "node up")
         assert [v for v, _ in result.get(480)] == [0, 1, 4, 9]
     (lost,) = lost_events(work_dir)
     assert lost["cause"] == "node failure" and "down" in lost["detail"], lost
