@@ -317,13 +317,7 @@ class Session:
     def take_result(self, chunk: int) -> ChunkResult | None:
         """A chunk's finished record file, folded into the archive and removed; None if not
         there."""
-        path = self.result_path(chunk)
-        data = _layout.read_file(str(path))
-        if data is None:
-            return None
-        append_record(self.dir / "results.archive", _CHUNK_HEADER.pack(chunk), data)
-        path.unlink()
-        return ChunkResult.parse(chunk, data)
+        return self._take(self.result_path(chunk), chunk)
 
     def archive_result(self, chunk: int, start: int, *pickled_envelopes: bytes) -> None:
         """Keep envelopes the driver made itself (a task that killed its worker) as the
@@ -334,8 +328,10 @@ class Session:
     def take_partial(self, chunk: int, attempt: int) -> ChunkResult | None:
         """What an attempt of a chunk whose job died had recorded: the tasks that ended
         are folded into the archive (as chunk ``chunk``), and the file is removed. None if
-        the worker never began it."""
-        path = self.part_path(chunk, attempt)
+        there is no such file."""
+        return self._take(self.part_path(chunk, attempt), chunk)
+
+    def _take(self, path: Path, chunk: int) -> ChunkResult | None:
         data = _layout.read_file(str(path))
         if data is None:
             return None
