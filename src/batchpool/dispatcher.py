@@ -821,24 +821,26 @@ class Dispatcher:
             return
         self.last_exit_check = now
         assert self.pool_dir is not None
+        claimed_pids: dict[str, set[int]] = collections.defaultdict(set)
+        for chunk in self.claimed:
+            claimed_pids[chunk.job_id].add(chunk.claimed_pid)
         for worker in started:
             if self.pool_dir.worker_exited(worker.job.job_id):
                 worker.gone_since = now
                 if not self._holds(worker):
                     self._job_gone(worker)
-            elif self._restarted(worker):
-                status = worker.status or JobStatus(JobState.RUNNING)
-                self._requeued(worker, status)
+            elif self._restarted(worker, claimed_pids.get(worker.job.job_id, set())):
+                self._requeued(worker, worker.status or JobStatus(JobState.RUNNING))
 
-    def _restarted(self, worker: WorkerJob) -> bool:
-        """The job runs a new worker process, not the one that claimed its chunks: the
-        scheduler requeued it and started it again between two status queries."""
-        assert self.pool_dir is not None
-        held = [c for c in self.claimed if c.job_id == worker.job.job_id]
-        if not held:
+    def _restarted(self, worker: WorkerJob, claimed_pids: set[int]) -> bool:
+        """The job runs a new worker process, not the one that claimed its chunks (with
+        ``claimed_pids``): the scheduler requeued it and started it again between two
+        status queries, or before one saw it pending."""
+        if not claimed_pids:
             return False
+        assert self.pool_dir is not None
         claim = self.pool_dir.worker_claim(worker.job.job_id)
-        return claim is not None and any(c.claimed_pid not in (0, claim.pid) for c in held)
+        return claim is not None and any(pid not in (0, claim.pid) for pid in claimed_pids)
 
     def _delete_idle_pending(self, tier: int) -> None:
         """Jobs (of ``tier``) still waiting in the queue when no work is left for them would
@@ -1130,9 +1132,9 @@ class Dispatcher:
         argument = _short_repr(call.session, index)
         attempts = [h.describe() for h in history if h.task == index]
         error_type: type[TaskKilledError]
+        resources = f" ({loss.resources})" if loss.resources else ""
         if loss.cause is Cause.TIME_LIMIT:
             error_type = TaskTimeoutError
-            resources = self._resources_of_loss(loss)
             what = (
                 f"was stopped by the jobs' time limit{resources} {len(attempts)} times, the "
                 "last time in a chunk of its own. Give the jobs more time (`time`, `h_rt`), "
@@ -1140,7 +1142,6 @@ class Dispatcher:
             )
         elif loss.cause is Cause.MEMORY_LIMIT:
             error_type = TaskMemoryError
-            resources = self._resources_of_loss(loss)
             what = (
                 f"was stopped by the jobs' memory limit{resources} {len(attempts)} times. Give "
                 "the jobs more memory (`mem`, `h_vmem`), or let the pool retry with more: "
@@ -1157,10 +1158,6 @@ class Dispatcher:
         error = error_type(message, call.session.dir, index, argument, attempts)
         text = f"{loss.detail}\n" if loss.detail else "(no stderr)\n"
         return (False, (pickle.dumps(error), error_type.__name__, message, text))
-
-    @staticmethod
-    def _resources_of_loss(loss: Loss) -> str:
-        return f" ({loss.resources})" if loss.resources else ""
 
     def _lost_error(self, chunk: Chunk, rest: range, history: tuple[Loss, ...]) -> JobsLostError:
         limit = self.settings.max_num_resubmissions
@@ -1446,15 +1443,7 @@ class _StatusQuery:
         ended = [
             job
             for job in jobs
-            if job.job_id in self.explain
-            and (
-                job.job_id not in self.statuses
-                or self.statuses[job.job_id].state is JobState.FAILED
-                or (
-                    self.statuses[job.job_id].state is JobState.ENDED
-                    and self.statuses[job.job_id].ending in (None, Ending.FAILED)
-                )
-            )
+            if job.job_id in self.explain and _says_too_little(self.statuses.get(job.job_id))
         ]
         requeued = {
             job.job_id: self.running[job.job_id]
@@ -1468,17 +1457,28 @@ class _StatusQuery:
             return
         for job_id, told in self.backend.explain(ended, self.cancel, requeued).items():
             known = self.statuses.get(job_id)
-            if known is None:
-                self.statuses[job_id] = told
-                continue
-            self.statuses[job_id] = dataclasses.replace(
-                known,
-                ending=told.ending or known.ending,
-                node=told.node or known.node,
-                exit_code=told.exit_code if told.exit_code is not None else known.exit_code,
-                signal=told.signal if told.signal is not None else known.signal,
-                detail=told.detail or known.detail,
-            )
+            self.statuses[job_id] = told if known is None else _told_more(known, told)
+
+
+def _says_too_little(status: Optional[JobStatus]) -> bool:
+    """Gone from the queue, in an error state, or ended without saying why."""
+    return (
+        status is None
+        or status.state is JobState.FAILED
+        or (status.state is JobState.ENDED and status.ending in (None, Ending.FAILED))
+    )
+
+
+def _told_more(known: JobStatus, told: JobStatus) -> JobStatus:
+    """``known`` with what the scheduler's accounting ``told`` on top: its state stays."""
+    return dataclasses.replace(
+        known,
+        ending=told.ending or known.ending,
+        node=told.node or known.node,
+        exit_code=told.exit_code if told.exit_code is not None else known.exit_code,
+        signal=told.signal if told.signal is not None else known.signal,
+        detail=told.detail or known.detail,
+    )
 
 
 def batch_of_applies(calls: list[Call]) -> Call:
