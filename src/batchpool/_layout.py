@@ -38,6 +38,7 @@ one trusts a directory listing: every file is looked up by a name known in advan
 
 from __future__ import annotations
 
+import errno
 import os
 import struct
 import zlib
@@ -84,6 +85,11 @@ EXIT_FILE_SUFFIX = ".exit"
 """``POOL/workers/JOB_ID.exit``: how the worker process of a job ended, written by the
 process that watched it: ``exit N``, ``signal N`` or ``stopped by signal N``, then the
 task it was in (``task N of SESSION``), if any."""
+
+NO_SPACE_ERRNOS = frozenset((errno.ENOSPC, errno.EDQUOT, errno.EROFS))
+"""Errors of a write that no retry on this filesystem can mend (full, over quota, read-only)."""
+NO_SPACE_EXIT = 75
+"""The worker's exit code when it could not write a record: no space (``EX_TEMPFAIL``)."""
 
 
 class Ticket:
@@ -235,17 +241,28 @@ def decode_records(data: bytes) -> tuple[list[tuple[bytes, int, float, bytes]], 
     records = []
     pos = 0
     while pos < len(data):
-        if pos + RECORD_HEAD.size > len(data):
+        record = decode_record_at(data, pos)
+        if record is None:
             return records, False
-        kind, size, number, seconds, checksum = RECORD_HEAD.unpack_from(data, pos)
-        start = pos + RECORD_HEAD.size
-        payload = data[start : start + size]
-        fields = data[pos : start - 4]
-        if len(payload) != size or zlib.crc32(payload, zlib.crc32(fields)) != checksum:
-            return records, False
-        records.append((kind, number, seconds, payload))
-        pos = start + size
+        records.append(record[0])
+        pos = record[1]
     return records, True
+
+
+def decode_record_at(
+    data: bytes, pos: int
+) -> tuple[tuple[bytes, int, float, bytes], int] | None:
+    """The record that starts at ``pos`` and where the next one starts; None if there is
+    no whole record with a matching checksum there."""
+    if pos + RECORD_HEAD.size > len(data):
+        return None
+    kind, size, number, seconds, checksum = RECORD_HEAD.unpack_from(data, pos)
+    start = pos + RECORD_HEAD.size
+    payload = data[start : start + size]
+    fields = data[pos : start - 4]
+    if len(payload) != size or zlib.crc32(payload, zlib.crc32(fields)) != checksum:
+        return None
+    return (kind, number, seconds, payload), start + size
 
 
 def record_file_names(chunk: int, attempt: int) -> tuple[str, str]:

@@ -78,6 +78,11 @@ def session_status(session_dir: Path) -> str:
     if lost:
         lines.append("jobs lost holding a chunk:")
         lines.extend(f"  chunk {chunk}: {loss}" for chunk, loss in lost)
+    damaged = results.damaged_results(summary.directory)
+    if damaged:
+        lines.append("kept aside, failed its checks:")
+        lines.extend(f"  {line}" for line in damaged)
+    lines.extend(efficiency_lines(results.efficiency(summary.directory)))
     work_dir = summary.directory.parent
     for name in results.pools_of_session(summary.directory):
         if (work_dir / name / "logs").is_dir():

@@ -27,9 +27,12 @@ from __future__ import annotations
 import collections
 import dataclasses
 import enum
+import errno
 import functools
 import hashlib
+import os
 import pickle
+import shutil
 import socket
 import sys
 import threading
@@ -340,6 +343,15 @@ class Dispatcher:
 
     def step(self) -> None:
         """One round (module docstring); never waits for long."""
+        try:
+            self._step()
+        except OSError as error:
+            if error.errno not in NO_SPACE_ERRNOS:
+                raise
+            # The driver's own files: every map of this pool stops, its files as they were.
+            self._fail_all(_unwritable(self.settings.work_dir, error, during_map=True))
+
+    def _step(self) -> None:
         progressed = self._take_inbox()
         if self._state is _State.TERMINATE:
             self._terminate_now()
@@ -495,6 +507,7 @@ class Dispatcher:
                 session.dir,
             ) from None
         call.session = session
+        session.uncancel()  # the map stopped early the last time
         session.reopen_tasks()
         call.num_tasks_known = num_tasks
         results = self._resumed_results(session)
@@ -514,12 +527,20 @@ class Dispatcher:
         return True
 
     def _resumed_results(self, session: Session) -> list[ChunkResult]:
-        """Every result of the session, the files not yet collected folded in."""
+        """Every result of the session, the files not yet collected folded in. Results
+        that fail their checks are left out (their tasks run again), and said so."""
         archived = {r.chunk for r in session.archived_results()}
         for result in session.all_results():
             if result.chunk not in archived:
                 session.take_result(result.chunk)
-        return session.archived_results()
+        archive = session.read_archive()
+        for span in archive.damaged:
+            session.log(
+                "archive damaged: skipped, its tasks run again",
+                offset=span.offset,
+                length=span.length,
+            )
+        return archive.results
 
     def _adopt_claimed_chunks(self, call: Call, session: Session, finished: set[int]) -> list:
         """The chunks of ``session`` that a live worker of the dead driver may still hold:
@@ -598,16 +619,19 @@ class Dispatcher:
                 continue
             collected = True
             self.claimed.remove(chunk)
-            if result.complete:
-                self._finish_chunk(chunk, result)
-                continue
-            # A damaged record file: keep what it has, run the rest again.
-            self._say(chunk.call, "damaged result", chunk=chunk.number, kept=len(result.tasks))
-            self._deliver(chunk.call, result)
-            rest = range(result.tasks.stop, chunk.tasks.stop)
-            if rest:
-                self._requeue(chunk, rest, chunk.history, chunk.attempt + 1)
+            self._collected(chunk, result)
         return collected
+
+    def _collected(self, chunk: Chunk, result: ChunkResult) -> None:
+        """Deliver a chunk's result; a damaged one (kept aside by the session) gives
+        what passed its checks, and the rest of the chunk runs again."""
+        if result.complete and _kept_tasks(chunk.tasks, result) == chunk.tasks:
+            self._finish_chunk(chunk, result)
+            return
+        rest = self._keep_finished(chunk, result)
+        where = f"results/{chunk.number}.pkl failed its checks; the tasks before are kept"
+        loss = Loss(Cause.RESULT_DAMAGED, chunk.job_id, task=None, detail=where)
+        self._act_on_loss(chunk, rest, loss)
 
     def _finish_chunk(self, chunk: Chunk, result: ChunkResult) -> None:
         chunk.state = ChunkState.DONE
@@ -1000,7 +1024,11 @@ class Dispatcher:
         if self.pool_dir is not None and not worker.adopted:
             exit_text = self.pool_dir.worker_exit(worker.job.job_id)
         worker_exit = WorkerExit.parse(exit_text) if exit_text else None
-        cause = classify(status, worker_exit, in_task, started)
+        # The worker could not write its records; or it could not even say so.
+        no_space = (worker_exit is not None and worker_exit.exit_code == NO_SPACE_EXIT) or (
+            worker_exit is None and no_room_left(self.settings.work_dir)
+        )
+        cause = classify(status, worker_exit, in_task, started, no_space)
         detail = status.detail if status is not None else ""
         if cause in (Cause.CRASHED, Cause.NOT_STARTED, Cause.VANISHED):
             detail = self._stderr_tail(worker, 12) or detail  # what the job itself said
@@ -1025,22 +1053,36 @@ class Dispatcher:
         assert session is not None  # an open call has its session
         result = session.take_result(chunk.number)
         if result is not None and result.complete:  # late on a shared filesystem
-            self._finish_chunk(chunk, result)
+            self._collected(chunk, result)
             return
         partial = result or session.take_partial(chunk.number, chunk.tries)
         rest = chunk.tasks
-        if partial is not None and partial.tasks:
-            self._deliver(call, partial)  # the tasks it finished are kept
-            rest = range(partial.tasks.stop, chunk.tasks.stop)
+        if partial is not None:
+            rest = self._keep_finished(chunk, partial)
         in_task = rest.start if partial is not None and partial.began and rest else None
-        loss = self._classify(worker, in_task, started=True)
+        self._act_on_loss(chunk, rest, self._classify(worker, in_task, started=True))
+
+    def _keep_finished(self, chunk: Chunk, result: ChunkResult) -> range:
+        """Deliver the tasks of ``chunk`` that ``result`` holds; the tasks left to run."""
+        kept = _kept_tasks(chunk.tasks, result)
+        if kept:
+            envelopes = [pickle.loads(e) for e in result.pickled_envelopes[: len(kept)]]
+            self._deliver_envelopes(chunk.call, kept.start, envelopes)
+        return range(kept.stop, chunk.tasks.stop)
+
+    def _act_on_loss(self, chunk: Chunk, rest: range, loss: Loss) -> None:
+        """Record the loss of tasks ``rest`` of ``chunk``; run them again, or not, as the
+        policy decides."""
+        call = chunk.call
+        session = call.session
+        assert session is not None  # an open call has its session
         event = ChunkEvent(
             "lost",
             chunk.number,
             rest.start,
             rest.stop,
             chunk.tries,
-            job_id=worker.job.job_id,
+            job_id=loss.job_id,
             cause=loss.cause.value,
             detail=loss.describe(),
         )
@@ -1060,6 +1102,10 @@ class Dispatcher:
         if call.progress is not None:
             call.progress.counts.resubmitted += 1
         action = decision.action
+        if action is Action.FAIL and loss.cause is Cause.NO_SPACE:
+            error = OSError(errno.ENOSPC, f"a worker could not write: {loss.describe()}")
+            self._fail_all(_unwritable(self.settings.work_dir, error, during_map=True))
+            return
         if action is Action.FAIL:
             self._fail(call, self._lost_error(chunk, rest, history))
             return
@@ -1543,12 +1589,28 @@ def pickle_for_jobs(what: str, obj: object) -> bytes:
         raise
 
 
-def _unwritable(work_dir: Path, error: OSError) -> PoolError:
+def _unwritable(work_dir: Path, error: OSError, during_map: bool = False) -> PoolError:
+    where = describe_filesystem(Path(work_dir))
+    if not during_map:
+        return PoolError(
+            f"Cannot write the session into work_dir {work_dir} ({where}): {error}. "
+            "Nothing was submitted. The work_dir must be writable, have free space, "
+            "and be reachable from the compute nodes; once it is, run the same script "
+            "again (an unfinished map resumes where it stopped)."
+        )
     return PoolError(
-        f"Cannot write the session into work_dir {work_dir}: {error}. "
-        "Nothing was submitted. The work_dir must be writable, have free space, "
-        "and be reachable from the compute nodes."
+        f"The map stopped: its files cannot be written in work_dir {work_dir} ({where}): "
+        f"{error}. Every result collected so far is kept. Free space there (or make it "
+        "writable again), then run the same script again: the map resumes where it stopped."
     )
+
+
+def _kept_tasks(tasks: range, result: ChunkResult) -> range:
+    """The tasks of a chunk (``tasks``) that its record file holds: none unless the file
+    began this very chunk."""
+    if not result.began or result.tasks.start != tasks.start:
+        return range(tasks.start, tasks.start)
+    return range(tasks.start, min(result.tasks.stop, tasks.stop))
 
 
 def _for_session(error: BaseException, call: Call) -> BaseException:

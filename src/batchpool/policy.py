@@ -22,11 +22,14 @@ task *i*               :class:`~batchpool.WorkerCrashedError` (``crashes_per_tas
 preempted / requeued   the unfinished tasks run again; not counted against
                        ``max_num_resubmissions`` (at most ``max_preemptions`` times)
 node failure,          the unfinished tasks run again, counted; after
-vanished               ``max_num_resubmissions``: :class:`~batchpool.JobsLostError`
+vanished, result       ``max_num_resubmissions``: :class:`~batchpool.JobsLostError`
+damaged
 cancelled from         run again once; deleted a second time, the map stops with
 outside, error state   :class:`~batchpool.JobsLostError` (someone meant it)
 failed before its      counted per job; two such jobs with the same stderr stop the
 first task             map with :class:`~batchpool.BrokenEnvironmentError`
+no space for results   the map stops at once with :class:`~batchpool.PoolError` naming
+                       the session and the filesystem; what was kept is resumed from
 =====================  ===============================================================
 
 The tasks a chunk had finished before its job died are kept and never run again.
@@ -56,6 +59,10 @@ class Cause(enum.Enum):
     CRASHED = "worker crashed in a task"
     NOT_STARTED = "failed before its first task"
     VANISHED = "vanished without trace"
+    RESULT_DAMAGED = "result damaged"
+    """The chunk's record file failed its checks (it is kept, renamed ``.damaged``)."""
+    NO_SPACE = "no space for results"
+    """The session's filesystem is full or read-only: nothing run now could be kept."""
 
 
 _CAUSE_OF_ENDING = {
@@ -151,13 +158,16 @@ def classify(
     worker_exit: Optional[WorkerExit],
     in_task: Optional[int],
     started: bool,
+    no_space: bool = False,
 ) -> Cause:
     """The cause of a loss (module docstring). ``in_task``: the task the worker was
     running (its chunk had begun and that task had no record); ``started``: the worker
-    got ready to take work."""
+    got ready to take work; ``no_space``: it could not write its records."""
     ending = status.ending if status is not None else None
     if ending in _CAUSE_OF_ENDING:
         return _CAUSE_OF_ENDING[ending]  # type: ignore[index]
+    if no_space:
+        return Cause.NO_SPACE
     if worker_exit is not None and worker_exit.signalled_first is not None:
         return Cause.CANCELLED  # the scheduler signalled it without saying why
     if worker_exit is None and status is not None and status.signal is not None:
@@ -262,7 +272,7 @@ class RetryPolicy:
             if len(same_task) + 1 < self.memory_limits_per_task and not spent_out:
                 return Decision(Action.ISOLATE)
             return Decision(Action.RAISE)
-        if cause in (Cause.CANCELLED, Cause.ERROR_STATE) and same:
+        if cause in (Cause.CANCELLED, Cause.ERROR_STATE) and same or cause is Cause.NO_SPACE:
             return Decision(Action.FAIL)
         return Decision(Action.FAIL if spent_out else Action.RETRY)
 

@@ -506,6 +506,20 @@ def summarize_session(session_dir: PathLike) -> SessionSummary:
     )
 
 
+def damaged_results(session_dir: PathLike) -> list[str]:
+    """What in the session failed its checks, one line each: spans of ``results.archive``
+    that were skipped, and record files kept aside as ``*.damaged``. Their tasks count as
+    missing, and a resumed map runs them again."""
+    session = Session(Path(session_dir))
+    lines = [
+        f"results.archive, {span.length} bytes at offset {span.offset}: "
+        "result damaged, will rerun"
+        for span in session.read_archive().damaged
+    ]
+    lines += [f"results/{path.name}: result damaged, will rerun" for path in session.quarantined()]
+    return lines
+
+
 def summarize_chunks(session_dir: PathLike) -> list[ChunkSummary]:
     """Every chunk of the session, by number: from its posts and claims in
     ``chunks.jsonl`` and from its result."""

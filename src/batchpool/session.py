@@ -11,6 +11,7 @@ A map's session, :class:`Session` (``WORK_DIR/<time>_<key>/``, re-attached by ke
     tasks.pkl, tasks.idx     every task pickled on its own; 16 bytes of offsets a task
     session.json             number of tasks, chunksize, backend, function name
     results/CHUNK.pkl        a worker's envelopes for one chunk (head: tasks, seconds)
+    results/NAME.damaged     a record file that failed its checks, kept for inspection
     results.archive          collected results, folded in while the map runs
     chunks.jsonl             every chunk posted (tasks, attempt, pool, ticket) and claimed (job)
     log.jsonl                what the pool did for this map
@@ -19,12 +20,15 @@ A map's session, :class:`Session` (``WORK_DIR/<time>_<key>/``, re-attached by ke
     done                     written when the map succeeded
 
 Directories are 0700 and files 0600. Whole files are written atomically
-(temporary name, then rename); the archive and journals are appended to, and a torn
-last record is ignored when read.
+(temporary name, then rename). The archive and the journals are appended to; an append
+that fails (a full disk) is cut off again, and a record that is torn or damaged anyway
+(its checksum, or a line that is not JSON) is skipped when read, the records after it
+kept. A chunk whose result is skipped has no result: it runs again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import json
@@ -54,10 +58,11 @@ STALE_LOCK_S = 120.0
 HEARTBEAT_S = 10.0
 """How often a live driver renews its locks and its pool's heartbeat."""
 
-LAYOUT_VERSION = 3
-"""Changes with the format of the session's files (3: tasks indexed one by one, results
-per chunk with their task range; the pool's ticket queue). It is part of the session
-key, so a session written in another layout is never resumed, only started anew."""
+LAYOUT_VERSION = 4
+"""Changes with the format of the session's files (4: checksummed archive records; 3: tasks
+indexed one by one, results per chunk with their task range; the pool's ticket queue).
+It is part of the session key, so a session written in another layout is never resumed,
+only started anew."""
 
 
 class SessionBusyError(OSError):
@@ -322,8 +327,7 @@ class Session:
     def archive_result(self, chunk: int, start: int, *pickled_envelopes: bytes) -> None:
         """Keep envelopes the driver made itself (a task that killed its worker) as the
         result of a chunk of their own."""
-        data = _layout.encode_chunk(start, list(pickled_envelopes))
-        append_record(self.dir / "results.archive", _CHUNK_HEADER.pack(chunk), data)
+        self._archive(chunk, _layout.encode_chunk(start, list(pickled_envelopes)))
 
     def take_partial(self, chunk: int, attempt: int) -> ChunkResult | None:
         """What an attempt of a chunk whose job died had recorded: the tasks that ended
@@ -337,16 +341,57 @@ class Session:
             return None
         result = ChunkResult.parse(chunk, data)
         if result.tasks:
-            append_record(self.dir / "results.archive", _CHUNK_HEADER.pack(chunk), data)
-        path.unlink()
+            self._archive(chunk, data[: _whole_records_end(data)])
+        if result.damaged:
+            kept_as = self.quarantine(path)
+            self.log(
+                "result damaged",
+                chunk=chunk,
+                file=path.name,
+                kept_as=kept_as.name,
+                tasks_kept=len(result.tasks),
+            )
+        else:
+            path.unlink()
         return result
 
+    def _archive(self, chunk: int, record_file: bytes) -> None:
+        record = _layout.encode_record(ARCHIVE_RECORD, chunk, time.time(), record_file)
+        append_durably(self.archive_path, record)
+
+    @property
+    def archive_path(self) -> Path:
+        return self.dir / "results.archive"
+
+    def quarantine(self, path: Path) -> Path:
+        """Keep a damaged file of the session for inspection, out of every reader's way:
+        renamed ``NAME.damaged`` (``NAME.damaged.N`` if that exists)."""
+        for n in range(1000):
+            target = path.with_name(path.name + DAMAGED_SUFFIX + (f".{n}" if n else ""))
+            if not target.exists():
+                os.rename(path, target)
+                return target
+        raise FileExistsError(f"no free quarantine name for {path}")
+
+    def quarantined(self) -> list[Path]:
+        """The damaged record files kept in ``results/``."""
+        results_dir = self.dir / _layout.RESULTS_DIR
+        if not results_dir.is_dir():
+            return []
+        return sorted(p for p in results_dir.iterdir() if DAMAGED_SUFFIX in p.name)
+
     def archived_results(self) -> list[ChunkResult]:
-        results = []
-        for record in read_records(self.dir / "results.archive"):
-            (chunk,) = _CHUNK_HEADER.unpack_from(record)
-            results.append(ChunkResult.parse(chunk, record[_CHUNK_HEADER.size :]))
-        return results
+        return self.read_archive().results
+
+    def read_archive(self) -> Archive:
+        """The collected results, and the damaged spans of the archive that were skipped."""
+        results, damaged = [], []
+        for chunk, payload, span in _scan_archive(_layout.read_file(str(self.archive_path))):
+            if payload is None:
+                damaged.append(span)
+            else:
+                results.append(ChunkResult.parse(chunk, payload))
+        return Archive(results, damaged)
 
     def all_results(self) -> list[ChunkResult]:
         """Every result there is: archived, and result files not yet collected."""
@@ -376,6 +421,11 @@ class Session:
         """Tell workers to skip this map's remaining tickets."""
         write_file(self.dir / _layout.CANCELLED_FILE, b"")
 
+    def uncancel(self) -> None:
+        """A resumed map's tickets are to be run again."""
+        with contextlib.suppress(FileNotFoundError):
+            (self.dir / _layout.CANCELLED_FILE).unlink()
+
     def log(self, message: str, **fields: object) -> None:
         """Append one line to ``log.jsonl``."""
         if self._logger is None:
@@ -404,7 +454,60 @@ class Session:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-_CHUNK_HEADER = struct.Struct("<Q")  # a results.archive record: chunk number, then the file
+ARCHIVE_RECORD = b"A"
+"""The kind of a ``results.archive`` record: number, the chunk; payload, its record file."""
+DAMAGED_SUFFIX = ".damaged"
+
+
+@dataclass(frozen=True)
+class DamagedSpan:
+    """Bytes of ``results.archive`` that are no whole record: skipped."""
+
+    offset: int
+    length: int
+
+
+@dataclass(frozen=True)
+class Archive:
+    results: list[ChunkResult]
+    damaged: list[DamagedSpan]
+
+
+def _scan_archive(
+    data: bytes | None,
+) -> Iterator[tuple[int, bytes | None, DamagedSpan]]:
+    """``(chunk, record file, span)`` for each archive record; ``(-1, None, span)`` for each
+    damaged span, after which reading goes on at the next whole record."""
+    pos = 0
+    while data is not None and pos < len(data):
+        found = _layout.decode_record_at(data, pos)
+        if found is not None and found[0][0] == ARCHIVE_RECORD:
+            (_, chunk, _, payload), end = found
+            yield chunk, payload, DamagedSpan(pos, end - pos)
+            pos = end
+            continue
+        resume = _next_archive_record(data, pos + 1)
+        yield -1, None, DamagedSpan(pos, resume - pos)
+        pos = resume
+
+
+def _next_archive_record(data: bytes, pos: int) -> int:
+    """Where the next whole archive record starts at or after ``pos`` (else the end)."""
+    while True:
+        pos = data.find(ARCHIVE_RECORD, pos)
+        if pos < 0:
+            return len(data)
+        if _layout.decode_record_at(data, pos) is not None:
+            return pos
+        pos += 1
+
+
+def _whole_records_end(data: bytes) -> int:
+    """Where the whole records at the start of a record file end."""
+    pos = 0
+    while (found := _layout.decode_record_at(data, pos)) is not None:
+        pos = found[1]
+    return pos
 
 
 class PoolDirectory:
@@ -524,6 +627,51 @@ def _jsonl_logger(path: Path) -> logging.Logger:
     return logger
 
 
+NO_ROOM_BYTES = 64 * 1024
+"""Less free space than this on the session's filesystem is no room for a result."""
+
+
+def no_room_left(path: Path) -> bool:
+    """Whether the filesystem of ``path`` is read-only or (nearly) full."""
+    try:
+        stat = os.statvfs(path)
+    except OSError:
+        return False  # not there: a question for whoever writes next
+    return bool(stat.f_flag & os.ST_RDONLY) or stat.f_bavail * stat.f_frsize < NO_ROOM_BYTES
+
+
+def describe_filesystem(path: Path) -> str:
+    """``"tmpfs mounted at /scratch, 2.0 MB, 12 kB free"``: what a user needs to know
+    about the filesystem of ``path`` to make room on it."""
+    path = Path(path).absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    mount = path
+    while not os.path.ismount(mount) and mount != mount.parent:
+        mount = mount.parent
+    kind = "a filesystem"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/mounts").read_text().splitlines():
+            fields = line.split()
+            if len(fields) > 2 and fields[1] == str(mount):
+                kind = fields[2]  # the last mount at a point is the one in effect
+    try:
+        stat = os.statvfs(path)
+    except OSError as error:
+        return f"{kind} mounted at {mount}: {error.strerror}"
+    size, free = stat.f_blocks * stat.f_frsize, stat.f_bavail * stat.f_frsize
+    read_only = ", read-only" if stat.f_flag & os.ST_RDONLY else ""
+    return f"{kind} mounted at {mount}, {_bytes(size)}, {_bytes(free)} free{read_only}"
+
+
+def _bytes(n: float) -> str:
+    units = ("bytes", "kB", "MB", "GB", "TB")
+    power = 0
+    while n >= 1000 and power < len(units) - 1:
+        n, power = n / 1000, power + 1
+    return f"{n:.0f} bytes" if power == 0 else f"{n:.1f} {units[power]}"
+
+
 def _size(path: Path) -> int:
     try:
         return path.stat().st_size
@@ -536,45 +684,40 @@ def write_file(path: Path, payload: bytes) -> None:
     _layout.write_atomically(str(path), payload)
 
 
-def append_record(path: Path, *parts: bytes) -> None:
-    """Append one record, the concatenation of ``parts`` (written one by one, not copied)."""
+def append_durably(path: Path, data: bytes) -> None:
+    """Append ``data`` to a private file whole or not at all: an append that fails (a full
+    disk, a quota) is cut off again before the error is raised."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    with os.fdopen(fd, "ab") as f:
-        f.write(_RECORD_HEADER.pack(sum(len(part) for part in parts)))
-        for part in parts:
-            f.write(part)
-
-
-def read_records(path: Path) -> Iterator[bytes]:
-    """The records of an archive; a torn last record (a crash while appending) ends it."""
-    if not path.exists():
-        return
-    data = path.read_bytes()
-    pos = 0
-    while pos + _RECORD_HEADER.size <= len(data):
-        (size,) = _RECORD_HEADER.unpack_from(data, pos)
-        start = pos + _RECORD_HEADER.size
-        if start + size > len(data):
-            return
-        yield data[start : start + size]
-        pos = start + size
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        except OSError:
+            with contextlib.suppress(OSError):  # the error raised says what happened
+                os.ftruncate(fd, size)
+            raise
+    finally:
+        os.close(fd)
 
 
 def append_text(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    with os.fdopen(fd, "a", encoding="utf-8") as f:
-        f.write(text)
+    append_durably(path, text.encode("utf-8"))
 
 
 def read_json_lines(path: Path) -> list[dict]:
+    """The lines of a journal; a line that is not JSON (torn by a crash) is skipped."""
     if not path.exists():
         return []
     rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in path.read_bytes().splitlines():
         try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            break  # a torn last line
+            row = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
     return rows
 
 

@@ -57,6 +57,8 @@ from ._layout import (
     FUNCTION_FILE,
     INITIALIZER_FILE,
     NEXT_FILE,
+    NO_SPACE_ERRNOS,
+    NO_SPACE_EXIT,
     RESULTS_DIR,
     STOP_FILE,
     TASK,
@@ -388,9 +390,15 @@ def main(argv: list[str]) -> int:
     for stale in (EXITED_SUFFIX, EXIT_FILE_SUFFIX):  # of a run of this job before a requeue
         if os.path.exists(marker + stale):
             os.unlink(marker + stale)
-    write_atomically(marker, worker.claim)
-    worker.run()
-    write_atomically(marker + EXITED_SUFFIX, worker.claim)
+    try:
+        write_atomically(marker, worker.claim)
+        worker.run()
+        write_atomically(marker + EXITED_SUFFIX, worker.claim)
+    except OSError as error:
+        if error.errno not in NO_SPACE_ERRNOS:
+            raise
+        sys.stderr.write(f"batchpool worker: cannot write to the pool's files: {error}\n")
+        return NO_SPACE_EXIT
     return 0
 
 

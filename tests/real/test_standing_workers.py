@@ -30,7 +30,7 @@ import real_tasks
 
 from batchpool._layout import Claim, Ticket
 from batchpool.commands import CommandPolicy
-from batchpool.session import PoolDirectory, read_records
+from batchpool.session import PoolDirectory, Session
 from batchpool.sge import parse_qstat_xml
 
 try:
@@ -361,7 +361,7 @@ WATCHDOG = "import os, signal, time; time.sleep({}); os.kill({}, signal.SIGCONT)
 
 def archived(session: Path) -> int:
     """How many chunk results the driver has collected (``results.archive`` records)."""
-    return sum(1 for _ in read_records(session / "results.archive"))
+    return len(Session(session).archived_results())
 
 
 @pytest.mark.slurm

@@ -1,5 +1,6 @@
 """batchpool.session: a map's session directory and a pool's queue directory."""
 
+import errno
 import json
 import os
 import pickle
@@ -13,6 +14,7 @@ import pytest
 from batchpool import _layout
 from batchpool import session as session_module
 from batchpool.session import (
+    Archive,
     ChunkEvent,
     ChunkResult,
     DriverLock,
@@ -20,7 +22,8 @@ from batchpool.session import (
     PoolDirectory,
     Session,
     SessionBusyError,
-    read_records,
+    append_durably,
+    read_json_lines,
     session_key,
 )
 from batchpool.sge import sge_job_name
@@ -133,7 +136,49 @@ def test_a_torn_last_record_is_ignored(tmp_path):
     with open(session.dir / "results.archive", "ab") as f:
         f.write(b"\x50\x00\x00\x00\x00\x00\x00\x00partial")
     assert session.archived_results() == [taken]
-    assert list(read_records(tmp_path / "missing")) == []
+    assert Session(tmp_path / "missing").read_archive() == Archive([], [])
+
+
+def test_a_damaged_record_in_the_middle_of_the_archive_is_skipped_and_the_rest_kept(tmp_path):
+    session = Session.create(tmp_path, "k")
+    taken = []
+    for chunk in range(3):
+        write_result(session, chunk, result_file(chunk, chunk + 1, 0.0, [(True, chunk)]))
+        taken.append(session.take_result(chunk))
+    data = bytearray((session.dir / "results.archive").read_bytes())
+    second = len(data) // 3
+    data[second + 40] ^= 0xFF  # a flipped byte in the second record
+    torn = bytes(data[: second + 25])  # and a torn copy of the start of it
+    (session.dir / "results.archive").write_bytes(torn + bytes(data[second:]))
+    archive = session.read_archive()
+    assert archive.results == [taken[0], taken[2]]
+    # the torn copy and the damaged record are one span, read over up to the third record
+    assert [(span.offset, span.length) for span in archive.damaged] == [(second, second + 25)]
+
+
+def test_a_failed_append_is_cut_off_again(tmp_path, monkeypatch):
+    path = tmp_path / "journal"
+    append_durably(path, b"whole\n")
+    writes = []
+
+    def write_then_fail(fd, data):
+        if writes:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        writes.append(bytes(data[:3]))
+        return real_write(fd, data[:3])
+
+    real_write = os.write
+    monkeypatch.setattr(os, "write", write_then_fail)
+    with pytest.raises(OSError, match="No space"):
+        append_durably(path, b"torn\n")
+    monkeypatch.undo()
+    assert path.read_bytes() == b"whole\n"
+
+
+def test_a_journal_line_that_is_not_json_is_skipped(tmp_path):
+    path = tmp_path / "chunks.jsonl"
+    path.write_bytes(b'{"a": 1}\n{"a": 2, "b\n\xff\xfe\n{"a": 3}\n')
+    assert read_json_lines(path) == [{"a": 1}, {"a": 3}]
 
 
 def test_all_results_are_the_archived_and_the_uncollected_in_task_order(tmp_path):
