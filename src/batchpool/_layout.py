@@ -20,6 +20,9 @@ A pool directory (one per :class:`~batchpool.Pool`, the queue its workers take w
     POOL/workers/JOB_ID.exited  written by a worker that exits by itself (idle, told to
                             stop, retired)
     POOL/logs/              the jobs' stdout and stderr
+    POOL/jobs.jsonl         the driver's journal of submissions: written before each
+                            submission and after it, and when the pool ended
+    POOL/staging.N/         a map's tasks while they are written, before its session is known
 
 A session directory (one per map; see :mod:`batchpool.session`) holds what a ticket
 names: ``function.pkl``, ``tasks.pkl`` with ``tasks.idx`` (16 bytes a task: start
@@ -55,6 +58,8 @@ CLAIMS_DIR = "claims"
 LOGS_DIR = "logs"
 WORKERS_DIR = "workers"
 EXITED_SUFFIX = ".exited"
+STAGING_PREFIX = "staging."
+JOBS_JOURNAL = "jobs.jsonl"
 
 # In a session directory
 FUNCTION_FILE = "function.pkl"

@@ -160,6 +160,14 @@ class Backend(Protocol):
         """Delete ``jobs``; a job that is already gone is not an error."""
         ...
 
+    def jobs_named(
+        self, name: str, cancel: Optional[threading.Event] = None
+    ) -> dict[str, JobStatus]:
+        """Every job called ``name`` that is still in the queue, pending or running, by
+        job id: the jobs of a pool whose driver cannot tell them (it died, or its
+        submission was cut off before the scheduler's answer came)."""
+        ...
+
     def explain(
         self,
         jobs: Sequence[Job],

@@ -68,9 +68,11 @@ from .session import (
     PoolDirectory,
     Session,
     SessionBusyError,
+    SessionKey,
+    describe_filesystem,
+    no_room_left,
     process_alive,
     read_text,
-    session_key,
 )
 
 MIN_POLL_S = 0.002
@@ -283,6 +285,8 @@ class Dispatcher:
         self._waiting_for = ""
         self.num_status_queries = 0
         self.num_submissions = 0
+        self.unanswered_submission = False
+        """A submission was cut off (terminated, or its command failed): jobs of it may exist."""
         self._poll_s = MIN_POLL_S
         self.finished = threading.Event()
 
@@ -428,38 +432,81 @@ class Dispatcher:
             pool_dir.write_setup(
                 initializer, self.settings.worker_idle_s, self.settings.maxtasksperchild
             )
+            pool_dir.heartbeat(0)  # from now on, whoever finds it can tell if its driver lives
         except OSError as error:
             raise _unwritable(self.settings.work_dir, error) from error
         self.pool_dir = pool_dir
+        self._sweep_dead_pools()
+
+    def _sweep_dead_pools(self) -> None:
+        """Delete the jobs that dead drivers left waiting in the queue (a driver killed
+        while it submitted, or before it could delete them): they would start only to
+        find their driver gone. Their running jobs are left alone: each exits by itself
+        once it sees its driver gone, after the chunk it holds (which a resumed map
+        adopts). Found by the pools' journals and job names (:meth:`Backend.jobs_named`)."""
+        for pool in PoolDirectory.dead_ones_with_jobs(self.settings.work_dir):
+            try:
+                statuses = self.backend.jobs_named(pool.job_name, self.cancel)
+            except SchedulerError as error:
+                sys.stderr.write(f"batchpool: could not look for the jobs of {pool.dir}: {error}\n")
+                continue
+            waiting = [
+                Job(job_id, pool.job_name, pool.log_dir, pool.log_dir)
+                for job_id, status in statuses.items()
+                if status.state is JobState.PENDING
+            ]
+            self._delete(waiting, f"left waiting by the dead driver of {pool.name}")
+            pool.journal("swept", deleted=[job.job_id for job in waiting], by=os.getpid())
 
     def _open_session(self, call: Call) -> None:
+        """Write the call's function and tasks into its session: a new one, or the
+        unfinished session of the same map, resumed. The tasks are pickled and written
+        one by one (into the pool's staging directory while the session's key, their
+        digest, is not known yet), so that the driver never holds all their pickles."""
+        assert self.pool_dir is not None
         function = pickle_for_jobs("the function", call.function)
         call.function_key = hashlib.sha256(function).hexdigest()[:16]
-        pickled = [pickle_for_jobs("a task", task) for task in call.tasks or []]
-        call.tasks = None  # the pickles are what is kept, and only until written
         resumable = call.kind is not CallKind.IMAP and self.settings.resume
         same_map = [function, self.backend.name.encode(), repr(call.chunksize).encode()]
-        key = session_key([*same_map, *pickled])
-        if not resumable:
-            key = session_key([function, str(id(call)).encode(), str(time.time()).encode()])
-        if resumable and self._reattach(call, key, len(pickled)):
-            return
+        key = SessionKey(same_map)
+        tasks, call.tasks = call.tasks or [], None
+
+        def pickled_tasks() -> Iterator[bytes]:
+            for task in tasks:
+                pickled = pickle_for_jobs("a task", task)
+                key.add(pickled)
+                yield pickled
+
         work_dir = self.settings.work_dir
+        staging = self.pool_dir.staging_dir()
         try:
-            session = Session.create(work_dir, key)
-            call.session = session
-            session.write_function(function)
-            session.append_tasks(pickled)
-            num_tasks = len(pickled) if call.input_done else None
-            session.write_manifest(self._manifest(call, num_tasks))
-        except OSError as error:
-            raise _unwritable(work_dir, error) from error
-        call.num_tasks_known = len(pickled)
-        if pickled:
-            call.uncut.append(range(len(pickled)))
+            try:
+                num_tasks = Session.stage_tasks(staging, pickled_tasks())
+            except OSError as error:
+                raise _unwritable(work_dir, error) from error
+            if not resumable:
+                key = SessionKey([function, str(id(call)).encode(), str(time.time()).encode()])
+            if resumable and self._reattach(call, key.hexdigest(), num_tasks):
+                return
+            try:
+                session = Session.create(work_dir, key.hexdigest(), tasks_from=staging)
+                call.session = session
+                session.write_function(function)
+                known = num_tasks if call.input_done else None
+                session.write_manifest(self._manifest(call, known))
+            except OSError as error:
+                if call.session is not None:
+                    call.session.remove()  # half made: nothing in it to resume
+                    call.session = None
+                raise _unwritable(work_dir, error) from error
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        call.num_tasks_known = num_tasks
+        if num_tasks:
+            call.uncut.append(range(num_tasks))
         if call.kind is CallKind.MAP:
-            call.progress = Progress(len(pickled), session.name, self.settings.verbose)
-        self._say(call, "session", tasks=len(pickled), function=_describe(call.function))
+            call.progress = Progress(num_tasks, session.name, self.settings.verbose)
+        self._say(call, "session", tasks=num_tasks, function=_describe(call.function))
 
     def _manifest(self, call: Call, num_tasks: Optional[int]) -> Manifest:
         created = time.strftime("%Y-%m-%dT%H:%M:%S")
@@ -817,17 +864,21 @@ class Dispatcher:
                 resources,
                 tier,
             )
+            # Journaled first: whoever finds this pool with its driver dead looks for
+            # the jobs of this submission even if its answer never got here.
+            self.pool_dir.journal("submitting", count=size, tier=tier)
             try:
                 jobs = self.backend.submit(request, self.cancel)
-            except Cancelled:
-                return
-            except SchedulerError as error:
-                self._fail_all(error)
+            except (Cancelled, SchedulerError) as error:
+                self.unanswered_submission = True  # it may have gone through all the same
+                if isinstance(error, SchedulerError):
+                    self._fail_all(error)
                 return
             self.num_submissions += 1
             now = self.clock()
             for job in jobs:
                 self.jobs[job.job_id] = WorkerJob(job, now, tier=tier, resources=resources)
+            self.pool_dir.journal("submitted", jobs=[job.job_id for job in jobs])
             self._say_pool(
                 "submitted",
                 jobs=len(jobs),
@@ -1403,8 +1454,28 @@ class Dispatcher:
             here = self._wait_for_workers_here(workers, EXIT_WAIT_S)
             workers = [w for w in workers if w.state is JobState.PENDING or w in here]
         self._delete([w.job for w in workers], "the pool ended")
+        if self.unanswered_submission:
+            self._delete(self._unknown_jobs(), "submitted, but the answer was cut off")
+        try:
+            self.pool_dir.journal("ended")
+        except OSError as error:  # a full disk: a later driver looks for the jobs again
+            sys.stderr.write(f"batchpool: could not note that the pool ended: {error}\n")
         if not (self.something_failed or self.settings.keep_work_dir):
             self.pool_dir.remove()
+
+    def _unknown_jobs(self) -> list[Job]:
+        """The jobs of this pool in the queue that the pool does not know: those of a
+        submission whose answer was cut off (asked even while terminating)."""
+        assert self.pool_dir is not None
+        name = self.pool_dir.job_name
+        try:
+            statuses = self.backend.jobs_named(name, None)
+        except SchedulerError as error:
+            sys.stderr.write(f"batchpool: could not look for jobs named {name}: {error}\n")
+            return []
+        log_dir = self.pool_dir.log_dir
+        unknown = [job_id for job_id in statuses if job_id not in self.jobs]
+        return [Job(job_id, name, log_dir, log_dir) for job_id in unknown]
 
     def _wait_for_workers_here(self, workers: list[WorkerJob], timeout_s: float) -> list:
         """Wait for the workers running on this host to exit; those still alive after

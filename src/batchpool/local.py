@@ -28,6 +28,7 @@ class LocalBackend:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._processes: dict[str, subprocess.Popen] = {}
+        self._names: dict[str, str] = {}
         self._ids = itertools.count(1)
         self._prefix = f"{os.getpid()}."
 
@@ -55,6 +56,7 @@ class LocalBackend:
                 )
             with self._lock:
                 self._processes[job_id] = process
+                self._names[job_id] = request.job_name
             jobs.append(job)
         return jobs
 
@@ -82,6 +84,18 @@ class LocalBackend:
                 if process is not None and process.poll() is None:
                     _kill_group(process)
                     process.wait()
+
+    def jobs_named(
+        self, name: str, cancel: Optional[threading.Event] = None
+    ) -> dict[str, JobStatus]:
+        """This pool's processes that are still running (those of a dead driver's pool
+        are not known here: they exit by themselves once they see their driver gone)."""
+        with self._lock:
+            return {
+                job_id: JobStatus(JobState.RUNNING)
+                for job_id, process in self._processes.items()
+                if process.poll() is None and self._names.get(job_id) == name
+            }
 
     def explain(
         self,

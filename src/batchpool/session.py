@@ -41,7 +41,7 @@ import socket
 import struct
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
@@ -97,13 +97,26 @@ def process_alive(pid: int) -> bool:
     return _process_alive(pid)
 
 
+class SessionKey:
+    """A digest of everything that makes two maps "the same map", and of the layout,
+    taken part by part (the tasks as they are written)."""
+
+    def __init__(self, parts: Iterable[bytes] = ()) -> None:
+        self._digest = hashlib.sha256(b"layout %d" % LAYOUT_VERSION)
+        for part in parts:
+            self.add(part)
+
+    def add(self, part: bytes) -> None:
+        self._digest.update(_RECORD_HEADER.pack(len(part)))
+        self._digest.update(part)
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()[:16]
+
+
 def session_key(parts: Sequence[bytes]) -> str:
-    """A digest of everything that makes two maps "the same map", and of the layout."""
-    digest = hashlib.sha256(b"layout %d" % LAYOUT_VERSION)
-    for part in parts:
-        digest.update(_RECORD_HEADER.pack(len(part)))
-        digest.update(part)
-    return digest.hexdigest()[:16]
+    """The :class:`SessionKey` of ``parts``."""
+    return SessionKey(parts).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -195,13 +208,32 @@ class Session:
         self._tasks_end = 0
 
     @classmethod
-    def create(cls, work_dir: Path, key: str) -> Session:
-        """Make a new, private session directory inside ``work_dir``, locked by this driver."""
+    def create(cls, work_dir: Path, key: str, tasks_from: Optional[Path] = None) -> Session:
+        """Make a new, private session directory inside ``work_dir``, locked by this driver;
+        with the tasks written in the directory ``tasks_from`` (see :meth:`stage_tasks`),
+        moved in. A session that could not be made whole is removed."""
         directory = _private_directory(Path(work_dir), key)
         session = cls(directory)
-        session.acquire()  # before anything else, so that no one re-attaches to it half-made
-        (session.dir / _layout.RESULTS_DIR).mkdir(mode=0o700)
+        try:
+            session.acquire()  # before anything else: no one re-attaches to it half-made
+            (session.dir / _layout.RESULTS_DIR).mkdir(mode=0o700)
+            if tasks_from is not None:
+                for name in (_layout.TASKS_FILE, _layout.TASKS_INDEX_FILE):
+                    if (tasks_from / name).exists():
+                        os.rename(tasks_from / name, session.dir / name)
+                session.reopen_tasks()
+        except BaseException:
+            session.remove()
+            raise
         return session
+
+    @classmethod
+    def stage_tasks(cls, directory: Path, pickled_tasks: Iterable[bytes]) -> int:
+        """Write tasks into the empty private ``directory`` as :meth:`append_tasks` would,
+        before the session they belong to is known; their number."""
+        staging = cls(directory)
+        staging.append_tasks(pickled_tasks)
+        return staging.num_tasks_written
 
     @classmethod
     def find_unfinished(cls, work_dir: Path, key: str) -> Session | None:
@@ -277,22 +309,20 @@ class Session:
     def write_function(self, payload: bytes) -> None:
         write_file(self.function_path, payload)
 
-    def append_tasks(self, pickled_tasks: Sequence[bytes]) -> None:
-        """Append tasks, each pickled on its own, and their offsets; closed before return,
-        so that a worker on another host that opens them later sees them (NFS)."""
-        index = bytearray()
-        offset = self._tasks_end
-        for payload in pickled_tasks:
-            index += _layout.TASK_INDEX.pack(offset, offset + len(payload))
-            offset += len(payload)
-        files = ((_layout.TASKS_FILE, pickled_tasks), (_layout.TASKS_INDEX_FILE, [index]))
-        for name, data in files:
-            fd = os.open(self.dir / name, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            with os.fdopen(fd, "ab") as f:
-                for part in data:
-                    f.write(part)
-        self._tasks_end = offset
-        self._num_tasks_written += len(pickled_tasks)
+    def append_tasks(self, pickled_tasks: Iterable[bytes]) -> None:
+        """Append tasks, each pickled on its own, and their offsets, as they come (the
+        pickles are not all held at once); closed before return, so that a worker on
+        another host that opens them later sees them (NFS)."""
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+        tasks_fd = os.open(self.dir / _layout.TASKS_FILE, flags, 0o600)
+        index_fd = os.open(self.dir / _layout.TASKS_INDEX_FILE, flags, 0o600)
+        with os.fdopen(tasks_fd, "ab") as tasks, os.fdopen(index_fd, "ab") as index:
+            for payload in pickled_tasks:
+                end = self._tasks_end + len(payload)
+                tasks.write(payload)
+                index.write(_layout.TASK_INDEX.pack(self._tasks_end, end))
+                self._tasks_end = end
+                self._num_tasks_written += 1
 
     def reopen_tasks(self) -> None:
         """Know the tasks already written (a re-attached session)."""
@@ -551,6 +581,17 @@ class PoolDirectory:
         config = _layout.format_config(worker_idle_s, maxtasksperchild)
         write_file(self.dir / _layout.CONFIG_FILE, config)
 
+    def staging_dir(self) -> Path:
+        """A new private directory for files whose place is not known yet."""
+        for n in range(1000):
+            path = self.dir / f"{_layout.STAGING_PREFIX}{n}"
+            try:
+                path.mkdir(mode=0o700)
+            except FileExistsError:
+                continue
+            return path
+        raise FileExistsError(f"no free staging directory in {self.dir}")
+
     def post(self, ticket: Ticket) -> None:
         write_file(self.dir / _layout.TICKETS_DIR / str(ticket.number), ticket.encode())
 
@@ -590,6 +631,48 @@ class PoolDirectory:
     def heartbeat(self, counter: int) -> None:
         beat = f"{socket.gethostname()}\n{os.getpid()}\n{counter}\n".encode()
         write_file(self.dir / _layout.DRIVER_FILE, beat)
+
+    def driver_alive(self) -> bool:
+        """Whether the driver of this pool lives: its process, if it is of this host;
+        else its heartbeat, renewed within :data:`STALE_LOCK_S`."""
+        path = self.dir / _layout.DRIVER_FILE
+        try:
+            host, pid = path.read_text().split("\n")[:2]
+            age = time.time() - path.stat().st_mtime
+        except (OSError, ValueError):
+            return False  # never beat: it died while making the pool
+        if host == socket.gethostname() and pid.isdigit():
+            return process_alive(int(pid))
+        return age < STALE_LOCK_S
+
+    # -- the journal of submissions ----------------------------------------------------
+
+    def journal(self, event: str, **fields: object) -> None:
+        """Append to ``jobs.jsonl``: ``submitting`` before a submission, ``submitted``
+        (with the job ids) after it, ``ended`` once the pool deleted its jobs, ``swept``
+        once another driver deleted what this one's death left in the queue."""
+        row = {"event": event, "time": time.time(), **fields}
+        append_text(self.dir / _layout.JOBS_JOURNAL, json.dumps(row) + "\n")
+
+    def may_have_left_jobs(self) -> bool:
+        """Whether jobs of this pool may be in the queue with nobody to delete them: it
+        submitted, did not end, was not swept, was not detached (its jobs are meant to
+        run on without it), and its driver is dead."""
+        events = {row.get("event") for row in read_json_lines(self.dir / _layout.JOBS_JOURNAL)}
+        if "submitting" not in events or events & {"ended", "swept"}:
+            return False
+        if (self.dir / _layout.DETACHED_FILE).exists():
+            return False
+        return not self.driver_alive()
+
+    @classmethod
+    def dead_ones_with_jobs(cls, work_dir: Path) -> list[PoolDirectory]:
+        """The pools in ``work_dir`` that :meth:`may_have_left_jobs`."""
+        work_dir = Path(work_dir)
+        if not work_dir.is_dir():
+            return []
+        pools = [cls(p) for p in sorted(work_dir.glob(cls.PREFIX + "*")) if p.is_dir()]
+        return [pool for pool in pools if pool.may_have_left_jobs()]
 
     def stop_workers(self) -> None:
         write_file(self.dir / _layout.STOP_FILE, b"")

@@ -696,6 +696,14 @@ class SgeBackend:
         result = run_command(self.qstat_argv(), self.command_policy, cancel=cancel)
         return job_statuses(_parsed(parse_qstat_xml, result), jobs)
 
+    def jobs_named(
+        self, name: str, cancel: Optional[threading.Event] = None
+    ) -> dict[str, JobStatus]:
+        """Every job called ``name`` still in the queue (one ``qstat -xml``)."""
+        result = run_command(self.qstat_argv(), self.command_policy, cancel=cancel)
+        named = [j for j in _parsed(parse_qstat_xml, result) if j.name == sge_job_name(name)]
+        return job_statuses(named, [Job(j.job_id, name, Path(), Path()) for j in named])
+
     def explain(
         self,
         jobs: Sequence[Job],

@@ -458,3 +458,35 @@ def test_remove_the_pool_directory(tmp_path):
     pool.post(_layout.Ticket(0, "/s", 0, 0, 0, 1, "k"))
     pool.remove()
     assert not pool.dir.exists()
+
+
+def write_heartbeat(pool: PoolDirectory, host: str, pid: int) -> None:
+    (pool.dir / _layout.DRIVER_FILE).write_text(f"{host}\n{pid}\n1\n")
+
+
+def test_a_dead_drivers_pool_that_submitted_and_did_not_end_may_have_left_jobs(tmp_path):
+    pool = PoolDirectory.create(tmp_path)
+    assert PoolDirectory.dead_ones_with_jobs(tmp_path) == []  # nothing submitted
+    pool.journal("submitting", count=1, tier=0)
+    write_heartbeat(pool, socket.gethostname(), dead_pid())
+    assert [p.dir for p in PoolDirectory.dead_ones_with_jobs(tmp_path)] == [pool.dir]
+    pool.journal("swept", deleted=["7"])
+    assert PoolDirectory.dead_ones_with_jobs(tmp_path) == []  # not twice
+
+
+def test_a_pool_whose_driver_lives_ended_or_detached_has_no_jobs_left(tmp_path, other_process):
+    alive, ended, detached = (PoolDirectory.create(tmp_path) for _ in range(3))
+    for pool in (alive, ended, detached):
+        pool.journal("submitting", count=1, tier=0)
+    write_heartbeat(alive, socket.gethostname(), other_process)
+    write_heartbeat(ended, socket.gethostname(), dead_pid())
+    ended.journal("ended")
+    write_heartbeat(detached, socket.gethostname(), dead_pid())
+    (detached.dir / _layout.DETACHED_FILE).write_bytes(b"{}")
+    assert PoolDirectory.dead_ones_with_jobs(tmp_path) == []
+    # A driver on another host: its heartbeat file's age tells.
+    write_heartbeat(alive, "elsewhere", 1)
+    assert PoolDirectory.dead_ones_with_jobs(tmp_path) == []
+    old = time.time() - session_module.STALE_LOCK_S - 1
+    os.utime(alive.dir / _layout.DRIVER_FILE, (old, old))
+    assert [p.dir for p in PoolDirectory.dead_ones_with_jobs(tmp_path)] == [alive.dir]

@@ -54,6 +54,7 @@ from ..errors import SchedulerError
 from ..proto_pool import BackendPool
 from ..worker import is_job_variable
 from .squeue import (
+    SqueueLine,
     filter_stderr_noise,
     is_sacct_unavailable,
     job_statuses,
@@ -430,9 +431,24 @@ class SlurmBackend:
             return {}
         names = sorted({job.name for job in jobs})
         argv = squeue_argv(self.squeue_path, names)
+        return job_statuses(self._squeue(argv, cancel), (job.job_id for job in jobs))
+
+    def jobs_named(
+        self, name: str, cancel: Optional[threading.Event] = None
+    ) -> dict[str, JobStatus]:
+        """Every job (array element) called ``name`` still pending or running."""
+        lines = self._squeue(squeue_argv(self.squeue_path, [name]), cancel)
+        statuses = job_statuses(lines, (line.job_id for line in lines if line.name == name))
+        return {
+            job_id: status
+            for job_id, status in statuses.items()
+            if status.state in (JobState.PENDING, JobState.RUNNING)
+        }
+
+    def _squeue(self, argv: list[str], cancel: Optional[threading.Event]) -> list[SqueueLine]:
         result = self._run(argv, cancel=cancel)
         try:
-            lines = parse_squeue(result.stdout)
+            return parse_squeue(result.stdout)
         except ValueError as error:
             raise SchedulerError(
                 f"squeue printed a line batchpool cannot read: {error}",
@@ -441,7 +457,6 @@ class SlurmBackend:
                 stdout=result.stdout,
                 stderr=result.stderr,
             ) from None
-        return job_statuses(lines, (job.job_id for job in jobs))
 
     def explain(
         self,

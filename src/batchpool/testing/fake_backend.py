@@ -190,6 +190,16 @@ class FakeBackend:
                 )
         return statuses
 
+    def jobs_named(
+        self, name: str, cancel: Optional[threading.Event] = None
+    ) -> dict[str, JobStatus]:
+        named = [fake.job for fake in self.jobs if fake.job.name == name]
+        return {
+            job_id: status
+            for job_id, status in self.status(named, cancel).items()
+            if status.state in (JobState.PENDING, JobState.RUNNING)
+        }
+
     def delete(self, jobs: Sequence[Job], cancel: Optional[threading.Event] = None) -> None:
         ids = {job.job_id for job in jobs}
         for fake in self.jobs:
