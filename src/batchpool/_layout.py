@@ -11,6 +11,9 @@ A pool directory (one per :class:`~batchpool.Pool`, the queue its workers take w
     POOL/config             worker settings: idle seconds, max chunks per worker
     POOL/driver             the driver's heartbeat: host, pid, a counter it rewrites
     POOL/stop               exists once the pool is closed or terminated: workers exit
+    POOL/detached           exists once the driver detached (``batchpool.submit``): the
+                            workers stay when the driver is gone; it holds the backend
+                            and options for ``batchpool.attach`` (JSON)
     POOL/next               a hint: the lowest ticket number that may be unclaimed
     POOL/tickets/N          ticket N: which tasks of which session to run
     POOL/claims/N           created with O_EXCL by the worker that takes ticket N
@@ -52,6 +55,7 @@ INITIALIZER_FILE = "initializer.pkl"
 CONFIG_FILE = "config"
 DRIVER_FILE = "driver"
 STOP_FILE = "stop"
+DETACHED_FILE = "detached"
 NEXT_FILE = "next"
 TICKETS_DIR = "tickets"
 CLAIMS_DIR = "claims"
@@ -83,7 +87,8 @@ BEGIN = b"B"
 time (``time.time()``); payload: the worker's :class:`Claim`."""
 TASK = b"T"
 """Record kind: a task ended. Number: the task's index; seconds: how long it ran;
-payload: its envelope, pickled."""
+payload: its envelope, pickled, then (from batchpool 0.2) a :data:`USAGE_TRAILER`.
+``pickle.loads`` ignores the bytes after a pickle, so older readers see the envelope."""
 END = b"E"
 """Record kind: the chunk ended. Number: its stop task; seconds: how long its tasks ran."""
 EXIT_FILE_SUFFIX = ".exit"
@@ -349,3 +354,26 @@ def parse_ranges(text: str) -> list[int]:
         first, _, last = part.partition("-")
         numbers.extend(range(int(first), int(last or first) + 1))
     return numbers
+
+
+USAGE_TRAILER = struct.Struct("<dQ4s")
+"""What a task used, after its envelope in its :data:`TASK` record: CPU seconds (user and
+system, of the worker and the processes it waited for, while the task ran), the peak
+resident memory of the job's worker so far in KiB (of it or of a process it waited for),
+and :data:`USAGE_MAGIC`. A pickle ends with its STOP opcode ``.``, never with the magic,
+so a payload that ends with the magic has the trailer."""
+USAGE_MAGIC = b"BPU1"
+
+
+def encode_usage(cpu_s: float, max_rss_kb: int) -> bytes:
+    """The :data:`USAGE_TRAILER` of one task."""
+    return USAGE_TRAILER.pack(cpu_s, max_rss_kb, USAGE_MAGIC)
+
+
+def decode_usage(payload: bytes) -> tuple[float, int] | None:
+    """``(cpu_s, max_rss_kb)`` from a :data:`TASK` payload; None if it has no trailer (a
+    record of an older worker, or an envelope the driver made)."""
+    if len(payload) <= USAGE_TRAILER.size or payload[-4:] != USAGE_MAGIC:
+        return None
+    cpu_s, max_rss_kb, _ = USAGE_TRAILER.unpack_from(payload, len(payload) - USAGE_TRAILER.size)
+    return cpu_s, max_rss_kb

@@ -90,6 +90,22 @@ def session_status(session_dir: Path) -> str:
     return "\n".join(lines)
 
 
+def efficiency_lines(found: Optional[results.Efficiency]) -> list[str]:
+    """What the tasks used (:func:`batchpool.results.efficiency`), and what to ask for."""
+    if found is None:
+        return []
+    wall, cpu, rss = found.wall_s, found.cpu_s, found.job_rss_mb
+    return [
+        f"time per task ({found.num_tasks} measured): median {wall.median:.2f} s, "
+        f"p95 {wall.p95:.2f} s, max {wall.max:.2f} s; CPU median {cpu.median:.2f} s, "
+        f"p95 {cpu.p95:.2f} s, max {cpu.max:.2f} s ({found.cpu_fraction:.0%} of the wall time)",
+        f"peak memory per job ({len(found.max_rss_mb_by_job)} jobs): median "
+        f"{rss.median:.0f} MiB, p95 {rss.p95:.0f} MiB, max {rss.max:.0f} MiB",
+        f"suggested for the next run: {found.suggestion()} (the longest chunk took "
+        f"{found.longest_chunk_s:.1f} s)",
+    ]
+
+
 def _task_range(tasks: range) -> str:
     if len(tasks) == 1:
         return str(tasks.start)
@@ -324,22 +340,45 @@ def report(args: argparse.Namespace) -> int:
     if output.suffix not in (".png", ".html"):
         return _usage_error(f"--output must end in .png or .html: {output}")
     timeline = results.timeline(args.session)
+    usage = results.task_usage(args.session)
     if output.suffix == ".html":
         chunks = results.summarize_chunks(args.session)
-        output.write_text(render_html(Path(args.session), timeline, chunks), encoding="utf-8")
+        usage_html = render_usage_html(args.session)
+        page = render_html(Path(args.session), timeline, chunks, usage_html)
+        output.write_text(page, encoding="utf-8")
     else:
         try:
-            write_png(timeline, output, title=Path(args.session).name)
+            write_png(timeline, output, title=Path(args.session).name, usage=usage)
         except ImportError:
             return _error("a PNG report needs matplotlib: pip install 'batchpool[report]'", 1)
     print(f"wrote {output}")
     return 0
 
 
+def render_usage_html(session_dir: str | os.PathLike[str]) -> str:
+    """The section of the HTML report on the time and memory the tasks used."""
+    found = results.efficiency(session_dir)
+    if found is None:
+        return "<h2>Time and memory</h2>\n<p>No task of this session was measured.</p>\n"
+    summary = "".join(f"<li>{html.escape(line)}</li>" for line in efficiency_lines(found))
+    jobs = "\n".join(
+        f"<tr><td>{html.escape(job)}</td><td>{mb:.0f}</td></tr>"
+        for job, mb in found.max_rss_mb_by_job
+    )
+    return (
+        f"<h2>Time and memory</h2>\n<ul>{summary}</ul>\n"
+        f"<table>\n<tr><th>job</th><th>peak memory (MiB)</th></tr>\n{jobs}\n</table>\n"
+    )
+
+
 def render_html(
-    session_dir: Path, timeline: results.Timeline, chunks: Sequence[results.ChunkSummary]
+    session_dir: Path,
+    timeline: results.Timeline,
+    chunks: Sequence[results.ChunkSummary],
+    usage_html: str = "",
 ) -> str:
-    """A self-contained page: the jobs against time (inline SVG) and a table of the chunks."""
+    """A self-contained page: the jobs against time (inline SVG), ``usage_html``
+    (:func:`render_usage_html`) and a table of the chunks."""
     name = html.escape(session_dir.name)
     rows = "\n".join(
         f"<tr><td>{c.chunk}</td><td>{_task_range(c.tasks)}</td>"
@@ -358,7 +397,7 @@ def render_html(
 while this map ran. A job counts as ended when it failed or vanished holding a chunk (which
 was posted again), when it was deleted while waiting, and at the latest when the map
 ended (idle jobs exit by themselves).</small></p>
-<h2>Chunks</h2>
+{usage_html}<h2>Chunks</h2>
 <table>
 <tr><th>chunk</th><th>tasks</th><th>state</th><th>attempts</th><th>claimed by jobs</th>\
 <th>first failure</th></tr>
@@ -426,12 +465,22 @@ role="img" aria-label="jobs submitted and ended against time">
 </svg>"""
 
 
-def write_png(timeline: results.Timeline, output: Path, title: str) -> None:
-    """The same picture as :func:`render_svg`, drawn by matplotlib (``batchpool[report]``)."""
+def write_png(
+    timeline: results.Timeline,
+    output: Path,
+    title: str,
+    usage: Sequence[results.TaskUsage] = (),
+) -> None:
+    """The same picture as :func:`render_svg`, drawn by matplotlib (``batchpool[report]``);
+    with ``usage``, two more panels: the time of each task, and the peak memory of each
+    job."""
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(8, 4))
-    axes = figure.add_subplot()
+    measured = [u for u in usage if u.cpu_s is not None]
+    figure = Figure(figsize=(8, 9) if measured else (8, 4), layout="constrained")
+    axes = figure.add_subplot(3, 1, 1) if measured else figure.add_subplot()
+    if measured:
+        _plot_usage(figure, measured)
     times = [p.time_s for p in timeline.points]
     axes.step(times, [p.submitted for p in timeline.points], where="post", label="submitted")
     axes.step(times, [p.ended for p in timeline.points], where="post", label="ended")
@@ -440,6 +489,85 @@ def write_png(timeline: results.Timeline, output: Path, title: str) -> None:
     axes.set_title(title)
     axes.legend()
     figure.savefig(output)
+
+
+def _plot_usage(figure: Any, measured: Sequence[results.TaskUsage]) -> None:
+    """Panels 2 and 3 of :func:`write_png`."""
+    times = figure.add_subplot(3, 1, 2)
+    num_bins = min(30, max(5, len(measured) // 3))
+    longest = max(max(u.wall_s, u.cpu_s or 0.0) for u in measured) or 1.0
+    bins = [longest * i / num_bins for i in range(num_bins + 1)]  # the same for both
+    times.hist([u.wall_s for u in measured], bins=bins, alpha=0.6, label="wall time")
+    times.hist([u.cpu_s for u in measured], bins=bins, alpha=0.6, label="CPU time")
+    times.set_xlabel("seconds per task")
+    times.set_ylabel("tasks")
+    times.legend()
+    peaks: dict[str, float] = {}
+    for u in measured:
+        peaks[u.job_id or "?"] = max(peaks.get(u.job_id or "?", 0.0), u.max_rss_mb or 0.0)
+    memory = figure.add_subplot(3, 1, 3)
+    jobs = sorted(peaks)
+    memory.bar(range(len(jobs)), [peaks[j] for j in jobs])
+    memory.set_xticks(range(len(jobs)), jobs, rotation=45, ha="right", fontsize="small")
+    memory.set_xlabel("job")
+    memory.set_ylabel("peak memory (MiB)")
+
+
+# -- wait -------------------------------------------------------------------------------
+
+
+def wait(args: argparse.Namespace) -> int:
+    """``batchpool wait SESSION``: drive a detached map to its end; its session is kept."""
+    import multiprocessing
+
+    attached = batchpool.attach(args.session, keep_work_dir=True, verbose=args.verbose)
+    try:
+        values = attached.get(args.timeout)
+    except multiprocessing.TimeoutError:
+        return _error(f"the map is not done after {args.timeout} s; wait again later", 3)
+    except batchpool.PoolError as error:
+        return _error(f"the map failed: {error}", 1)
+    except Exception as error:  # a task's own exception: the others are in the session
+        return _error(f"a task raised {type(error).__name__}: {error}", 1)
+    print(f"{len(values)} results in {attached.session_dir}")
+    print(f"read them with batchpool.load({str(attached.session_dir)!r})")
+    return 0
+
+
+def _add_wait(commands: argparse._SubParsersAction) -> None:
+    wait_parser = commands.add_parser(
+        "wait", help="collect a detached map (batchpool.submit): resubmit what was lost"
+    )
+    wait_parser.add_argument("session", metavar="SESSION")
+    wait_parser.add_argument("--timeout", type=float, help="seconds; default: no limit")
+    wait_parser.add_argument("--verbose", "-v", action="store_true", help="every state change")
+    wait_parser.set_defaults(run=wait)
+
+
+# -- config -----------------------------------------------------------------------------
+
+
+def show_config(args: argparse.Namespace) -> int:
+    """``batchpool config``: the options a pool made here would get, and their sources."""
+    from batchpool import config
+
+    try:
+        found = config.effective(args.backend, {}, args.profile)
+    except config.ConfigError as error:
+        return _error(str(error), 1)
+    print(config.describe(found))
+    return 0
+
+
+def _add_config(commands: argparse._SubParsersAction) -> None:
+    config_parser = commands.add_parser(
+        "config", help="the backend and options a pool made here gets, and where each came from"
+    )
+    config_parser.add_argument("--profile", metavar="NAME", help="default: as batchpool.Pool()")
+    config_parser.add_argument(
+        "--backend", choices=sorted(batchpool.BACKENDS), help="default: as batchpool.Pool()"
+    )
+    config_parser.set_defaults(run=show_config)
 
 
 # -- the command ------------------------------------------------------------------------
@@ -462,6 +590,8 @@ def parser() -> argparse.ArgumentParser:
     commands = main_parser.add_subparsers(dest="command", required=True)
     _add_demo(commands)
     _add_session_commands(commands)
+    _add_config(commands)
+    _add_wait(commands)
     return main_parser
 
 

@@ -45,7 +45,15 @@ from typing import Any, Callable, Optional, Protocol
 import cloudpickle
 
 from . import chunking
-from ._layout import Claim, Ticket, read_tasks
+from ._layout import (
+    DETACHED_FILE,
+    NO_SPACE_ERRNOS,
+    NO_SPACE_EXIT,
+    Claim,
+    Ticket,
+    read_tasks,
+    write_atomically,
+)
 from .backend import Backend, Ending, Job, JobRequest, JobState, JobStatus, Resources
 from .commands import Cancelled
 from .errors import (
@@ -165,6 +173,9 @@ class Call:
         self.next_chunk = 0
         self.ended = False
         self.failed = False
+        self.attach_to: Optional[Path] = None
+        """The session of a detached map to drive (:func:`batchpool.attach`), instead of
+        ``function`` and ``tasks``."""
 
     @property
     def num_uncut(self) -> int:
@@ -415,8 +426,14 @@ class Dispatcher:
     def _open(self, call: Call) -> None:
         try:
             self._ensure_pool_dir()
-            self._open_session(call)
+            if call.attach_to is not None:
+                self._attach(call)
+            else:
+                self._open_session(call)
         except BaseException as error:  # pickling errors, full disks: this call fails alone
+            if isinstance(error, OSError) and error.errno in NO_SPACE_ERRNOS:
+                # while resuming: what was kept stays, for a later resume
+                error = _for_session(_unwritable(self.settings.work_dir, error, True), call)
             call.sink.fail(error)
             if call.session is not None:
                 self._end_session(call, error)
@@ -535,6 +552,46 @@ class Dispatcher:
             call.session.write_manifest(self._manifest(call, call.num_tasks_known))
 
     # -- resume ------------------------------------------------------------------------
+
+    def _attach(self, call: Call) -> None:
+        """Drive the session of a detached map (``call.attach_to``) as a resume of it, its
+        function and tasks read from the session instead of given (:mod:`batchpool.detach`)."""
+        assert call.attach_to is not None
+        session = Session(call.attach_to)
+        manifest = session.manifest()
+        call.function_key = hashlib.sha256(session.function_path.read_bytes()).hexdigest()[:16]
+        key = session.dir.name.split("_")[1]
+        if manifest.num_tasks is None or not self._reattach(call, key, manifest.num_tasks):
+            raise PoolError(f"{session.dir} is no unfinished session of a map", session.dir)
+
+    def detach(self, marker: bytes = b"") -> list[Path]:
+        """Let the calls submitted run without this driver (:func:`batchpool.submit`; a
+        dispatcher that is not ``threaded``, instead of :meth:`step`): open their sessions,
+        post every chunk as a ticket, mark the pool directory ``detached`` with ``marker``
+        (its workers then stay when this process is gone), ask for the workers, and leave
+        the sessions unfinished, for :func:`batchpool.attach`. The sessions' directories."""
+        assert not self.threaded
+        self._take_inbox()  # opens the sessions; a call that cannot be opened fails alone
+        if self.pool_dir is None or not self.calls:
+            return []
+        chunk = self._next_chunk()
+        while chunk is not None:  # bounded: each chunk takes tasks from what is uncut
+            self._post(chunk)
+            chunk = self._next_chunk()
+        self._update_hint()
+        write_atomically(str(self.pool_dir.dir / DETACHED_FILE), marker)
+        self._adjust_workers()
+        sessions = []
+        for call in self.calls:
+            assert call.session is not None
+            self._say(call, "detached", chunks=call.next_chunk, jobs=len(self.jobs))
+            call.session.close_log()
+            call.session.release()
+            sessions.append(call.session.dir)
+        self.calls.clear()
+        self.jobs.clear()
+        self.finished.set()
+        return sessions
 
     def _reattach(self, call: Call, key: str, num_tasks: int) -> bool:
         """Take over the unfinished session of the same map: keep its results, adopt the

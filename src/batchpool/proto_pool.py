@@ -729,6 +729,7 @@ class BackendPool(Pool):
     ) -> None:
         import inspect
 
+        options = _configured(self.backend_class, options)
         names: set[str] = set()
         for klass in getattr(self.backend_class, "__mro__", ()):
             if "__init__" in vars(klass) and klass is not object:
@@ -739,3 +740,12 @@ class BackendPool(Pool):
             processes, initializer, initargs, maxtasksperchild, context, backend=backend, **options
         )
 
+
+def _configured(backend_class: Callable[..., Backend], options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` over those of the profile and the ``BATCHPOOL_*`` variables
+    (:mod:`batchpool.config`); ``profile`` names the profile."""
+    from .config import configured_options
+
+    profile = options.pop("profile", None)
+    name: str = getattr(backend_class, "name")  # noqa: B009 (a class attribute of backends)
+    return configured_options(name, options, profile)

@@ -25,6 +25,7 @@ import json
 import os
 import pickle
 import socket
+import statistics
 import struct
 import time
 from collections.abc import Sequence
@@ -56,9 +57,12 @@ __all__ = [
     "NotASessionError",
     "PoolDriver",
     "ResultsError",
+    "Efficiency",
     "SessionSummary",
+    "Spread",
     "TaskOutcome",
     "TaskStatus",
+    "TaskUsage",
     "Timeline",
     "TimelinePoint",
     "Unresolved",
@@ -76,6 +80,8 @@ __all__ = [
     "pools_of_session",
     "summarize_chunks",
     "summarize_session",
+    "efficiency",
+    "task_usage",
     "timeline",
 ]
 
@@ -128,6 +134,16 @@ class TaskOutcome:
     exception: Optional[BaseException] = None
     traceback: str = ""
     losses: tuple[str, ...] = ()
+    wall_s: Optional[float] = None
+    """How long the task ran, as its worker measured it (None: no result)."""
+    cpu_s: Optional[float] = None
+    """CPU seconds the task used, user and system, with the processes it waited for
+    (None: no result, or one recorded by a worker older than batchpool 0.2)."""
+    max_rss_mb: Optional[float] = None
+    """The peak resident memory of the task's job up to the task's end, in MiB (as
+    ``cpu_s``)."""
+    job_id: str = ""
+    """The job that ran the task, where the session tells."""
 
     def failure_line(self) -> str:
         """``Type: message`` of a failed task (its first line), else ``""``."""
@@ -352,10 +368,11 @@ def load(session_dir: PathLike, *, strict: bool = True) -> list[TaskOutcome]:
         if event.event == "lost":
             for index in range(event.start, min(event.stop, len(outcomes))):
                 losses.setdefault(index, []).append(event.detail)
-    return [
+    outcomes = [
         dataclasses.replace(o, losses=tuple(losses[o.index])) if o.index in losses else o
         for o in outcomes
     ]
+    return _with_usage(outcomes, session)
 
 
 @dataclass(frozen=True)
@@ -711,3 +728,156 @@ def _count(value: object) -> int:
         return max(0, int(value))  # type: ignore[call-overload]
     except (TypeError, ValueError):
         return 1
+
+
+# -- what the tasks used (recorded by the workers) -----------------------------------------
+
+
+@dataclass(frozen=True)
+class TaskUsage:
+    """What one task used, as the worker that ran it measured it (:mod:`batchpool.worker`)."""
+
+    index: int
+    chunk: int
+    wall_s: float
+    cpu_s: Optional[float]
+    """None for a result recorded by a worker older than batchpool 0.2."""
+    max_rss_mb: Optional[float]
+    """The peak resident memory of the job's worker up to the task's end, in MiB."""
+    job_id: str
+
+
+def task_usage(session_dir: PathLike) -> list[TaskUsage]:
+    """Time and memory of every task that has a result, in input order. Where two
+    chunks hold the same task (a resumed map), the later chunk's record counts."""
+    session, _ = open_session(session_dir)
+    return _task_usage(session)
+
+
+def _task_usage(session: Session) -> list[TaskUsage]:
+    job_of_chunk = _job_of_chunk(session)
+    usage: dict[int, TaskUsage] = {}
+    for result in sorted(session.all_results(), key=lambda r: r.chunk):
+        job = job_of_chunk.get(result.chunk, "")
+        for index, wall_s, payload in zip(result.tasks, result.task_s, result.pickled_envelopes):
+            measured = _layout.decode_usage(payload)
+            cpu_s, rss_mb = (None, None) if measured is None else (measured[0], measured[1] / 1024)
+            usage[index] = TaskUsage(index, result.chunk, wall_s, cpu_s, rss_mb, job)
+    return [usage[index] for index in sorted(usage)]
+
+
+def _job_of_chunk(session: Session) -> dict[int, str]:
+    """The job that claimed each chunk last: as the driver saw it, else (no driver saw
+    the claim: a detached map) from the claim in the pool directory, if it is still there."""
+    claimed: dict[int, str] = {}
+    posted: dict[int, ChunkEvent] = {}
+    for event in _chunk_events(session):
+        if event.event == "claimed":
+            claimed[event.chunk] = event.job_id
+        elif event.event == "posted":
+            posted[event.chunk] = event
+            claimed.pop(event.chunk, None)  # posted again: an earlier claim is not the one
+    for chunk, event in posted.items():
+        if chunk not in claimed and event.pool and Path(event.pool).is_dir():
+            claim = PoolDirectory(Path(event.pool)).claim(event.ticket)
+            if claim is not None and not claim.withdrawn:
+                claimed[chunk] = claim.job_id
+    return claimed
+
+
+def _with_usage(outcomes: list[TaskOutcome], session: Session) -> list[TaskOutcome]:
+    usage = {u.index: u for u in _task_usage(session)}
+    return [
+        dataclasses.replace(
+            o,
+            wall_s=usage[o.index].wall_s,
+            cpu_s=usage[o.index].cpu_s,
+            max_rss_mb=usage[o.index].max_rss_mb,
+            job_id=usage[o.index].job_id,
+        )
+        if o.index in usage and o.status is not TaskStatus.MISSING
+        else o
+        for o in outcomes
+    ]
+
+
+@dataclass(frozen=True)
+class Spread:
+    """Median, 95th percentile (nearest rank) and maximum of some numbers."""
+
+    median: float
+    p95: float
+    max: float
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Spread:
+        ordered = sorted(values)
+        if not ordered:
+            raise ValueError("no values")
+        median = statistics.median(ordered)
+        rank = max(1, -(-95 * len(ordered) // 100))  # nearest rank: ceil(0.95 n)
+        return cls(median, ordered[rank - 1], ordered[-1])
+
+
+MEM_HEADROOM = 1.25
+"""The suggested memory is the largest peak of a job times this..."""
+MEM_STEP_MB = 100
+"""...rounded up to a multiple of this."""
+TIME_HEADROOM = 1.5
+"""The suggested time is the longest chunk times this, plus :data:`JOB_START_S`, rounded
+up to whole minutes: a job must at least finish the chunk it holds."""
+JOB_START_S = 60
+
+
+@dataclass(frozen=True)
+class Efficiency:
+    """The time and memory the tasks of a session used, and what to ask for next time."""
+
+    num_tasks: int
+    """Tasks whose worker measured them (a result of batchpool 0.2 or later)."""
+    wall_s: Spread
+    cpu_s: Spread
+    cpu_fraction: float
+    """CPU seconds over wall seconds, of all these tasks together."""
+    longest_chunk_s: float
+    max_rss_mb_by_job: tuple[tuple[str, float], ...]
+    """Each job's peak resident memory (MiB), largest first."""
+    suggested_time_s: int
+    suggested_mem_mb: int
+
+    @property
+    def job_rss_mb(self) -> Spread:
+        return Spread.of([mb for _, mb in self.max_rss_mb_by_job])
+
+    def suggestion(self) -> str:
+        """``time=H:MM:SS mem=NM``: options for the next run of the same work."""
+        hours, rest = divmod(self.suggested_time_s, 3600)
+        return f"time={hours}:{rest // 60:02d}:{rest % 60:02d} mem={self.suggested_mem_mb}M"
+
+
+def efficiency(session_dir: PathLike) -> Optional[Efficiency]:
+    """:class:`Efficiency` of the session's measured tasks; None if there are none."""
+    measured = [u for u in task_usage(session_dir) if u.cpu_s is not None]
+    if not measured:
+        return None
+    by_job: dict[str, float] = {}
+    by_chunk: dict[int, float] = {}
+    for u in measured:
+        job = u.job_id or "?"
+        by_job[job] = max(by_job.get(job, 0.0), u.max_rss_mb or 0.0)
+        by_chunk[u.chunk] = by_chunk.get(u.chunk, 0.0) + u.wall_s
+    wall = [u.wall_s for u in measured]
+    cpu = [u.cpu_s or 0.0 for u in measured]
+    longest = max(by_chunk.values())
+    time_s = 60 * -(-int(longest * TIME_HEADROOM + JOB_START_S) // 60)
+    mem_mb = MEM_STEP_MB * -(-int(max(by_job.values()) * MEM_HEADROOM) // MEM_STEP_MB)
+    return Efficiency(
+        len(measured),
+        Spread.of(wall),
+        Spread.of(cpu),
+        sum(cpu) / sum(wall) if sum(wall) > 0 else 0.0,
+        longest,
+        tuple(sorted(by_job.items(), key=lambda item: -item[1])),
+        time_s,
+        max(MEM_STEP_MB, mem_mb),
+    )

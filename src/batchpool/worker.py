@@ -30,8 +30,8 @@ from a job the scheduler killed.
 
 It exits when no ticket came for ``worker_idle_s``, when ``POOL/stop`` exists, when
 its driver is gone (the driver's process is gone on this host, or its heartbeat
-has not changed for :data:`DRIVER_SILENT_S`), or after ``maxtasksperchild`` chunks
-(after one with ``worker_idle_s=0``).
+has not changed for :data:`DRIVER_SILENT_S`; not if ``POOL/detached`` exists), or
+after ``maxtasksperchild`` chunks (after one with ``worker_idle_s=0``).
 
 This module is imported on every job start: it imports nothing heavy.
 """
@@ -49,6 +49,7 @@ from ._layout import (
     CANCELLED_FILE,
     CLAIMS_DIR,
     CONFIG_FILE,
+    DETACHED_FILE,
     DRIVER_FILE,
     END,
     ENVIRONMENT_FILE,
@@ -68,6 +69,7 @@ from ._layout import (
     Ticket,
     create_exclusively,
     encode_record,
+    encode_usage,
     job_id_from_environment,
     parse_config,
     read_file,
@@ -190,6 +192,25 @@ def run_task(function, pickled: bytes) -> bytes:
         return pickle.dumps(_failure(MaybeEncodingError(exc, envelope[1])))
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and of the children it waited for, user and system."""
+    own, children = _rusage()
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def peak_rss_kb() -> int:
+    """The peak resident memory of this process, or of the largest child it waited for,
+    in KiB (what ``getrusage`` says on Linux)."""
+    own, children = _rusage()
+    return max(own.ru_maxrss, children.ru_maxrss)
+
+
+def _rusage() -> tuple:
+    import resource  # a builtin module: costs nothing after the first task
+
+    return resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+
+
 class _Unusable:
     """Stands for a function that could not be unpickled: each task fails with its error."""
 
@@ -283,10 +304,11 @@ class Worker:
             os.write(fd, encode_record(BEGIN, ticket.start, time.time(), self.claim))
             started = time.perf_counter()
             for index, pickled in enumerate(tasks, ticket.start):
-                task_started = time.perf_counter()
+                task_started, cpu_started = time.perf_counter(), cpu_seconds()
                 envelope = run_task(function, pickled)
                 seconds = time.perf_counter() - task_started
-                os.write(fd, encode_record(TASK, index, seconds, envelope))
+                usage = encode_usage(cpu_seconds() - cpu_started, peak_rss_kb())
+                os.write(fd, encode_record(TASK, index, seconds, envelope + usage))
             os.write(fd, encode_record(END, ticket.stop, time.perf_counter() - started))
         finally:
             os.close(fd)
@@ -321,7 +343,10 @@ class Worker:
         return self._exists(STOP_FILE) or self._driver_gone()
 
     def _driver_gone(self) -> bool:
-        """The driver's process is gone (same host), or its heartbeat stood still too long."""
+        """The driver's process is gone (same host), or its heartbeat stood still too long;
+        never for a detached pool, whose driver left on purpose (``batchpool.submit``)."""
+        if self._exists(DETACHED_FILE):
+            return False
         data = read_file(self._path(DRIVER_FILE)) or b""
         fields = data.decode(errors="replace").split("\n")
         if len(fields) >= 2 and fields[0] == os.uname().nodename and fields[1].isdigit():

@@ -58,10 +58,16 @@ def run(capsys, *argv):
     return code, out, err
 
 
+def without_efficiency(lines):
+    """The lines of ``batchpool status`` but those on time and memory (test_efficiency.py)."""
+    efficiency = ("time per task ", "peak memory per job ", "suggested for the next run: ")
+    return [line for line in lines if not line.startswith(efficiency)]
+
+
 def test_status_of_a_session(session, capsys):
     code, out, err = run(capsys, "status", session.dir)
     assert (code, err) == (0, "")
-    header, *rows, summary, logs = out.splitlines()
+    header, *rows, summary, logs = without_efficiency(out.splitlines())
     assert header.split() == [
         "CHUNK",
         "TASKS",
@@ -83,7 +89,7 @@ def test_status_of_a_session(session, capsys):
     (pool_dir,) = results.find_pool_dirs(session.dir.parent)
     assert logs == f"logs of its jobs: {pool_dir / 'logs'}"
     session.acquire()
-    summary = run(capsys, "status", session.dir)[1].splitlines()[-2]
+    summary = without_efficiency(run(capsys, "status", session.dir)[1].splitlines())[-2]
     driver = f"driven now by process {os.getpid()} on {socket.gethostname()}"
     assert summary.endswith(f"not finished; {driver}")
 
@@ -341,7 +347,7 @@ def test_status_of_an_abandoned_session(abandoned, capsys):
     _, _, unfinished = abandoned
     code, out, _ = run(capsys, "status", unfinished)
     assert code == 0
-    header, *rows, summary, logs = out.splitlines()
+    header, *rows, summary, logs = without_efficiency(out.splitlines())
     assert [row.split()[:4] for row in rows] == [
         ["0", "0", "done", "1"],
         ["1", "1", "done", "1"],
