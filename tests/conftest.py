@@ -2,14 +2,16 @@
 
 ``multiprocessing`` is the reference the others must match; ``local`` is
 batchpool's local backend; ``dummy-*`` run against the dummy schedulers of
-``batchpool.testing``; ``real-*`` against a real Slurm or SGE (marked, and
-skipped only where the scheduler's programs are not installed).
+``batchpool.testing``; ``real-*`` against a real Slurm or SGE, or (``real-pbs``)
+Slurm's Torque wrappers in front of that Slurm (marked, and skipped only where the
+scheduler's programs are not installed).
 """
 
 from __future__ import annotations
 
 import importlib
 import multiprocessing
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -24,12 +26,17 @@ from batchpool.testing import DummyCluster, install_dummies  # noqa: E402
 
 FAST_COMMANDS = CommandPolicy(timeout_s=30.0, num_retries=3, backoff_s=0.2)
 
+PBS_WRAPPERS = Path(os.environ.get("BATCHPOOL_PBS_WRAPPERS", "/opt/slurm-torque/usr/bin"))
+"""Slurm's Torque wrappers, as ``ci/pbs/install.sh`` unpacks them (off PATH: SGE's
+``qsub`` is on it)."""
+
 REAL = {
     "slurm": ("sbatch", pytest.mark.slurm),
     "slurm.array": ("sbatch", pytest.mark.slurm),
     "sge": ("qsub", pytest.mark.sge),
+    "pbs": (str(PBS_WRAPPERS / "qsub"), pytest.mark.pbs),
 }
-"""Real scheduler kinds: the program that must be on PATH, and their mark."""
+"""Real scheduler kinds: the program that must be on PATH (or at that path), and their mark."""
 
 POOL_KINDS = [
     "multiprocessing",
@@ -37,6 +44,7 @@ POOL_KINDS = [
     "dummy-slurm",
     "dummy-slurm.array",
     "dummy-sge",
+    "dummy-pbs",
     *(pytest.param(f"real-{name}", marks=mark) for name, (_, mark) in REAL.items()),
 ]
 
@@ -51,6 +59,12 @@ def cluster_pool(backend: str, **options):
 
 def dummy_paths(cluster, backend: str) -> dict:
     """The ``*_path`` options that point a pool of ``backend`` at the dummies."""
+    if backend == "pbs":
+        return {
+            "qsub_path": cluster.pbs_qsub_path,
+            "qstat_path": cluster.pbs_qstat_path,
+            "qdel_path": cluster.pbs_qdel_path,
+        }
     if backend == "sge":
         names = ("qsub_path", "qstat_path", "qdel_path", "qacct_path")
     else:
@@ -83,7 +97,14 @@ def make_pool(kind: str, tmp_path: Path, **options):
         return cluster_pool(backend, **dummy_paths(cluster, backend), **options)
     backend = kind[len("real-") :]
     require_real(backend)
+    if backend == "pbs":
+        options = {**real_pbs_paths(), **options}
     return cluster_pool(backend, **options)
+
+
+def real_pbs_paths() -> dict:
+    """The ``*_path`` options of a pool on Slurm's Torque wrappers (:data:`PBS_WRAPPERS`)."""
+    return {f"{name}_path": str(PBS_WRAPPERS / name) for name in ("qsub", "qstat", "qdel")}
 
 
 @pytest.fixture(params=POOL_KINDS)

@@ -8,7 +8,7 @@
         results = pool.map(simulate, parameters)
 
 Backends: :mod:`batchpool.slurm` (``slurm.Pool``, ``slurm.array.Pool``),
-:mod:`batchpool.sge`, :mod:`batchpool.local`. Submodules are imported on first
+:mod:`batchpool.sge`, :mod:`batchpool.pbs`, :mod:`batchpool.local`. Submodules are imported on first
 use, so that ``python -m batchpool.worker`` starts fast on the compute node.
 """
 
@@ -21,8 +21,9 @@ import os
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, Optional
 
+    from .detach import attach, submit
     from .errors import (
         BrokenEnvironmentError,
         JobsLostError,
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
         TaskTimeoutError,
         WorkerCrashedError,
     )
+    from .executor import Executor
     from .policy import RetryPolicy
     from .proto_pool import Pool as ProtoPool
 
@@ -42,6 +44,7 @@ __version__ = "0.1.0"
 __all__ = [
     "BACKENDS",
     "BrokenEnvironmentError",
+    "Executor",
     "JobsLostError",
     "Pool",
     "PoolError",
@@ -53,24 +56,30 @@ __all__ = [
     "TaskTimeoutError",
     "WorkerCrashedError",
     "__version__",
+    "attach",
     "load",
     "local",
+    "pbs",
     "sge",
     "slurm",
+    "submit",
 ]
 
 BACKENDS = {
     "slurm.array": "batchpool.slurm.array",
     "slurm": "batchpool.slurm",
     "sge": "batchpool.sge",
+    "pbs": "batchpool.pbs",
     "local": "batchpool.local",
 }
 """The names ``BATCHPOOL_BACKEND`` accepts, and the module whose ``Pool`` each picks."""
 
 
 def pick_backend() -> str:
-    """``BATCHPOOL_BACKEND`` if set; else ``slurm.array`` if ``sbatch`` is on PATH,
-    ``sge`` if ``qsub`` is, else ``local``."""
+    """``BATCHPOOL_BACKEND`` if set; else ``slurm.array`` if ``sbatch`` is on PATH;
+    else, if ``qsub`` is, ``pbs`` when the ``qstat`` beside it answers ``--version`` as
+    Torque or PBS Pro/OpenPBS do (:func:`batchpool.pbs.is_pbs_qstat`), ``sge`` when not;
+    else ``local``."""
     name = os.environ.get("BATCHPOOL_BACKEND", "").strip()
     if name:
         if name not in BACKENDS:
@@ -81,14 +90,21 @@ def pick_backend() -> str:
     if shutil.which("sbatch"):
         return "slurm.array"
     if shutil.which("qsub"):
-        return "sge"
+        from .pbs import is_pbs_qstat
+
+        return "pbs" if is_pbs_qstat(shutil.which("qstat") or "qstat") else "sge"
     return "local"
 
 
-def Pool(*args: Any, **options: Any) -> ProtoPool:  # noqa: N802 (multiprocessing's name)
-    """A pool on the backend :func:`pick_backend` picks; arguments as that backend's ``Pool``."""
-    module = importlib.import_module(BACKENDS[pick_backend()])
-    return module.Pool(*args, **options)
+def Pool(  # noqa: N802 (multiprocessing's name)
+    *args: Any, profile: Optional[str] = None, **options: Any
+) -> ProtoPool:
+    """A pool on the backend of ``profile`` (:mod:`batchpool.config`), else the one
+    :func:`pick_backend` picks; arguments as that backend's ``Pool``, over the options of
+    the profile and the ``BATCHPOOL_*`` variables."""
+    from .config import make_pool
+
+    return make_pool(args, options, profile=profile)
 
 
 _ERRORS = (
@@ -109,8 +125,12 @@ def __getattr__(name: str) -> Any:
         return getattr(importlib.import_module(".errors", __name__), name)
     if name == "RetryPolicy":
         return importlib.import_module(".policy", __name__).RetryPolicy
+    if name in ("submit", "attach"):
+        return getattr(importlib.import_module(".detach", __name__), name)
+    if name == "Executor":
+        return importlib.import_module(".executor", __name__).Executor
     if name == "load":
         return importlib.import_module(".results", __name__).load
-    if name in ("local", "slurm", "sge", "testing"):
+    if name in ("local", "slurm", "sge", "pbs", "testing"):
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,10 +1,11 @@
-"""Dummy Slurm and Grid Engine programs for tests.
+"""Dummy Slurm, Grid Engine and PBS programs for tests.
 
 :func:`install_dummies` writes executable ``sbatch squeue scancel scontrol qsub qstat
-qdel`` into ``DIRECTORY/bin``. They are real programs (``python -m batchpool.testing
-PROGRAM``) that share one JSON queue state in ``DIRECTORY``, speak the real flags,
-print Slurm 22.05 / SGE 8.1.9 output, run the jobs on this machine and take faults
-as data (:class:`Fault` in :class:`DummyConfig`)::
+qdel`` into ``DIRECTORY/bin``, and PBS's ``qsub qstat qdel`` (Torque 6 or PBS Pro,
+:mod:`batchpool.testing.pbs`) into ``DIRECTORY/pbs/bin``. They are real programs
+(``python -m batchpool.testing PROGRAM``) that share one JSON queue state in
+``DIRECTORY``, speak the real flags, print Slurm 22.05 / SGE 8.1.9 / Torque 6 output,
+run the jobs on this machine and take faults as data (:class:`Fault` in :class:`DummyConfig`)::
 
     cluster = install_dummies(tmp_path, config=DummyConfig(slots=2))
     # the cluster's first two jobs (submission index 0 and 1) fail with NODE_FAIL
@@ -46,6 +47,7 @@ from .queue import (
 )
 
 __all__ = [
+    "PBS_PROGRAMS",
     "PROGRAMS",
     "DummyCluster",
     "DummyConfig",
@@ -69,6 +71,8 @@ PROGRAMS = (
     "qdel",
     "qacct",
 )
+PBS_PROGRAMS = {"qsub": "pbs-qsub", "qstat": "pbs-qstat", "qdel": "pbs-qdel"}
+"""The dummy PBS programs in ``DIRECTORY/pbs/bin``, and the program each runs."""
 
 
 @dataclass(frozen=True)
@@ -129,6 +133,29 @@ class DummyCluster:
     @property
     def qacct_path(self) -> str:
         return str(self.bin_dir / "qacct")
+
+    @property
+    def pbs_bin_dir(self) -> Path:
+        """Holds the dummy PBS ``qsub qstat qdel`` (SGE's have the same names)."""
+        return self.directory / "pbs" / "bin"
+
+    @property
+    def pbs_qsub_path(self) -> str:
+        return str(self.pbs_bin_dir / "qsub")
+
+    @property
+    def pbs_qstat_path(self) -> str:
+        return str(self.pbs_bin_dir / "qstat")
+
+    @property
+    def pbs_qdel_path(self) -> str:
+        return str(self.pbs_bin_dir / "qdel")
+
+    def set_pbs_dialect(self, dialect: str) -> None:
+        """Make the dummy PBS speak ``"torque"`` (the default) or ``"pbspro"``."""
+        from .pbs import save_dialect
+
+        save_dialect(self.paths, dialect)
 
     def environment(self) -> dict[str, str]:
         """``os.environ`` with ``bin_dir`` first on ``PATH`` and the cluster directory set."""
@@ -243,4 +270,10 @@ def install_dummies(
         path = bin_dir / program
         path.write_text(wrapper_script(program, directory))
         path.chmod(0o755)
-    return DummyCluster(directory=directory, bin_dir=bin_dir)
+    cluster = DummyCluster(directory=directory, bin_dir=bin_dir)
+    cluster.pbs_bin_dir.mkdir(parents=True, exist_ok=True)
+    for name, program in PBS_PROGRAMS.items():
+        path = cluster.pbs_bin_dir / name
+        path.write_text(wrapper_script(program, directory))
+        path.chmod(0o755)
+    return cluster

@@ -1,6 +1,7 @@
 """``python -m batchpool.testing PROGRAM ARGS...``: run one dummy scheduler program.
 
-PROGRAM is one of ``sbatch squeue scancel scontrol qsub qstat qdel``. The cluster
+PROGRAM is one of ``sbatch squeue scancel scontrol sacct sinfo qsub qstat qdel qacct``
+or, for the dummy PBS, ``pbs-qsub pbs-qstat pbs-qdel``. The cluster
 directory comes from ``$BATCHPOOL_DUMMY_DIR``. Every call is logged to
 ``calls.jsonl`` first; then command faults apply (outside the lock); then, under
 the lock, the queue advances and the program does its work.
@@ -13,7 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import Callable, Optional
 
-from . import sge, slurm
+from . import pbs, sge, slurm
 from .queue import (
     ClusterPaths,
     Context,
@@ -41,8 +42,15 @@ PROGRAMS: dict[str, Program] = {
     "qstat": sge.qstat,
     "qdel": sge.qdel,
     "qacct": sge.qacct,
+    "pbs-qsub": pbs.qsub,
+    "pbs-qstat": pbs.qstat,
+    "pbs-qdel": pbs.qdel,
 }
-PREPARERS = {Scheduler.SLURM: slurm.prepare_launch, Scheduler.SGE: sge.prepare_launch}
+PREPARERS = {
+    Scheduler.SLURM: slurm.prepare_launch,
+    Scheduler.SGE: sge.prepare_launch,
+    Scheduler.PBS: pbs.prepare_launch,
+}
 
 
 def _command_fault(paths: ClusterPaths, config: DummyConfig, program: str) -> Optional[Fault]:

@@ -14,9 +14,10 @@ every test suite of a project that has batchpool installed::
 ``dummy_cluster``
     A :class:`~batchpool.testing.DummyCluster` installed in ``tmp_path``; every
     job still running at teardown is killed.
-``dummy_slurm_pool``, ``dummy_slurm_array_pool``, ``dummy_sge_pool``
+``dummy_slurm_pool``, ``dummy_slurm_array_pool``, ``dummy_sge_pool``, ``dummy_pbs_pool``
     Factories: call with pool options, get a :mod:`batchpool.slurm`,
-    :mod:`batchpool.slurm.array` or :mod:`batchpool.sge` pool wired to
+    :mod:`batchpool.slurm.array`, :mod:`batchpool.sge` or :mod:`batchpool.pbs` pool
+    (Torque 6 unless ``dummy_cluster.set_pbs_dialect("pbspro")``) wired to
     ``dummy_cluster``, with fast polling and its ``work_dir`` in ``tmp_path``
     (each overridable); every pool made is terminated at teardown.
 """
@@ -46,6 +47,7 @@ PROGRAM_OPTIONS = {
         "sinfo_path",
     ),
     "sge": ("qsub_path", "qstat_path", "qdel_path", "qacct_path"),
+    "pbs": ("pbs_qsub_path", "pbs_qstat_path", "pbs_qdel_path"),
 }
 """The ``*_path`` options that point a pool of each backend at the dummy programs."""
 
@@ -56,7 +58,9 @@ def pool_options(cluster: DummyCluster, backend: str, work_dir: Path) -> dict[st
     """The options the factories give a ``backend`` pool on ``cluster`` unless told otherwise."""
     from ..commands import CommandPolicy
 
-    options: dict[str, Any] = {name: getattr(cluster, name) for name in PROGRAM_OPTIONS[backend]}
+    options: dict[str, Any] = {
+        name.removeprefix("pbs_"): getattr(cluster, name) for name in PROGRAM_OPTIONS[backend]
+    }
     options.update(FAST_OPTIONS)
     options["work_dir"] = work_dir
     options["command_policy"] = CommandPolicy(timeout_s=30.0, num_retries=3, backoff_s=0.2)
@@ -102,3 +106,9 @@ def dummy_slurm_array_pool(dummy_cluster: DummyCluster, tmp_path: Path) -> Itera
 def dummy_sge_pool(dummy_cluster: DummyCluster, tmp_path: Path) -> Iterator[PoolFactory]:
     """Call with pool options: a :class:`batchpool.sge.Pool` on ``dummy_cluster``."""
     yield from _pool_factory("sge", dummy_cluster, tmp_path)
+
+
+@pytest.fixture
+def dummy_pbs_pool(dummy_cluster: DummyCluster, tmp_path: Path) -> Iterator[PoolFactory]:
+    """Call with pool options: a :class:`batchpool.pbs.Pool` on ``dummy_cluster``'s PBS."""
+    yield from _pool_factory("pbs", dummy_cluster, tmp_path)

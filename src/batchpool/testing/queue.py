@@ -51,6 +51,7 @@ wrapper and itself); a job that ends first stops the watchdog."""
 class Scheduler(str, enum.Enum):
     SLURM = "slurm"
     SGE = "sge"
+    PBS = "pbs"
 
 
 class Phase(str, enum.Enum):
