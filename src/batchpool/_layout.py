@@ -48,6 +48,7 @@ import errno
 import os
 import struct
 import zlib
+from typing import NamedTuple, Optional
 
 # In a pool directory
 ENVIRONMENT_FILE = "environment.pkl"
@@ -100,6 +101,46 @@ NO_SPACE_ERRNOS = frozenset((errno.ENOSPC, errno.EDQUOT, errno.EROFS))
 """Errors of a write that no retry on this filesystem can mend (full, over quota, read-only)."""
 NO_SPACE_EXIT = 75
 """The worker's exit code when it could not write a record: no space (``EX_TEMPFAIL``)."""
+
+
+JOB_VARIABLE_PREFIXES = (b"SLURM_", b"SGE_", b"PBS_", b"LSB_", b"PMI_", b"PMIX_", b"OMPI_")
+JOB_VARIABLES = frozenset(
+    (
+        b"JOB_ID",
+        b"JOB_NAME",
+        b"JOB_SCRIPT",
+        b"TASK_ID",
+        b"NSLOTS",
+        b"NHOSTS",
+        b"NQUEUES",
+        b"QUEUE",
+        b"PE",
+        b"PE_HOSTFILE",
+        b"RESTARTED",
+        b"ENVIRONMENT",
+        b"REQUEST",
+        b"ARC",
+        b"TMPDIR",
+        b"TMP",
+        b"HOSTNAME",
+        b"CUDA_VISIBLE_DEVICES",
+        b"ROCR_VISIBLE_DEVICES",
+        b"GPU_DEVICE_ORDINAL",
+        b"BATCHPOOL_JOB_ID",
+    )
+)
+
+
+class Failure(NamedTuple):
+    """What a task that raised left: its envelope is ``(False, Failure(...))``; a task
+    that returned has ``(True, result)``. A plain 4-tuple reads as one (older records)."""
+
+    exception: Optional[bytes]
+    """The exception, pickled; None if it cannot be pickled and rebuilt."""
+    type_name: str
+    message: str
+    traceback: str
+    """The remote traceback, as text."""
 
 
 class Ticket:
@@ -248,7 +289,7 @@ def encode_chunk(
 def decode_records(data: bytes) -> tuple[list[tuple[bytes, int, float, bytes]], bool]:
     """The records of a record file as ``(kind, number, seconds, payload)``, and whether the
     file was read to its end (False: it ends with a torn or damaged record)."""
-    records = []
+    records: list[tuple[bytes, int, float, bytes]] = []
     pos = 0
     while pos < len(data):
         record = decode_record_at(data, pos)
@@ -377,3 +418,59 @@ def decode_usage(payload: bytes) -> tuple[float, int] | None:
         return None
     cpu_s, max_rss_kb, _ = USAGE_TRAILER.unpack_from(payload, len(payload) - USAGE_TRAILER.size)
     return cpu_s, max_rss_kb
+
+
+def is_job_variable(name: bytes) -> bool:
+    """A variable that belongs to a job (the scheduler's, the node's), not to the driver."""
+    return name in JOB_VARIABLES or name.startswith(JOB_VARIABLE_PREFIXES)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host is alive (a zombie is not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie is dead, though kill() still finds it
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] not in ("Z", "X")
+    except OSError:
+        return True
+
+
+class JobLogs:
+    """The one place job logs are named: each job of a pool writes ``POOL/logs/NAME.out``
+    and ``NAME.err``, one pair per job (a resubmission is a new job, with a new pair),
+    private (0600: a scheduler that creates them itself does so with the submitter's
+    umask, which the scheduler commands run with set to 077)."""
+
+    OUT = ".out"
+    ERR = ".err"
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.directory = os.fspath(directory)
+
+    def pair(self, name: str) -> tuple[str, str]:
+        """The pair of job ``name``: its id, or the scheduler's pattern for it (``%j``,
+        ``%A_%a``) in a submission's options."""
+        stem = os.path.join(self.directory, name)
+        return stem + self.OUT, stem + self.ERR
+
+    @staticmethod
+    def unique_name(prefix: str) -> str:
+        """A name no other submission uses (``sge.5f0c2a9b71d3``), for a scheduler that
+        cannot put the job id into it; an array's element ``i`` is ``NAME.i``."""
+        return f"{prefix}.{os.urandom(6).hex()}"
+
+    def new_pair(self, prefix: str) -> tuple[str, str]:
+        """A pair under a :meth:`unique_name`, created empty and private now: for
+        schedulers that keep the mode of a file that exists (SGE, PBS)."""
+        paths = self.pair(self.unique_name(prefix))
+        for path in paths:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        return paths
+
+    def __repr__(self) -> str:
+        return f"JobLogs({self.directory!r})"

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Protocol, runtime_checkable
 
+from ._layout import JobLogs
+
 
 class JobState(enum.Enum):
     """A job's state as far as the pool cares."""
@@ -116,6 +118,11 @@ class JobRequest:
     """Changes to the pool's resources for these jobs (a retry with more memory or time)."""
     tier: int = 0
     """Workers of tier N take only tickets of tier N (0: the pool's own resources)."""
+
+    @property
+    def logs(self) -> JobLogs:
+        """Where the jobs of this request write their stdout and stderr."""
+        return JobLogs(self.log_dir)
 
     def worker_argv(self, job_id_template: str) -> list[str]:
         """The worker's command line; ``job_id_template`` tells it its job id from the

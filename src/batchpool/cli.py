@@ -643,7 +643,7 @@ def _add_session_commands(commands: argparse._SubParsersAction) -> None:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser().parse_args(argv)
     try:
-        return args.run(args)
+        return int(args.run(args))
     except results.NotASessionError as error:
         return _usage_error(error.message)
     except results.ResultsError as error:

@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Optional, TypeVar
 
 from .errors import SchedulerError
 
@@ -79,6 +79,27 @@ def run_command(
         stdout=last.stdout or "",
         stderr=last.stderr or "",
     )
+
+
+T = TypeVar("T")
+
+
+def parsed(parse: Callable[[str], T], result: subprocess.CompletedProcess) -> T:
+    """``parse(result.stdout)``: the one way every backend reads a scheduler program's
+    output. Output that ``parse`` cannot read (it raises ValueError) is a
+    :class:`~batchpool.SchedulerError` with the command, the error (naming the line) and
+    the whole output."""
+    try:
+        return parse(result.stdout)
+    except ValueError as error:
+        program = os.path.basename(str(result.args[0])) if result.args else "the scheduler"
+        raise SchedulerError(
+            f"{program} printed output batchpool cannot read: {error}",
+            command=[str(a) for a in result.args],
+            returncode=result.returncode,
+            stdout=result.stdout or "",
+            stderr=result.stderr or "",
+        ) from None
 
 
 def _run_once(

@@ -125,7 +125,7 @@ class AttachedMap:
         """The results in input order; raises as ``map`` does, and
         ``multiprocessing.TimeoutError`` after ``timeout`` seconds."""
         try:
-            return self._result.get(timeout)
+            return list(self._result.get(timeout))
         except KeyboardInterrupt:
             self.pool.terminate()  # this driver's jobs go; the session stays, unfinished
             raise

@@ -50,7 +50,9 @@ from ._layout import (
     NO_SPACE_ERRNOS,
     NO_SPACE_EXIT,
     Claim,
+    Failure,
     Ticket,
+    process_alive,
     read_tasks,
     write_atomically,
 )
@@ -61,6 +63,7 @@ from .errors import (
     JobsLostError,
     PoolError,
     SchedulerError,
+    SessionBusyError,
     TaskKilledError,
     TaskMemoryError,
     TaskTimeoutError,
@@ -75,11 +78,9 @@ from .session import (
     Manifest,
     PoolDirectory,
     Session,
-    SessionBusyError,
     SessionKey,
     describe_filesystem,
     no_room_left,
-    process_alive,
     read_text,
 )
 
@@ -1311,7 +1312,7 @@ class Dispatcher:
         message += "".join(f"\n  attempt: {a}" for a in attempts)
         error = error_type(message, call.session.dir, index, argument, attempts)
         text = f"{loss.detail}\n" if loss.detail else "(no stderr)\n"
-        return (False, (pickle.dumps(error), error_type.__name__, message, text))
+        return (False, Failure(pickle.dumps(error), error_type.__name__, message, text))
 
     def _lost_error(self, chunk: Chunk, rest: range, history: tuple[Loss, ...]) -> JobsLostError:
         limit = self.settings.max_num_resubmissions
@@ -1441,6 +1442,7 @@ class Dispatcher:
                 self.calls.remove(call)
                 failed = call.num_failed_tasks or call.input_error is not None
                 error = PoolError(f"{call.num_failed_tasks} task(s) raised") if failed else None
+                self.something_failed |= bool(failed)  # its jobs' logs are kept too
                 self._end_session(call, error)  # kept, to be resumed, when a task raised
                 call.sink.finish()
 
@@ -1710,7 +1712,7 @@ def _complement(num_tasks: int, covered: list[range]) -> list[range]:
 def pickle_for_jobs(what: str, obj: object) -> bytes:
     """``obj`` cloudpickled; a failure says that nothing was submitted for it."""
     try:
-        return cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+        return bytes(cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
     except Exception as error:
         if hasattr(error, "add_note"):
             error.add_note(f"batchpool: {what} cannot be pickled; nothing was submitted.")

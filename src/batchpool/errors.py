@@ -5,9 +5,13 @@
     Exception
      └── PoolError               something went wrong around the tasks; names the kept session
           ├── JobsLostError      chunks whose jobs failed more often than max_num_resubmissions
-          ├── SchedulerError     a scheduler command kept failing (command, exit code, output)
+          ├── SchedulerError     a scheduler command kept failing, or printed what cannot be
+          │                      read (command, exit code, output)
           ├── RemoteError        a task raised an exception that cannot be rebuilt here
           ├── BrokenEnvironmentError  jobs fail before their first task, with the same stderr
+          ├── SessionBusyError   another live driver drives the session of this map
+          ├── ResultsError       a session's stored results cannot be read here
+          ├── NotASessionError   a path that is not a session directory (also a ValueError)
           └── TaskKilledError    a task's worker was killed while it ran that task
                ├── WorkerCrashedError  the task crashed its worker (exit code, signal) twice
                ├── TaskTimeoutError    the task alone exceeds the jobs' time limit
@@ -26,7 +30,7 @@ from __future__ import annotations
 import multiprocessing.pool
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 
 class PoolError(Exception):
@@ -42,7 +46,7 @@ class PoolError(Exception):
             return self.message
         return f"{self.message}\nThe session directory is kept at {self.session_dir}"
 
-    def __reduce__(self):  # keep both arguments when pickled
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:  # keep both arguments when pickled
         return (type(self), (self.message, self.session_dir))
 
 
@@ -55,7 +59,7 @@ class JobsLostError(PoolError):
         super().__init__(message, session_dir)
         self.chunks = tuple(chunks)
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         return (type(self), (self.message, self.session_dir, self.chunks))
 
 
@@ -87,7 +91,7 @@ class SchedulerError(PoolError):
             return details
         return f"{details}\nThe session directory is kept at {self.session_dir}"
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         return (
             type(self),
             (
@@ -115,11 +119,11 @@ class RemoteError(PoolError):
         self.type_name = type_name
         self.traceback_text = traceback_text
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         return (type(self), (self.message, self.session_dir, self.type_name, self.traceback_text))
 
 
-RemoteTraceback = multiprocessing.pool.RemoteTraceback
+RemoteTraceback = multiprocessing.pool.RemoteTraceback  # type: ignore[attr-defined]
 """The ``__cause__`` of a re-raised task exception, as ``multiprocessing`` gives it: the
 remote traceback as text, in ``.tb``."""
 
@@ -132,8 +136,20 @@ class BrokenEnvironmentError(PoolError):
         super().__init__(message, session_dir)
         self.stderr = stderr
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         return (type(self), (self.message, self.session_dir, self.stderr))
+
+
+class SessionBusyError(PoolError):
+    """Another live driver drives this session (host, pid and heartbeat in the message)."""
+
+
+class ResultsError(PoolError):
+    """A session whose stored results cannot be read here."""
+
+
+class NotASessionError(PoolError, ValueError):
+    """A path that is not a batchpool session directory (``session_dir`` is that path)."""
 
 
 class TaskKilledError(PoolError):
@@ -157,7 +173,7 @@ class TaskKilledError(PoolError):
         self.argument = argument
         self.attempts = tuple(attempts)
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         return (
             type(self),
             (self.message, self.session_dir, self.index, self.argument, self.attempts),

@@ -165,7 +165,7 @@ def classify(
     got ready to take work; ``no_space``: it could not write its records."""
     ending = status.ending if status is not None else None
     if ending in _CAUSE_OF_ENDING:
-        return _CAUSE_OF_ENDING[ending]  # type: ignore[index]
+        return _CAUSE_OF_ENDING[ending]
     if no_space:
         return Cause.NO_SPACE
     if worker_exit is not None and worker_exit.signalled_first is not None:

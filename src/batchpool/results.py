@@ -34,9 +34,10 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from . import _layout
-from .errors import PoolError, RemoteError
+from .errors import NotASessionError, RemoteError, ResultsError
 from .proto_pool import task_error
 from .session import (
+    LOG_KEYS,
     STALE_LOCK_S,
     ChunkEvent,
     ChunkResult,
@@ -44,7 +45,6 @@ from .session import (
     Manifest,
     PoolDirectory,
     Session,
-    process_alive,
     read_json_lines,
 )
 
@@ -84,14 +84,6 @@ __all__ = [
     "task_usage",
     "timeline",
 ]
-
-
-class NotASessionError(PoolError, ValueError):
-    """A path that is not a batchpool session directory (``session_dir`` is that path)."""
-
-
-class ResultsError(PoolError):
-    """A session whose stored results cannot be read here."""
 
 
 class TaskStatus(enum.Enum):
@@ -165,6 +157,8 @@ class Unresolved:
     """
 
     name = "?"
+    args: tuple[Any, ...]
+    state: Any
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Unresolved:
         obj = super().__new__(cls)
@@ -315,7 +309,7 @@ def pool_driver(pool_dir: PathLike, now: Optional[float] = None) -> PoolDriver:
     host = fields[0]
     pid = int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else 0
     if host == socket.gethostname() and pid > 0:
-        return PoolDriver(host, pid, process_alive(pid))
+        return PoolDriver(host, pid, _layout.process_alive(pid))
     return PoolDriver(host, pid, now - written < STALE_LOCK_S)
 
 
@@ -444,9 +438,9 @@ def _outcome(index: int, envelope: tuple, session_dir: Path) -> TaskOutcome:
     ok, value = envelope
     if ok:
         return TaskOutcome(index, TaskStatus.DONE, value=value)
-    traceback_text = value[3]
-    error = task_error(value, session_dir)
-    return TaskOutcome(index, TaskStatus.FAILED, exception=error, traceback=traceback_text)
+    failure = _layout.Failure(*value)
+    error = task_error(failure, session_dir)
+    return TaskOutcome(index, TaskStatus.FAILED, exception=error, traceback=failure.traceback)
 
 
 # -- summaries for the batchpool command -----------------------------------------------
@@ -647,14 +641,21 @@ def log_events(session_dir: PathLike) -> list[LogEvent]:
 
 
 def _log_event(row: dict) -> Optional[LogEvent]:
+    """One line of ``log.jsonl``: its fields are the line's own (``session.LOG_KEYS``
+    aside); in the lines of batchpool 0.1, they followed the message as a JSON text."""
     try:
         time = datetime.datetime.fromisoformat(row["t"])
-        text = str(row["m"])
-        brace = text.find(" {")
-        message, details = (text, "") if brace < 0 else (text[:brace], text[brace + 1 :])
-        fields = json.loads(details) if details else {}
+        message = str(row["m"])
     except (KeyError, ValueError):
         return None
+    fields = {k: v for k, v in row.items() if k not in LOG_KEYS and k != "c"}
+    brace = message.find(" {")
+    if not fields and brace >= 0:
+        try:
+            fields = json.loads(message[brace + 1 :])
+        except ValueError:
+            return None
+        message = message[:brace]
     return LogEvent(time, message, fields if isinstance(fields, dict) else {})
 
 
@@ -718,6 +719,7 @@ def timeline(session_dir: PathLike) -> Timeline:
             continue
         else:
             continue
+        assert start is not None  # there are events
         seconds = (event.time - start).total_seconds()
         points.append(TimelinePoint(seconds, submitted, min(ended, submitted)))
     return Timeline(start, tuple(points), resubmissions, end, resumes)
@@ -725,8 +727,8 @@ def timeline(session_dir: PathLike) -> Timeline:
 
 def _count(value: object) -> int:
     try:
-        return max(0, int(value))  # type: ignore[call-overload]
-    except (TypeError, ValueError):
+        return max(0, int(str(value)))
+    except ValueError:
         return 1
 
 

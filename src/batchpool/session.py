@@ -32,7 +32,6 @@ import contextlib
 import datetime
 import hashlib
 import json
-import logging
 import os
 import pickle
 import secrets
@@ -46,12 +45,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
 
-import json_line_logger
-
 from . import _layout
-from ._layout import Claim, Ticket
+from ._layout import Claim, Ticket, process_alive
+from .errors import SessionBusyError
 
 _RECORD_HEADER = struct.Struct("<Q")
+
+LOG_KEYS = frozenset(("t", "l", "m"))
+"""The fields of every ``log.jsonl`` line: time, level, message; the rest are the event's."""
 
 STALE_LOCK_S = 120.0
 """A lock of a driver on another host whose heartbeat is older than this is stale."""
@@ -63,10 +64,6 @@ LAYOUT_VERSION = 4
 indexed one by one, results per chunk with their task range; the pool's ticket queue).
 It is part of the session key, so a session written in another layout is never resumed,
 only started anew."""
-
-
-class SessionBusyError(OSError):
-    """Another live driver drives this session."""
 
 
 @dataclass(frozen=True)
@@ -88,13 +85,6 @@ class DriverLock:
         if self.host == socket.gethostname():
             return not process_alive(self.pid)
         return now - self.heartbeat > STALE_LOCK_S
-
-
-def process_alive(pid: int) -> bool:
-    """Whether process ``pid`` of this host is alive (a zombie is not)."""
-    from .worker import _process_alive
-
-    return _process_alive(pid)
 
 
 class SessionKey:
@@ -203,7 +193,8 @@ class Session:
 
     def __init__(self, directory: Path) -> None:
         self.dir = Path(directory)
-        self._logger: logging.Logger | None = None
+        self._log_fd: int | None = None
+        self._log_failed = False
         self._num_tasks_written = 0
         self._tasks_end = 0
 
@@ -457,16 +448,29 @@ class Session:
             (self.dir / _layout.CANCELLED_FILE).unlink()
 
     def log(self, message: str, **fields: object) -> None:
-        """Append one line to ``log.jsonl``."""
-        if self._logger is None:
-            self._logger = _jsonl_logger(self.log_path)
-        text = message + ("" if not fields else " " + json.dumps(fields, default=str))
-        self._logger.info(json.dumps(text)[1:-1])
+        """Append one line to ``log.jsonl``: ``{"t": time, "l": "INFO", "m": message}``
+        and ``fields`` as fields of their own (:data:`LOG_KEYS` are not theirs to use).
+        The log is what the pool tells, not what it keeps: a line that cannot be written
+        (a full disk) is said on stderr, once, and the map goes on."""
+        clash = LOG_KEYS.intersection(fields)
+        if clash:
+            raise ValueError(f"log fields may not be called {sorted(clash)}")
+        stamp = datetime.datetime.now().isoformat(timespec="milliseconds")
+        row = {"t": stamp, "l": "INFO", "m": message, **fields}
+        line = (json.dumps(row, default=str) + "\n").encode()
+        try:
+            if self._log_fd is None:
+                self._log_fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            os.write(self._log_fd, line)
+        except OSError as error:
+            if not self._log_failed:
+                sys.stderr.write(f"batchpool: cannot write {self.log_path}: {error}\n")
+            self._log_failed = True
 
     def close_log(self) -> None:
-        if self._logger is not None:
-            json_line_logger.shutdown(self._logger)
-            self._logger = None
+        if self._log_fd is not None:
+            os.close(self._log_fd)
+            self._log_fd = None
 
     @property
     def log_path(self) -> Path:
@@ -695,19 +699,6 @@ def _private_directory(work_dir: Path, key: str, prefix: str = "") -> Path:
         os.chmod(work_dir / name, 0o700)  # mkdir's mode is masked by the umask
         return work_dir / name
     raise FileExistsError(f"no free directory name for {key} in {work_dir}")
-
-
-def _jsonl_logger(path: Path) -> logging.Logger:
-    # json_line_logger.LoggerFile truncates; a resumed session appends.
-    logger = logging.Logger(name=str(path))
-    handler = logging.FileHandler(filename=path, mode="a")
-    handler.setFormatter(
-        logging.Formatter(fmt=json_line_logger.FMT, datefmt=json_line_logger.DATEFMT_ISO8601)
-    )
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    os.chmod(path, 0o600)
-    return logger
 
 
 NO_ROOM_BYTES = 64 * 1024

@@ -66,44 +66,27 @@ from ._layout import (
     TICKETS_DIR,
     WORKERS_DIR,
     Claim,
+    Failure,
     Ticket,
     create_exclusively,
     encode_record,
     encode_usage,
+    is_job_variable,
     job_id_from_environment,
     parse_config,
+    process_alive,
     read_file,
     read_tasks,
     record_file_names,
     write_atomically,
 )
 
-JOB_VARIABLE_PREFIXES = (b"SLURM_", b"SGE_", b"PBS_", b"LSB_", b"PMI_", b"PMIX_", b"OMPI_")
-JOB_VARIABLES = frozenset(
-    (
-        b"JOB_ID",
-        b"JOB_NAME",
-        b"JOB_SCRIPT",
-        b"TASK_ID",
-        b"NSLOTS",
-        b"NHOSTS",
-        b"NQUEUES",
-        b"QUEUE",
-        b"PE",
-        b"PE_HOSTFILE",
-        b"RESTARTED",
-        b"ENVIRONMENT",
-        b"REQUEST",
-        b"ARC",
-        b"TMPDIR",
-        b"TMP",
-        b"HOSTNAME",
-        b"CUDA_VISIBLE_DEVICES",
-        b"ROCR_VISIBLE_DEVICES",
-        b"GPU_DEVICE_ORDINAL",
-        b"BATCHPOOL_JOB_ID",
-    )
-)
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    import resource
+    from collections.abc import Callable, Iterable
+    from typing import Any
+
 # Read by the interpreter or the dynamic loader at process start only.
 STARTUP_VARIABLES = (
     b"LD_LIBRARY_PATH",
@@ -125,10 +108,6 @@ CHECK_S = 1.0
 DRIVER_SILENT_S = 120.0
 """A driver on another host whose heartbeat has not changed for this long is gone."""
 FUNCTION_CACHE_SIZE = 16
-
-
-def is_job_variable(name: bytes) -> bool:
-    return name in JOB_VARIABLES or name.startswith(JOB_VARIABLE_PREFIXES)
 
 
 def merge_environment(driver: dict, job: dict) -> dict:
@@ -154,7 +133,7 @@ def _restore_environment(pool_dir: str) -> None:
         os.chdir(saved["cwd"])
 
 
-def _failure(exc: BaseException) -> tuple:
+def _failure(exc: BaseException) -> tuple[bool, Failure]:
     import traceback  # only when a task failed
 
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
@@ -163,21 +142,23 @@ def _failure(exc: BaseException) -> tuple:
         pickle.loads(exc_pickle)  # some exceptions pickle but cannot be rebuilt
     except Exception:
         exc_pickle = None
-    return (False, (exc_pickle, type(exc).__qualname__, str(exc), text))
+    return (False, Failure(exc_pickle, type(exc).__qualname__, str(exc), text))
 
 
-def starcall(function, args):
+def starcall(function: Callable[..., Any], args: Iterable[Any]) -> Any:
     """Runs a ``starmap`` task."""
     return function(*args)
 
 
-def applycall(function, args_and_kwds):
+def applycall(
+    function: Callable[..., Any], args_and_kwds: tuple[tuple[Any, ...], dict[str, Any]]
+) -> Any:
     """Runs an ``apply`` task."""
     args, kwds = args_and_kwds
     return function(*args, **kwds)
 
 
-def run_task(function, pickled: bytes) -> bytes:
+def run_task(function: Callable[[Any], Any], pickled: bytes) -> bytes:
     """Run one task; its envelope, pickled: ``(True, result)``, or the failure."""
     try:
         envelope = (True, function(pickle.loads(pickled)))
@@ -195,17 +176,17 @@ def run_task(function, pickled: bytes) -> bytes:
 def cpu_seconds() -> float:
     """CPU time of this process and of the children it waited for, user and system."""
     own, children = _rusage()
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    return float(own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime)
 
 
 def peak_rss_kb() -> int:
     """The peak resident memory of this process, or of the largest child it waited for,
     in KiB (what ``getrusage`` says on Linux)."""
     own, children = _rusage()
-    return max(own.ru_maxrss, children.ru_maxrss)
+    return int(max(own.ru_maxrss, children.ru_maxrss))
 
 
-def _rusage() -> tuple:
+def _rusage() -> tuple[resource.struct_rusage, resource.struct_rusage]:
     import resource  # a builtin module: costs nothing after the first task
 
     return resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -217,7 +198,7 @@ class _Unusable:
     def __init__(self, error: BaseException) -> None:
         self.error = error
 
-    def __call__(self, task: object) -> object:
+    def __call__(self, task: object) -> Any:
         raise self.error
 
 
@@ -236,7 +217,7 @@ class Worker:
         self.idle_s, self.max_chunks = parse_config(config)
         if self.idle_s == 0:  # no standing: one chunk per job
             self.max_chunks = 1
-        self.functions: dict[str, object] = {}
+        self.functions: dict[str, Callable[[Any], Any]] = {}
         self.cursor = self._hint()
         self.num_chunks = 0
         self._driver_seen = (b"", time.monotonic())
@@ -317,7 +298,7 @@ class Worker:
         except FileNotFoundError:
             return  # the session was removed while the tasks ran
 
-    def _function(self, ticket: Ticket) -> object:
+    def _function(self, ticket: Ticket) -> Callable[[Any], Any]:
         function = self.functions.get(ticket.function_key)
         if function is None:
             with open(os.path.join(ticket.session_dir, FUNCTION_FILE), "rb") as f:
@@ -350,7 +331,7 @@ class Worker:
         data = read_file(self._path(DRIVER_FILE)) or b""
         fields = data.decode(errors="replace").split("\n")
         if len(fields) >= 2 and fields[0] == os.uname().nodename and fields[1].isdigit():
-            return not _process_alive(int(fields[1]))
+            return not process_alive(int(fields[1]))
         now = time.monotonic()
         seen, since = self._driver_seen
         if data != seen:
@@ -363,20 +344,6 @@ class Worker:
 
     def _path(self, *names: str) -> str:
         return os.path.join(self.pool_dir, *names)
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie is dead, though kill() still finds it
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rpartition(")")[2].split()[0] not in ("Z", "X")
-    except OSError:
-        return True
 
 
 def _run_initializer(pool_dir: str) -> None:

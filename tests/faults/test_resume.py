@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 import batchpool
-from batchpool.session import DriverLock, Session, SessionBusyError
+from batchpool.errors import SessionBusyError
+from batchpool.session import DriverLock, Session
 
 DRIVER = textwrap.dedent(
     """

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import textwrap
@@ -50,8 +51,8 @@ def test_a_damaged_result_file_is_quarantined_and_its_chunk_run_again(tmp_path, 
     (session,) = sessions(work)
     (kept,) = (session / "results").glob("*.damaged")  # kept for inspection
     assert kept.name.startswith("0.0.part") or kept.name.startswith("0.pkl")
-    damaged = [row for row in log_rows(session) if row["m"].startswith("result damaged")]
-    assert len(damaged) == 1 and kept.name in damaged[0]["m"]
+    damaged = [row for row in log_rows(session) if row["m"] == "result damaged"]
+    assert len(damaged) == 1 and damaged[0]["kept_as"] == kept.name
     lost = [json.loads(line) for line in (session / "chunks.jsonl").read_text().splitlines()]
     assert [row["cause"] for row in lost if row["event"] == "lost"] == ["result damaged"]
 
@@ -80,8 +81,8 @@ def test_status_and_load_call_a_damaged_archive_record_a_damaged_result(tmp_path
 
     with batchpool.local.Pool(1, work_dir=work, keep_work_dir=True) as pool:
         assert pool.map(abs, [-1, -2, -3], chunksize=1) == [1, 2, 3]  # resumed
-    resumed = [row["m"] for row in log_rows(session) if row["m"].startswith("resumed")]
-    assert resumed and '"results": 2' in resumed[-1]
+    resumed = [row for row in log_rows(session) if row["m"] == "resumed"]
+    assert resumed and resumed[-1]["results"] == 2
     assert any(row["m"].startswith("archive damaged") for row in log_rows(session))
 
 
@@ -161,3 +162,29 @@ def test_a_half_made_session_on_a_full_disk_is_removed(tmp_path, small_tmpfs):
     assert "tmpfs mounted at" in str(raised.value)
     assert sessions(work) == []
     assert not list(work.glob("pool_*/staging.*"))
+
+
+def crash_on_one(x):
+    if x == 1:
+        os._exit(3)
+    return x
+
+
+def test_a_failed_local_maps_files_are_private_with_one_log_pair_per_job(tmp_path):
+    work = tmp_path / "work"
+    with batchpool.local.Pool(2, work_dir=work, worker_idle_s=0.5) as pool:
+        with pytest.raises(batchpool.WorkerCrashedError):
+            pool.map(crash_on_one, range(4), chunksize=1)
+    (session,) = sessions(work)  # kept, with the pool's queue: something failed
+    (pool_dir,) = work.glob("pool_*")
+    modes = {
+        path.relative_to(work): stat.S_IMODE(path.stat().st_mode)
+        for path in work.rglob("*")
+    }
+    assert {p: m for p, m in modes.items() if (work / p).is_file() and m != 0o600} == {}
+    assert {p: m for p, m in modes.items() if (work / p).is_dir() and m != 0o700} == {}
+    journal = [json.loads(line) for line in (pool_dir / "jobs.jsonl").read_text().splitlines()]
+    jobs = [job for row in journal if row["event"] == "submitted" for job in row["jobs"]]
+    assert len(jobs) >= 2  # the crashed worker's task ran again in a job of its own
+    logs = sorted(p.name for p in (pool_dir / "logs").iterdir())
+    assert logs == sorted(f"{job}{suffix}" for job in jobs for suffix in (".out", ".err"))

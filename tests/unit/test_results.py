@@ -24,7 +24,7 @@ import batchpool
 import batchpool.local
 from batchpool import _layout, results
 from batchpool.results import ChunkState, TaskStatus
-from batchpool.session import STALE_LOCK_S, ChunkEvent, PoolDirectory
+from batchpool.session import STALE_LOCK_S, ChunkEvent, PoolDirectory, Session
 
 
 def square(x):
@@ -383,3 +383,22 @@ def test_load_after_a_real_failed_map(tmp_path):
     summary = results.summarize_session(session_dir)
     assert (summary.finished, summary.num_done_tasks, summary.num_failed_tasks) == (False, 4, 2)
     assert results.timeline(session_dir).end == "stopped"
+
+
+def test_log_lines_carry_their_fields_as_json_fields_and_are_read_back(tmp_path):
+    session = ScriptedDriver(tmp_path, square, [1, 2, 3]).end()
+    session_obj = Session(session.dir)
+    session_obj.log("collected", chunk=3, tasks=2, job="7_1")
+    session_obj.close_log()
+    last = json.loads((session.dir / "log.jsonl").read_text().splitlines()[-1])
+    assert {k: last[k] for k in ("l", "m", "chunk", "tasks", "job")} == {
+        "l": "INFO",
+        "m": "collected",
+        "chunk": 3,
+        "tasks": 2,
+        "job": "7_1",
+    }
+    event = results.log_events(session.dir)[-1]
+    assert (event.message, event.fields) == ("collected", {"chunk": 3, "tasks": 2, "job": "7_1"})
+    with pytest.raises(ValueError, match="may not be called"):
+        session_obj.log("bad", m="shadows the message")

@@ -13,6 +13,7 @@ import pytest
 
 from batchpool import _layout
 from batchpool import session as session_module
+from batchpool.errors import SessionBusyError
 from batchpool.session import (
     Archive,
     ChunkEvent,
@@ -21,7 +22,6 @@ from batchpool.session import (
     Manifest,
     PoolDirectory,
     Session,
-    SessionBusyError,
     append_durably,
     read_json_lines,
     session_key,

@@ -636,7 +636,7 @@ def test_the_worker_imports_only_what_its_function_needs(tmp_path):
     assert {"batchpool", "batchpool._layout", "pickle"} <= imported
     assert result(session, 0).envelopes() == [(True, [1, 2, 3])]
     assert pool.worker_started("job-1")
-    heavy = {"cloudpickle", "tqdm", "json_line_logger", "shutil", "traceback"}
+    heavy = {"cloudpickle", "tqdm", "shutil", "traceback"}
     assert not imported & heavy
     assert {m for m in imported if m.startswith("batchpool.")} <= {
         "batchpool.worker",

@@ -155,8 +155,7 @@ class FakeBackend:
             job = Job(
                 str(index),
                 request.job_name,
-                request.log_dir / f"{index}.out",
-                request.log_dir / f"{index}.err",
+                *map(Path, request.logs.pair(str(index))),
             )
             fake = FakeJob(index, job, request.pool_dir, self.clock(), tier=request.tier)
             self.jobs.append(fake)
