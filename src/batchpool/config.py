@@ -37,15 +37,18 @@ options and where each came from.
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import importlib
 import inspect
 import os
 import shlex
 import sys
+import types
+import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 CONFIG_FILE_NAMES = ("batchpool.toml", "~/.config/batchpool/config.toml")
 """Where the configuration is looked for, in this order (the first that exists)."""
@@ -235,38 +238,34 @@ class OptionKind:
 
 
 def option_kinds(backend: str) -> dict[str, OptionKind]:
-    """Every option a pool of ``backend`` takes, by name, in signature order."""
+    """Every option a pool of ``backend`` takes, by name, in signature order: the
+    keyword-only parameters of its ``Pool`` but ``profile``."""
     from . import BACKENDS
-    from .proto_pool import BackendPool
-    from .proto_pool import Pool as BasePool
 
-    pool_class = importlib.import_module(BACKENDS[backend]).Pool
-    classes: list[Any] = [BasePool]
-    if issubclass(pool_class, BackendPool):
-        classes += [k for k in pool_class.backend_class.__mro__ if "__init__" in vars(k)]
+    init = importlib.import_module(BACKENDS[backend]).Pool.__init__
+    hints = typing.get_type_hints(init)
     kinds: dict[str, OptionKind] = {}
-    for klass in classes:
-        if klass is object:
-            continue
-        for parameter in inspect.signature(klass.__init__).parameters.values():
-            if parameter.name in NOT_OPTIONS or parameter.name == "self":
-                continue
-            if parameter.kind in (parameter.VAR_KEYWORD, parameter.VAR_POSITIONAL):
-                continue
-            kinds[parameter.name] = _kind(parameter)
+    for parameter in inspect.signature(init).parameters.values():
+        if parameter.kind is parameter.KEYWORD_ONLY and parameter.name not in NOT_OPTIONS:
+            kinds[parameter.name] = _kind(hints.get(parameter.name, Any), parameter.default)
     return kinds
 
 
-def _kind(parameter: inspect.Parameter) -> OptionKind:
-    text = str(parameter.annotation).replace(" ", "")
-    optional = "Optional[" in text or "None" in text
-    default = None if parameter.default is parameter.empty else parameter.default
-    if text.startswith(("Sequence[str]", "list[str]", "tuple[str")):
+_UNION_TYPES = (Union, getattr(types, "UnionType", Union))
+"""``Optional[X]`` and ``Union[...]``, and ``X | None`` from Python 3.10 on."""
+_SEQUENCES = (list, tuple, collections.abc.Sequence)
+
+
+def _kind(annotation: Any, default: Any) -> OptionKind:
+    """The kind of an option annotated ``annotation`` (evaluated) with ``default``."""
+    members = typing.get_args(annotation) if typing.get_origin(annotation) in _UNION_TYPES else ()
+    optional = type(None) in members
+    first = next((m for m in members if m is not type(None)), annotation)
+    default = None if default is inspect.Parameter.empty else default
+    if typing.get_origin(first) in _SEQUENCES and typing.get_args(first)[:1] == (str,):
         return OptionKind(list, optional, list(default) if default is not None else None)
-    for name, kind in (("bool", bool), ("float", float), ("int", int), ("str", str)):
-        forms = (name, f"Optional[{name}]")
-        if text in forms or text.startswith((f"{name}|", f"Optional[{name}|")):
-            return OptionKind(kind, optional, default)
+    if first in (bool, int, float, str):
+        return OptionKind(first, optional, default)
     return OptionKind(object, optional, default)
 
 
@@ -335,25 +334,22 @@ def make_pool(
     under the explicit ``options``: what :func:`batchpool.Pool` returns. ``args`` are
     ``Pool``'s positional arguments (``processes, initializer, initargs, ...``)."""
     from . import BACKENDS
-    from .proto_pool import BackendPool
 
-    explicit = dict(options)
-    for name, value in zip(POSITIONAL, args):
-        if name in explicit:
-            raise TypeError(f"Pool() got multiple values for argument {name!r}")
-        if value is not None:
-            explicit[name] = value
-    found = effective(backend, explicit, profile)
+    options = dict(options)
+    profile = options.pop("profile", None) or profile  # attach() passes it among them
+    found = effective(backend, options, profile)
     pool_class = importlib.import_module(BACKENDS[found.backend]).Pool
-    if issubclass(pool_class, BackendPool):
-        explicit["profile"] = found.profile  # it resolves the same again: nothing new
-    return pool_class(**_with_explicit(explicit, found))
+    # The pool resolves the same profile again, for the options not given (its backend
+    # is the profile's, so the profile is not left out).
+    return pool_class(*args, profile=found.profile, **options)
 
 
 def configured_options(
     backend: str, options: Mapping[str, Any], profile: Optional[str]
 ) -> dict[str, Any]:
-    """The options of a pool whose class fixes ``backend`` (``BackendPool``)."""
+    """The options of a pool whose class fixes ``backend``: the explicit ``options`` (also
+    those that are no option of the backend: the pool's own call raises the
+    ``TypeError``) over the configured ones (:func:`batchpool.proto_pool.configured`)."""
     found = effective(backend, options, profile, backend_fixed=True)
     return _with_explicit(dict(options), found)
 

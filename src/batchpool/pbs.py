@@ -35,7 +35,7 @@ A driver that runs inside a job has that job's variables (``PBS_JOBID``, ``PBS_A
 behind the Slurm wrappers always, export the submitter's environment into the job, where
 they would stand for the new job's own. So every command runs in
 :func:`scheduler_environment`: the driver's environment without the variables of any job
-(:func:`batchpool.worker.is_job_variable`), except the client configuration in
+(:func:`batchpool._layout.is_job_variable`), except the client configuration in
 :data:`CLIENT_PBS_VARIABLES` (``PBS_DEFAULT``, ``PBS_SERVER``...) and Slurm's
 (``SLURM_CONF``...). The worker restores the driver's environment in the job but takes
 the job's own variables from the job, so nothing is lost.
@@ -106,19 +106,33 @@ import re
 import shlex
 import subprocess
 import threading
-import uuid
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, TypeVar, Union
+from typing import Any, Callable, Optional, Union
 
+from ._layout import JobLogs, is_job_variable
 from .backend import Ending, Job, JobRequest, JobState, JobStatus, Resources
-from .commands import CommandPolicy, run_command
+from .commands import CommandPolicy, parsed, run_command
 from .errors import SchedulerError
-from .proto_pool import BackendPool
+from .policy import RetryPolicy
+from .proto_pool import (
+    DEFAULT_GRACE_PERIOD_S,
+    DEFAULT_MAX_NUM_RESUBMISSIONS,
+    DEFAULT_POLLING_INTERVAL,
+    DEFAULT_SCHEDULER_OUTAGE_S,
+    DEFAULT_WORK_DIR,
+    DEFAULT_WORKER_IDLE_S,
+    POOL_ARGUMENTS_DOC,
+    POOL_OPTIONS_DOC,
+    PROFILE_DOC,
+    configured,
+    parameters_of,
+    pool_doc,
+)
+from .proto_pool import Pool as _Pool
 from .slurm import CLIENT_SLURM_VARIABLES, SUBMISSION_CHANGING_VARIABLES
-from .worker import is_job_variable
 
 __all__ = [
     "Dialect",
@@ -147,7 +161,6 @@ DEFAULT_COMMAND_POLICY = CommandPolicy()
 MAX_ARRAY_SIZE = 1000
 """Jobs of one array at most: below the default limits of Torque (``max_job_array_size``
 unset) and PBS Pro (``max_array_size`` 10000)."""
-T = TypeVar("T")
 
 
 class Dialect(str, enum.Enum):
@@ -560,20 +573,6 @@ def _version_accept(result: subprocess.CompletedProcess) -> bool:
     return bool((result.stdout + result.stderr).strip())
 
 
-def _parsed(parse: Callable[[str], T], result: subprocess.CompletedProcess) -> T:
-    """``parse(result.stdout)``; a ValueError becomes a SchedulerError with the output."""
-    try:
-        return parse(result.stdout)
-    except ValueError as error:
-        raise SchedulerError(
-            str(error),
-            command=result.args,
-            returncode=result.returncode,
-            stdout=result.stdout,
-            stderr=result.stderr,
-        ) from None
-
-
 STATUS_FORMATS = ("text", "xml", "json")
 
 
@@ -750,17 +749,17 @@ class PbsBackend:
             raise ValueError(
                 f"{request.count} jobs in one submission; {dialect.value} takes 1 to {limit}"
             )
-        stem = request.log_dir / f"pbs.{uuid.uuid4().hex[:12]}"
         array = request.count > 1
+        if array:
+            stem = request.log_dir / JobLogs.unique_name("pbs")
+        else:
+            stem = Path(request.logs.new_pair("pbs")[0]).with_suffix("")
         script = Path(f"{stem}.sh")
         _write_private(script, self.job_script(request, dialect, stem if array else None))
-        if not array:
-            for suffix in (".out", ".err"):
-                _write_private(Path(f"{stem}{suffix}"), "")
         argv = self.qsub_argv(request, dialect, script, stem)
         env = scheduler_environment(os.environ)
         result = run_command(argv, self.command_policy, env=env, cancel=cancel)
-        job_id = _parsed(parse_qsub_output, result)
+        job_id = parsed(parse_qsub_output, result)
         if not array:
             return [Job(job_id, request.job_name, Path(f"{stem}.out"), Path(f"{stem}.err"))]
         number, _, server = job_id.partition(".")
@@ -813,7 +812,7 @@ class PbsBackend:
         )
         if result.returncode == 153:
             return []
-        return _parsed(parse, result)
+        return parsed(parse, result)
 
     def jobs_named(
         self, name: str, cancel: Optional[threading.Event] = None
@@ -898,16 +897,86 @@ def is_pbs_qstat(qstat_path: str = "qstat", timeout_s: float = 10.0) -> bool:
     return True
 
 
-class Pool(BackendPool):
-    """A ``multiprocessing.Pool`` whose workers run as Torque, PBS Pro/OpenPBS jobs (or
-    through Slurm's Torque wrappers), an array of them per submission where the dialect
-    has arrays.
+class Pool(_Pool):
+    __doc__ = pool_doc(
+        """A ``multiprocessing.Pool`` whose workers run as Torque, PBS Pro/OpenPBS jobs (or
+        through Slurm's Torque wrappers), an array of them per submission where the dialect
+        has arrays.""",
+        POOL_ARGUMENTS_DOC,
+        parameters_of(PbsBackend),
+        POOL_OPTIONS_DOC,
+        PROFILE_DOC,
+    )
 
-    Takes ``processes, initializer, initargs, maxtasksperchild`` like
-    ``multiprocessing.Pool``, the options of :class:`PbsBackend` as keywords (``queue``,
-    ``walltime``, ``mem``, ``ncpus``, ``account``, ``qsub_args``, ``dialect``,
-    ``qsub_path``, ``qstat_path``, ``qdel_path``, ...), and the keyword options common to
-    every pool, which go to :class:`~batchpool.proto_pool.Pool`.
-    """
-
-    backend_class = PbsBackend
+    @configured("pbs")
+    def __init__(
+        self,
+        processes: Optional[int] = None,
+        initializer: Optional[Callable[..., object]] = None,
+        initargs: Iterable[Any] = (),
+        maxtasksperchild: Optional[int] = None,
+        context: object = None,
+        *,
+        queue: Optional[str] = None,
+        walltime: Union[str, int, None] = None,
+        mem: Union[str, int, None] = None,
+        ncpus: Optional[int] = None,
+        account: Optional[str] = None,
+        qsub_args: Sequence[str] = (),
+        dialect: Optional[str] = None,
+        status_format: Optional[str] = None,
+        max_array_size: int = MAX_ARRAY_SIZE,
+        qsub_path: str = "qsub",
+        qstat_path: str = "qstat",
+        qdel_path: str = "qdel",
+        command_policy: CommandPolicy = DEFAULT_COMMAND_POLICY,
+        work_dir: Union[str, os.PathLike[str]] = DEFAULT_WORK_DIR,
+        python_path: Optional[Union[str, os.PathLike[str]]] = None,
+        polling_interval: float = DEFAULT_POLLING_INTERVAL,
+        max_num_resubmissions: int = DEFAULT_MAX_NUM_RESUBMISSIONS,
+        num_simultaneously_running_tasks: Optional[int] = None,
+        keep_work_dir: bool = False,
+        verbose: bool = False,
+        lost_job_grace_period_s: float = DEFAULT_GRACE_PERIOD_S,
+        resume: bool = True,
+        worker_idle_s: float = DEFAULT_WORKER_IDLE_S,
+        scheduler_outage_s: float = DEFAULT_SCHEDULER_OUTAGE_S,
+        retry_policy: Optional[RetryPolicy] = None,
+        profile: Optional[str] = None,
+    ) -> None:
+        backend = PbsBackend(
+            queue=queue,
+            walltime=walltime,
+            mem=mem,
+            ncpus=ncpus,
+            account=account,
+            qsub_args=qsub_args,
+            dialect=dialect,
+            status_format=status_format,
+            max_array_size=max_array_size,
+            qsub_path=qsub_path,
+            qstat_path=qstat_path,
+            qdel_path=qdel_path,
+            command_policy=command_policy,
+        )
+        # ``profile`` was applied by @configured: it filled in the options not given.
+        super().__init__(
+            processes,
+            initializer,
+            initargs,
+            maxtasksperchild,
+            context,
+            backend=backend,
+            work_dir=work_dir,
+            python_path=python_path,
+            polling_interval=polling_interval,
+            max_num_resubmissions=max_num_resubmissions,
+            num_simultaneously_running_tasks=num_simultaneously_running_tasks,
+            keep_work_dir=keep_work_dir,
+            verbose=verbose,
+            lost_job_grace_period_s=lost_job_grace_period_s,
+            resume=resume,
+            worker_idle_s=worker_idle_s,
+            scheduler_outage_s=scheduler_outage_s,
+            retry_policy=retry_policy,
+        )

@@ -11,97 +11,198 @@ from __future__ import annotations
 
 import collections
 import functools
+import inspect
 import multiprocessing
 import os
 import pickle
 import sys
+import textwrap
 import threading
+import typing
 import weakref
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Optional
+from typing import Any, Callable, Optional, TypeVar, Union
 
 from . import worker
+from ._layout import Failure
 from .backend import Backend
 from .dispatcher import TASKS_AHEAD, Call, CallKind, Dispatcher, PoolSettings, pickle_for_jobs
 from .errors import RemoteError, RemoteTraceback
 from .policy import RetryPolicy
 
+DEFAULT_WORK_DIR = ".batchpool"
+DEFAULT_POLLING_INTERVAL = 5.0
+"""Seconds between two status queries of a cluster pool (``polling_interval``)."""
+DEFAULT_MAX_NUM_RESUBMISSIONS = 10
+DEFAULT_GRACE_PERIOD_S = 10.0
+"""How long a cluster job may be gone without its result (``lost_job_grace_period_s``)."""
 DEFAULT_WORKER_IDLE_S = 5.0
 """A worker with nothing to do for this long exits (module docstring of the pool)."""
 DEFAULT_SCHEDULER_OUTAGE_S = 1800.0
 
 _RUN, _CLOSE, _TERMINATE = "RUN", "CLOSE", "TERMINATE"
 
+# -- the documentation every pool shares -------------------------------------------------
+
+POOL_ARGUMENTS_DOC = """\
+processes
+    As in ``multiprocessing.Pool``: for the local backend the number of worker
+    processes; for a cluster backend a cap on this pool's jobs at once (unless
+    ``num_simultaneously_running_tasks`` is given).
+initializer, initargs
+    Called as ``initializer(*initargs)`` once in every worker, before its tasks.
+maxtasksperchild
+    A worker exits after this many chunks (a chunk is what ``multiprocessing``
+    counts as a task), and a new one takes its place if work remains.
+context
+    Accepted for compatibility with ``multiprocessing.Pool``; not used.
+"""
+"""The positional parameters of every pool, as ``multiprocessing.Pool``'s."""
+
+POOL_OPTIONS_DOC = """\
+work_dir
+    Where the pool's queue and each map's session directory are made; must be
+    reachable from the compute nodes. Default ``./.batchpool``.
+python_path
+    The interpreter that runs the jobs. Default: this one, by absolute path.
+polling_interval
+    Seconds: the longest wait between two status queries to the scheduler (one
+    query for all of the pool's jobs). Claims and results are looked for often.
+max_num_resubmissions
+    How often the tasks of one chunk may be put back in the queue after their job
+    failed or vanished while holding them. Tasks a dying job had finished are kept;
+    what is retried, and how, depends on why the job died (``retry_policy``).
+num_simultaneously_running_tasks
+    Cap on this pool's jobs in the scheduler at once (fair share).
+keep_work_dir
+    Keep session directories after a successful map (they are always kept when
+    something went wrong).
+verbose
+    Print one line to stderr for every state change.
+lost_job_grace_period_s
+    How long a job may be out of the queue without the result of the chunk it
+    held before that chunk counts as lost (shared filesystems show files late).
+resume
+    Re-attach to the unfinished session of the same map (same function, tasks,
+    chunksize and backend in the same ``work_dir``), keeping its results and the
+    chunks that live workers hold. ``False`` always starts a new session.
+worker_idle_s
+    Seconds a worker waits for new work before its job exits. The default, 5 s,
+    bridges the pauses between consecutive maps of a script (an MCMC step, a
+    loop's own bookkeeping) while giving an idle job's slot back to the
+    cluster soon. 0 gives one chunk per job.
+scheduler_outage_s
+    How long a scheduler that cannot be asked is waited out before
+    :class:`~batchpool.SchedulerError` (default 30 minutes). Results that arrive
+    meanwhile are collected, and no job is deleted for it.
+retry_policy
+    How lost jobs are retried by their cause (time limit, memory limit, a task that
+    crashes its worker, ...): a :class:`~batchpool.RetryPolicy`, e.g.
+    ``RetryPolicy(max_mem="16G", max_time="4:00:00")`` to let a task killed by a
+    limit retry with more. The table is in :mod:`batchpool.policy`.
+"""
+"""The keyword options common to every pool, documented once: each pool's docstring
+is composed of these texts (:func:`pool_doc`)."""
+
+PROFILE_DOC = """\
+profile
+    The profile of the configuration file whose options this pool takes where
+    they are not given here (:mod:`batchpool.config`); also the ``BATCHPOOL_*``
+    variables. None: ``$BATCHPOOL_PROFILE``, else the file's default profile if it
+    is one of this backend.
+"""
+
+
+def pool_doc(summary: str, *parameters: str) -> str:
+    """A pool's docstring: ``summary``, then a numpydoc ``Parameters`` section made of
+    ``parameters``, each a run of ``name`` lines with their indented description."""
+    entries = "".join(textwrap.dedent(p).strip("\n") + "\n" for p in parameters if p.strip())
+    return f"{inspect.cleandoc(summary)}\n\nParameters\n----------\n{entries}"
+
+
+def parameters_of(klass: type) -> str:
+    """The entries of the ``Parameters`` section of ``klass``'s own docstring, to compose
+    into a pool's (:func:`pool_doc`); "" when it has none (``python -OO`` drops them)."""
+    lines = inspect.cleandoc(klass.__doc__ or "").splitlines()
+    if "Parameters" not in lines:
+        return ""
+    start = lines.index("Parameters") + 2  # after the underline
+    end = next(
+        (i for i in range(start, len(lines) - 1) if _is_underline(lines[i + 1])), len(lines)
+    )
+    return "\n".join(lines[start:end]).strip("\n") + "\n"
+
+
+def _is_underline(line: str) -> bool:
+    return len(line.strip()) >= 3 and set(line.strip()) == {"-"}
+
+
+# -- typed signatures ----------------------------------------------------------------------
+
+_Function = TypeVar("_Function", bound=Callable[..., Any])
+
+
+def typed_signature(function: Callable[..., Any]) -> inspect.Signature:
+    """``function``'s signature with its annotations evaluated: under ``from __future__
+    import annotations`` they are strings, which ``help()`` would show in quotes."""
+    hints = typing.get_type_hints(function)
+    signature = inspect.signature(function)
+    parameters = [
+        p.replace(annotation=hints.get(p.name, p.annotation))
+        for p in signature.parameters.values()
+    ]
+    returns = hints.get("return", signature.empty)
+    return signature.replace(
+        parameters=parameters, return_annotation=None if returns is type(None) else returns
+    )
+
+
+def _show_types(function: _Function) -> _Function:
+    function.__signature__ = typed_signature(function)  # type: ignore[attr-defined]
+    return function
+
+
+def configured(backend: str) -> Callable[[_Function], _Function]:
+    """Decorates the ``__init__`` of the ``Pool`` of ``backend`` (a name of
+    :data:`batchpool.BACKENDS`): the options that are not given come from the profile and
+    the ``BATCHPOOL_*`` variables (:mod:`batchpool.config`). The signature stays the
+    one written, so an unknown keyword is the ``TypeError`` of the call."""
+
+    def decorate(init: _Function) -> _Function:
+        @functools.wraps(init)
+        def configured_init(self: Pool, *args: Any, **options: Any) -> None:
+            from .config import configured_options
+
+            init(self, *args, **configured_options(backend, options, options.get("profile")))
+
+        configured_init.__signature__ = typed_signature(init)  # type: ignore[attr-defined]
+        return typing.cast(_Function, configured_init)
+
+    return decorate
+
 
 class Pool:
-    """A ``multiprocessing.Pool`` whose work runs as jobs of ``backend``.
+    __doc__ = pool_doc(
+        """A ``multiprocessing.Pool`` whose work runs as jobs of ``backend``.
 
-    The pool's jobs are standing workers: each takes the next chunk of any map of the
-    pool as soon as it finished one, keeping imported modules and unpickled functions,
-    until it has had nothing to do for ``worker_idle_s``. New jobs are requested only
-    while there is more work than the live ones will take.
+        The pool's jobs are standing workers: each takes the next chunk of any map of the
+        pool as soon as it finished one, keeping imported modules and unpickled functions,
+        until it has had nothing to do for ``worker_idle_s``. New jobs are requested only
+        while there is more work than the live ones will take.
 
-    Parameters
-    ----------
-    processes
-        As in ``multiprocessing.Pool``: for the local backend the number of worker
-        processes; for a cluster backend a cap on this pool's jobs at once (unless
-        ``num_simultaneously_running_tasks`` is given).
-    initializer, initargs
-        Called as ``initializer(*initargs)`` once in every worker, before its tasks.
-    maxtasksperchild
-        A worker exits after this many chunks (a chunk is what ``multiprocessing``
-        counts as a task), and a new one takes its place if work remains.
-    context
-        Accepted for compatibility with ``multiprocessing.Pool``; not used.
-    backend
-        The scheduler: see :mod:`batchpool.backend`.
-    work_dir
-        Where the pool's queue and each map's session directory are made; must be
-        reachable from the compute nodes. Default ``./.batchpool``.
-    python_path
-        The interpreter that runs the jobs. Default: this one, by absolute path.
-    polling_interval
-        Seconds: the longest wait between two status queries to the scheduler (one
-        query for all of the pool's jobs). Claims and results are looked for often.
-    max_num_resubmissions
-        How often the tasks of one chunk may be put back in the queue after their job
-        failed or vanished while holding them. Tasks a dying job had finished are kept;
-        what is retried, and how, depends on why the job died (``retry_policy``).
-    num_simultaneously_running_tasks
-        Cap on this pool's jobs in the scheduler at once (fair share).
-    keep_work_dir
-        Keep session directories after a successful map (they are always kept when
-        something went wrong).
-    verbose
-        Print one line to stderr for every state change.
-    lost_job_grace_period_s
-        How long a job may be out of the queue without the result of the chunk it
-        held before that chunk counts as lost (shared filesystems show files late).
-    resume
-        Re-attach to the unfinished session of the same map (same function, tasks,
-        chunksize and backend in the same ``work_dir``), keeping its results and the
-        chunks that live workers hold. ``False`` always starts a new session.
-    worker_idle_s
-        Seconds a worker waits for new work before its job exits. The default, 5 s,
-        bridges the pauses between consecutive maps of a script (an MCMC step, a
-        loop's own bookkeeping) while giving an idle job's slot back to the
-        cluster soon. 0 gives one chunk per job.
-    scheduler_outage_s
-        How long a scheduler that cannot be asked is waited out before
-        :class:`~batchpool.SchedulerError` (default 30 minutes). Results that arrive
-        meanwhile are collected, and no job is deleted for it.
-    retry_policy
-        How lost jobs are retried by their cause (time limit, memory limit, a task that
-        crashes its worker, ...): a :class:`~batchpool.RetryPolicy`, e.g.
-        ``RetryPolicy(max_mem="16G", max_time="4:00:00")`` to let a task killed by a
-        limit retry with more. The table is in :mod:`batchpool.policy`.
-    """
+        The pools of the backends (:class:`batchpool.slurm.array.Pool`, ...) take the
+        options of their backend in place of ``backend``, and a ``profile``.
+        """,
+        POOL_ARGUMENTS_DOC,
+        """\
+        backend
+            The scheduler: see :mod:`batchpool.backend`.
+        """,
+        POOL_OPTIONS_DOC,
+    )
 
-    default_polling_interval: ClassVar[float] = 5.0
-    default_grace_period_s: ClassVar[float] = 10.0
-
+    @_show_types
     def __init__(
         self,
         processes: Optional[int] = None,
@@ -111,24 +212,20 @@ class Pool:
         context: object = None,
         *,
         backend: Backend,
-        work_dir: str | os.PathLike[str] = ".batchpool",
-        python_path: Optional[str | os.PathLike[str]] = None,
-        polling_interval: Optional[float] = None,
-        max_num_resubmissions: int = 10,
+        work_dir: Union[str, os.PathLike[str]] = DEFAULT_WORK_DIR,
+        python_path: Optional[Union[str, os.PathLike[str]]] = None,
+        polling_interval: float = DEFAULT_POLLING_INTERVAL,
+        max_num_resubmissions: int = DEFAULT_MAX_NUM_RESUBMISSIONS,
         num_simultaneously_running_tasks: Optional[int] = None,
         keep_work_dir: bool = False,
         verbose: bool = False,
-        lost_job_grace_period_s: Optional[float] = None,
+        lost_job_grace_period_s: float = DEFAULT_GRACE_PERIOD_S,
         resume: bool = True,
         worker_idle_s: float = DEFAULT_WORKER_IDLE_S,
         scheduler_outage_s: float = DEFAULT_SCHEDULER_OUTAGE_S,
         retry_policy: Optional[RetryPolicy] = None,
     ) -> None:
         _check_options(processes, initializer, maxtasksperchild, max_num_resubmissions)
-        if polling_interval is None:
-            polling_interval = self.default_polling_interval
-        if lost_job_grace_period_s is None:
-            lost_job_grace_period_s = self.default_grace_period_s
         if polling_interval <= 0:
             raise ValueError(f"polling_interval must be positive, not {polling_interval}")
         if num_simultaneously_running_tasks is not None and num_simultaneously_running_tasks < 1:
@@ -652,8 +749,9 @@ def _terminate(dispatcher: Dispatcher, feeder: _Feeder) -> None:
 
 
 def task_error(payload: tuple, session_dir: Path) -> BaseException:
-    """The exception a task raised, rebuilt, with the remote traceback as its cause."""
-    exc_pickle, type_name, message, traceback_text = payload
+    """The exception a task raised (its :class:`~batchpool._layout.Failure`), rebuilt, with
+    the remote traceback as its cause."""
+    exc_pickle, type_name, message, traceback_text = Failure(*payload)
     where = f"The session directory is kept at {session_dir}"
     error: Optional[BaseException] = None
     if exc_pickle is not None:
@@ -710,42 +808,3 @@ def _check_python_path(python_path: Optional[str | os.PathLike[str]]) -> str:
 def _apply(func: Callable) -> Callable:
     _check_callable(func)
     return functools.partial(worker.applycall, func)
-
-
-class BackendPool(Pool):
-    """A pool of one ``backend_class``: the keyword options that the backend class takes
-    build the backend, the others go to :class:`Pool`."""
-
-    backend_class: ClassVar[Callable[..., Backend]]
-
-    def __init__(
-        self,
-        processes: Optional[int] = None,
-        initializer: Optional[Callable[..., object]] = None,
-        initargs: Iterable[Any] = (),
-        maxtasksperchild: Optional[int] = None,
-        context: object = None,
-        **options: Any,
-    ) -> None:
-        import inspect
-
-        options = _configured(self.backend_class, options)
-        names: set[str] = set()
-        for klass in getattr(self.backend_class, "__mro__", ()):
-            if "__init__" in vars(klass) and klass is not object:
-                parameters = inspect.signature(klass.__init__).parameters.values()
-                names |= {p.name for p in parameters if p.kind is p.KEYWORD_ONLY}
-        backend = self.backend_class(**{k: options.pop(k) for k in list(options) if k in names})
-        super().__init__(
-            processes, initializer, initargs, maxtasksperchild, context, backend=backend, **options
-        )
-
-
-def _configured(backend_class: Callable[..., Backend], options: dict[str, Any]) -> dict[str, Any]:
-    """``options`` over those of the profile and the ``BATCHPOOL_*`` variables
-    (:mod:`batchpool.config`); ``profile`` names the profile."""
-    from .config import configured_options
-
-    profile = options.pop("profile", None)
-    name: str = getattr(backend_class, "name")  # noqa: B009 (a class attribute of backends)
-    return configured_options(name, options, profile)

@@ -64,17 +64,32 @@ import pwd
 import re
 import subprocess
 import threading
-import uuid
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, TypeVar
+from typing import Any, Callable, Optional, Union
 
+from ._layout import JobLogs
 from .backend import Ending, Job, JobRequest, JobState, JobStatus, Resources
-from .commands import CommandPolicy, run_command
+from .commands import CommandPolicy, parsed, run_command
 from .errors import SchedulerError
-from .proto_pool import BackendPool
+from .policy import RetryPolicy
+from .proto_pool import (
+    DEFAULT_GRACE_PERIOD_S,
+    DEFAULT_MAX_NUM_RESUBMISSIONS,
+    DEFAULT_POLLING_INTERVAL,
+    DEFAULT_SCHEDULER_OUTAGE_S,
+    DEFAULT_WORK_DIR,
+    DEFAULT_WORKER_IDLE_S,
+    POOL_ARGUMENTS_DOC,
+    POOL_OPTIONS_DOC,
+    PROFILE_DOC,
+    configured,
+    parameters_of,
+    pool_doc,
+)
+from .proto_pool import Pool as _Pool
 
 __all__ = [
     "Pool",
@@ -91,7 +106,6 @@ __all__ = [
 QDEL_IDS_PER_CALL = 500
 QSTAT_J_IDS_PER_CALL = 500
 DEFAULT_COMMAND_POLICY = CommandPolicy()
-T = TypeVar("T")
 
 
 def sge_job_name(name: str) -> str:
@@ -114,10 +128,8 @@ def private_log_files(log_dir: Path) -> Path:
     SGE creates output files with its own umask (0644) but keeps the mode of files that
     exist, so they are made here, under a name of their own for every submission.
     """
-    stem = log_dir / f"sge.{uuid.uuid4().hex[:12]}"
-    for suffix in (".out", ".err"):
-        os.close(os.open(f"{stem}{suffix}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    return stem
+    out, _ = JobLogs(log_dir).new_pair("sge")
+    return Path(out).with_suffix("")
 
 
 JOB_ID_TEMPLATE = "{JOB_ID}"
@@ -585,20 +597,6 @@ def _qdel_accept(result: subprocess.CompletedProcess) -> bool:
     )
 
 
-def _parsed(parse: Callable[[str], T], result: subprocess.CompletedProcess) -> T:
-    """``parse(result.stdout)``; a ValueError becomes a SchedulerError with the output."""
-    try:
-        return parse(result.stdout)
-    except ValueError as error:
-        raise SchedulerError(
-            str(error),
-            command=result.args,
-            returncode=result.returncode,
-            stdout=result.stdout,
-            stderr=result.stderr,
-        ) from None
-
-
 class SgeBackend:
     """One ``qsub`` per worker; status from one ``qstat -xml``; ``qdel`` to delete;
     endings from ``qstat -j`` and ``qacct -j``.
@@ -680,7 +678,7 @@ class SgeBackend:
         result = run_command(
             argv, self.command_policy, stdin_text=job_script(request), cancel=cancel
         )
-        job_id = _parsed(parse_qsub_terse, result)
+        job_id = parsed(parse_qsub_terse, result)
         return [Job(job_id, request.job_name, Path(f"{stem}.out"), Path(f"{stem}.err"))]
 
     def qstat_argv(self) -> list[str]:
@@ -694,14 +692,14 @@ class SgeBackend:
         if not jobs:
             return {}
         result = run_command(self.qstat_argv(), self.command_policy, cancel=cancel)
-        return job_statuses(_parsed(parse_qstat_xml, result), jobs)
+        return job_statuses(parsed(parse_qstat_xml, result), jobs)
 
     def jobs_named(
         self, name: str, cancel: Optional[threading.Event] = None
     ) -> dict[str, JobStatus]:
         """Every job called ``name`` still in the queue (one ``qstat -xml``)."""
         result = run_command(self.qstat_argv(), self.command_policy, cancel=cancel)
-        named = [j for j in _parsed(parse_qstat_xml, result) if j.name == sge_job_name(name)]
+        named = [j for j in parsed(parse_qstat_xml, result) if j.name == sge_job_name(name)]
         return job_statuses(named, [Job(j.job_id, name, Path(), Path()) for j in named])
 
     def explain(
@@ -778,16 +776,74 @@ class SgeBackend:
         return text
 
 
-class Pool(BackendPool):
-    """A ``multiprocessing.Pool`` whose workers run as one Grid Engine job each.
+class Pool(_Pool):
+    __doc__ = pool_doc(
+        """A ``multiprocessing.Pool`` whose workers run as one Grid Engine job each.""",
+        POOL_ARGUMENTS_DOC,
+        parameters_of(SgeBackend),
+        POOL_OPTIONS_DOC,
+        PROFILE_DOC,
+    )
 
-    Takes ``processes, initializer, initargs, maxtasksperchild`` like
-    ``multiprocessing.Pool``, the options of :class:`SgeBackend` as keywords, and the
-    keyword options common to every pool (``work_dir``, ``python_path``,
-    ``polling_interval``, ``max_num_resubmissions``, ``num_simultaneously_running_tasks``,
-    ``keep_work_dir``, ``verbose``, ``lost_job_grace_period_s``, ``resume``,
-    ``worker_idle_s``, ``scheduler_outage_s``), which go to
-    :class:`~batchpool.proto_pool.Pool`.
-    """
-
-    backend_class = SgeBackend
+    @configured("sge")
+    def __init__(
+        self,
+        processes: Optional[int] = None,
+        initializer: Optional[Callable[..., object]] = None,
+        initargs: Iterable[Any] = (),
+        maxtasksperchild: Optional[int] = None,
+        context: object = None,
+        *,
+        queue_name: Optional[str] = None,
+        resources: Sequence[str] = (),
+        qsub_args: Sequence[str] = (),
+        qsub_path: str = "qsub",
+        qstat_path: str = "qstat",
+        qdel_path: str = "qdel",
+        qacct_path: str = "qacct",
+        command_policy: CommandPolicy = DEFAULT_COMMAND_POLICY,
+        work_dir: Union[str, os.PathLike[str]] = DEFAULT_WORK_DIR,
+        python_path: Optional[Union[str, os.PathLike[str]]] = None,
+        polling_interval: float = DEFAULT_POLLING_INTERVAL,
+        max_num_resubmissions: int = DEFAULT_MAX_NUM_RESUBMISSIONS,
+        num_simultaneously_running_tasks: Optional[int] = None,
+        keep_work_dir: bool = False,
+        verbose: bool = False,
+        lost_job_grace_period_s: float = DEFAULT_GRACE_PERIOD_S,
+        resume: bool = True,
+        worker_idle_s: float = DEFAULT_WORKER_IDLE_S,
+        scheduler_outage_s: float = DEFAULT_SCHEDULER_OUTAGE_S,
+        retry_policy: Optional[RetryPolicy] = None,
+        profile: Optional[str] = None,
+    ) -> None:
+        backend = SgeBackend(
+            queue_name=queue_name,
+            resources=resources,
+            qsub_args=qsub_args,
+            qsub_path=qsub_path,
+            qstat_path=qstat_path,
+            qdel_path=qdel_path,
+            qacct_path=qacct_path,
+            command_policy=command_policy,
+        )
+        # ``profile`` was applied by @configured: it filled in the options not given.
+        super().__init__(
+            processes,
+            initializer,
+            initargs,
+            maxtasksperchild,
+            context,
+            backend=backend,
+            work_dir=work_dir,
+            python_path=python_path,
+            polling_interval=polling_interval,
+            max_num_resubmissions=max_num_resubmissions,
+            num_simultaneously_running_tasks=num_simultaneously_running_tasks,
+            keep_work_dir=keep_work_dir,
+            verbose=verbose,
+            lost_job_grace_period_s=lost_job_grace_period_s,
+            resume=resume,
+            worker_idle_s=worker_idle_s,
+            scheduler_outage_s=scheduler_outage_s,
+            retry_policy=retry_policy,
+        )

@@ -249,3 +249,16 @@ def test_the_config_command_reports_a_bad_profile(here, capsys):
     write_config(here / "batchpool.toml", '[profiles.x]\nbackend = "local"\nnope = 1\n')
     assert cli.main(["config", "--profile", "x"]) == 1
     assert "Unknown option 'nope'" in capsys.readouterr().err
+
+
+def test_make_pool_takes_the_profile_among_the_options_as_attach_gives_it(here):
+    write_config(
+        here / "batchpool.toml",
+        '[profiles.a]\nbackend = "local"\nworker_idle_s = 0.5\n'
+        '[profiles.b]\nbackend = "local"\nworker_idle_s = 3.0\n',
+    )
+    options = {"profile": "b", "work_dir": here / "w"}
+    with config.make_pool((2,), options, profile="a") as pool:
+        assert pool.settings.worker_idle_s == 3.0
+        assert pool.size == 2
+    assert options == {"profile": "b", "work_dir": here / "w"}  # not changed

@@ -452,5 +452,7 @@ def test_pool_builds_its_backend_and_passes_common_options_on(monkeypatch):
     monkeypatch.setattr(batchpool.proto_pool.ProtoPool, "__init__", init)
     batchpool.sge.Pool(2, queue_name="all.q", resources=["h_vmem=1G"], polling_interval=1.0)
     backend = seen["kwargs"].pop("backend")
-    assert seen == {"args": (2, None, (), None, None), "kwargs": {"polling_interval": 1.0}}
+    assert seen["args"] == (2, None, (), None, None)
+    assert seen["kwargs"]["polling_interval"] == 1.0
+    assert "queue_name" not in seen["kwargs"] and "resources" not in seen["kwargs"]
     assert (backend.name, backend.queue_name, backend.resources) == ("sge", "all.q", ["h_vmem=1G"])

@@ -12,7 +12,7 @@ itself would leak into it and change it (``srun`` in the job reads them). So eve
 scheduler command runs in :func:`scheduler_environment`: the driver's environment
 
 - without every ``SLURM_*`` variable and every other job's variable
-  (:func:`batchpool.worker.is_job_variable`: ``JOB_ID``, ``SGE_*``, ``TMPDIR``, ...),
+  (:func:`batchpool._layout.is_job_variable`: ``JOB_ID``, ``SGE_*``, ``TMPDIR``, ...),
   except the client configuration in :data:`CLIENT_SLURM_VARIABLES` (``SLURM_CONF``,
   ``SLURM_CLUSTERS``, ...);
 - with ``SBATCH_*``, ``SQUEUE_*``, ``SCANCEL_*`` kept: they are the user's preferences
@@ -44,15 +44,30 @@ import os
 import re
 import subprocess
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional, Union
 
+from .._layout import is_job_variable
 from ..backend import Ending, Job, JobRequest, JobState, JobStatus, Resources
-from ..commands import CommandPolicy, run_command
+from ..commands import CommandPolicy, parsed, run_command
 from ..errors import SchedulerError
-from ..proto_pool import BackendPool
-from ..worker import is_job_variable
+from ..policy import RetryPolicy
+from ..proto_pool import (
+    DEFAULT_GRACE_PERIOD_S,
+    DEFAULT_MAX_NUM_RESUBMISSIONS,
+    DEFAULT_POLLING_INTERVAL,
+    DEFAULT_SCHEDULER_OUTAGE_S,
+    DEFAULT_WORK_DIR,
+    DEFAULT_WORKER_IDLE_S,
+    POOL_ARGUMENTS_DOC,
+    POOL_OPTIONS_DOC,
+    PROFILE_DOC,
+    configured,
+    parameters_of,
+    pool_doc,
+)
+from ..proto_pool import Pool as _Pool
 from .squeue import (
     SqueueLine,
     filter_stderr_noise,
@@ -85,7 +100,7 @@ def scheduler_environment(environ: Mapping[str, str]) -> dict[str, str]:
 
     ``sbatch`` exports its environment into the job, so this also keeps the
     variables of any other job the driver runs in (``JOB_ID``, ``SGE_*``, ``TMPDIR``,
-    ...; see :func:`batchpool.worker.is_job_variable`) out of our jobs.
+    ...; see :func:`batchpool._layout.is_job_variable`) out of our jobs.
     """
     return {
         name: value
@@ -394,15 +409,16 @@ class SlurmBackend:
 
     def sbatch_argv(self, request: JobRequest) -> list[str]:
         """``sbatch`` for one worker of ``request``."""
+        out, err = request.logs.pair("%j")
         return [
             self.sbatch_path,
             "--parsable",
             "--job-name",
             request.job_name,
             "--output",
-            f"{request.log_dir}/%j.out",
+            out,
             "--error",
-            f"{request.log_dir}/%j.err",
+            err,
             *self.request_args(request),
             "--wrap",
             request.worker_command(self.job_id_template),
@@ -420,8 +436,8 @@ class SlurmBackend:
 
     def jobs_of(self, request: JobRequest, job_id: str) -> list[Job]:
         """The :class:`Job` of ``request`` once ``sbatch`` returned ``job_id``."""
-        log = request.log_dir
-        return [Job(job_id, request.job_name, log / f"{job_id}.out", log / f"{job_id}.err")]
+        out, err = request.logs.pair(job_id)
+        return [Job(job_id, request.job_name, Path(out), Path(err))]
 
     def status(
         self, jobs: Sequence[Job], cancel: Optional[threading.Event] = None
@@ -446,17 +462,7 @@ class SlurmBackend:
         }
 
     def _squeue(self, argv: list[str], cancel: Optional[threading.Event]) -> list[SqueueLine]:
-        result = self._run(argv, cancel=cancel)
-        try:
-            return parse_squeue(result.stdout)
-        except ValueError as error:
-            raise SchedulerError(
-                f"squeue printed a line batchpool cannot read: {error}",
-                command=argv,
-                returncode=result.returncode,
-                stdout=result.stdout,
-                stderr=result.stderr,
-            ) from None
+        return parsed(parse_squeue, self._run(argv, cancel=cancel))
 
     def explain(
         self,
@@ -559,12 +565,7 @@ class SlurmBackend:
                 stdout=result.stdout,
                 stderr=result.stderr,
             )
-        try:
-            return parse_sbatch_parsable(result.stdout)
-        except ValueError as error:
-            raise SchedulerError(
-                str(error), command=argv, returncode=0, stdout=result.stdout, stderr=result.stderr
-            ) from None
+        return parsed(parse_sbatch_parsable, result)
 
     def _run(
         self, argv: list[str], policy: Optional[CommandPolicy] = None, **kwargs: Any
@@ -592,19 +593,87 @@ def _scancel_accept(result: subprocess.CompletedProcess) -> bool:
     return bool(lines) and all(any(g in line for g in _SCANCEL_GONE) for line in lines)
 
 
-class Pool(BackendPool):
-    """A ``multiprocessing.Pool`` whose workers run as one Slurm job each.
+class Pool(_Pool):
+    __doc__ = pool_doc(
+        """A ``multiprocessing.Pool`` whose workers run as one Slurm job each.""",
+        POOL_ARGUMENTS_DOC,
+        parameters_of(SlurmBackend),
+        POOL_OPTIONS_DOC,
+        PROFILE_DOC,
+    )
 
-    Takes ``processes, initializer, initargs, maxtasksperchild`` like
-    ``multiprocessing.Pool``, the options of :class:`SlurmBackend` as keywords, and the
-    keyword options common to every pool (``work_dir``, ``python_path``,
-    ``polling_interval``, ``max_num_resubmissions``, ``num_simultaneously_running_tasks``,
-    ``keep_work_dir``, ``verbose``, ``lost_job_grace_period_s``, ``resume``,
-    ``worker_idle_s``, ``scheduler_outage_s``), which go to
-    :class:`~batchpool.proto_pool.Pool`.
-    """
-
-    backend_class = SlurmBackend
+    @configured("slurm")
+    def __init__(
+        self,
+        processes: Optional[int] = None,
+        initializer: Optional[Callable[..., object]] = None,
+        initargs: Iterable[Any] = (),
+        maxtasksperchild: Optional[int] = None,
+        context: object = None,
+        *,
+        partition: Optional[str] = None,
+        time: Optional[str] = None,
+        mem: Optional[str] = None,
+        cpus_per_task: Optional[int] = None,
+        account: Optional[str] = None,
+        qos: Optional[str] = None,
+        sbatch_args: Sequence[str] = (),
+        sbatch_path: str = "sbatch",
+        squeue_path: str = "squeue",
+        scancel_path: str = "scancel",
+        sacct_path: str = "sacct",
+        sinfo_path: str = "sinfo",
+        command_policy: CommandPolicy = DEFAULT_COMMAND_POLICY,
+        work_dir: Union[str, os.PathLike[str]] = DEFAULT_WORK_DIR,
+        python_path: Optional[Union[str, os.PathLike[str]]] = None,
+        polling_interval: float = DEFAULT_POLLING_INTERVAL,
+        max_num_resubmissions: int = DEFAULT_MAX_NUM_RESUBMISSIONS,
+        num_simultaneously_running_tasks: Optional[int] = None,
+        keep_work_dir: bool = False,
+        verbose: bool = False,
+        lost_job_grace_period_s: float = DEFAULT_GRACE_PERIOD_S,
+        resume: bool = True,
+        worker_idle_s: float = DEFAULT_WORKER_IDLE_S,
+        scheduler_outage_s: float = DEFAULT_SCHEDULER_OUTAGE_S,
+        retry_policy: Optional[RetryPolicy] = None,
+        profile: Optional[str] = None,
+    ) -> None:
+        backend = SlurmBackend(
+            partition=partition,
+            time=time,
+            mem=mem,
+            cpus_per_task=cpus_per_task,
+            account=account,
+            qos=qos,
+            sbatch_args=sbatch_args,
+            sbatch_path=sbatch_path,
+            squeue_path=squeue_path,
+            scancel_path=scancel_path,
+            sacct_path=sacct_path,
+            sinfo_path=sinfo_path,
+            command_policy=command_policy,
+        )
+        # ``profile`` was applied by @configured: it filled in the options not given.
+        super().__init__(
+            processes,
+            initializer,
+            initargs,
+            maxtasksperchild,
+            context,
+            backend=backend,
+            work_dir=work_dir,
+            python_path=python_path,
+            polling_interval=polling_interval,
+            max_num_resubmissions=max_num_resubmissions,
+            num_simultaneously_running_tasks=num_simultaneously_running_tasks,
+            keep_work_dir=keep_work_dir,
+            verbose=verbose,
+            lost_job_grace_period_s=lost_job_grace_period_s,
+            resume=resume,
+            worker_idle_s=worker_idle_s,
+            scheduler_outage_s=scheduler_outage_s,
+            retry_policy=retry_policy,
+        )
 
 
 def __getattr__(name: str) -> object:

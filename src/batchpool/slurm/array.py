@@ -8,15 +8,34 @@ deletion are those of :class:`~batchpool.slurm.SlurmBackend`.
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import warnings
-from typing import Any, Optional
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Callable, Optional, Union
 
 from ..backend import Job, JobRequest
+from ..commands import CommandPolicy
 from ..errors import SchedulerError
-from ..proto_pool import BackendPool
-from . import SlurmBackend, rejection_advice
+from ..policy import RetryPolicy
+from ..proto_pool import (
+    DEFAULT_GRACE_PERIOD_S,
+    DEFAULT_MAX_NUM_RESUBMISSIONS,
+    DEFAULT_POLLING_INTERVAL,
+    DEFAULT_SCHEDULER_OUTAGE_S,
+    DEFAULT_WORK_DIR,
+    DEFAULT_WORKER_IDLE_S,
+    POOL_ARGUMENTS_DOC,
+    POOL_OPTIONS_DOC,
+    PROFILE_DOC,
+    configured,
+    parameters_of,
+    pool_doc,
+)
+from ..proto_pool import Pool as _Pool
+from . import DEFAULT_COMMAND_POLICY, SlurmBackend, rejection_advice
 
 __all__ = ["Pool", "SlurmArrayBackend", "parse_max_array_size"]
 
@@ -87,7 +106,7 @@ class SlurmArrayBackend(SlurmBackend):
 
     def sbatch_argv(self, request: JobRequest) -> list[str]:
         """``sbatch --array`` with one element per worker of ``request``."""
-        log = request.log_dir
+        out, err = request.logs.pair("%A_%a")
         return [
             self.sbatch_path,
             "--parsable",
@@ -96,9 +115,9 @@ class SlurmArrayBackend(SlurmBackend):
             "--array",
             array_spec(request.count),
             "--output",
-            f"{log}/%A_%a.out",
+            out,
             "--error",
-            f"{log}/%A_%a.err",
+            err,
             *self.request_args(request),
             "--wrap",
             request.worker_command(self.job_id_template),
@@ -106,24 +125,94 @@ class SlurmArrayBackend(SlurmBackend):
 
     def jobs_of(self, request: JobRequest, job_id: str) -> list[Job]:
         """Element ``i`` is job ``{job_id}_{i}`` with logs ``{job_id}_{i}.out/.err``."""
-        log = request.log_dir
         ids = [f"{job_id}_{i}" for i in range(request.count)]
-        return [Job(i, request.job_name, log / f"{i}.out", log / f"{i}.err") for i in ids]
+        return [Job(i, request.job_name, *map(Path, request.logs.pair(i))) for i in ids]
 
     def rejection_advice(self, stderr: str) -> str:
         return rejection_advice(stderr, self._max_array_size)
 
 
-class Pool(BackendPool):
-    """A ``multiprocessing.Pool`` whose workers run as the elements of Slurm job arrays.
+class Pool(_Pool):
+    __doc__ = pool_doc(
+        """A ``multiprocessing.Pool`` whose workers run as the elements of Slurm job arrays.""",
+        POOL_ARGUMENTS_DOC,
+        parameters_of(SlurmBackend),
+        parameters_of(SlurmArrayBackend),
+        POOL_OPTIONS_DOC,
+        PROFILE_DOC,
+    )
 
-    Takes ``processes, initializer, initargs, maxtasksperchild`` like
-    ``multiprocessing.Pool``, the options of :class:`SlurmArrayBackend` as keywords, and the
-    keyword options common to every pool (``work_dir``, ``python_path``,
-    ``polling_interval``, ``max_num_resubmissions``, ``num_simultaneously_running_tasks``,
-    ``keep_work_dir``, ``verbose``, ``lost_job_grace_period_s``, ``resume``,
-    ``worker_idle_s``, ``scheduler_outage_s``), which go to
-    :class:`~batchpool.proto_pool.Pool`.
-    """
-
-    backend_class = SlurmArrayBackend
+    @configured("slurm.array")
+    def __init__(
+        self,
+        processes: Optional[int] = None,
+        initializer: Optional[Callable[..., object]] = None,
+        initargs: Iterable[Any] = (),
+        maxtasksperchild: Optional[int] = None,
+        context: object = None,
+        *,
+        partition: Optional[str] = None,
+        time: Optional[str] = None,
+        mem: Optional[str] = None,
+        cpus_per_task: Optional[int] = None,
+        account: Optional[str] = None,
+        qos: Optional[str] = None,
+        sbatch_args: Sequence[str] = (),
+        sbatch_path: str = "sbatch",
+        squeue_path: str = "squeue",
+        scancel_path: str = "scancel",
+        sacct_path: str = "sacct",
+        sinfo_path: str = "sinfo",
+        scontrol_path: str = "scontrol",
+        command_policy: CommandPolicy = DEFAULT_COMMAND_POLICY,
+        work_dir: Union[str, os.PathLike[str]] = DEFAULT_WORK_DIR,
+        python_path: Optional[Union[str, os.PathLike[str]]] = None,
+        polling_interval: float = DEFAULT_POLLING_INTERVAL,
+        max_num_resubmissions: int = DEFAULT_MAX_NUM_RESUBMISSIONS,
+        num_simultaneously_running_tasks: Optional[int] = None,
+        keep_work_dir: bool = False,
+        verbose: bool = False,
+        lost_job_grace_period_s: float = DEFAULT_GRACE_PERIOD_S,
+        resume: bool = True,
+        worker_idle_s: float = DEFAULT_WORKER_IDLE_S,
+        scheduler_outage_s: float = DEFAULT_SCHEDULER_OUTAGE_S,
+        retry_policy: Optional[RetryPolicy] = None,
+        profile: Optional[str] = None,
+    ) -> None:
+        backend = SlurmArrayBackend(
+            partition=partition,
+            time=time,
+            mem=mem,
+            cpus_per_task=cpus_per_task,
+            account=account,
+            qos=qos,
+            sbatch_args=sbatch_args,
+            sbatch_path=sbatch_path,
+            squeue_path=squeue_path,
+            scancel_path=scancel_path,
+            sacct_path=sacct_path,
+            sinfo_path=sinfo_path,
+            scontrol_path=scontrol_path,
+            command_policy=command_policy,
+        )
+        # ``profile`` was applied by @configured: it filled in the options not given.
+        super().__init__(
+            processes,
+            initializer,
+            initargs,
+            maxtasksperchild,
+            context,
+            backend=backend,
+            work_dir=work_dir,
+            python_path=python_path,
+            polling_interval=polling_interval,
+            max_num_resubmissions=max_num_resubmissions,
+            num_simultaneously_running_tasks=num_simultaneously_running_tasks,
+            keep_work_dir=keep_work_dir,
+            verbose=verbose,
+            lost_job_grace_period_s=lost_job_grace_period_s,
+            resume=resume,
+            worker_idle_s=worker_idle_s,
+            scheduler_outage_s=scheduler_outage_s,
+            retry_policy=retry_policy,
+        )
