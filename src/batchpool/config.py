@@ -48,7 +48,10 @@ import types
 import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
+
+if TYPE_CHECKING:
+    from . import proto_pool
 
 CONFIG_FILE_NAMES = ("batchpool.toml", "~/.config/batchpool/config.toml")
 """Where the configuration is looked for, in this order (the first that exists)."""
@@ -329,7 +332,7 @@ def make_pool(
     *,
     backend: Optional[str] = None,
     profile: Optional[str] = None,
-) -> Any:
+) -> proto_pool.Pool:
     """A pool of ``backend`` (else the configured one), with the configured options
     under the explicit ``options``: what :func:`batchpool.Pool` returns. ``args`` are
     ``Pool``'s positional arguments (``processes, initializer, initargs, ...``)."""
@@ -341,7 +344,8 @@ def make_pool(
     pool_class = importlib.import_module(BACKENDS[found.backend]).Pool
     # The pool resolves the same profile again, for the options not given (its backend
     # is the profile's, so the profile is not left out).
-    return pool_class(*args, profile=found.profile, **options)
+    pool: proto_pool.Pool = pool_class(*args, profile=found.profile, **options)
+    return pool
 
 
 def configured_options(

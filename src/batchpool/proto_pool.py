@@ -262,7 +262,8 @@ class Pool:
         self, func: Callable[[Any], Any], iterable: Iterable[Any], chunksize: Optional[int] = None
     ) -> list:
         """Apply ``func`` to every item; return the results in order."""
-        return self._wait(self.map_async(func, iterable, chunksize))
+        results: list[Any] = self._wait(self.map_async(func, iterable, chunksize))
+        return results
 
     def starmap(
         self,
@@ -271,7 +272,8 @@ class Pool:
         chunksize: Optional[int] = None,
     ) -> list:
         """Like :meth:`map`, with each item unpacked as ``func(*item)``."""
-        return self._wait(self.starmap_async(func, iterable, chunksize))
+        results: list[Any] = self._wait(self.starmap_async(func, iterable, chunksize))
+        return results
 
     def imap(
         self, func: Callable[[Any], Any], iterable: Iterable[Any], chunksize: Optional[int] = None
@@ -563,7 +565,7 @@ class IMapIterator:
             return value
         raise task_error(value, self._session_dir or Path("?"))
 
-    __next__ = next  # type: ignore[assignment]
+    __next__ = next
 
     def _can_take(self) -> bool:
         return self._peek() is not None
