@@ -1,19 +1,25 @@
 """Pools for the contract suite: the same tests run against every kind in POOL_KINDS.
 
 ``multiprocessing`` is the reference the others must match; ``local`` is
-batchpool's local backend; ``dummy-*`` run against the dummy schedulers of
-``batchpool.testing``; ``real-*`` against a real Slurm or SGE, or (``real-pbs``)
-Slurm's Torque wrappers in front of that Slurm (marked, and skipped only where the
-scheduler's programs are not installed).
+batchpool's local backend; ``dummy-*`` are made by the factory fixtures of the
+pytest plugin batchpool ships (``dummy_slurm_pool``, ... of
+:mod:`batchpool.testing.plugin`), as a user's tests would make them; ``real-*`` run
+against a real Slurm or SGE, or (``real-pbs``) Slurm's Torque wrappers in front of that
+Slurm (marked, and skipped only where the scheduler's programs are not installed).
+
+The end of the run prints how long each tier (``tests/unit``, ``tests/faults``, ...)
+took: in its tests, and from its first test to its last.
 """
 
 from __future__ import annotations
 
+import collections
 import importlib
 import multiprocessing
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -22,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).parent / "contract"))
 
 import batchpool  # noqa: E402
 from batchpool.commands import CommandPolicy  # noqa: E402
-from batchpool.testing import DummyCluster, install_dummies  # noqa: E402
+from batchpool.testing import plugin  # noqa: E402
 
 FAST_COMMANDS = CommandPolicy(timeout_s=30.0, num_retries=3, backoff_s=0.2)
 
@@ -59,19 +65,10 @@ def cluster_pool(backend: str, **options):
 
 def dummy_paths(cluster, backend: str) -> dict:
     """The ``*_path`` options that point a pool of ``backend`` at the dummies."""
-    if backend == "pbs":
-        return {
-            "qsub_path": cluster.pbs_qsub_path,
-            "qstat_path": cluster.pbs_qstat_path,
-            "qdel_path": cluster.pbs_qdel_path,
-        }
-    if backend == "sge":
-        names = ("qsub_path", "qstat_path", "qdel_path", "qacct_path")
-    else:
-        names = ("sbatch_path", "squeue_path", "scancel_path", "sacct_path", "sinfo_path")
-        if backend == "slurm.array":
-            names += ("scontrol_path",)
-    return {name: str(getattr(cluster, name)) for name in names}
+    return {
+        name.removeprefix("pbs_"): getattr(cluster, name)
+        for name in plugin.PROGRAM_OPTIONS[backend]
+    }
 
 
 def require_real(backend: str) -> None:
@@ -81,7 +78,8 @@ def require_real(backend: str) -> None:
 
 
 def make_pool(kind: str, tmp_path: Path, **options):
-    """A pool of ``kind``; multiprocessing gets only the options it knows."""
+    """A pool of ``kind`` other than ``dummy-*``; multiprocessing gets only the options
+    it knows."""
     if kind == "multiprocessing":
         mp_options = {k: v for k, v in options.items() if k in ("initializer", "initargs")}
         return multiprocessing.Pool(options.get("processes", 2), **mp_options)
@@ -91,10 +89,6 @@ def make_pool(kind: str, tmp_path: Path, **options):
         return cluster_pool("local", **options)
     options.setdefault("polling_interval", 0.3)
     options.setdefault("lost_job_grace_period_s", 1.0)
-    if kind.startswith("dummy-"):
-        backend = kind[len("dummy-") :]
-        cluster = install_dummies(tmp_path / "dummy")
-        return cluster_pool(backend, **dummy_paths(cluster, backend), **options)
     backend = kind[len("real-") :]
     require_real(backend)
     if backend == "pbs":
@@ -113,8 +107,11 @@ def pool_kind(request):
 
 
 @pytest.fixture
-def new_pool(pool_kind, tmp_path):
+def new_pool(pool_kind, tmp_path, request):
     """Call as ``new_pool(**options)``; every pool made is terminated after the test."""
+    if pool_kind.startswith("dummy-"):
+        yield request.getfixturevalue(plugin.pool_fixture_name(pool_kind[len("dummy-") :]))
+        return
     pools = []
 
     def factory(**options):
@@ -125,9 +122,6 @@ def new_pool(pool_kind, tmp_path):
     yield factory
     for pool in pools:
         pool.terminate()
-    dummy = tmp_path / "dummy"
-    if dummy.exists():
-        DummyCluster(dummy, dummy / "bin").kill_all()
 
 
 @pytest.fixture
@@ -141,11 +135,9 @@ def is_batchpool(pool_kind):
 
 
 @pytest.fixture
-def cluster(tmp_path):
-    """A dummy cluster in ``tmp_path``; its jobs still running at teardown are killed."""
-    cluster = install_dummies(tmp_path / "cluster")
-    yield cluster
-    cluster.kill_all()
+def cluster(dummy_cluster):
+    """The plugin's ``dummy_cluster``, under the name some unit tests still use."""
+    return dummy_cluster
 
 
 @pytest.fixture
@@ -153,3 +145,39 @@ def work(tmp_path):
     path = tmp_path / "work"
     path.mkdir()
     return path
+
+
+TIER_DURATIONS_S: collections.Counter = collections.Counter()
+"""Seconds spent in each tier's tests (setup, call and teardown), by tier."""
+TIER_SPANS: dict[str, list[float]] = {}
+"""Each tier's ``[first start, last finish]`` (``time.monotonic``): its wall-clock time."""
+
+
+def _tier(nodeid: str) -> str:
+    """``tests/unit/test_x.py::test_y`` -> ``tests/unit``."""
+    parts = Path(nodeid.split("::")[0]).parts
+    return "/".join(parts[:2]) if parts[:1] == ("tests",) and len(parts) > 2 else parts[0]
+
+
+def pytest_runtest_logstart(nodeid, location):
+    now = time.monotonic()
+    TIER_SPANS.setdefault(_tier(nodeid), [now, now])
+
+
+def pytest_runtest_logfinish(nodeid, location):
+    TIER_SPANS[_tier(nodeid)][1] = time.monotonic()
+
+
+def pytest_runtest_logreport(report):
+    TIER_DURATIONS_S[_tier(report.nodeid)] += report.duration
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not TIER_DURATIONS_S:
+        return
+    terminalreporter.section("time per tier")
+    for tier, seconds in sorted(TIER_DURATIONS_S.items()):
+        first, last = TIER_SPANS.get(tier, (0.0, 0.0))
+        terminalreporter.write_line(
+            f"{tier}: {seconds:.1f} s in its tests, {last - first:.1f} s from its first to its last"
+        )

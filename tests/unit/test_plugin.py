@@ -1,92 +1,13 @@
-"""The pytest plugin, as a user meets it: a test file of theirs, run by pytest in a subprocess."""
+"""The pytest plugin batchpool ships: its fixtures are there in every test suite (a user's
+test file on the dummy cluster is in ``tests/contract/test_plugin_pools.py``)."""
 
-import textwrap
+from pathlib import Path
+
+import pytest
+
+from batchpool.testing import plugin
 
 pytest_plugins = ["pytester"]
-
-USER_TESTS = textwrap.dedent(
-    """
-    import time
-
-    import pytest
-
-    import batchpool
-    from batchpool.testing import DummyCluster, Fault, FaultKind, Phase
-
-
-    def double(x):
-        return 2 * x
-
-
-    def test_the_cluster_is_installed(dummy_cluster, tmp_path):
-        assert isinstance(dummy_cluster, DummyCluster)
-        assert dummy_cluster.directory.is_relative_to(tmp_path.resolve())
-
-
-    def test_slurm(dummy_cluster, dummy_slurm_pool):
-        pool = dummy_slurm_pool()
-        assert isinstance(pool, batchpool.slurm.Pool)
-        assert pool.settings.polling_interval < 1
-        assert pool.map(double, range(3)) == [0, 2, 4]
-        assert 1 <= len(dummy_cluster.calls("sbatch")) <= 3  # a worker per task at most
-
-
-    def test_a_node_failure_is_survived(dummy_cluster, dummy_slurm_pool):
-        fault = Fault(FaultKind.ERROR_STATE, job=0, times=2, state="NODE_FAIL")
-        dummy_cluster.add_fault(fault)
-        pool = dummy_slurm_pool(processes=1, max_num_resubmissions=3)
-        assert pool.map(double, range(3), chunksize=1) == [0, 2, 4]
-        assert dummy_cluster.times_fired(fault) == 2
-        assert len(dummy_cluster.calls("sbatch")) == 3
-
-
-    def test_slurm_array(dummy_cluster, dummy_slurm_array_pool):
-        pool = dummy_slurm_array_pool(2)
-        assert isinstance(pool, batchpool.slurm.array.Pool)
-        assert pool.map(double, [5]) == [10]
-        assert len(dummy_cluster.calls("sbatch")) == 1
-
-
-    def test_sge(dummy_cluster, dummy_sge_pool, tmp_path):
-        pool = dummy_sge_pool(work_dir=tmp_path / "mine")
-        assert isinstance(pool, batchpool.sge.Pool)
-        assert pool.work_dir == tmp_path / "mine"
-        assert pool.map(double, [1, 2]) == [2, 4]
-        assert dummy_cluster.calls("qsub")
-
-
-    def sleep_long(x):
-        time.sleep(60)
-
-
-    LEFT_BEHIND = []
-
-
-    def test_teardown_part_1(dummy_cluster, dummy_slurm_pool):
-        pool = dummy_slurm_pool()
-        pool.map_async(sleep_long, [1])
-        for _ in range(200):
-            if any(j.phase is Phase.RUNNING for j in dummy_cluster.jobs()):
-                break
-            time.sleep(0.05)
-        else:
-            pytest.fail("the job never started")
-        LEFT_BEHIND.append((pool, dummy_cluster))
-
-
-    def test_teardown_part_2():
-        pool, cluster = LEFT_BEHIND[0]
-        with pytest.raises(ValueError, match="not running"):
-            pool.map(double, [1])
-        assert not [j for j in cluster.jobs() if j.phase is Phase.RUNNING]
-    """
-)
-
-
-def test_a_users_tests_on_the_dummies(pytester):
-    pytester.makepyfile(test_user=USER_TESTS)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=240)
-    result.assert_outcomes(passed=7)
 
 
 def test_the_fixtures_are_listed(pytester):
@@ -96,5 +17,23 @@ def test_the_fixtures_are_listed(pytester):
         "dummy_slurm_pool -- *",
         "dummy_slurm_array_pool -- *",
         "dummy_sge_pool -- *",
+        "dummy_pbs_pool -- *",
     ):
         result.stdout.fnmatch_lines([line])
+
+
+def test_the_factories_point_at_the_dummies_and_keep_the_default_polling(dummy_cluster, tmp_path):
+    names = {backend: plugin.pool_fixture_name(backend) for backend in plugin.PROGRAM_OPTIONS}
+    assert names == {
+        "slurm": "dummy_slurm_pool",
+        "slurm.array": "dummy_slurm_array_pool",
+        "sge": "dummy_sge_pool",
+        "pbs": "dummy_pbs_pool",
+    }
+    for backend in names:
+        options = plugin.pool_options(dummy_cluster, backend, tmp_path / "work")
+        assert "polling_interval" not in options  # the dummy moves on by itself
+        programs = [value for name, value in options.items() if name.endswith("_path")]
+        assert programs and all(Path(p).is_relative_to(dummy_cluster.directory) for p in programs)
+    with pytest.raises(ValueError, match="no dummy"):
+        plugin.pool_fixture_name("local")

@@ -5,7 +5,11 @@ qdel`` into ``DIRECTORY/bin``, and PBS's ``qsub qstat qdel`` (Torque 6 or PBS Pr
 :mod:`batchpool.testing.pbs`) into ``DIRECTORY/pbs/bin``. They are real programs
 (``python -m batchpool.testing PROGRAM``) that share one JSON queue state in
 ``DIRECTORY``, speak the real flags, print Slurm 22.05 / SGE 8.1.9 / Torque 6 output,
-run the jobs on this machine and take faults as data (:class:`Fault` in :class:`DummyConfig`)::
+run the jobs on this machine and take faults as data (:class:`Fault` in :class:`DummyConfig`).
+Like a real scheduler, the queue moves on with the wall clock: while jobs wait or run,
+a small supervisor process (started by the program that left them there, gone a few
+seconds after the queue is idle) starts pending jobs, notices ended ones and lets
+scheduled faults happen without anybody calling ``squeue``::
 
     cluster = install_dummies(tmp_path, config=DummyConfig(slots=2))
     # the cluster's first two jobs (submission index 0 and 1) fail with NODE_FAIL
@@ -203,13 +207,14 @@ class DummyCluster:
             return [dataclasses.replace(j) for j in state.jobs]
 
     def kill_all(self) -> None:
-        """Kill every running dummy job and mark it ``CANCELLED`` (for test teardown)."""
+        """Kill every running dummy job and mark every job not ended yet ``CANCELLED``
+        (for test teardown); the cluster's supervisor then exits by itself."""
         if not load_state(self.paths).jobs:
             return
         now = time.time()
         with locked_state(self.paths) as state:
             for job in state.jobs:
-                if job.phase is Phase.RUNNING:
+                if job.phase is not Phase.ENDED:
                     cancel_job(job, now)
 
 

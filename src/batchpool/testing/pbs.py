@@ -48,9 +48,9 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from html import escape as _html_escape
 from pathlib import Path
 from typing import Optional
-from xml.sax.saxutils import escape
 
 from .queue import (
     ClusterPaths,
@@ -69,6 +69,12 @@ from .queue import (
     user_name,
     write_atomically,
 )
+
+
+def _escape(text: str) -> str:
+    """XML character data: ``&``, ``<`` and ``>`` escaped."""
+    return _html_escape(text, quote=False)
+
 
 TORQUE_VERSION = "6.1.3"
 PBSPRO_VERSION = "22.05.11"
@@ -687,14 +693,14 @@ def _text(entries: Sequence[Entry], dialect: DummyDialect) -> str:
 def _xml(entries: Sequence[Entry], dialect: DummyDialect) -> str:
     jobs = []
     for entry in entries:
-        parts = [f"<Job_Id>{escape(entry.job_id)}</Job_Id>"]
+        parts = [f"<Job_Id>{_escape(entry.job_id)}</Job_Id>"]
         resources = []
         for key, value in _attributes(entry, dialect):
             if key.startswith("Resource_List."):
                 tag = key.split(".", 1)[1]
-                resources.append(f"<{tag}>{escape(str(value))}</{tag}>")
+                resources.append(f"<{tag}>{_escape(str(value))}</{tag}>")
             else:
-                parts.append(f"<{key}>{escape(str(value))}</{key}>")
+                parts.append(f"<{key}>{_escape(str(value))}</{key}>")
         parts.append(f"<Resource_List>{''.join(resources)}</Resource_List>")
         jobs.append(f"<Job>{''.join(parts)}</Job>")
     return '<?xml version="1.0"?>\n<Data>' + "".join(jobs) + "</Data>"

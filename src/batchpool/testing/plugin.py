@@ -1,4 +1,4 @@
-"""A pytest plugin: fixtures that run your maps on batchpool's dummy Slurm and SGE.
+"""A pytest plugin: fixtures that run your maps on batchpool's dummy Slurm, SGE and PBS.
 
 Installed with batchpool (entry point ``pytest11``), so the fixtures are there in
 every test suite of a project that has batchpool installed::
@@ -13,13 +13,19 @@ every test suite of a project that has batchpool installed::
 
 ``dummy_cluster``
     A :class:`~batchpool.testing.DummyCluster` installed in ``tmp_path``; every
-    job still running at teardown is killed.
+    job still waiting or running at teardown is cancelled.
 ``dummy_slurm_pool``, ``dummy_slurm_array_pool``, ``dummy_sge_pool``, ``dummy_pbs_pool``
     Factories: call with pool options, get a :mod:`batchpool.slurm`,
     :mod:`batchpool.slurm.array`, :mod:`batchpool.sge` or :mod:`batchpool.pbs` pool
     (Torque 6 unless ``dummy_cluster.set_pbs_dialect("pbspro")``) wired to
-    ``dummy_cluster``, with fast polling and its ``work_dir`` in ``tmp_path``
-    (each overridable); every pool made is terminated at teardown.
+    ``dummy_cluster``, with its ``work_dir`` in ``tmp_path`` (each overridable); every
+    pool made is terminated at teardown. The pools keep the default
+    ``polling_interval``: the dummy cluster moves on by itself, as a real one does, and a
+    pool sees its results as they come. (A pool learns that a job failed from a status
+    query: a test that makes many jobs fail may give a short ``polling_interval``.)
+
+:func:`pool_fixture_name` names the factory fixture of a backend, for test suites that
+pick the backend by a parameter (``request.getfixturevalue(pool_fixture_name(b))``).
 """
 
 from __future__ import annotations
@@ -31,10 +37,15 @@ from typing import Any, Callable
 
 import pytest
 
+from ..commands import CommandPolicy
 from . import DummyCluster, install_dummies
 
-FAST_OPTIONS: dict[str, float] = {"polling_interval": 0.2, "lost_job_grace_period_s": 1.0}
-"""Pool options the factories set unless given: poll the dummies often."""
+DUMMY_OPTIONS: dict[str, Any] = {
+    "lost_job_grace_period_s": 1.0,
+    "command_policy": CommandPolicy(timeout_s=30.0, num_retries=3, backoff_s=0.2),
+}
+"""Pool options the factories set unless given: a dummy job never goes missing for a
+while as a real one may, and a failing dummy command is retried soon."""
 
 PROGRAM_OPTIONS = {
     "slurm": ("sbatch_path", "squeue_path", "scancel_path", "sacct_path", "sinfo_path"),
@@ -54,16 +65,20 @@ PROGRAM_OPTIONS = {
 PoolFactory = Callable[..., Any]
 
 
+def pool_fixture_name(backend: str) -> str:
+    """``"slurm.array"`` -> ``"dummy_slurm_array_pool"``: the factory fixture of a backend."""
+    if backend not in PROGRAM_OPTIONS:
+        raise ValueError(f"no dummy for backend {backend!r}; one of {sorted(PROGRAM_OPTIONS)}")
+    return f"dummy_{backend.replace('.', '_')}_pool"
+
+
 def pool_options(cluster: DummyCluster, backend: str, work_dir: Path) -> dict[str, Any]:
     """The options the factories give a ``backend`` pool on ``cluster`` unless told otherwise."""
-    from ..commands import CommandPolicy
-
     options: dict[str, Any] = {
         name.removeprefix("pbs_"): getattr(cluster, name) for name in PROGRAM_OPTIONS[backend]
     }
-    options.update(FAST_OPTIONS)
+    options.update(DUMMY_OPTIONS)
     options["work_dir"] = work_dir
-    options["command_policy"] = CommandPolicy(timeout_s=30.0, num_retries=3, backoff_s=0.2)
     return options
 
 
@@ -84,7 +99,8 @@ def _pool_factory(backend: str, cluster: DummyCluster, tmp_path: Path) -> Iterat
 
 @pytest.fixture
 def dummy_cluster(tmp_path: Path) -> Iterator[DummyCluster]:
-    """A dummy Slurm and SGE in ``tmp_path / "dummy_cluster"``; its jobs are killed after."""
+    """A dummy Slurm, SGE and PBS in ``tmp_path / "dummy_cluster"``; stopped after, its
+    jobs killed."""
     cluster = install_dummies(tmp_path / "dummy_cluster")
     yield cluster
     cluster.kill_all()

@@ -1,16 +1,19 @@
 """The dummy cluster's queue: configuration, faults, the JSON state and running jobs.
 
-Everything here is shared by the dummy Slurm (:mod:`batchpool.testing.slurm`) and
-the dummy Grid Engine (:mod:`batchpool.testing.sge`). A dummy cluster lives in one
-directory::
+Everything here is shared by the dummy Slurm (:mod:`batchpool.testing.slurm`), Grid
+Engine (:mod:`batchpool.testing.sge`) and PBS (:mod:`batchpool.testing.pbs`). A dummy
+cluster lives in one directory::
 
-    DIRECTORY/config.json   DummyConfig (written by tests, read by every program)
-    DIRECTORY/state.json    QueueState (jobs, id counters, faults fired)
-    DIRECTORY/state.lock    fcntl lock guarding state.json
-    DIRECTORY/calls.jsonl   one line per program invocation
-    DIRECTORY/jobs/         job scripts, captured environments, exit-code files
+    DIRECTORY/config.json     DummyConfig (written by tests, read by every program)
+    DIRECTORY/state.json      QueueState (jobs, id counters, faults fired)
+    DIRECTORY/state.lock      fcntl lock guarding state.json
+    DIRECTORY/calls.jsonl     one line per program invocation
+    DIRECTORY/jobs/           job scripts, captured environments, exit-code files
+    DIRECTORY/supervisor.pid  the running supervisor: ``PID START_TICKS``
 
-The state advances on every invocation of any dummy program, under the lock:
+The state advances with the wall clock: every invocation of a dummy program and, while
+jobs wait or run, a supervisor process (:func:`supervise`, started by the program that
+finds it missing, see :func:`ensure_supervisor`) take the lock and move the queue on:
 ended jobs are collected, pending jobs are started (or hit by faults).
 """
 
@@ -20,12 +23,14 @@ import contextlib
 import dataclasses
 import enum
 import fcntl
+import importlib
 import json
 import os
 import pwd
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -81,6 +86,13 @@ class FaultKind(str, enum.Enum):
 JOB_FAULT_KINDS = frozenset((FaultKind.ERROR_STATE, FaultKind.VANISH, FaultKind.CRASH))
 """Faults that hit jobs (keyed by ``job``); the others hit program invocations."""
 DEFAULT_HANG_S = 30.0
+SUPERVISOR_TICK_S = 0.1
+"""How often the supervisor moves the queue on."""
+SUPERVISOR_IDLE_S = 2.0
+"""The supervisor exits once no job has waited or run for this long."""
+SUPERVISOR_LIFETIME_S = 6 * 3600.0
+"""The supervisor exits after this long in any case (the next program call starts
+another if jobs are still waiting or running)."""
 
 
 @dataclass(frozen=True)
@@ -211,6 +223,13 @@ class DummyConfig:
         return cls(**data)
 
 
+def current_umask() -> int:
+    """This process's umask (the dummy programs are single-threaded)."""
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
+
+
 @dataclass
 class JobRecord:
     """One job, or one element of an array, in the dummy queue."""
@@ -256,6 +275,9 @@ class JobRecord:
     started_in_call: bool = False
     extra_env: dict[str, str] = field(default_factory=dict)
     """Variables set on top of the captured environment (``-v``, ``--export=VAR=val``)."""
+    umask: int = field(default_factory=lambda: current_umask())
+    """The submitter's umask: the job runs with it and its output files are made with it,
+    as Slurm does (``SLURM_UMASK``)."""
 
     @property
     def is_array(self) -> bool:
@@ -348,6 +370,14 @@ class ClusterPaths:
     def jobs_dir(self) -> Path:
         return self.directory / "jobs"
 
+    @property
+    def supervisor_pid(self) -> Path:
+        return self.directory / "supervisor.pid"
+
+    @property
+    def supervisor_log(self) -> Path:
+        return self.directory / "supervisor.log"
+
     def exit_file(self, record_id: int) -> Path:
         return self.jobs_dir / f"{record_id}.exit"
 
@@ -386,7 +416,10 @@ class Context:
         return self.stdin_reader()
 
 
-Preparer = Callable[[JobRecord, QueueState], Launch]
+def prepare_launch(job: JobRecord, state: QueueState) -> Launch:
+    """How to start ``job``: asks the module of its scheduler (imported only then)."""
+    module = importlib.import_module(f"{__package__}.{job.scheduler.value}")
+    return module.prepare_launch(job, state)
 
 
 class UsageError(Exception):
@@ -430,10 +463,13 @@ def locked_state(paths: ClusterPaths) -> Iterator[QueueState]:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
         try:
             state = load_state(paths)
+            before = json.dumps(state.to_json())
             try:
                 yield state
             finally:
-                write_atomically(paths.state, json.dumps(state.to_json()))
+                after = json.dumps(state.to_json())
+                if after != before or not paths.state.exists():
+                    write_atomically(paths.state, after)
         finally:
             fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
@@ -512,7 +548,6 @@ def advance(
     state: QueueState,
     config: DummyConfig,
     paths: ClusterPaths,
-    preparers: Mapping[Scheduler, Preparer],
 ) -> None:
     """Move the queue on: collect ended jobs, forget old ones, start pending ones."""
     now = time.time()
@@ -521,7 +556,92 @@ def advance(
         if job.phase is Phase.RUNNING:
             _collect_ending(job, paths, now)
     state.jobs = [j for j in state.jobs if not _expired(j, config, now)]
-    _start_pending(state, config, paths, preparers, now)
+    _start_pending(state, config, paths, now)
+
+
+def supervise(
+    paths: ClusterPaths,
+    tick_s: float = SUPERVISOR_TICK_S,
+    idle_s: float = SUPERVISOR_IDLE_S,
+    lifetime_s: float = SUPERVISOR_LIFETIME_S,
+) -> None:
+    """Move the queue on every ``tick_s`` seconds, as a scheduler's daemon would.
+
+    Returns once no job has waited or run for ``idle_s``, when the cluster directory is
+    gone, or after ``lifetime_s``; it then removes ``supervisor.pid`` (under the lock, so
+    a program never counts on a supervisor that is leaving).
+    """
+    idle_since: Optional[float] = None
+    for _ in range(max(1, int(lifetime_s / tick_s))):
+        if not paths.config.exists():
+            return
+        with locked_state(paths) as state:
+            advance(state, load_config(paths), paths)
+            now = time.time()
+            idle_since = None if _has_active_jobs(state) else (idle_since or now)
+            if idle_since is not None and now - idle_since >= idle_s:
+                _forget_supervisor(paths)
+                return
+        _reap_children()
+        time.sleep(tick_s)
+    with locked_state(paths):
+        _forget_supervisor(paths)
+
+
+def ensure_supervisor(paths: ClusterPaths, state: QueueState) -> None:
+    """Start the cluster's supervisor if jobs wait or run and none is alive (call with
+    the lock held). It gets this process's environment and logs to ``supervisor.log``."""
+    if not _has_active_jobs(state) or _supervisor_alive(paths):
+        return
+    with open(paths.supervisor_log, "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", __package__, "supervise"],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            cwd=paths.directory,
+            start_new_session=True,
+        )
+    info = _proc_start(process.pid)
+    write_atomically(paths.supervisor_pid, f"{process.pid} {info[1] if info else ''}\n")
+    process.returncode = 0  # never waited for here: keeps Popen.__del__ quiet
+
+
+def _has_active_jobs(state: QueueState) -> bool:
+    return any(
+        j.phase is Phase.RUNNING or (j.phase is Phase.PENDING and not j.held) for j in state.jobs
+    )
+
+
+def _supervisor_alive(paths: ClusterPaths) -> bool:
+    try:
+        pid_text, _, start = paths.supervisor_pid.read_text().strip().partition(" ")
+    except FileNotFoundError:
+        return False
+    info = _proc_start(int(pid_text))
+    return info is not None and info[0] != "Z" and info[1] == start
+
+
+def _forget_supervisor(paths: ClusterPaths) -> None:
+    """Remove ``supervisor.pid`` if it names this process."""
+    try:
+        pid_text = paths.supervisor_pid.read_text().split()[0]
+    except (FileNotFoundError, IndexError):
+        return
+    if int(pid_text) == os.getpid():
+        paths.supervisor_pid.unlink()
+
+
+def _reap_children(limit: int = 1000) -> None:
+    """Wait for the jobs this process started that have ended (they are not waited for
+    elsewhere: their exit code comes from the exit file)."""
+    for _ in range(limit):
+        try:
+            pid, _status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
 
 
 def _collect_ending(job: JobRecord, paths: ClusterPaths, now: float) -> None:
@@ -585,7 +705,6 @@ def _start_pending(
     state: QueueState,
     config: DummyConfig,
     paths: ClusterPaths,
-    preparers: Mapping[Scheduler, Preparer],
     now: float,
 ) -> None:
     running = sum(1 for j in state.jobs if j.phase is Phase.RUNNING)
@@ -604,7 +723,7 @@ def _start_pending(
             first_blocked = first_blocked or key
             job.reason = "Resources" if key == first_blocked else "Priority"
             continue
-        if _start_job(state, config, paths, preparers[job.scheduler], job, now):
+        if _start_job(state, config, paths, job, now):
             running += 1
 
 
@@ -625,7 +744,6 @@ def _start_job(
     state: QueueState,
     config: DummyConfig,
     paths: ClusterPaths,
-    prepare: Preparer,
     job: JobRecord,
     now: float,
 ) -> bool:
@@ -637,7 +755,7 @@ def _start_job(
     if fault is not None and fault.kind is FaultKind.ERROR_STATE:
         _enter_error_state(job, fault, now)
         return False
-    launch = prepare(job, state)
+    launch = prepare_launch(job, state)
     job.start_time = now
     job.started_in_call = True
     if launch.error:
@@ -687,12 +805,13 @@ def _spawn(
             f"{kill_after_s:f}",
         ]
     argv = ["/bin/sh", "-c", *wrapper, *launch.argv]
+    mode = 0o666 & ~job.umask
     with contextlib.ExitStack() as stack:
-        stdout = stack.enter_context(open(launch.stdout, "ab"))
+        stdout = stack.enter_context(_open_output(launch.stdout, mode))
         stderr = (
             subprocess.STDOUT
             if launch.stderr is None or launch.stderr == launch.stdout
-            else stack.enter_context(open(launch.stderr, "ab"))
+            else stack.enter_context(_open_output(launch.stderr, mode))
         )
         process = subprocess.Popen(
             argv,
@@ -702,11 +821,17 @@ def _spawn(
             cwd=launch.cwd,
             env=launch.env,
             start_new_session=True,
+            umask=job.umask,
         )
     job.pid = process.pid
     info = _proc_start(process.pid)
     job.pid_start = info[1] if info is not None else ""
     process.returncode = 0  # never waited for here: keeps Popen.__del__ quiet
+
+
+def _open_output(path: str, mode: int):
+    """Open a job's output file for appending; a new one gets ``mode``."""
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, mode), "ab")
 
 
 def kill_job(job: JobRecord) -> None:

@@ -1,8 +1,18 @@
-"""Dummy Slurm 22.05: ``sbatch``, ``squeue``, ``scancel`` and ``scontrol``.
+"""Dummy Slurm 22.05: ``sbatch``, ``squeue``, ``scancel``, ``scontrol``, ``sacct``, ``sinfo``.
 
 Each program is a function ``(args, context) -> returncode`` that prints what the
 real program prints. Output formats follow the recordings of a real Slurm 22.05.8
-(``tests/data/slurm/``).
+(``tests/data/slurm/``). What they take is what batchpool and typical tests use:
+
+- ``sbatch``: a script file, stdin or ``--wrap``; ``#SBATCH`` lines; ``--parsable``,
+  ``--array`` (with ``%`` throttle), ``--output``/``--error`` patterns, ``--hold``,
+  ``--export``, ``--chdir`` and the resource options a pool passes (accepted, and
+  ``--time``, ``--cpus-per-task``, ``--nodes`` and ``--partition`` shown);
+- ``squeue``: ``-h``, ``-r``, ``-t``, ``--name``, ``--jobs``, ``-u``/``--me`` and
+  ``-o FORMAT`` with every ``%`` field letter (``%all`` too);
+- ``scancel``: job ids (``123``, ``123_4``, ``123_[1-3]``), ``--name``, ``-u``/``--me``;
+- ``scontrol show config``; ``sacct`` as on a cluster without accounting; ``sinfo``
+  with nothing to report.
 """
 
 from __future__ import annotations
@@ -484,16 +494,11 @@ SQUEUE_OPTIONS = (
     Option("noheader", "noheader", "h", takes_value=False),
     Option("array", "array", "r", takes_value=False),
     Option("format", "format", "o"),
-    Option("Format", "Format", "O"),
     Option("states", "states", "t"),
     Option("name", "name", "n"),
     Option("jobs", "jobs", "j"),
     Option("user", "user", "u"),
     Option("me", "me", takes_value=False),
-    Option("partition", "partition", "p"),
-    Option("all", "all", "a", takes_value=False),
-    Option("long", "long", "l", takes_value=False),
-    Option("verbose", "verbose", "v", takes_value=False),
 )
 
 
@@ -614,38 +619,6 @@ FIELDS: dict[str, tuple[str, FieldFunction]] = {
     "Y": ("SCHEDNODES", lambda r: "(null)"),
     "Z": ("WORK_DIR", lambda r: r.job.cwd),
 }
-LONG_FIELDS = {
-    "jobid": "A",
-    "arrayjobid": "F",
-    "arraytaskid": "K",
-    "jobarrayid": "i",
-    "name": "j",
-    "state": "T",
-    "statecompact": "t",
-    "reason": "r",
-    "reasonlist": "R",
-    "partition": "P",
-    "username": "u",
-    "userid": "U",
-    "timeused": "M",
-    "timelimit": "l",
-    "timeleft": "L",
-    "numnodes": "D",
-    "numcpus": "C",
-    "workdir": "Z",
-    "submittime": "V",
-    "starttime": "S",
-    "endtime": "e",
-    "command": "o",
-    "account": "a",
-    "nodelist": "N",
-    "priority": "p",
-    "prioritylong": "Q",
-    "qos": "q",
-    "comment": "k",
-    "dependency": "E",
-    "groupname": "g",
-}
 
 
 @dataclass(frozen=True)
@@ -693,26 +666,6 @@ def parse_format(spec: str) -> list[Column]:
     return columns
 
 
-def parse_long_format(spec: str) -> list[Column]:
-    """``squeue -O`` format: ``JobID:|,Name:.10,State``."""
-    columns = []
-    for item in spec.split(","):
-        name, colon, size = item.partition(":")
-        letter = LONG_FIELDS.get(name.lower())
-        if letter is None:
-            raise UsageError([f"squeue: error: Invalid job format specification: {name}"])
-        if not colon:
-            columns.append(Column(letter, width=20))
-            continue
-        right = size.startswith(".")
-        digits = re.match(r"\d*", size.lstrip(".")).group(0)
-        suffix = size.lstrip(".")[len(digits) :]
-        columns.append(
-            Column(letter, width=int(digits) if digits else None, right=right, suffix=suffix)
-        )
-    return columns
-
-
 def render_line(columns: Sequence[Column], row: Optional[Row]) -> str:
     """One output line; the header line when ``row`` is None."""
     parts = []
@@ -732,7 +685,6 @@ class JobFilter:
     states: Optional[frozenset[str]] = None
     names: Optional[frozenset[str]] = None
     users: Optional[frozenset[str]] = None
-    partitions: Optional[frozenset[str]] = None
     job_ids: Optional[tuple[str, ...]] = None
 
     def matches(self, job: JobRecord, state: str) -> bool:
@@ -740,7 +692,6 @@ class JobFilter:
             (self.states is None or state in self.states)
             and (self.names is None or job.name in self.names)
             and (self.users is None or job.user in self.users)
-            and (self.partitions is None or job.partition in self.partitions)
             and (self.job_ids is None or any(job_id_matches(i, job) for i in self.job_ids))
         )
 
@@ -793,11 +744,7 @@ def squeue(args: Sequence[str], context: Context) -> int:
         raise UsageError(["slurm_load_jobs error: Invalid job id specified"])
     selected = [j for j in jobs if job_filter.matches(j, Row(j).state)]
     rows = _rows(selected, one_per_element="array" in options)
-    columns = (
-        parse_long_format(options["Format"])
-        if "Format" in options
-        else parse_format(options.get("format", DEFAULT_FORMAT))
-    )
+    columns = parse_format(options.get("format", DEFAULT_FORMAT))
     lines = [] if "noheader" in options else [render_line(columns, None)]
     lines += [render_line(columns, row) for row in rows]
     if lines:
@@ -818,7 +765,6 @@ def _squeue_filter(options: dict[str, str]) -> JobFilter:
         states=states,
         names=_split_list(options["name"]) if "name" in options else None,
         users=users,
-        partitions=_split_list(options["partition"]) if "partition" in options else None,
         job_ids=job_ids,
     )
 
@@ -853,31 +799,22 @@ def _rows(jobs: Sequence[JobRecord], one_per_element: bool) -> list[Row]:
 SCANCEL_OPTIONS = (
     Option("name", "name", "n"),
     Option("user", "user", "u"),
-    Option("partition", "partition", "p"),
-    Option("state", "state", "t"),
-    Option("signal", "signal", "s"),
-    Option("batch", "batch", "b", takes_value=False),
-    Option("full", "full", "f", takes_value=False),
-    Option("quiet", "quiet", "Q", takes_value=False),
     Option("me", "me", takes_value=False),
-    Option("verbose", "verbose", "v", takes_value=False),
 )
 
 
 def scancel(args: Sequence[str], context: Context) -> int:
-    """``scancel [IDS...] [-n NAME] [-u USER] ...``: cancels; rc 0 also if nothing matched."""
+    """``scancel [IDS...] [-n NAME] [-u USER | --me]``: cancels; rc 0 also if nothing matched."""
     pairs, ids = parse_options("scancel", args, SCANCEL_OPTIONS, stop_at_positional=False)
     options = dict(pairs)
-    if not ids and not {"name", "user", "partition", "state", "me"} & options.keys():
+    if not ids and not {"name", "user", "me"} & options.keys():
         raise UsageError(["scancel: error: No job identification provided"])
     users = _split_list(options["user"]) if "user" in options else None
     if "me" in options:
         users = frozenset({user_name()})
     job_filter = JobFilter(
-        states=parse_states(options["state"]) if "state" in options else None,
         names=_split_list(options["name"]) if "name" in options else None,
         users=users,
-        partitions=_split_list(options["partition"]) if "partition" in options else None,
         job_ids=tuple(i for text in ids for i in text.split(",") if i) if ids else None,
     )
     now = time.time()
@@ -891,21 +828,17 @@ def scancel(args: Sequence[str], context: Context) -> int:
 
 
 def scontrol(args: Sequence[str], context: Context) -> int:
-    """``scontrol show config`` and ``scontrol show job ID``."""
+    """``scontrol show config`` (batchpool reads ``MaxArraySize`` from it)."""
     words = [a for a in args if not a.startswith("-")]
     if words[:2] == ["show", "config"]:
         _show_config(context.config)
         return 0
-    if words[:2] == ["show", "job"]:
-        return _show_job(words[2:], context)
     raise UsageError([f"invalid entity: {' '.join(words[1:2])} for keyword: {' '.join(words[:1])}"])
 
 
 def sacct(args: Sequence[str], context: Context) -> int:
     """``sacct``: as on a cluster without accounting (``accounting_storage/none``)."""
-    sys.stderr.write(
-        "sacct: error: Slurm accounting storage is disabled\n"
-    )
+    sys.stderr.write("sacct: error: Slurm accounting storage is disabled\n")
     return 1
 
 
@@ -935,23 +868,3 @@ def config_lines(config: DummyConfig) -> list[str]:
 def _show_config(config: DummyConfig) -> None:
     print(f"Configuration data as of {iso_time(time.time())}")
     print("\n".join(config_lines(config)))
-
-
-def _show_job(ids: Sequence[str], context: Context) -> int:
-    jobs = [j for j in context.state.of(Scheduler.SLURM) if not ids or job_id_matches(ids[0], j)]
-    if not jobs:
-        raise UsageError(["slurm_load_jobs error: Invalid job id specified"])
-    for job in jobs:
-        row = Row(job)
-        code = job.exit_code if job.exit_code is not None else 0
-        print(
-            f"JobId={job.job_id} JobName={job.name}\n"
-            f"   UserId={job.user}({os.getuid()}) GroupId={_group_name()}({os.getgid()})\n"
-            f"   JobState={row.state} Reason={job.reason} ExitCode={code}:0\n"
-            f"   RunTime={_elapsed(job)} TimeLimit={job.time_limit}\n"
-            f"   SubmitTime={iso_time(job.submit_time)} StartTime={iso_time(job.start_time)}\n"
-            f"   Partition={job.partition} NodeList={_ran(row, host_name()) or '(null)'}\n"
-            f"   Command={job.command_display}\n"
-            f"   WorkDir={job.cwd}\n"
-        )
-    return 0
