@@ -298,6 +298,8 @@ class Dispatcher:
         self.num_status_queries = 0
         self.num_submissions = 0
         self.unanswered_submission = False
+        self.died_seen: set[str] = set()
+        """Jobs whose worker was seen dead holding a chunk (an early status query was made)."""
         """A submission was cut off (terminated, or its command failed): jobs of it may exist."""
         self._poll_s = MIN_POLL_S
         self.finished = threading.Event()
@@ -947,7 +949,9 @@ class Dispatcher:
 
     def _notice_exited_workers(self) -> None:
         """Workers that idled out, seen by their exit marker before the scheduler says so,
-        so that new work does not wait a status query for a new worker."""
+        so that new work does not wait a status query for a new worker; and workers that
+        died holding a chunk (their watcher wrote ``workers/JOB_ID.exit``): the scheduler
+        is asked about them now, not a ``polling_interval`` later."""
         now = self.clock()
         started = [w for w in self._live_workers() if w.state is JobState.RUNNING or w.started]
         if not started or now - self.last_exit_check < max(0.25, POLL_S_PER_CHUNK * len(started)):
@@ -964,6 +968,16 @@ class Dispatcher:
                     self._job_gone(worker)
             elif self._restarted(worker, claimed_pids.get(worker.job.job_id, set())):
                 self._requeued(worker, worker.status or JobStatus(JobState.RUNNING))
+            elif self._died_holding_work(worker):
+                self.died_seen.add(worker.job.job_id)
+                self.last_status = -float("inf")  # ask the scheduler at once
+
+    def _died_holding_work(self, worker: WorkerJob) -> bool:
+        """The worker's watcher wrote how it ended while it held a chunk (seen once)."""
+        assert self.pool_dir is not None
+        if worker.job.job_id in self.died_seen or not self._holds(worker):
+            return False
+        return self.pool_dir.worker_exit(worker.job.job_id) is not None
 
     def _restarted(self, worker: WorkerJob, claimed_pids: set[int]) -> bool:
         """The job runs a new worker process, not the one that claimed its chunks (with

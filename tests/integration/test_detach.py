@@ -20,7 +20,7 @@ from batchpool import _layout, cli, results
 from batchpool.testing import install_dummies
 from conftest import dummy_paths
 
-TESTS_UNIT = str(Path(__file__).parent)
+TESTS_DIR = str(Path(__file__).parent)
 
 
 @pytest.fixture
@@ -46,7 +46,7 @@ def submit_in_a_process(tmp_path: Path, cluster, num_tasks: int, **extra) -> tup
     script = textwrap.dedent(
         f"""\
         import sys
-        sys.path.insert(0, {TESTS_UNIT!r})
+        sys.path.insert(0, {TESTS_DIR!r})
         import batchpool, detach_tasks
         tasks = [({str(log)!r}, i) for i in range({num_tasks})]
         print(batchpool.submit(detach_tasks.record_square, tasks, chunksize=2, **{options!r}))
