@@ -465,16 +465,11 @@ class Dispatcher:
         once it sees its driver gone, after the chunk it holds (which a resumed map
         adopts). Found by the pools' journals and job names (:meth:`Backend.jobs_named`)."""
         for pool in PoolDirectory.dead_ones_with_jobs(self.settings.work_dir):
-            try:
-                statuses = self.backend.jobs_named(pool.job_name, self.cancel)
-            except SchedulerError as error:
-                sys.stderr.write(f"batchpool: could not look for the jobs of {pool.dir}: {error}\n")
+            waiting = self._jobs_named(
+                pool, self.cancel, lambda job_id, status: status.state is JobState.PENDING
+            )
+            if waiting is None:
                 continue
-            waiting = [
-                Job(job_id, pool.job_name, pool.log_dir, pool.log_dir)
-                for job_id, status in statuses.items()
-                if status.state is JobState.PENDING
-            ]
             self._delete(waiting, f"left waiting by the dead driver of {pool.name}")
             pool.journal("swept", deleted=[job.job_id for job in waiting], by=os.getpid())
 
@@ -636,10 +631,6 @@ class Dispatcher:
     def _resumed_results(self, session: Session) -> list[ChunkResult]:
         """Every result of the session, the files not yet collected folded in. Results
         that fail their checks are left out (their tasks run again), and said so."""
-        archived = {r.chunk for r in session.archived_results()}
-        for result in session.all_results():
-            if result.chunk not in archived:
-                session.take_result(result.chunk)
         archive = session.read_archive()
         for span in archive.damaged:
             session.log(
@@ -647,7 +638,14 @@ class Dispatcher:
                 offset=span.offset,
                 length=span.length,
             )
-        return archive.results
+        results = list(archive.results)
+        archived = {r.chunk for r in results}
+        for chunk in session.finished_chunks():
+            if chunk not in archived:  # else the driver died between archiving and removing
+                taken = session.take_result(chunk)  # archived now, when it holds tasks
+                if taken is not None and taken.tasks:
+                    results.append(taken)
+        return results
 
     def _adopt_claimed_chunks(self, call: Call, session: Session, finished: set[int]) -> list:
         """The chunks of ``session`` that a live worker of the dead driver may still hold:
@@ -1540,15 +1538,27 @@ class Dispatcher:
         """The jobs of this pool in the queue that the pool does not know: those of a
         submission whose answer was cut off (asked even while terminating)."""
         assert self.pool_dir is not None
-        name = self.pool_dir.job_name
+        unknown = self._jobs_named(self.pool_dir, None, lambda job_id, _: job_id not in self.jobs)
+        return unknown or []
+
+    def _jobs_named(
+        self,
+        pool: PoolDirectory,
+        cancel: Optional[threading.Event],
+        wanted: Callable[[str, JobStatus], bool],
+    ) -> Optional[list[Job]]:
+        """The jobs of ``pool`` in the queue that are ``wanted``; None (and a line on
+        stderr) if the scheduler could not be asked."""
         try:
-            statuses = self.backend.jobs_named(name, None)
+            statuses = self.backend.jobs_named(pool.job_name, cancel)
         except SchedulerError as error:
-            sys.stderr.write(f"batchpool: could not look for jobs named {name}: {error}\n")
-            return []
-        log_dir = self.pool_dir.log_dir
-        unknown = [job_id for job_id in statuses if job_id not in self.jobs]
-        return [Job(job_id, name, log_dir, log_dir) for job_id in unknown]
+            sys.stderr.write(f"batchpool: could not look for the jobs of {pool.dir}: {error}\n")
+            return None
+        return [
+            Job(job_id, pool.job_name, pool.log_dir, pool.log_dir)
+            for job_id, status in statuses.items()
+            if wanted(job_id, status)
+        ]
 
     def _wait_for_workers_here(self, workers: list[WorkerJob], timeout_s: float) -> list:
         """Wait for the workers running on this host to exit; those still alive after

@@ -112,7 +112,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
-from ._layout import JobLogs, is_job_variable
+from ._layout import JobLogs, create_exclusively, is_job_variable
 from .backend import Ending, Job, JobRequest, JobState, JobStatus, Resources
 from .commands import CommandPolicy, parsed, run_command
 from .errors import SchedulerError
@@ -871,9 +871,8 @@ class PbsBackend:
 
 def _write_private(path: Path, text: str) -> None:
     """Write a new file readable by the owner only (the script runs code, logs are private)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as stream:
-        stream.write(text)
+    if not create_exclusively(str(path), text.encode()):
+        raise FileExistsError(f"{path} exists: a job script's name is never used twice")
 
 
 def is_pbs_qstat(qstat_path: str = "qstat", timeout_s: float = 10.0) -> bool:

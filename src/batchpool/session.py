@@ -417,16 +417,24 @@ class Session:
     def all_results(self) -> list[ChunkResult]:
         """Every result there is: archived, and result files not yet collected."""
         results = {r.chunk: r for r in self.archived_results()}
-        results_dir = self.dir / _layout.RESULTS_DIR
-        if results_dir.is_dir():
-            for entry in os.scandir(results_dir):
-                stem, _, ext = entry.name.partition(".")
-                finished = "." + ext == _layout.RESULT_SUFFIX
-                if finished and stem.isdigit() and int(stem) not in results:
-                    data = _layout.read_file(entry.path)
-                    if data is not None:
-                        results[int(stem)] = ChunkResult.parse(int(stem), data)
+        for chunk in self.finished_chunks():
+            if chunk not in results:
+                data = _layout.read_file(str(self.result_path(chunk)))
+                if data is not None:
+                    results[chunk] = ChunkResult.parse(chunk, data)
         return sorted(results.values(), key=lambda r: r.tasks.start)
+
+    def finished_chunks(self) -> list[int]:
+        """The chunks whose finished record file (``results/CHUNK.pkl``) is there."""
+        results_dir = self.dir / _layout.RESULTS_DIR
+        if not results_dir.is_dir():
+            return []
+        chunks = []
+        for entry in os.scandir(results_dir):
+            stem, _, ext = entry.name.partition(".")
+            if "." + ext == _layout.RESULT_SUFFIX and stem.isdigit():
+                chunks.append(int(stem))
+        return chunks
 
     # -- chunks, cancellation, the end -----------------------------------------------
 
