@@ -192,10 +192,14 @@ def wait_for(find: Callable[[], object], deadline_s: float = 120.0, what: str = 
 
 
 def the_pool_dir(work_dir: Path) -> Path:
-    return wait_for(
-        lambda: sorted(work_dir.glob("pool_*")) if work_dir.exists() else [],
-        what="a pool directory",
-    )[0]
+    """The pool's directory, once it is whole: the driver makes it, then its
+    subdirectories, and a reader may look in between."""
+
+    def whole() -> list[Path]:
+        pools = sorted(work_dir.glob("pool_*")) if work_dir.exists() else []
+        return [p for p in pools if (p / "workers").is_dir()]
+
+    return wait_for(whole, what="a pool directory")[0]
 
 
 def record_submissions(pool) -> list:
