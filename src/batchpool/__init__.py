@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from .detach import attach, submit
     from .errors import (
         BrokenEnvironmentError,
+        ConfigError,
         JobsLostError,
         NotASessionError,
         PoolError,
@@ -47,6 +48,7 @@ __version__ = "0.1.0"
 __all__ = [
     "BACKENDS",
     "BrokenEnvironmentError",
+    "ConfigError",
     "Executor",
     "JobsLostError",
     "NotASessionError",
@@ -89,7 +91,9 @@ def pick_backend() -> str:
     name = os.environ.get("BATCHPOOL_BACKEND", "").strip()
     if name:
         if name not in BACKENDS:
-            raise ValueError(f"BATCHPOOL_BACKEND={name!r} is not one of {', '.join(BACKENDS)}")
+            from .errors import ConfigError
+
+            raise ConfigError(f"BATCHPOOL_BACKEND={name!r} is not one of {', '.join(BACKENDS)}")
         return name
     import shutil
 
@@ -115,6 +119,7 @@ def Pool(  # noqa: N802 (multiprocessing's name)
 
 _ERRORS = (
     "BrokenEnvironmentError",
+    "ConfigError",
     "JobsLostError",
     "NotASessionError",
     "PoolError",

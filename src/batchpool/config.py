@@ -30,9 +30,9 @@ arguments win over the environment, which wins over the profile; the backend is
 A profile applies to pools of its own backend: ``batchpool.sge.Pool()`` leaves out a
 default profile made for Slurm (and raises if that profile was asked for by name).
 An option that the backend does not have, or a value of the wrong type, raises
-:class:`ConfigError` when the pool is made, before anything is submitted, naming the
-file, the profile and the valid options. ``batchpool config`` shows the effective
-options and where each came from.
+:class:`~batchpool.errors.ConfigError` when the pool is made, before anything is
+submitted, naming the file, the profile and the valid options. ``batchpool config``
+shows the effective options and where each came from.
 """
 
 from __future__ import annotations
@@ -50,6 +50,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Union
 
+from .errors import ConfigError
+
 if TYPE_CHECKING:
     from . import proto_pool
 
@@ -61,10 +63,6 @@ POSITIONAL = ("processes", "initializer", "initargs", "maxtasksperchild", "conte
 NOT_OPTIONS = frozenset((*POSITIONAL, "backend", "profile"))
 """Parameters of a pool that no profile or variable sets (``num_simultaneously_running_tasks``
 caps the jobs of a cluster pool, as ``processes`` does)."""
-
-
-class ConfigError(ValueError):
-    """A configuration file, profile or ``BATCHPOOL_*`` variable that cannot be used."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -300,7 +298,13 @@ def _fits(value: Any, kind: OptionKind) -> bool:
 
 
 def _type_name(kind: OptionKind) -> str:
-    names = {list: "a list of strings", bool: "true or false", float: "a number"}
+    names = {
+        list: "a list of strings",
+        bool: "true or false",
+        float: "a number",
+        int: "an integer",
+        str: "a string",
+    }
     return names.get(kind.type, f"a {kind.type.__name__}")
 
 

@@ -12,6 +12,8 @@
           ├── SessionBusyError   another live driver drives the session of this map
           ├── ResultsError       a session's stored results cannot be read here
           ├── NotASessionError   a path that is not a session directory (also a ValueError)
+          ├── ConfigError        a profile, config file or BATCHPOOL_* variable that cannot be
+          │                      used (also a ValueError); raised before anything is submitted
           └── TaskKilledError    a task's worker was killed while it ran that task
                ├── WorkerCrashedError  the task crashed its worker (exit code, signal) twice
                ├── TaskTimeoutError    the task alone exceeds the jobs' time limit
@@ -150,6 +152,11 @@ class ResultsError(PoolError):
 
 class NotASessionError(PoolError, ValueError):
     """A path that is not a batchpool session directory (``session_dir`` is that path)."""
+
+
+class ConfigError(PoolError, ValueError):
+    """A configuration file, profile or ``BATCHPOOL_*`` variable that cannot be used
+    (:mod:`batchpool.config`); raised when the pool is made, before any submission."""
 
 
 class TaskKilledError(PoolError):

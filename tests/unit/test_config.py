@@ -113,7 +113,7 @@ def test_a_value_of_the_wrong_type_is_a_clear_error(here):
         max_num_resubmissions = "three"
         """,
     )
-    with pytest.raises(config.ConfigError, match="'max_num_resubmissions'.*must be a int"):
+    with pytest.raises(config.ConfigError, match="'max_num_resubmissions'.*must be an integer"):
         batchpool.Pool(profile="p")
     with pytest.raises(config.ConfigError, match="max_num_resubmissions"):
         batchpool.Executor(profile="p")

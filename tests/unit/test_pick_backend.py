@@ -38,7 +38,7 @@ def test_the_environment_overrides(path_with, monkeypatch):
 def test_an_unknown_backend_name_is_an_error(path_with, monkeypatch):
     path_with()
     monkeypatch.setenv("BATCHPOOL_BACKEND", "lsf")
-    with pytest.raises(ValueError, match="BATCHPOOL_BACKEND='lsf' is not one of"):
+    with pytest.raises(batchpool.ConfigError, match="BATCHPOOL_BACKEND='lsf' is not one of"):
         batchpool.Pool()
 
 
