@@ -7,6 +7,7 @@ chunks with ``batchpool.worker.Worker`` in this process.
 """
 
 import importlib
+import importlib.metadata
 import io
 import json
 import os
@@ -468,6 +469,10 @@ def test_version(capsys):
         cli.main(["--version"])
     assert info.value.code == 0
     assert capsys.readouterr().out.strip() == batchpool.__version__
+
+
+def test_the_installed_version_is_the_package_version():
+    assert importlib.metadata.version("batchpool") == batchpool.__version__
 
 
 def test_python_dash_m(real_session):
