@@ -140,8 +140,11 @@ def _num_tasks(summary: results.SessionSummary) -> str:
 def work_dir_status(work_dir: Path) -> str:
     """One line per session inside ``work_dir`` (its pool directories are left out)."""
     sessions = [results.summarize_session(d) for d in results.find_sessions(work_dir)]
+    unreadable = "".join(
+        f"\ncannot read: {e.message}" for e in results.unreadable_sessions(work_dir)
+    )
     if not sessions:
-        return f"no batchpool sessions in {work_dir}"
+        return f"no batchpool sessions in {work_dir}{unreadable}"
     rows = [
         (
             s.directory.name,
@@ -155,7 +158,7 @@ def work_dir_status(work_dir: Path) -> str:
         for s in sessions
     ]
     header = ("SESSION", "CREATED", "BACKEND", "FUNCTION", "DONE", "FAILED", "STATE")
-    return format_table(header, rows)
+    return format_table(header, rows) + unreadable
 
 
 def _session_state(summary: results.SessionSummary) -> str:

@@ -211,6 +211,8 @@ def open_session(session_dir: PathLike) -> tuple[Session, Manifest]:
         raise NotASessionError(
             f"{path} is not a batchpool session: it has no session.json{hint}", path
         ) from None
+    except NotASessionError:
+        raise  # it says why
     except (OSError, ValueError, TypeError) as error:
         raise NotASessionError(
             f"{path} is not a readable batchpool session: session.json: {error}", path
@@ -231,6 +233,19 @@ def find_sessions(work_dir: PathLike) -> list[Path]:
     directories and anything else are left out)."""
     entries = sorted(Path(work_dir).iterdir())
     return [entry for entry in entries if entry.is_dir() and is_session(entry)]
+
+
+def unreadable_sessions(work_dir: PathLike) -> list[NotASessionError]:
+    """Why each directory directly inside ``work_dir`` that has a ``session.json`` but
+    cannot be read as a session (another batchpool version wrote it, say) cannot."""
+    found = []
+    for entry in sorted(Path(work_dir).iterdir()):
+        if (entry / "session.json").is_file():
+            try:
+                open_session(entry)
+            except NotASessionError as error:
+                found.append(error)
+    return found
 
 
 def num_tasks(session: Session, manifest: Manifest) -> int:
@@ -523,8 +538,7 @@ def damaged_results(session_dir: PathLike) -> list[str]:
     missing, and a resumed map runs them again."""
     session = Session(Path(session_dir))
     lines = [
-        f"results.archive, {span.length} bytes at offset {span.offset}: "
-        "result damaged, will rerun"
+        f"results.archive, {span.length} bytes at offset {span.offset}: result damaged, will rerun"
         for span in session.read_archive().damaged
     ]
     lines += [f"results/{path.name}: result damaged, will rerun" for path in session.quarantined()]

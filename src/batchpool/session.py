@@ -47,7 +47,7 @@ from typing import Optional
 
 from . import _layout
 from ._layout import Claim, Ticket, process_alive
-from .errors import SessionBusyError
+from .errors import NotASessionError, SessionBusyError
 
 _RECORD_HEADER = struct.Struct("<Q")
 
@@ -120,6 +120,8 @@ class Manifest:
     backend: str
     function: str
     created: str
+    layout: int = LAYOUT_VERSION
+    """How the session's files are laid out (:data:`LAYOUT_VERSION` when written)."""
 
 
 @dataclass(frozen=True)
@@ -329,7 +331,19 @@ class Session:
         write_file(self.dir / "session.json", json.dumps(asdict(manifest), indent=1).encode())
 
     def manifest(self) -> Manifest:
-        return Manifest(**json.loads((self.dir / "session.json").read_text()))
+        """The manifest; a :class:`NotASessionError` for a session that another
+        batchpool version laid out, which this one would misread."""
+        fields = json.loads((self.dir / "session.json").read_text())
+        layout = fields.get("layout")  # batchpool 0.1 wrote none
+        if layout != LAYOUT_VERSION:
+            writer = "batchpool 0.1" if layout is None else f"session layout {layout}"
+            raise NotASessionError(
+                f"{self.dir} was written by {writer}, and this batchpool reads only session "
+                f"layout {LAYOUT_VERSION}: read it with the batchpool that wrote it (rerunning "
+                "the map with this one starts a new session)",
+                self.dir,
+            )
+        return Manifest(**fields)
 
     # -- results ---------------------------------------------------------------------
 

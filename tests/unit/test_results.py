@@ -12,17 +12,19 @@ import importlib
 import json
 import os
 import pickle
+import shutil
 import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from scripted_driver import ScriptedDriver
 
 import batchpool
 import batchpool.local
-from batchpool import _layout, results
+from batchpool import _layout, cli, results
 from batchpool.results import ChunkState, TaskStatus
 from batchpool.session import STALE_LOCK_S, ChunkEvent, PoolDirectory, Session
 
@@ -130,6 +132,20 @@ def test_a_path_that_is_not_a_session_is_a_clear_error(tmp_path, kind):
     assert str(path) in str(info.value)
     assert ("pool directory" in str(info.value)) is (kind == "pool")
     assert not results.is_session(path)
+
+
+OLD_SESSION = Path(__file__).parents[1] / "data" / "sessions" / "batchpool-0.1"
+
+
+def test_a_session_of_batchpool_0_1_is_named_so_not_misread(tmp_path, capsys):
+    work_dir = tmp_path / "work"
+    old = shutil.copytree(OLD_SESSION, work_dir / "20261122T011319_71d306e3300c53ba")
+    with pytest.raises(results.NotASessionError, match="written by batchpool 0.1") as info:
+        results.load(old)
+    assert str(old) in str(info.value)
+    assert "read it with the batchpool that wrote it" in str(info.value)
+    assert cli.main(["status", str(work_dir)]) == 0
+    assert f"cannot read: {old} was written by batchpool 0.1" in capsys.readouterr().out
 
 
 @pytest.fixture
