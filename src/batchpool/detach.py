@@ -18,9 +18,9 @@ takes the session over, keeps every result already recorded, adopts the chunks t
 live jobs hold, runs the rest again on new workers (a chunk whose job was lost too),
 and returns the results in input order, each task's exactly once. The detached pool's
 backend and options are kept in its ``detached`` file, so that ``attach`` needs none;
-options given to it win. Detaching is meant for the cluster backends: on the local
-backend the workers are this machine's processes, which :func:`attach` cannot ask about,
-so a chunk that a live worker holds when attaching runs twice.
+options given to it win. On the local backend the detached workers are processes of this
+machine that outlive the submitting script; ``attach`` watches those that hold chunks by
+their pid, and must run on the same machine.
 """
 
 from __future__ import annotations

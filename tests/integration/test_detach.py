@@ -31,7 +31,9 @@ def cluster(tmp_path, monkeypatch):
     cluster.kill_all()
 
 
-def submit_in_a_process(tmp_path: Path, cluster, num_tasks: int, **extra) -> tuple:
+def submit_in_a_process(
+    tmp_path: Path, cluster, num_tasks: int, chunksize: int = 2, **extra
+) -> tuple:
     """Run a script that submits a detached map and exits; its session, the time it
     exited, and the file the tasks record themselves in."""
     log = tmp_path / "runs.log"
@@ -40,7 +42,7 @@ def submit_in_a_process(tmp_path: Path, cluster, num_tasks: int, **extra) -> tup
         "work_dir": str(tmp_path / "work"),
         "polling_interval": 0.3,
         "lost_job_grace_period_s": 1.0,
-        **dummy_paths(cluster, "slurm.array"),
+        **(dummy_paths(cluster, "slurm.array") if cluster else {}),
         **extra,
     }
     script = textwrap.dedent(
@@ -49,7 +51,8 @@ def submit_in_a_process(tmp_path: Path, cluster, num_tasks: int, **extra) -> tup
         sys.path.insert(0, {TESTS_DIR!r})
         import batchpool, detach_tasks
         tasks = [({str(log)!r}, i) for i in range({num_tasks})]
-        print(batchpool.submit(detach_tasks.record_square, tasks, chunksize=2, **{options!r}))
+        options = {options!r}
+        print(batchpool.submit(detach_tasks.record_square, tasks, {chunksize}, **options))
         """
     )
     done = subprocess.run(
@@ -155,3 +158,24 @@ def test_the_workers_of_a_detached_pool_outlive_their_driver(tmp_path):
     assert not worker._told_to_stop()
     pool.stop_workers()
     assert worker._told_to_stop()  # POOL/stop still stops them
+
+
+def test_a_local_detached_map_attached_while_workers_hold_chunks_runs_each_task_once(
+    tmp_path, monkeypatch
+):
+    """The chunks that the detached local workers hold when ``attach`` comes are
+    adopted (their processes watched by pid), not run a second time."""
+    monkeypatch.chdir(tmp_path)
+    session, _, log = submit_in_a_process(
+        tmp_path, None, 12, chunksize=6, backend="local", processes=2, worker_idle_s=30.0
+    )
+    deadline = time.monotonic() + 60
+    while not runs(log) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert runs(log), "the detached workers did not start"
+    attached = batchpool.attach(session, lost_job_grace_period_s=0.5, keep_work_dir=True)
+    assert attached.get(timeout=120) == [i * i for i in range(12)]
+    assert collections.Counter(x for x, _ in runs(log)) == {i: 1 for i in range(12)}
+    lines = [json.loads(line) for line in (session / "log.jsonl").read_text().splitlines()]
+    (resumed,) = [line for line in lines if line["m"] == "resumed"]
+    assert resumed["adopted_chunks"] >= 1, resumed
