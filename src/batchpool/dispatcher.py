@@ -93,6 +93,10 @@ filesystem should not see more than about 2,000 of them a second."""
 POLL_S_PER_CHUNK = 0.0005
 TASKS_AHEAD = 1000
 """An ``imap`` reads at most this many tasks ahead of what its caller has consumed."""
+DEATH_RECHECK_S = 1.0
+"""After a worker was seen dead holding a chunk, the scheduler is asked at once, then
+again after this while it still lists the job (a job takes a moment to end there),
+doubling up to ``polling_interval``."""
 EXIT_WAIT_S = 5.0
 """How long closing a pool waits for its workers on this host to exit before deleting them."""
 ORDINARY_WAITS = frozenset(("", "None", "Priority", "Resources", "qw", "not in queue"))
@@ -298,9 +302,10 @@ class Dispatcher:
         self.num_status_queries = 0
         self.num_submissions = 0
         self.unanswered_submission = False
+        """A submission was cut off (terminated, or its command failed): jobs of it may exist."""
         self.died_seen: set[str] = set()
         """Jobs whose worker was seen dead holding a chunk (an early status query was made)."""
-        """A submission was cut off (terminated, or its command failed): jobs of it may exist."""
+        self._death_recheck_s = DEATH_RECHECK_S
         self._poll_s = MIN_POLL_S
         self.finished = threading.Event()
 
@@ -376,8 +381,8 @@ class Dispatcher:
             return
         progressed |= self._look_for_claims()
         progressed |= self._collect_results()
-        self._post_tickets()
         self._query_status()
+        self._post_tickets()  # after the status: what a loss queued again goes out now
         self._adjust_workers()
         self._heartbeat()
         self._end_calls()
@@ -389,7 +394,7 @@ class Dispatcher:
         self._poll_s = shortest if progressed else min(self._poll_s * 1.5, longest)
 
     def _next_wait(self) -> float:
-        if self.posted or self.claimed:
+        if self.posted or self.claimed or self.queued:
             return self._poll_s
         until_status = self.last_status + self.settings.polling_interval - self.clock()
         return max(MIN_POLL_S, min(until_status, HEARTBEAT_S)) if self.jobs else HEARTBEAT_S
@@ -1066,6 +1071,18 @@ class Dispatcher:
                 status = query.statuses.get(worker.job.job_id, missing)
             self._update_job(worker, status, now)
         self._show_counts()
+        self._recheck_the_dead(now)
+
+    def _recheck_the_dead(self, now: float) -> None:
+        """Ask again soon while the scheduler still lists a job whose worker died holding
+        a chunk (:data:`DEATH_RECHECK_S`), so that its chunk does not wait a whole
+        ``polling_interval`` to run again."""
+        interval = self.settings.polling_interval
+        if not any(job_id in self.jobs for job_id in self.died_seen):
+            self._death_recheck_s = DEATH_RECHECK_S
+            return
+        self.last_status = now - interval + min(self._death_recheck_s, interval)
+        self._death_recheck_s *= 2
 
     def _is_local_process(self, worker: WorkerJob) -> bool:
         return worker.adopted and worker.pid > 0 and worker.host == _hostname()

@@ -19,7 +19,13 @@ from batchpool.backend import Ending, JobState, JobStatus, Resources
 from batchpool.dispatcher import Call, CallKind, Dispatcher
 from batchpool.policy import Action, Cause, Loss, WorkerExit, classify, parse_mem_mb, parse_time_s
 from batchpool.proto_pool import MapResult
-from batchpool.testing.fake_backend import FakeBackend, FakeClock, FakeDeath, run_until
+from batchpool.testing.fake_backend import (
+    FakeBackend,
+    FakeClock,
+    FakeDeath,
+    FakeFaults,
+    run_until,
+)
 
 RUNS: collections.Counter = collections.Counter()
 DEATHS: dict = {}
@@ -209,6 +215,22 @@ def test_a_task_that_crashes_its_worker_twice_raises_and_the_others_run_once(tmp
     error = info.value
     assert error.index == 1 and "SIGSEGV" in str(error) and "argument 1" in str(error)
     assert RUNS == {0: 1, 1: 2, 2: 1, 3: 1, 4: 1}
+
+
+def test_a_crashed_chunk_runs_again_within_seconds_not_a_polling_interval(tmp_path):
+    """The watcher's exit file is seen at once; the scheduler, still listing the job for
+    a moment, is asked again a second later (then 2 s, 4 s...), not a minute later."""
+    DEATHS[1] = [(None, "exit 3")]
+    clock = FakeClock()
+    backend = FakeBackend(clock, faults=FakeFaults(linger_s=2.5))
+    dispatcher = Dispatcher(
+        backend, settings(tmp_path / "work", polling_interval=60.0), clock=clock, threaded=False
+    )
+    started = clock()
+    result = run_map(dispatcher, backend, clock, range(3), chunksize=3)
+    assert result.get(0) == [0, 10, 20] and RUNS == {0: 1, 1: 2, 2: 1}
+    assert clock() - started < 10.0
+    assert backend.counts.status_queries <= 5  # at once, +1 s, +2 s (+4 s): then it is gone
 
 
 def test_preemptions_do_not_spend_the_resubmissions(tmp_path):

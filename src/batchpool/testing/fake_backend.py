@@ -56,6 +56,9 @@ class FakeFaults:
     """Jobs that claim a chunk and die at once, holding it."""
     outage: Optional[tuple[float, float]] = None
     """Status queries fail between these two clock readings."""
+    linger_s: float = 0.0
+    """A job whose worker died (:class:`FakeDeath`) is still listed as running this long
+    (as a real scheduler takes a moment, its epilog, to end it)."""
 
 
 class FakeDeath(BaseException):
@@ -89,6 +92,7 @@ class FakeJob:
     deleted: bool = False
     ending: Optional[Ending] = None
     tier: int = 0
+    died_at: Optional[float] = None
 
 
 @dataclass
@@ -182,8 +186,12 @@ class FakeBackend:
             for fake in self.jobs
             if fake.job.job_id in wanted and fake.phase in states
         }
-        for fake in self.jobs:  # ended jobs stay visible with their ending, as in Slurm
-            if fake.job.job_id in wanted and fake.ending is not None:
+        for fake in self.jobs:
+            if fake.job.job_id not in wanted:
+                continue
+            if fake.died_at is not None and self.clock() - fake.died_at < self.faults.linger_s:
+                statuses[fake.job.job_id] = JobStatus(JobState.RUNNING, "lingering")
+            elif fake.ending is not None:  # ended jobs stay visible with it, as in Slurm
                 statuses[fake.job.job_id] = JobStatus(
                     JobState.ENDED, fake.ending.name, fake.ending, FAKE_HOST
                 )
@@ -265,6 +273,7 @@ class FakeBackend:
         except FakeDeath as death:
             fake.phase = _Phase.ENDED
             fake.ending = death.ending
+            fake.died_at = now
             if death.exit:
                 name = fake.job.job_id + _layout.EXIT_FILE_SUFFIX
                 exit_file = fake.pool_dir / _layout.WORKERS_DIR / name
