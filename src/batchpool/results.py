@@ -236,8 +236,9 @@ def find_sessions(work_dir: PathLike) -> list[Path]:
 
 
 def unreadable_sessions(work_dir: PathLike) -> list[NotASessionError]:
-    """Why each directory directly inside ``work_dir`` that has a ``session.json`` but
-    cannot be read as a session (another batchpool version wrote it, say) cannot."""
+    """The errors of the directories directly inside ``work_dir`` that have a
+    ``session.json`` but cannot be read as a session (another batchpool version wrote
+    them, say)."""
     found = []
     for entry in sorted(Path(work_dir).iterdir()):
         if (entry / "session.json").is_file():
