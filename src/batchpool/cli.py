@@ -139,10 +139,9 @@ def _num_tasks(summary: results.SessionSummary) -> str:
 
 def work_dir_status(work_dir: Path) -> str:
     """One line per session inside ``work_dir`` (its pool directories are left out)."""
-    sessions = [results.summarize_session(d) for d in results.find_sessions(work_dir)]
-    unreadable = "".join(
-        f"\ncannot read: {e.message}" for e in results.unreadable_sessions(work_dir)
-    )
+    found = results.scan_sessions(work_dir)
+    sessions = [results.summarize_session(d) for d in found.readable]
+    unreadable = "".join(f"\ncannot read: {e.message}" for e in found.unreadable)
     if not sessions:
         return f"no batchpool sessions in {work_dir}{unreadable}"
     rows = [

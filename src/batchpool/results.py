@@ -31,7 +31,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, NamedTuple, Optional, Union
 
 from . import _layout
 from .errors import NotASessionError, RemoteError, ResultsError
@@ -228,25 +228,36 @@ def is_session(path: PathLike) -> bool:
     return True
 
 
-def find_sessions(work_dir: PathLike) -> list[Path]:
-    """The session directories directly inside ``work_dir``, oldest name first (pool
+class FoundSessions(NamedTuple):
+    """What :func:`scan_sessions` found directly inside a work_dir."""
+
+    readable: list[Path]
+    """The session directories, oldest name first."""
+    unreadable: list[NotASessionError]
+    """Why each directory with a ``session.json`` that cannot be read as a session
+    (another batchpool version wrote it, say) cannot."""
+
+
+def scan_sessions(work_dir: PathLike) -> FoundSessions:
+    """The sessions directly inside ``work_dir``, each manifest read once (pool
     directories and anything else are left out)."""
-    entries = sorted(Path(work_dir).iterdir())
-    return [entry for entry in entries if entry.is_dir() and is_session(entry)]
-
-
-def unreadable_sessions(work_dir: PathLike) -> list[NotASessionError]:
-    """The errors of the directories directly inside ``work_dir`` that have a
-    ``session.json`` but cannot be read as a session (another batchpool version wrote
-    them, say)."""
-    found = []
+    found = FoundSessions([], [])
     for entry in sorted(Path(work_dir).iterdir()):
-        if (entry / "session.json").is_file():
-            try:
-                open_session(entry)
-            except NotASessionError as error:
-                found.append(error)
+        if not entry.is_dir():
+            continue
+        try:
+            open_session(entry)
+        except NotASessionError as error:
+            if (entry / "session.json").is_file():
+                found.unreadable.append(error)
+            continue
+        found.readable.append(entry)
     return found
+
+
+def find_sessions(work_dir: PathLike) -> list[Path]:
+    """The session directories directly inside ``work_dir``, oldest name first."""
+    return scan_sessions(work_dir).readable
 
 
 def num_tasks(session: Session, manifest: Manifest) -> int:
