@@ -48,7 +48,6 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from html import escape as _html_escape
 from pathlib import Path
 from typing import Optional
 
@@ -68,13 +67,8 @@ from .queue import (
     read_environment,
     user_name,
     write_atomically,
+    xml_escape,
 )
-
-
-def _escape(text: str) -> str:
-    """XML character data: ``&``, ``<`` and ``>`` escaped."""
-    return _html_escape(text, quote=False)
-
 
 TORQUE_VERSION = "6.1.3"
 PBSPRO_VERSION = "22.05.11"
@@ -693,14 +687,14 @@ def _text(entries: Sequence[Entry], dialect: DummyDialect) -> str:
 def _xml(entries: Sequence[Entry], dialect: DummyDialect) -> str:
     jobs = []
     for entry in entries:
-        parts = [f"<Job_Id>{_escape(entry.job_id)}</Job_Id>"]
+        parts = [f"<Job_Id>{xml_escape(entry.job_id)}</Job_Id>"]
         resources = []
         for key, value in _attributes(entry, dialect):
             if key.startswith("Resource_List."):
                 tag = key.split(".", 1)[1]
-                resources.append(f"<{tag}>{_escape(str(value))}</{tag}>")
+                resources.append(f"<{tag}>{xml_escape(str(value))}</{tag}>")
             else:
-                parts.append(f"<{key}>{_escape(str(value))}</{key}>")
+                parts.append(f"<{key}>{xml_escape(str(value))}</{key}>")
         parts.append(f"<Resource_List>{''.join(resources)}</Resource_List>")
         jobs.append(f"<Job>{''.join(parts)}</Job>")
     return '<?xml version="1.0"?>\n<Data>' + "".join(jobs) + "</Data>"

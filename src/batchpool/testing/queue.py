@@ -23,6 +23,7 @@ import contextlib
 import dataclasses
 import enum
 import fcntl
+import html
 import importlib
 import json
 import os
@@ -429,6 +430,11 @@ class UsageError(Exception):
         super().__init__("\n".join(lines))
         self.lines = list(lines)
         self.returncode = returncode
+
+
+def xml_escape(text: str) -> str:
+    """XML character data: ``&``, ``<`` and ``>`` escaped (for ``qstat -xml``, ``-x``)."""
+    return html.escape(text, quote=False)
 
 
 def write_atomically(path: Path, text: str) -> None:

@@ -28,7 +28,6 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from html import escape as _html_escape
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -46,13 +45,8 @@ from .queue import (
     kill_job,
     read_environment,
     user_name,
+    xml_escape,
 )
-
-
-def _escape(text: str) -> str:
-    """XML character data: ``&``, ``<`` and ``>`` escaped."""
-    return _html_escape(text, quote=False)
-
 
 XML_HEADER = (
     "<?xml version='1.0'?>\n"
@@ -520,8 +514,8 @@ def _xml_entry(listing: Listing) -> list[str]:
         f'    <job_list state="{"running" if listing.running else "pending"}">',
         f"      <JB_job_number>{job.job_id}</JB_job_number>",
         f"      <JAT_prio>{prio}</JAT_prio>",
-        f"      <JB_name>{_escape(job.name)}</JB_name>",
-        f"      <JB_owner>{_escape(job.user)}</JB_owner>",
+        f"      <JB_name>{xml_escape(job.name)}</JB_name>",
+        f"      <JB_owner>{xml_escape(job.user)}</JB_owner>",
         f"      <state>{listing.state}</state>",
         when,
         f"      <queue_name>{queue}</queue_name>",
