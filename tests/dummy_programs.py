@@ -8,12 +8,15 @@ import subprocess
 import time
 import xml.etree.ElementTree as ET
 
-from batchpool.pbs import parse_qstat_f
+from batchpool.commands import CommandPolicy
+from batchpool.pbs import PbsBackend, parse_qstat_f
 from batchpool.testing import Phase, Scheduler
 
 DEADLINE_S = 10.0
 """The longest wait for a dummy job to reach a state."""
 SLURM_ENDED = {"COMPLETED", "FAILED", "CANCELLED", "NODE_FAIL", "TIMEOUT", "OUT_OF_MEMORY"}
+NO_RETRIES = CommandPolicy(timeout_s=30.0, num_retries=0, backoff_s=0.0)
+"""A backend's commands on a dummy: a failure shows at once."""
 
 
 def run(cluster, program, *args, cwd=None, input=None, env=None):
@@ -131,3 +134,13 @@ def pbs_states(cluster, *args) -> dict[str, str]:
     result = run_pbs(cluster, "qstat", "-f", *args)
     assert result.returncode == 0, result.stderr
     return {job.key: job.state for job in parse_qstat_f(result.stdout)}
+
+
+def pbs_backend(cluster) -> PbsBackend:
+    """batchpool's PBS backend on the cluster's dummy PBS (:data:`NO_RETRIES`)."""
+    return PbsBackend(
+        qsub_path=cluster.pbs_qsub_path,
+        qstat_path=cluster.pbs_qstat_path,
+        qdel_path=cluster.pbs_qdel_path,
+        command_policy=NO_RETRIES,
+    )

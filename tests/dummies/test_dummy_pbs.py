@@ -10,14 +10,11 @@ from pathlib import Path
 import pytest
 
 from batchpool.backend import Job, JobRequest, JobState
-from batchpool.commands import CommandPolicy
-from batchpool.pbs import PbsBackend, parse_qstat_f, parse_qstat_json, parse_qstat_xml
+from batchpool.pbs import parse_qstat_f, parse_qstat_json, parse_qstat_xml
+from dummy_programs import pbs_backend, wait_until
 from dummy_programs import pbs_qsub as qsub
 from dummy_programs import pbs_states as states
 from dummy_programs import run_pbs as run
-from dummy_programs import wait_until
-
-FAST = CommandPolicy(timeout_s=30.0, num_retries=0, backoff_s=0.0)
 
 
 def test_version_names_the_dialect(dummy_cluster):
@@ -125,12 +122,7 @@ def _pbs_jobid(_: int) -> str:
 
 
 def test_deleting_with_the_backend_accepts_ended_jobs(dummy_cluster, tmp_path):
-    backend = PbsBackend(
-        qsub_path=dummy_cluster.pbs_qsub_path,
-        qstat_path=dummy_cluster.pbs_qstat_path,
-        qdel_path=dummy_cluster.pbs_qdel_path,
-        command_policy=FAST,
-    )
+    backend = pbs_backend(dummy_cluster)
     (tmp_path / "logs").mkdir()
     [job] = backend.submit(JobRequest(tmp_path, "quick", 1, "/bin/true", tmp_path / "logs"))
     wait_until(lambda: backend.status([job])[job.job_id].state is JobState.ENDED)

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from batchpool.backend import Ending, JobRequest, JobState
-from batchpool.commands import CommandPolicy
-from batchpool.pbs import PbsBackend, parse_qstat_f
+from batchpool.pbs import parse_qstat_f
 from batchpool.testing import Fault, FaultKind
 from dummy_programs import (
     DEADLINE_S,
+    pbs_backend,
     pbs_qsub,
     qsub,
     run,
@@ -27,8 +27,6 @@ from dummy_programs import (
     wait_slurm_ended,
     wait_until,
 )
-
-FAST = CommandPolicy(timeout_s=30.0, num_retries=0, backoff_s=0.0)
 
 
 def _alive(pid):
@@ -225,12 +223,7 @@ def test_command_faults(dummy_cluster, work):
 
 def test_a_system_hold_fault_is_an_error_state_for_the_backend(dummy_cluster, tmp_path):
     dummy_cluster.add_fault(Fault(FaultKind.ERROR_STATE, job=0, state="PENDING", reason="mom down"))
-    backend = PbsBackend(
-        qsub_path=dummy_cluster.pbs_qsub_path,
-        qstat_path=dummy_cluster.pbs_qstat_path,
-        qdel_path=dummy_cluster.pbs_qdel_path,
-        command_policy=FAST,
-    )
+    backend = pbs_backend(dummy_cluster)
     (tmp_path / "logs").mkdir()
     request = JobRequest(tmp_path, "held_by_fault", 1, "/bin/true", tmp_path / "logs")
     [job] = backend.submit(request)
@@ -256,12 +249,7 @@ def test_limit_faults_end_with_the_dialects_code(
 ):
     dummy_cluster.set_pbs_dialect(dialect)
     dummy_cluster.add_fault(Fault(FaultKind.ERROR_STATE, job=0, state=fault_state))
-    backend = PbsBackend(
-        qsub_path=dummy_cluster.pbs_qsub_path,
-        qstat_path=dummy_cluster.pbs_qstat_path,
-        qdel_path=dummy_cluster.pbs_qdel_path,
-        command_policy=FAST,
-    )
+    backend = pbs_backend(dummy_cluster)
     (tmp_path / "logs").mkdir()
     [job] = backend.submit(JobRequest(tmp_path, "limited", 1, "/bin/true", tmp_path / "logs"))
     status = wait_until(lambda: backend.status([job]).get(job.job_id))
