@@ -19,10 +19,10 @@ NO_RETRIES = CommandPolicy(timeout_s=30.0, num_retries=0, backoff_s=0.0)
 """A backend's commands on a dummy: a failure shows at once."""
 
 
-def run(cluster, program, *args, cwd=None, input=None, env=None):
-    """Run ``program`` of ``cluster.bin_dir`` (Slurm and SGE)."""
+def run(cluster, program, *args, cwd=None, input=None, env=None, bin_dir=None):
+    """Run ``program`` of ``bin_dir`` (default ``cluster.bin_dir``: Slurm and SGE)."""
     return subprocess.run(
-        [str(cluster.bin_dir / program), *args],
+        [str((bin_dir or cluster.bin_dir) / program), *args],
         capture_output=True,
         text=True,
         timeout=30,
@@ -111,14 +111,8 @@ def wait_sge_gone(cluster, job_id):
 def run_pbs(cluster, program, *args, input=None):
     """Run a dummy PBS program in the cluster's directory: jobs without ``-o``/``-e``
     write ``NAME.oID`` and ``NAME.eID`` where they were submitted."""
-    return subprocess.run(
-        [str(cluster.pbs_bin_dir / program), *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        input=input,
-        env=cluster.environment(),
-        cwd=cluster.directory,
+    return run(
+        cluster, program, *args, cwd=cluster.directory, input=input, bin_dir=cluster.pbs_bin_dir
     )
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import getpass
 import re
-import subprocess
 from pathlib import Path
 
 from batchpool.backend import Ending, Job, JobState
@@ -38,13 +37,9 @@ def test_job_runs_script_with_sge_environment(dummy_cluster, work):
         'echo "$JOB_ID $JOB_NAME $SGE_TASK_ID $NSLOTS $SGE_O_WORKDIR $FOO" > result.txt\n'
         'test -d "$TMPDIR" && echo tmpdir-ok\n'
     )
-    result = subprocess.run(
-        [dummy_cluster.qsub_path, "-N", "named", "-cwd", "-V", str(script)],
-        capture_output=True,
-        text=True,
-        cwd=work,
-        timeout=30,
-        env={**dummy_cluster.environment(), "FOO": "exported"},
+    environment = {**dummy_cluster.environment(), "FOO": "exported"}
+    result = run(
+        dummy_cluster, "qsub", "-N", "named", "-cwd", "-V", str(script), cwd=work, env=environment
     )
     assert result.returncode == 0, result.stderr
     job_id = re.fullmatch(r'Your job (\d+) \("named"\) has been submitted\n', result.stdout)[1]
@@ -57,14 +52,8 @@ def test_job_runs_script_with_sge_environment(dummy_cluster, work):
 def test_without_dash_v_the_submitters_environment_stays_behind(dummy_cluster, work):
     script = work / "job.sh"
     script.write_text('echo "[$FOO] $PATH" > result.txt\n')
-    result = subprocess.run(
-        [dummy_cluster.qsub_path, "-terse", "-cwd", str(script)],
-        capture_output=True,
-        text=True,
-        cwd=work,
-        timeout=30,
-        env={**dummy_cluster.environment(), "FOO": "exported"},
-    )
+    environment = {**dummy_cluster.environment(), "FOO": "exported"}
+    result = run(dummy_cluster, "qsub", "-terse", "-cwd", str(script), cwd=work, env=environment)
     assert result.returncode == 0, result.stderr
     wait_gone(dummy_cluster, result.stdout.strip())
     assert (work / "result.txt").read_text() == "[] /usr/local/bin:/bin:/usr/bin\n"
