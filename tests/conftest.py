@@ -63,14 +63,6 @@ def cluster_pool(backend: str, **options):
     return module.Pool(**options)
 
 
-def dummy_paths(cluster, backend: str) -> dict:
-    """The ``*_path`` options that point a pool of ``backend`` at the dummies."""
-    return {
-        name.removeprefix("pbs_"): getattr(cluster, name)
-        for name in plugin.PROGRAM_OPTIONS[backend]
-    }
-
-
 def require_real(backend: str) -> None:
     program = REAL[backend][0]
     if shutil.which(program) is None:

@@ -18,7 +18,7 @@ import pytest
 import batchpool
 from batchpool import _layout, cli, results
 from batchpool.testing import install_dummies
-from conftest import dummy_paths
+from batchpool.testing.plugin import program_paths
 
 TESTS_DIR = str(Path(__file__).parent)
 
@@ -42,7 +42,7 @@ def submit_in_a_process(
         "work_dir": str(tmp_path / "work"),
         "polling_interval": 0.3,
         "lost_job_grace_period_s": 1.0,
-        **(dummy_paths(cluster, "slurm.array") if cluster else {}),
+        **(program_paths(cluster, "slurm.array") if cluster else {}),
         **extra,
     }
     script = textwrap.dedent(
@@ -120,14 +120,14 @@ def test_a_job_lost_while_detached_is_resubmitted_by_attach(tmp_path, cluster):
 
 def test_submit_refuses_what_map_refuses(tmp_path, cluster):
     with pytest.raises(ValueError, match="empty"):
-        batchpool.submit(abs, [], backend="slurm.array", **dummy_paths(cluster, "slurm.array"))
+        batchpool.submit(abs, [], backend="slurm.array", **program_paths(cluster, "slurm.array"))
     with pytest.raises(TypeError):
         batchpool.submit(
             lambda x: x,
             [1, threading.Lock()],
             backend="slurm.array",
             work_dir=tmp_path / "work",
-            **dummy_paths(cluster, "slurm.array"),
+            **program_paths(cluster, "slurm.array"),
         )
     assert not list((tmp_path / "work").glob("pool_*/detached"))
 

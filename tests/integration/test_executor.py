@@ -12,7 +12,7 @@ import batchpool
 from batchpool import executor as executor_module
 from batchpool.errors import RemoteTraceback
 from batchpool.testing import install_dummies
-from conftest import dummy_paths
+from batchpool.testing.plugin import program_paths
 
 
 class TaskFailure(ValueError):
@@ -168,7 +168,7 @@ def test_hundred_submits_on_the_dummy_slurm_array_take_few_sbatch(tmp_path, monk
             work_dir=tmp_path / "work",
             polling_interval=0.3,
             lost_job_grace_period_s=1.0,
-            **dummy_paths(cluster, "slurm.array"),
+            **program_paths(cluster, "slurm.array"),
         )
         with executor:
             submissions = count_submissions(executor)

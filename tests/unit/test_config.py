@@ -10,7 +10,7 @@ import pytest
 import batchpool
 from batchpool import cli, config
 from batchpool.testing import DummyConfig, install_dummies
-from conftest import dummy_paths
+from batchpool.testing.plugin import program_paths
 
 
 def square(x):
@@ -43,7 +43,7 @@ def logging_sbatch(tmp_path: Path, real: Path) -> tuple[Path, Path]:
 
 
 def dummy_profile(tmp_path: Path, cluster, sbatch: Path, **extra: str) -> str:
-    paths = dummy_paths(cluster, "slurm.array")
+    paths = program_paths(cluster, "slurm.array")
     paths["sbatch_path"] = str(sbatch)
     lines = [f'{k} = "{v}"' for k, v in {**paths, **extra}.items()]
     return "\n".join(lines)

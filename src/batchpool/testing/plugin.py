@@ -72,11 +72,14 @@ def pool_fixture_name(backend: str) -> str:
     return f"dummy_{backend.replace('.', '_')}_pool"
 
 
+def program_paths(cluster: DummyCluster, backend: str) -> dict[str, Any]:
+    """The ``*_path`` options that point a ``backend`` pool at ``cluster``'s programs."""
+    return {name.removeprefix("pbs_"): getattr(cluster, name) for name in PROGRAM_OPTIONS[backend]}
+
+
 def pool_options(cluster: DummyCluster, backend: str, work_dir: Path) -> dict[str, Any]:
     """The options the factories give a ``backend`` pool on ``cluster`` unless told otherwise."""
-    options: dict[str, Any] = {
-        name.removeprefix("pbs_"): getattr(cluster, name) for name in PROGRAM_OPTIONS[backend]
-    }
+    options = program_paths(cluster, backend)
     options.update(DUMMY_OPTIONS)
     options["work_dir"] = work_dir
     return options
