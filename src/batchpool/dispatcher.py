@@ -305,6 +305,8 @@ class Dispatcher:
         """A submission was cut off (terminated, or its command failed): jobs of it may exist."""
         self.died_seen: set[str] = set()
         """Jobs whose worker was seen dead holding a chunk (an early status query was made)."""
+        self.deleted_idle: set[str] = set()
+        """Jobs the pool deleted as idle: a chunk one of them took as it died is no fault."""
         self._death_recheck_s = DEATH_RECHECK_S
         self._poll_s = MIN_POLL_S
         self.finished = threading.Event()
@@ -995,7 +997,8 @@ class Dispatcher:
     def _delete_idle_pending(self, tier: int) -> None:
         """Jobs (of ``tier``) still waiting in the queue when no work is left for them would
         only start to idle. One whose worker started since the last status query is left
-        alone: it may have claimed a chunk already."""
+        alone: it may have claimed a chunk already. (One that starts as it is deleted and
+        takes a chunk posted meanwhile costs that chunk no resubmission.)"""
         assert self.pool_dir is not None
         idle = [
             w
@@ -1009,6 +1012,7 @@ class Dispatcher:
             self._delete([w.job for w in idle], "no work left for them")
             for worker in idle:
                 del self.jobs[worker.job.job_id]
+                self.deleted_idle.add(worker.job.job_id)
 
     def _query_status(self) -> None:
         """Once per ``polling_interval``, ask for the state of all the pool's jobs. The
@@ -1166,7 +1170,8 @@ class Dispatcher:
         no_space = (worker_exit is not None and worker_exit.exit_code == NO_SPACE_EXIT) or (
             worker_exit is None and no_room_left(self.settings.work_dir)
         )
-        cause = classify(status, worker_exit, in_task, started, no_space)
+        deleted = worker.job.job_id in self.deleted_idle
+        cause = classify(status, worker_exit, in_task, started, no_space, deleted)
         detail = status.detail if status is not None else ""
         if cause in (Cause.CRASHED, Cause.NOT_STARTED, Cause.VANISHED):
             detail = self._stderr_tail(worker, 12) or detail  # what the job itself said
@@ -1346,7 +1351,8 @@ class Dispatcher:
     def _lost_error(self, chunk: Chunk, rest: range, history: tuple[Loss, ...]) -> JobsLostError:
         limit = self.settings.max_num_resubmissions
         last = history[-1]
-        if last.cause in (Cause.CANCELLED, Cause.ERROR_STATE):
+        same = sum(1 for h in history if h.cause is last.cause)
+        if last.cause in (Cause.CANCELLED, Cause.ERROR_STATE) and same > 1:
             why = f"their jobs ended twice by {last.cause.value}: someone or something means it"
         else:
             why = (

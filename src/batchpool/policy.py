@@ -30,6 +30,8 @@ failed before its      counted per job; two such jobs with the same stderr stop 
 first task             map with :class:`~batchpool.BrokenEnvironmentError`
 no space for results   the map stops at once with :class:`~batchpool.PoolError` naming
                        the session and the filesystem; what was kept is resumed from
+deleted by the pool    run again, not counted: the pool deleted a job that waited with
+                       no work left just as its worker started and took a new chunk
 =====================  ===============================================================
 
 The tasks a chunk had finished before its job died are kept and never run again.
@@ -63,6 +65,9 @@ class Cause(enum.Enum):
     """The chunk's record file failed its checks (it is kept, renamed ``.damaged``)."""
     NO_SPACE = "no space for results"
     """The session's filesystem is full or read-only: nothing run now could be kept."""
+    DELETED_BY_POOL = "deleted by the pool"
+    """The pool deleted the job as idle (queued with no work left) just as its worker
+    started and took a chunk posted since: nothing went wrong."""
 
 
 _CAUSE_OF_ENDING = {
@@ -159,10 +164,14 @@ def classify(
     in_task: Optional[int],
     started: bool,
     no_space: bool = False,
+    deleted_by_pool: bool = False,
 ) -> Cause:
     """The cause of a loss (module docstring). ``in_task``: the task the worker was
     running (its chunk had begun and that task had no record); ``started``: the worker
-    got ready to take work; ``no_space``: it could not write its records."""
+    got ready to take work; ``no_space``: it could not write its records;
+    ``deleted_by_pool``: the pool itself deleted the job."""
+    if deleted_by_pool:
+        return Cause.DELETED_BY_POOL
     ending = status.ending if status is not None else None
     if ending in _CAUSE_OF_ENDING:
         return _CAUSE_OF_ENDING[ending]
@@ -248,6 +257,8 @@ class RetryPolicy:
         in_task = loss.task is not None
         same_task = [e for e in same if in_task and e.task == loss.task]
         spent_out = attempt >= max_num_resubmissions
+        if cause is Cause.DELETED_BY_POOL:
+            return Decision(Action.RETRY_FREE)  # bounded: the pool deletes each job once
         if cause is Cause.PREEMPTED:
             return Decision(
                 Action.RETRY_FREE if len(same) < self.max_preemptions else Action.FAIL

@@ -4,6 +4,7 @@ the in-memory fake backend (tasks end their fake job with :class:`FakeDeath`).""
 from __future__ import annotations
 
 import collections
+import json
 
 import pytest
 from test_dispatcher import make, settings
@@ -20,12 +21,16 @@ from batchpool.dispatcher import Call, CallKind, Dispatcher
 from batchpool.policy import Action, Cause, Loss, WorkerExit, classify, parse_mem_mb, parse_time_s
 from batchpool.proto_pool import MapResult
 from batchpool.testing.fake_backend import (
+    FAKE_HOST,
     FakeBackend,
     FakeClock,
     FakeDeath,
     FakeFaults,
+    _claim_only,
+    _Phase,
     run_until,
 )
+from batchpool.worker import Worker
 
 RUNS: collections.Counter = collections.Counter()
 DEATHS: dict = {}
@@ -86,6 +91,7 @@ def loss(cause, task=4):
         (Cause.CANCELLED, [Cause.CANCELLED], Action.FAIL),
         (Cause.ERROR_STATE, [Cause.ERROR_STATE], Action.FAIL),
         (Cause.VANISHED, [], Action.RETRY),
+        (Cause.DELETED_BY_POOL, [Cause.DELETED_BY_POOL], Action.RETRY_FREE),
     ],
 )
 def test_the_policy_table(cause, earlier, expected):
@@ -238,6 +244,54 @@ def test_preemptions_do_not_spend_the_resubmissions(tmp_path):
     dispatcher, backend, clock = make(tmp_path, max_num_resubmissions=1)
     result = run_map(dispatcher, backend, clock, range(2), chunksize=2)
     assert result.get(0) == [0, 10] and RUNS[0] == 6
+
+
+class _StartsAsDeleted(FakeBackend):
+    """A queued job the pool deletes starts all the same (Slurm had just launched it):
+    its worker claims the next chunk posted, then the deletion kills it."""
+
+    def delete(self, jobs, cancel=None):
+        self.counts.deletes.extend(sorted(job.job_id for job in jobs))
+        self.doomed = [f for f in self.jobs if f.job in jobs and f.phase is _Phase.PENDING]
+        for fake in self.doomed:
+            fake.phase = _Phase.RUNNING
+            fake.worker = Worker(str(fake.pool_dir), fake.job.job_id, FAKE_HOST, 99, 0)
+            fake.deleted = True
+
+    def tick(self):
+        for fake in getattr(self, "doomed", []):  # before the others can take the chunk
+            if fake.phase is _Phase.RUNNING and _claim_only(fake.worker):
+                fake.phase, fake.ending = _Phase.ENDED, Ending.CANCELLED
+        super().tick()
+
+    def _work(self, fake, now):
+        if not fake.deleted:
+            super()._work(fake, now)
+
+
+def test_a_job_the_pool_deleted_as_it_took_a_chunk_costs_no_resubmission(tmp_path):
+    """The pool deletes a queued job once all work is claimed; that job was starting, and
+    its worker takes the first chunk of the next map as the deletion kills it. The chunk
+    runs again; the map does not fail for a job "cancelled from outside"."""
+    clock = FakeClock()
+    backend = _StartsAsDeleted(clock, slots=1)
+    dispatcher = Dispatcher(
+        backend,
+        settings(tmp_path / "work", max_num_resubmissions=0, keep_work_dir=True),
+        clock=clock,
+        threaded=False,
+    )
+    first = MapResult(2, None, None)
+    dispatcher.submit(Call(CallKind.MAP, task, [0, 1], first, 1))
+    run_until(dispatcher.step, backend, clock, lambda: bool(backend.counts.deletes))
+    (deleted,) = backend.counts.deletes
+    second = run_map(dispatcher, backend, clock, [2], chunksize=1)
+    run_until(dispatcher.step, backend, clock, first.ready)
+    assert first.get(0) == [0, 10] and second.get(0) == [20]
+    chunk_logs = (tmp_path / "work").glob("*/chunks.jsonl")
+    events = [json.loads(line) for path in chunk_logs for line in path.read_text().splitlines()]
+    lost = [(e["job_id"], e["cause"]) for e in events if e["event"] == "lost"]
+    assert lost == [(deleted, "deleted by the pool")]
 
 
 def test_jobs_cancelled_twice_from_outside_stop_the_map_with_the_history(tmp_path):
