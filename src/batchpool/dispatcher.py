@@ -305,6 +305,8 @@ class Dispatcher:
         """A submission was cut off (terminated, or its command failed): jobs of it may exist."""
         self.died_seen: set[str] = set()
         """Jobs whose worker was seen dead holding a chunk (an early status query was made)."""
+        self.no_work_since: dict[int, float] = {}
+        """Tier -> when the work for its queued jobs ran out."""
         self.deleted_idle: set[str] = set()
         """Jobs the pool deleted as idle: a chunk one of them took as it died is no fault."""
         self._death_recheck_s = DEATH_RECHECK_S
@@ -864,8 +866,9 @@ class Dispatcher:
 
     def _adjust_workers(self) -> None:
         """Ask for workers while unclaimed work exceeds what the live ones will take; delete
-        the queued ones once no work is left for them. Chunks that need other resources
-        (a retry with more memory or time) get workers of their own tier, one each."""
+        the queued ones once no work came for them for ``worker_idle_s``. Chunks that need
+        other resources (a retry with more memory or time) get workers of their own tier,
+        one each."""
         if self.pool_dir is None or self.outage_since is not None:
             return
         calls = [c for c in self.calls if not c.ended]
@@ -877,6 +880,7 @@ class Dispatcher:
         if unclaimed == 0:
             self._delete_idle_pending(0)
             return
+        self.no_work_since.pop(0, None)
         chunks = len(waiting) + sum(_most_chunks(c) for c in calls)
         busy = sum(1 for c in self.claimed if not c.call.ended)
         task_s = self._slowest_task_time(calls, waiting)
@@ -894,6 +898,7 @@ class Dispatcher:
             if needed == 0:
                 self._delete_idle_pending(tier)
                 continue
+            self.no_work_since.pop(tier, None)
             missing = self._within_cap(needed - self._num_live_workers(tier))
             if missing > 0:
                 self._request_workers(missing, tier, resources)
@@ -995,10 +1000,15 @@ class Dispatcher:
         return claim is not None and any(pid not in (0, claim.pid) for pid in claimed_pids)
 
     def _delete_idle_pending(self, tier: int) -> None:
-        """Jobs (of ``tier``) still waiting in the queue when no work is left for them would
-        only start to idle. One whose worker started since the last status query is left
-        alone: it may have claimed a chunk already. (One that starts as it is deleted and
-        takes a chunk posted meanwhile costs that chunk no resubmission.)"""
+        """Jobs (of ``tier``) still waiting in the queue ``worker_idle_s`` after the work
+        for them ran out would only start to idle: they are deleted, as a running worker
+        exits after as long. Until then they keep their place in the queue for the next
+        map. One whose worker started since the last status query is left alone: it may
+        have claimed a chunk already. (One that starts as it is deleted and takes a chunk
+        posted meanwhile costs that chunk no resubmission.)"""
+        now = self.clock()
+        if now - self.no_work_since.setdefault(tier, now) < self.settings.worker_idle_s:
+            return
         assert self.pool_dir is not None
         idle = [
             w

@@ -88,7 +88,8 @@ resume
     chunksize and backend in the same ``work_dir``), keeping its results and the
     chunks that live workers hold. ``False`` always starts a new session.
 worker_idle_s
-    Seconds a worker waits for new work before its job exits. The default, 5 s,
+    Seconds a worker waits for new work before its job exits, and a job still
+    queued when the work ran out before it is deleted. The default, 5 s,
     bridges the pauses between consecutive maps of a script (an MCMC step, a
     loop's own bookkeeping) while giving an idle job's slot back to the
     cluster soon. 0 gives one chunk per job.

@@ -282,12 +282,15 @@ def test_a_failing_qstat_fault(dummy_cluster):
     assert run_pbs(dummy_cluster, "qstat", "-f").returncode == 0
 
 
-def test_the_pbs_pool_resubmits_a_job_in_a_system_hold(dummy_cluster, dummy_pbs_pool):
+def test_the_pbs_pool_deletes_a_job_in_a_system_hold(dummy_cluster, dummy_pbs_pool, capfd):
+    """The held job is an error state: deleted at the next status query (not left to wait
+    in the queue for ``worker_idle_s`` as a plain queued job is); the map runs on."""
     dummy_cluster.add_fault(Fault(FaultKind.ERROR_STATE, job=0, state="PENDING", reason="x"))
-    pool = dummy_pbs_pool(processes=2)
+    pool = dummy_pbs_pool(processes=2, worker_idle_s=60.0, verbose=True)
     assert pool.map(abs, [-1, -2, -3]) == [1, 2, 3]
     assert (
         dummy_cluster.times_fired(Fault(FaultKind.ERROR_STATE, job=0, state="PENDING", reason="x"))
         == 1
     )
-    assert [c["program"] for c in dummy_cluster.calls("pbs-qdel")]
+    wait_until(lambda: dummy_cluster.calls("pbs-qdel"))
+    assert "deleting jobs=1 why=error state" in capfd.readouterr().err

@@ -74,6 +74,25 @@ def test_fifty_maps_in_flight_share_one_status_query_per_interval_and_the_cap(tm
     assert backend.counts.jobs <= 3 and backend.counts.max_running <= 3
 
 
+def test_a_queued_job_keeps_its_place_between_maps_for_worker_idle_s(tmp_path):
+    """On a full cluster (one slot) the second job waits in the queue. The maps of a loop
+    a second apart keep it there, in its place, instead of deleting it when one map ends
+    and asking for a new one, at the back of the queue, at the next; once no work came
+    for ``worker_idle_s`` it is deleted, as a running worker exits after as long."""
+    dispatcher, backend, clock = make(tmp_path, slots=1, max_workers=2, worker_idle_s=5.0)
+    for m in range(4):
+        result = submit_map(dispatcher, range(10 * m, 10 * m + 4), chunksize=1)
+        run_until(dispatcher.step, backend, clock, result.ready)
+        assert result.get(0) == [10 * x for x in range(10 * m, 10 * m + 4)]
+        for _ in range(10):  # the script's own second between two maps
+            dispatcher.step()
+            backend.tick()
+            clock.advance(0.1)
+    assert backend.counts.jobs == 2 and backend.counts.deletes == []
+    waited = run_until(dispatcher.step, backend, clock, lambda: bool(backend.counts.deletes))
+    assert backend.counts.deletes == ["1"] and 3.0 <= waited <= 5.0 + 0.5
+
+
 def test_a_chunk_whose_worker_dies_holding_it_runs_again_and_once(tmp_path):
     dispatcher, backend, clock = make(tmp_path, FakeFaults(crash_holding_jobs=frozenset({0})))
     result = submit_map(dispatcher, range(6), chunksize=2)
