@@ -419,8 +419,8 @@ def test_a_stopped_slurmctld_is_waited_out_without_deleting_jobs(tmp_path):
         # The pool works as before: a second map, on new jobs if the old ones idled out.
         second = pool.map(real_tasks.square_in_job, [(x, 0) for x in range(4)])
         assert [r for r, _ in second] == [0, 1, 4, 9]
-        # A new job the second map no longer needs may be deleted (the pool's own tidying:
-        # a quick job took all four tasks while the other was starting).
+        # A new job the second map no longer needs may be deleted (the pool's own tidying,
+        # if a quick job took all four tasks while the other still waited in the queue).
         deleted_later = {job for line in calls_of(scancel_log) for job in line.split()[2:]}
         pool.close()
         pool.join()

@@ -270,9 +270,10 @@ class _StartsAsDeleted(FakeBackend):
 
 
 def test_a_job_the_pool_deleted_as_it_took_a_chunk_costs_no_resubmission(tmp_path):
-    """The pool deletes a queued job once all work is claimed; that job was starting, and
-    its worker takes the first chunk of the next map as the deletion kills it. The chunk
-    runs again; the map does not fail for a job "cancelled from outside"."""
+    """The pool deletes a job that waited in the queue with no work for ``worker_idle_s``;
+    that job was starting, and its worker takes the first chunk of the next map as the
+    deletion kills it. The chunk runs again; the map does not fail for a job "cancelled
+    from outside" (with no resubmission left, it would)."""
     clock = FakeClock()
     backend = _StartsAsDeleted(clock, slots=1)
     dispatcher = Dispatcher(
