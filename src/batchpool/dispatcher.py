@@ -1365,8 +1365,9 @@ class Dispatcher:
         if last.cause in (Cause.CANCELLED, Cause.ERROR_STATE) and same > 1:
             why = f"their jobs ended twice by {last.cause.value}: someone or something means it"
         else:
+            times = "once" if len(history) == 1 else f"{len(history)} times"
             why = (
-                f"their jobs were lost {len(history)} times (max_num_resubmissions={limit}); "
+                f"their jobs were lost {times} (max_num_resubmissions={limit}); "
                 f"last cause: {last.cause.value}"
             )
         lines = [

@@ -305,6 +305,17 @@ def test_jobs_cancelled_twice_from_outside_stop_the_map_with_the_history(tmp_pat
     assert "cancelled from outside" in text and text.count("job ") >= 2 and RUNS[0] == 2
 
 
+def test_one_cancellation_with_no_resubmission_left_says_so(tmp_path):
+    DEATHS[0] = [(Ending.CANCELLED, "")]
+    dispatcher, backend, clock = make(tmp_path, max_num_resubmissions=0)
+    result = run_map(dispatcher, backend, clock, range(1), chunksize=1)
+    with pytest.raises(JobsLostError) as info:
+        result.get(0)
+    assert "were lost once (max_num_resubmissions=0); last cause: cancelled from" in str(
+        info.value
+    )
+
+
 def dispatcher_events(tmp_path):
     import json
 
