@@ -74,6 +74,12 @@ def test_fifty_maps_in_flight_share_one_status_query_per_interval_and_the_cap(tm
     assert backend.counts.jobs <= 3 and backend.counts.max_running <= 3
 
 
+def pause(dispatcher, backend, clock, seconds):
+    """Let ``seconds`` of fake time pass, the pool stepping and the jobs ticking."""
+    end = clock() + seconds
+    run_until(dispatcher.step, backend, clock, lambda: clock() >= end)
+
+
 def test_a_queued_job_keeps_its_place_between_maps_for_worker_idle_s(tmp_path):
     """On a full cluster (one slot) the second job waits in the queue. The maps of a loop
     a second apart keep it there, in its place, instead of deleting it when one map ends
@@ -84,10 +90,7 @@ def test_a_queued_job_keeps_its_place_between_maps_for_worker_idle_s(tmp_path):
         result = submit_map(dispatcher, range(10 * m, 10 * m + 4), chunksize=1)
         run_until(dispatcher.step, backend, clock, result.ready)
         assert result.get(0) == [10 * x for x in range(10 * m, 10 * m + 4)]
-        for _ in range(10):  # the script's own second between two maps
-            dispatcher.step()
-            backend.tick()
-            clock.advance(0.1)
+        pause(dispatcher, backend, clock, 1.0)  # the script's own work between two maps
     assert backend.counts.jobs == 2 and backend.counts.deletes == []
     waited = run_until(dispatcher.step, backend, clock, lambda: bool(backend.counts.deletes))
     assert backend.counts.deletes == ["1"] and 3.0 <= waited <= 5.0 + 0.5

@@ -250,6 +250,8 @@ class _StartsAsDeleted(FakeBackend):
     """A queued job the pool deletes starts all the same (Slurm had just launched it):
     its worker claims the next chunk posted, then the deletion kills it."""
 
+    doomed: list = []
+
     def delete(self, jobs, cancel=None):
         self.counts.deletes.extend(sorted(job.job_id for job in jobs))
         self.doomed = [f for f in self.jobs if f.job in jobs and f.phase is _Phase.PENDING]
@@ -259,7 +261,7 @@ class _StartsAsDeleted(FakeBackend):
             fake.deleted = True
 
     def tick(self):
-        for fake in getattr(self, "doomed", []):  # before the others can take the chunk
+        for fake in self.doomed:  # before the others can take the chunk
             if fake.phase is _Phase.RUNNING and _claim_only(fake.worker):
                 fake.phase, fake.ending = _Phase.ENDED, Ending.CANCELLED
         super().tick()
@@ -289,8 +291,8 @@ def test_a_job_the_pool_deleted_as_it_took_a_chunk_costs_no_resubmission(tmp_pat
     second = run_map(dispatcher, backend, clock, [2], chunksize=1)
     run_until(dispatcher.step, backend, clock, first.ready)
     assert first.get(0) == [0, 10] and second.get(0) == [20]
-    chunk_logs = (tmp_path / "work").glob("*/chunks.jsonl")
-    events = [json.loads(line) for path in chunk_logs for line in path.read_text().splitlines()]
+    sessions = [path.parent for path in (tmp_path / "work").glob("*/chunks.jsonl")]
+    events = [event for session in sessions for event in chunk_events(session)]
     lost = [(e["job_id"], e["cause"]) for e in events if e["event"] == "lost"]
     assert lost == [(deleted, "deleted by the pool")]
 
@@ -316,11 +318,14 @@ def test_one_cancellation_with_no_resubmission_left_says_so(tmp_path):
     )
 
 
-def dispatcher_events(tmp_path):
-    import json
+def chunk_events(session_dir):
+    """The events of a session's ``chunks.jsonl``."""
+    return [json.loads(line) for line in (session_dir / "chunks.jsonl").read_text().splitlines()]
 
+
+def dispatcher_events(tmp_path):
     (session,) = [p for p in (tmp_path / "work").iterdir() if not p.name.startswith("pool_")]
-    return [json.loads(line) for line in (session / "chunks.jsonl").read_text().splitlines()]
+    return chunk_events(session)
 
 
 class _NodeDown(FakeBackend):
