@@ -19,6 +19,11 @@
 #   SLURM_LOCAL_MAX_ARRAY  MaxArraySize                    [101] (small, so CI
 #                          exercises splitting of large arrays)
 #   SLURM_LOCAL_WAIT_S     seconds to wait for the node    [60]
+#   SLURM_SIM_NODES        extra nodes sim1..simN in partition "sim" for the cluster
+#                          simulator [3] (0: none). Only declared here (4 CPUs each,
+#                          Port 6920+i, NodeHostname this host); their slurmds are
+#                          started, each in its own namespaces, by ci/cluster-sim/start.sh.
+#                          Partition "local" (default) keeps only this host's node.
 # Stop with ci/slurm/stop.sh (stops only what this script started).
 set -euo pipefail
 
@@ -26,6 +31,9 @@ ROOT="${SLURM_LOCAL_ROOT:-/var/spool/slurm-local}"
 CPUS="${SLURM_LOCAL_CPUS:-16}"
 MAX_ARRAY="${SLURM_LOCAL_MAX_ARRAY:-101}"
 WAIT_S="${SLURM_LOCAL_WAIT_S:-60}"
+SIM_NODES="${SLURM_SIM_NODES:-3}"
+SIM_CPUS=4
+SIM_PORT0=6920
 HOST="$(hostname -s)"
 CONF=/etc/slurm/slurm.conf
 MUNGE_SOCK=/run/munge/munge.socket.2
@@ -142,8 +150,18 @@ SlurmdLogFile=${ROOT}/log/slurmd.log
 SlurmctldDebug=info
 SlurmdDebug=info
 NodeName=${HOST} NodeAddr=127.0.0.1 NodeHostname=${HOST} CPUs=${CPUS} Sockets=1 CoresPerSocket=${CPUS} ThreadsPerCore=1 RealMemory=$(( mem_mb * CPUS )) State=UNKNOWN
-PartitionName=local Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
 EOF
+  if [ "$SIM_NODES" = 0 ]; then
+    echo "PartitionName=local Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO" >> "$new"
+  else
+    # the cluster simulator's nodes (ci/cluster-sim/start.sh runs their slurmds)
+    local i
+    for ((i = 1; i <= SIM_NODES; i++)); do
+      echo "NodeName=sim$i NodeAddr=127.0.0.1 NodeHostname=${HOST} Port=$(( SIM_PORT0 + i )) CPUs=${SIM_CPUS} Sockets=1 CoresPerSocket=${SIM_CPUS} ThreadsPerCore=1 RealMemory=$(( mem_mb * SIM_CPUS )) State=UNKNOWN" >> "$new"
+    done
+    echo "PartitionName=local Nodes=${HOST} Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO" >> "$new"
+    echo "PartitionName=sim Nodes=sim[1-${SIM_NODES}] Default=NO MaxTime=INFINITE State=UP OverSubscribe=NO" >> "$new"
+  fi
   if cmp -s "$new" "$CONF"; then rm -f "$new"; echo 0; return 0; fi
   [ -f "$CONF" ] && cp -f "$CONF" "$CONF.bak"
   install -m 0644 "$new" "$CONF"
@@ -207,6 +225,7 @@ main() {
   [ "$(id -u)" = 0 ] || die "must run as root"
   [[ "$CPUS" =~ ^[1-9][0-9]*$ && "$MAX_ARRAY" =~ ^[1-9][0-9]*$ ]] \
     || die "SLURM_LOCAL_CPUS and SLURM_LOCAL_MAX_ARRAY must be positive integers"
+  [[ "$SIM_NODES" =~ ^[0-9]$ ]] || die "SLURM_SIM_NODES must be 0..9"
   install_packages
   mkdir -p /etc/slurm "$ROOT"/ctld "$ROOT"/d "$ROOT"/log "$RUN"
   start_munge

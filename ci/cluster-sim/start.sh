@@ -1,0 +1,296 @@
+#!/usr/bin/env bash
+# ci/cluster-sim/start.sh -- the cluster simulator (see ci/README.md, "Cluster
+# simulator"): simulated compute nodes made of real parts on this one machine.
+#
+#  * $ROOT/back/<profile>/   backing directories (profiles: coherent nfs nfs-slow)
+#  * $ROOT/shared/<profile>/ the path everybody uses. Here, in the root namespace
+#    (the driver, "login node"), a bindfs view of back/<profile> with the profile's
+#    cache timeouts; inside every simulated node the same path is another bindfs view
+#    with its own kernel cache. $ROOT/shared/notshared/: a plain directory here, an
+#    empty private tmpfs inside nodes.
+#  * Slurm nodes sim1..simN (declared by ci/slurm/start.sh, SLURM_SIM_NODES): each
+#    slurmd runs inside `unshare --uts --pid --mount --fork --mount-proc` under
+#    node-init (PID 1: hostname simN, the node's views, its own spool and pid
+#    directory), so its jobs inherit them. Pid files (root-namespace pids):
+#    $ROOT/run/slurmd-simN.pid (slurmd), $ROOT/run/node-simN.pid (the node's PID 1).
+#  * python_path wrappers $ROOT/bin/python-<variant> (node-python: a fresh node per
+#    job), variants coherent nfs nfs-slow notshared nfs-skew+60 nfs-skew-60.
+#
+# Run after ci/slurm/start.sh (without Slurm, only the views and wrappers are made).
+# Idempotent: what runs is checked, what is missing or stale is (re)started; a
+# slurm.conf changed since a sim slurmd started restarts that slurmd. Installs
+# bindfs and faketime if missing. Ends with a smoke test. Stop: ci/cluster-sim/stop.sh.
+#
+# Env:
+#   BATCHPOOL_SIM_ROOT  [/var/tmp/batchpool-sim]
+#   SIM_PYTHON          interpreter the wrappers in $ROOT/bin run [python3's
+#                       sys.executable] (tests/cluster_sim.py makes its own wrappers
+#                       for the test's interpreter)
+#   SIM_WAIT_S          seconds to wait for the sim nodes and the smoke job [60]
+#   SLURM_LOCAL_ROOT    as in ci/slurm/start.sh [/var/spool/slurm-local]
+set -euo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+. "$HERE/lib.sh"
+ROOT="$SIM_ROOT"
+BIN="$ROOT/bin"
+RUN="$ROOT/run"
+LOG="$ROOT/log"
+WAIT_S="${SIM_WAIT_S:-60}"
+CONF=/etc/slurm/slurm.conf
+T0=$(date +%s.%N)
+
+log() { echo "[cluster-sim/start] $*"; }
+die() {
+  echo "[cluster-sim/start] ERROR: $*" >&2
+  local f
+  for f in "$LOG"/*.log "$SIM_SLURM_ROOT/log/slurmctld.log"; do
+    [ -r "$f" ] && { echo "--- tail $f" >&2; tail -n 15 "$f" >&2; }
+  done
+  exit 1
+}
+
+install_packages() {
+  local missing=()
+  command -v bindfs >/dev/null || missing+=(bindfs)
+  command -v faketime >/dev/null || missing+=(faketime)
+  command -v unshare >/dev/null && command -v nsenter >/dev/null || missing+=(util-linux)
+  command -v pgrep >/dev/null || missing+=(procps)
+  command -v fusermount >/dev/null || command -v fusermount3 >/dev/null || missing+=(fuse3)
+  [ ${#missing[@]} = 0 ] && return 0
+  log "installing ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+      -o DPkg::Lock::Timeout=600 "${missing[@]}" \
+    || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+      --no-install-recommends -o DPkg::Lock::Timeout=600 "${missing[@]}"; } \
+    || die "cannot install ${missing[*]}"
+}
+
+# alive PIDFILE COMM: the pid in PIDFILE runs COMM and is not a zombie
+alive() {
+  local p
+  [ -s "$1" ] || return 1
+  p="$(tr -dc '0-9' < "$1")"
+  [ -n "$p" ] && [ -r "/proc/$p/comm" ] && [ "$(cat "/proc/$p/comm" 2>/dev/null)" = "$2" ] \
+    && ! grep -qE '^State:[[:space:]]+[ZX]' "/proc/$p/status" 2>/dev/null
+}
+
+# ---- the driver's views (root namespace)
+view_ok() {  # PROFILE: a working fuse mount with the wanted options
+  local target="$ROOT/shared/$1"
+  [ "$(findmnt -n -M "$target" -o FSTYPE 2>/dev/null | head -n 1)" = fuse ] || return 1
+  timeout 5 stat -f "$target" >/dev/null 2>&1 || return 1
+  [ "$(cat "$RUN/view-$1.opts" 2>/dev/null)" = "$(profile_opts "$1")" ]
+}
+
+driver_views() {
+  local p target opts
+  for p in $SIM_PROFILES; do
+    target="$ROOT/shared/$p"
+    opts="$(profile_opts "$p")"
+    mkdir -p "$ROOT/back/$p"
+    chmod 1777 "$ROOT/back/$p"
+    if view_ok "$p"; then continue; fi
+    # stale (daemon gone: "Transport endpoint is not connected") or other options
+    while mountpoint -q "$target" 2>/dev/null || ! stat "$target" >/dev/null 2>&1; do
+      fusermount -uz "$target" 2>/dev/null || umount -l "$target" 2>/dev/null || break
+    done
+    mkdir -p "$target"
+    log "driver view $target <- back/$p ($opts)"
+    bindfs -o "allow_other,$opts" "$ROOT/back/$p" "$target" \
+      || die "bindfs $ROOT/back/$p $target failed"
+    echo "$opts" > "$RUN/view-$p.opts"
+    view_ok "$p" || die "driver view $target does not work"
+  done
+  mkdir -p "$ROOT/shared/notshared"
+  chmod 1777 "$ROOT/shared/notshared"
+}
+
+# ---- python_path wrappers
+write_wrapper() {  # NAME PROFILE SKEW
+  local f="$BIN/$1" tmp
+  tmp="$(mktemp "$BIN/.w.XXXXXX")"
+  cat > "$tmp" <<EOW
+#!/bin/sh
+# generated by ci/cluster-sim/start.sh: one job on a fresh simulated node
+# (profile $2, clock skew $3 s) running $PYTHON
+exec "$BIN/node-python" $2 $3 "$PYTHON" "\$@"
+EOW
+  chmod 0755 "$tmp"
+  mv -f "$tmp" "$f"
+}
+
+wrappers() {
+  local p
+  install -m 0644 "$HERE/lib.sh" "$BIN/lib.sh"
+  install -m 0755 "$HERE/node-init" "$BIN/node-init"
+  install -m 0755 "$HERE/node-python" "$BIN/node-python"
+  for p in $SIM_PROFILES notshared; do write_wrapper "python-$p" "$p" 0; done
+  write_wrapper "python-nfs-skew+60" nfs +60
+  write_wrapper "python-nfs-skew-60" nfs -60
+}
+
+# ---- Slurm sim nodes
+sim_nodes() { sed -n 's/^NodeName=\(sim[0-9]*\) .*/\1/p' "$CONF" 2>/dev/null || true; }
+
+ns_of() { readlink "/proc/$1/ns/pid" 2>/dev/null || true; }
+
+start_node() {  # NODE: the namespace holder (PID 1 node-init), if not running
+  local node="$1" u init=""
+  if alive "$RUN/node-$node.pid" node-init; then return 0; fi
+  log "starting node $node (unshare --uts --pid --mount --fork --mount-proc)"
+  rm -f "$RUN/slurmd-$node.pid" "$RUN/slurmd-$node.conf.sha"
+  mkdir -p "$SIM_SLURM_ROOT/sim/$node/d" "$SIM_SLURM_ROOT/sim/$node/run"
+  setsid unshare --uts --pid --mount --fork --mount-proc --kill-child=KILL \
+    "$BIN/node-init" --hostname "$node" \
+    --view coherent --view nfs --view nfs-slow --view notshared \
+    --bind "$SIM_SLURM_ROOT/sim/$node/d:$SIM_SLURM_ROOT/d" \
+    --bind "$SIM_SLURM_ROOT/sim/$node/run:$SIM_SLURM_ROOT/run" \
+    --hold < /dev/null >> "$LOG/node-$node.log" 2>&1 &
+  u=$!
+  for _ in $(seq 50); do
+    init="$(pgrep -P "$u" 2>/dev/null | head -n 1 || true)"
+    [ -n "$init" ] && [ "$(cat "/proc/$init/comm" 2>/dev/null)" = node-init ] && break
+    init=""; sleep 0.1
+  done
+  [ -n "$init" ] || die "node $node: no node-init under unshare $u"
+  echo "$init" > "$RUN/node-$node.pid"
+  # the views are mounted once node-init's first mounts are there
+  for _ in $(seq 50); do
+    grep -q " $ROOT/shared/notshared " "/proc/$init/mountinfo" 2>/dev/null && return 0
+    alive "$RUN/node-$node.pid" node-init || break
+    sleep 0.1
+  done
+  die "node $node: its views did not come up"
+}
+
+find_slurmd() {  # NODE: the root-namespace pid of slurmd inside the node
+  local node="$1" init ns p
+  init="$(cat "$RUN/node-$node.pid")"
+  ns="$(ns_of "$init")"
+  for p in $(pgrep -x slurmd || true); do
+    [ "$(ns_of "$p")" = "$ns" ] && { echo "$p"; return 0; }
+  done
+  return 1
+}
+
+start_slurmd() {  # NODE
+  local node="$1" init sha p=""
+  init="$(cat "$RUN/node-$node.pid")"
+  sha="$(sha256sum "$CONF" | cut -c1-64)"
+  if alive "$RUN/slurmd-$node.pid" slurmd \
+    && [ "$(ns_of "$(cat "$RUN/slurmd-$node.pid")")" = "$(ns_of "$init")" ]; then
+    if [ "$(cat "$RUN/slurmd-$node.conf.sha" 2>/dev/null)" = "$sha" ]; then return 0; fi
+    log "slurm.conf changed: restarting slurmd on $node"
+    kill -TERM "$(cat "$RUN/slurmd-$node.pid")" 2>/dev/null || true
+    for _ in $(seq 100); do alive "$RUN/slurmd-$node.pid" slurmd || break; sleep 0.1; done
+    alive "$RUN/slurmd-$node.pid" slurmd && kill -KILL "$(cat "$RUN/slurmd-$node.pid")"
+  elif p="$(find_slurmd "$node")"; then  # running, pid file lost
+    echo "$p" > "$RUN/slurmd-$node.pid"
+    [ "$(cat "$RUN/slurmd-$node.conf.sha" 2>/dev/null)" = "$sha" ] && return 0
+    kill -TERM "$p" 2>/dev/null || true; sleep 1
+  fi
+  log "starting slurmd -N $node inside node $node (nsenter -t $init)"
+  nsenter -t "$init" --uts --mount --pid -- \
+    slurmd -N "$node" -L "$SIM_SLURM_ROOT/log/slurmd-$node.log" \
+    >> "$LOG/node-$node.log" 2>&1 || die "slurmd -N $node failed to start"
+  for _ in $(seq 100); do p="$(find_slurmd "$node")" && break; p=""; sleep 0.1; done
+  [ -n "$p" ] || die "slurmd of $node did not stay up"
+  echo "$p" > "$RUN/slurmd-$node.pid"
+  echo "$sha" > "$RUN/slurmd-$node.conf.sha"
+}
+
+wait_sim_idle() {
+  local deadline st node
+  deadline=$(( $(date +%s) + WAIT_S ))
+  for node in "$@"; do
+    while :; do
+      st="$(sinfo -h -n "$node" -o '%T' 2>/dev/null | head -n 1 || true)"
+      case "$st" in
+        idle|mixed|allocated|completing) break ;;
+        drain*|down*|fail*|*drain|*drained)
+          scontrol update NodeName="$node" State=RESUME >/dev/null 2>&1 || true ;;
+      esac
+      [ "$(date +%s)" -lt "$deadline" ] || { sinfo -N -l >&2 || true
+        die "node $node not idle after ${WAIT_S}s (state '$st')"; }
+      sleep 0.5
+    done
+  done
+}
+
+# ---- smoke test
+smoke_wrappers() {
+  local out
+  out="$(BATCHPOOL_SIM_SMOKE="$ROOT" "$BIN/python-nfs" - <<'EOP'
+import os, socket, time
+root = os.environ["BATCHPOOL_SIM_SMOKE"]
+name = "smoke-%d-%d" % (os.getpid(), time.time_ns())
+view, back = f"{root}/shared/nfs/{name}", f"{root}/back/nfs/{name}"
+assert not os.path.exists(view)          # the node's view caches "missing"
+open(back, "w").close()                  # another client creates it
+cached = not os.path.exists(view) and name in os.listdir(f"{root}/shared/nfs")
+os.unlink(back)
+print(socket.gethostname(), "negative-cache" if cached else "NO-negative-cache")
+EOP
+)" || die "python-nfs smoke failed: $out"
+  case "$out" in node-*" negative-cache") ;; *) die "python-nfs smoke: '$out'";; esac
+  out="$("$BIN/python-nfs-skew+60" -c 'import time; print(int(time.time()))')" \
+    || die "python-nfs-skew+60 failed"
+  [ $(( out - $(date +%s) )) -ge 55 ] && [ $(( out - $(date +%s) )) -le 65 ] \
+    || die "python-nfs-skew+60: time.time() $out, now $(date +%s)"
+  out="$("$BIN/python-notshared" -c "import os; print(len(os.listdir('$ROOT/shared/notshared')))")"
+  [ "$out" = 0 ] || die "python-notshared sees $out entries"
+  log "smoke: wrappers ok (node hostname, nfs negative cache, skew +60 s, notshared empty)"
+}
+
+smoke_slurm() {  # NODES...
+  local dir node out ok
+  dir="$(mktemp -d "$ROOT/shared/coherent/.smoke.XXXXXX")"
+  for node in "$@"; do
+    sbatch -p sim -w "$node" -J sim-smoke -o "$dir/$node.out" -e "$dir/$node.err" \
+      --wrap 'echo "$(hostname) $$ $(grep -c " fuse" /proc/self/mountinfo)"' >/dev/null \
+      || die "sbatch -w $node failed"
+  done
+  for node in "$@"; do
+    ok=0
+    for _ in $(seq $(( WAIT_S * 5 ))); do
+      [ -s "$dir/$node.out" ] && { ok=1; break; }
+      sleep 0.2
+    done
+    out="$(cat "$dir/$node.out" 2>/dev/null || true)"
+    [ "$ok" = 1 ] && [ "${out%% *}" = "$node" ] \
+      || die "smoke job on $node: '$out' $(cat "$dir/$node.err" 2>/dev/null || true)"
+    log "smoke: job on $node: hostname pid fuse-mounts = $out"
+  done
+  rm -rf "$dir"
+}
+
+main() {
+  [ "$(id -u)" = 0 ] || die "must run as root"
+  [ -e /dev/fuse ] || die "/dev/fuse is missing: no FUSE, no bindfs views"
+  install_packages
+  mkdir -p "$BIN" "$RUN" "$LOG" "$ROOT/back" "$ROOT/shared"
+  PYTHON="${SIM_PYTHON:-$(python3 -c 'import sys; print(sys.executable)')}"
+  [ -x "$PYTHON" ] || die "interpreter '$PYTHON' not found"
+  driver_views
+  wrappers
+  local nodes=() node
+  if command -v sbatch >/dev/null && scontrol ping 2>/dev/null | grep -q UP; then
+    mapfile -t nodes < <(sim_nodes)
+    [ ${#nodes[@]} -gt 0 ] || log "no sim nodes in $CONF (SLURM_SIM_NODES=0?): wrappers only"
+  else
+    log "no Slurm running: wrappers only (run ci/slurm/start.sh first for sim nodes)"
+  fi
+  mkdir -p "$SIM_SLURM_ROOT/log"
+  for node in "${nodes[@]+"${nodes[@]}"}"; do start_node "$node"; start_slurmd "$node"; done
+  [ ${#nodes[@]} -gt 0 ] && wait_sim_idle "${nodes[@]}"
+  smoke_wrappers
+  [ ${#nodes[@]} -gt 0 ] && smoke_slurm "${nodes[@]}"
+  log "root $ROOT; views: $(for p in $SIM_PROFILES; do printf '%s(%s) ' "$p" "$(profile_opts "$p" | cut -d, -f1)"; done)notshared"
+  log "python_path wrappers ($PYTHON): $(cd "$BIN" && ls python-* | tr '\n' ' ')"
+  for node in "${nodes[@]+"${nodes[@]}"}"; do
+    log "node $node: PID 1 $(cat "$RUN/node-$node.pid"), slurmd $(cat "$RUN/slurmd-$node.pid")"
+  done
+  log "up in $(printf '%.1f' "$(echo "$(date +%s.%N) - $T0" | bc 2>/dev/null || echo 0)") s"
+}
+
+main "$@"
