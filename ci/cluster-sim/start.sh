@@ -37,7 +37,7 @@ RUN="$ROOT/run"
 LOG="$ROOT/log"
 WAIT_S="${SIM_WAIT_S:-60}"
 CONF=/etc/slurm/slurm.conf
-T0=$(date +%s.%N)
+T0=$(date +%s%N)
 
 log() { echo "[cluster-sim/start] $*"; }
 die() {
@@ -290,7 +290,8 @@ main() {
   for node in "${nodes[@]+"${nodes[@]}"}"; do
     log "node $node: PID 1 $(cat "$RUN/node-$node.pid"), slurmd $(cat "$RUN/slurmd-$node.pid")"
   done
-  log "up in $(printf '%.1f' "$(echo "$(date +%s.%N) - $T0" | bc 2>/dev/null || echo 0)") s"
+  local ms=$(( ($(date +%s%N) - T0) / 1000000 ))
+  log "up in $(( ms / 1000 )).$(( ms % 1000 / 100 )) s"
 }
 
 main "$@"
