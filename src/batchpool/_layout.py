@@ -9,19 +9,16 @@ A pool directory (one per :class:`~batchpool.Pool`, the queue its workers take w
     POOL/environment.pkl    the driver's environment, sys.path and working directory
     POOL/initializer.pkl    (initializer, initargs), cloudpickled
     POOL/config             worker settings: idle seconds, max chunks per worker
-    POOL/driver             the driver's heartbeat: host, pid, a counter it rewrites
-    POOL/stop               exists once the pool is closed or terminated: workers exit
+    POOL/driver             the driver's heartbeat: host, process space, pid, and a counter
+                            it rewrites in place
+    POOL/tickets            the driver's log (records, below): tickets, the tickets it
+                            closed, sessions cancelled, and "stop" once the pool closes
     POOL/detached           exists once the driver detached (``batchpool.submit``): the
                             workers stay when the driver is gone; it holds the backend
                             and options for ``batchpool.attach`` (JSON)
-    POOL/next               a hint: the lowest ticket number that may be unclaimed
-    POOL/tickets/N          ticket N: which tasks of which session to run
-    POOL/claims/N           created with O_EXCL by the worker that takes ticket N
-                            (or by the driver that withdraws it)
-    POOL/workers/JOB_ID     written by a worker once it is ready to take work (its job
-                            started, the environment and the initializer worked)
-    POOL/workers/JOB_ID.exited  written by a worker that exits by itself (idle, told to
-                            stop, retired)
+    POOL/workers/JOB_ID     the mailbox of a job (records, below): its worker's "ready"
+                            (job id, host, pid), each ticket it claimed and finished, its
+                            "exited", and how its process ended
     POOL/logs/              the jobs' stdout and stderr
     POOL/jobs.jsonl         the driver's journal of submissions: written before each
                             submission and after it, and when the pool ended
@@ -29,17 +26,51 @@ A pool directory (one per :class:`~batchpool.Pool`, the queue its workers take w
 
 A session directory (one per map; see :mod:`batchpool.session`) holds what a ticket
 names: ``function.pkl``, ``tasks.pkl`` with ``tasks.idx`` (16 bytes a task: start
-and stop offset), and the record files of its chunks: ``results/CHUNK.ATTEMPT.part``
-while a worker runs the chunk, renamed ``results/CHUNK.pkl`` once the chunk ended.
+and stop offset), and the record files of its chunks, ``results/CHUNK.TRY.rec``, one
+for each time the chunk was posted.
 
 A record file is a sequence of records (:data:`RECORD_HEAD`, then the payload): one
 :data:`BEGIN`, one :data:`TASK` per task as soon as it ended, one :data:`END`. Each is
 written with one ``write`` call, so a worker that dies keeps every task it finished, and
 the first task without a record is the one it was running. A torn or damaged record
-(its checksum does not match) ends the file for every reader.
+(its checksum does not match) ends the file for every reader. The driver's log and the
+mailboxes are made of the same records, of other kinds.
 
-Claims are atomic on NFS: ``open(O_CREAT | O_EXCL)`` is decided by the server. No
-one trusts a directory listing: every file is looked up by a name known in advance.
+The shared filesystem
+---------------------
+The work_dir lives on the filesystem that the login node and the compute nodes share:
+NFS on most small clusters, Lustre, GPFS or BeeGFS on large ones. Each host sees it
+through its own client and caches. What the protocol relies on, and what it does not:
+
+* **Close-to-open consistency.** A file opened after its writer closed it shows what
+  the writer wrote (NFS: the ``open`` revalidates the file's attributes with the server,
+  RFC 7530 section 10.3.1 and ``nfs(5)``, "Data and metadata coherence"). Every reader
+  here opens the file again for each look and reads from where it left off; every
+  writer appends a whole record and closes (or fsyncs) before it tells anyone.
+* **Exclusive create is decided once, at the server** (``O_CREAT | O_EXCL``: NFSv3
+  ``CREATE`` in ``EXCLUSIVE`` mode, RFC 1813 section 3.3.8; NFSv4 ``OPEN`` with
+  ``EXCLUSIVE4``). The claim of a ticket is the exclusive create of its record file.
+* **Lookups of names are cached, and so is their absence.** A client that looked up a
+  name that did not exist keeps "no such file" for up to ``acdirmin``..``acdirmax``
+  (30..60 s by default, ``nfs(5)``, "lookupcache"), even after another host created
+  it; FUSE views do the same for ``negative_timeout``; Lustre and GPFS are coherent.
+  Snakemake's ``--latency-wait`` and batchtools issue 85 are this cache. So nobody here
+  waits for a name to appear: the driver creates each job's mailbox before anyone
+  looks at it, learns of claims and results from the mailboxes' content, and opens a
+  record file only once its mailbox said it exists; the workers learn of tickets and
+  of "stop" from the content of the driver's log, which exists before any job starts.
+* **Attributes are cached** (``acregmin``/``acregmax``: 3..60 s): no one trusts a size
+  or an mtime of a file another host writes; readers read until the end.
+* **Metadata costs a round trip** to a server the whole cluster shares, for every
+  create, rename and unlink (submitit issue 1592: 45 submissions took 50 s in a folder
+  of 300,000 files). Posting a ticket, closing it and telling of a claim are appends;
+  a chunk costs one create (its record file, which is also its claim) and one unlink
+  (once the driver archived it). The work_dir holds the record files of the chunks in
+  flight, one mailbox per job and a few files per pool and session.
+* **Pids and clocks are per host.** A pid is compared only within the same process
+  space (:func:`process_space`: boot id and pid namespace); a heartbeat is a counter
+  that must change, timed by the reader's own monotonic clock, never compared with
+  another host's time.
 """
 
 from __future__ import annotations
@@ -48,21 +79,17 @@ import errno
 import os
 import struct
 import zlib
-from typing import NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
 
 # In a pool directory
 ENVIRONMENT_FILE = "environment.pkl"
 INITIALIZER_FILE = "initializer.pkl"
 CONFIG_FILE = "config"
 DRIVER_FILE = "driver"
-STOP_FILE = "stop"
 DETACHED_FILE = "detached"
-NEXT_FILE = "next"
-TICKETS_DIR = "tickets"
-CLAIMS_DIR = "claims"
+TICKETS_FILE = "tickets"
 LOGS_DIR = "logs"
 WORKERS_DIR = "workers"
-EXITED_SUFFIX = ".exited"
 STAGING_PREFIX = "staging."
 JOBS_JOURNAL = "jobs.jsonl"
 
@@ -71,9 +98,7 @@ FUNCTION_FILE = "function.pkl"
 TASKS_FILE = "tasks.pkl"
 TASKS_INDEX_FILE = "tasks.idx"
 RESULTS_DIR = "results"
-RESULT_SUFFIX = ".pkl"
-PART_SUFFIX = ".part"
-CANCELLED_FILE = "cancelled"
+RECORD_SUFFIX = ".rec"
 
 WITHDRAWN = "-"
 """The job id in a claim that the driver made to take a ticket back."""
@@ -92,10 +117,30 @@ payload: its envelope, pickled, then (from batchpool 0.2) a :data:`USAGE_TRAILER
 ``pickle.loads`` ignores the bytes after a pickle, so older readers see the envelope."""
 END = b"E"
 """Record kind: the chunk ended. Number: its stop task; seconds: how long its tasks ran."""
-EXIT_FILE_SUFFIX = ".exit"
-"""``POOL/workers/JOB_ID.exit``: how the worker process of a job ended, written by the
-process that watched it: ``exit N``, ``signal N`` or ``stopped by signal N``, then the
-task it was in (``task N of SESSION``), if any."""
+
+# Records of the driver's log, ``POOL/tickets``
+POSTED = b"P"
+"""A ticket. Number: the ticket's; payload: :meth:`Ticket.encode`."""
+CLOSED = b"C"
+"""Ticket ``number`` is done with (collected, or withdrawn): nobody is to claim it."""
+CANCELLED = b"X"
+"""Skip the tickets of a session. Payload: the session directory."""
+STOP = b"S"
+"""The pool closed: workers exit."""
+
+# Records of a job's mailbox, ``POOL/workers/JOB_ID``
+READY = b"R"
+"""The worker is ready to take work (its job started, the environment and the
+initializer worked). Payload: its :class:`Claim`; again after a requeue."""
+CLAIMED = b"G"
+"""The worker claimed ticket ``number`` (its record file exists)."""
+FINISHED = b"F"
+"""The worker finished ticket ``number`` (its record file is whole and closed)."""
+EXITED = b"Q"
+"""The worker exits by itself (idle, told to stop, retired)."""
+ENDED = b"D"
+"""How the worker process ended, written by the process that watched it. Payload:
+``exit N``, ``signal N`` or ``stopped by signal N``, then any signal received first."""
 
 NO_SPACE_ERRNOS = frozenset((errno.ENOSPC, errno.EDQUOT, errno.EROFS))
 """Errors of a write that no retry on this filesystem can mend (full, over quota, read-only)."""
@@ -209,32 +254,83 @@ class Ticket:
 
 
 class Claim:
-    """Who took a ticket: a worker (its job id, host and pid) or the driver (``WITHDRAWN``)."""
+    """Who took a ticket: a worker (its job id, host and pid) or the driver (``WITHDRAWN``).
+    ``space`` is the process space the pid belongs to (:func:`process_space`)."""
 
-    __slots__ = ("job_id", "host", "pid")
+    __slots__ = ("job_id", "host", "pid", "space")
 
-    def __init__(self, job_id: str, host: str, pid: int) -> None:
+    def __init__(self, job_id: str, host: str, pid: int, space: Optional[str] = None) -> None:
         self.job_id = job_id
         self.host = host
         self.pid = pid
+        self.space = process_space() if space is None else space
+        """Empty where it is not known (then the pid is not watched)."""
 
     @property
     def withdrawn(self) -> bool:
         return self.job_id == WITHDRAWN
 
+    @property
+    def here(self) -> bool:
+        """Whether the pid is one of this process space (its process can be watched)."""
+        return self.space == process_space()
+
     def encode(self) -> bytes:
-        return f"{self.job_id}\n{self.host}\n{self.pid}\n".encode()
+        return f"{self.job_id}\n{self.host}\n{self.pid}\n{self.space}\n".encode()
 
     @classmethod
     def decode(cls, data: bytes) -> Claim | None:
         """None while the claimant has not finished writing it."""
         lines = data.decode(errors="replace").split("\n")
-        if len(lines) != 4 or lines[3] or not lines[2].isdigit():
+        if len(lines) != 5 or lines[4] or not lines[2].isdigit():
             return None
-        return cls(lines[0], lines[1], int(lines[2]))
+        return cls(lines[0], lines[1], int(lines[2]), lines[3])
 
     def __repr__(self) -> str:
         return f"Claim(job {self.job_id} on {self.host}, pid {self.pid})"
+
+
+class DriverBeat:
+    """The content of ``POOL/driver``: where the driver runs, and a counter it raises
+    every few seconds, rewritten in place (no new name for a cache to miss)."""
+
+    __slots__ = ("host", "space", "pid", "counter")
+    WIDTH = 20
+    """Digits of the counter: the file keeps its size, so a rewrite is one write."""
+
+    def __init__(self, host: str, space: str, pid: int, counter: int) -> None:
+        self.host = host
+        self.space = space
+        self.pid = pid
+        self.counter = counter
+
+    @property
+    def here(self) -> bool:
+        """Whether the driver's pid is one of this process space."""
+        return self.space == process_space()
+
+    def encode(self) -> bytes:
+        counter = str(self.counter).rjust(self.WIDTH, "0")
+        return f"{self.host}\n{self.space}\n{self.pid}\n{counter}\n".encode()
+
+    @classmethod
+    def decode(cls, data: bytes) -> DriverBeat | None:
+        """None for a file that is not whole."""
+        lines = data.decode(errors="replace").split("\n")
+        if len(lines) != 5 or lines[4] or not (lines[2].isdigit() and lines[3].isdigit()):
+            return None
+        return cls(lines[0], lines[1], int(lines[2]), int(lines[3]))
+
+
+def write_in_place(path: str, payload: bytes) -> None:
+    """Overwrite the start of a private file (created if missing) with ``payload`` and
+    close it: the same name and inode, so every host that knows the file sees the new
+    content at its next ``open``."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        os.pwrite(fd, payload, 0)
+    finally:
+        os.close(fd)
 
 
 def write_atomically(path: str, payload: bytes) -> None:
@@ -316,18 +412,127 @@ def decode_record_at(
     return (kind, number, seconds, payload), start + size
 
 
-def record_file_names(chunk: int, attempt: int) -> tuple[str, str]:
-    """A chunk's record file while it runs (per attempt) and once it ended, in ``results/``."""
-    return f"{chunk}.{attempt}{PART_SUFFIX}", f"{chunk}{RESULT_SUFFIX}"
+def record_file_name(chunk: int, tries: int) -> str:
+    """The record file of a chunk posted for the ``tries``-th time, in ``results/``."""
+    return f"{chunk}.{tries}{RECORD_SUFFIX}"
+
+
+def parse_record_file_name(name: str) -> tuple[int, int] | None:
+    """``(chunk, tries)`` of a record file's name; None for another name."""
+    stem, dot, suffix = name.rpartition(".")
+    chunk, _, tries = stem.partition(".")
+    if "." + suffix != RECORD_SUFFIX or not (chunk.isdigit() and tries.isdigit()):
+        return None
+    return int(chunk), int(tries)
+
+
+class RecordReader:
+    """Reads the records appended to a file since the last look: the file is opened
+    again for every look (close-to-open: what its writer closed is there), read from
+    where the last look stopped, and a record not yet whole waits for the next look."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.offset = 0
+        self.damaged = False
+        """The file holds a record that fails its checks: nothing after it is read."""
+
+    def read(self) -> list[tuple[bytes, int, float, bytes]]:
+        """The whole records written since the last call (none if there is no file)."""
+        if self.damaged:
+            return []
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return []
+        try:
+            data = _read_from(fd, self.offset)
+        finally:
+            os.close(fd)
+        records = []
+        pos = 0
+        while True:
+            found = decode_record_at(data, pos)
+            if found is None:
+                break
+            records.append(found[0])
+            pos = found[1]
+        if len(data) - pos >= RECORD_HEAD.size:
+            kind, size = RECORD_HEAD.unpack_from(data, pos)[:2]
+            if len(data) - pos >= RECORD_HEAD.size + size:  # whole, but its checksum fails
+                self.damaged = True
+        self.offset += pos
+        return records
+
+
+def _read_from(fd: int, offset: int) -> bytes:
+    """Everything from ``offset`` to the end, after :func:`sync_attributes`: a client
+    that cached the file's size ends a read there."""
+    sync_attributes(fd)
+    chunks = []
+    while data := os.pread(fd, 1 << 20, offset):
+        chunks.append(data)
+        offset += len(data)
+    return b"".join(chunks)
+
+
+def sync_attributes(fd: int) -> None:
+    """Ask the filesystem's server for the attributes (the size) of the open file ``fd``:
+    ``statx(AT_STATX_FORCE_SYNC)`` (Linux 4.11; ``statx(2)``), which NFS and FUSE honour
+    even within their attribute cache time. An NFS ``open`` revalidates them anyway
+    (close-to-open), a FUSE ``open`` does not. Elsewhere an ``fstat``."""
+    global _statx
+    if _statx is None:
+        _statx = _load_statx()
+    if not _statx or _statx(fd, b"", _AT_EMPTY_PATH | _AT_STATX_FORCE_SYNC, _STATX_SIZE, _buffer):
+        os.fstat(fd)
+
+
+def _load_statx() -> Any:
+    try:
+        import ctypes  # only here: the worker's start-up stays light elsewhere
+
+        function = ctypes.CDLL(None, use_errno=True).statx
+    except (ImportError, OSError, AttributeError):
+        return False
+    global _buffer
+    _buffer = ctypes.create_string_buffer(256)  # struct statx
+    return function
+
+
+_statx: Any = None
+_buffer: Any = None
+_AT_EMPTY_PATH = 0x1000
+_AT_STATX_FORCE_SYNC = 0x2000
+_STATX_SIZE = 0x200
+
+
+def append_record(path: str, kind: bytes, number: int, payload: bytes = b"") -> None:
+    """Append one record to a log or a mailbox, and close it (which makes it visible to
+    any host that opens the file afterwards)."""
+    append_bytes(path, encode_record(kind, number, 0.0, payload))
+
+
+def append_bytes(path: str, data: bytes) -> None:
+    """Append ``data`` in one write to a private file (created if missing) and close it."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
 
 
 def read_file(path: str) -> bytes | None:
-    """The content of ``path``, or None if there is no such file."""
+    """The content of ``path`` as its server has it (:func:`sync_attributes`), or None if
+    there is no such file."""
     try:
-        with open(path, "rb") as f:
-            return f.read()
+        fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
         return None
+    try:
+        return _read_from(fd, 0)
+    finally:
+        os.close(fd)
 
 
 def read_tasks(session_dir: str, start: int, stop: int) -> list:
@@ -425,8 +630,28 @@ def is_job_variable(name: bytes) -> bool:
     return name in JOB_VARIABLES or name.startswith(JOB_VARIABLE_PREFIXES)
 
 
+def process_space() -> str:
+    """What makes a pid meaningful: this machine's boot id and this process's pid
+    namespace. Two processes of one space can watch each other's pids; a host name
+    says nothing of that (a container or a simulated node may share it)."""
+    global _process_space
+    if _process_space is None:
+        boot = read_file("/proc/sys/kernel/random/boot_id") or os.uname().nodename.encode()
+        try:
+            namespace = os.readlink("/proc/self/ns/pid")
+        except OSError:
+            namespace = "?"
+        _process_space = f"{boot.decode().strip()}/{namespace}"
+    return _process_space
+
+
+_process_space: str | None = None
+
+
 def process_alive(pid: int) -> bool:
-    """Whether process ``pid`` of this host is alive (a zombie is not)."""
+    """Whether process ``pid`` of this host is alive (a zombie is not; nor is pid 0)."""
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -7,8 +7,8 @@ turns envelopes into results) and returns at once. The dispatcher thread then, i
 
 1. opens a session for each new call (or re-attaches to the unfinished session of
    the same map) and writes its tasks;
-2. looks up the claims of the tickets it posted and the results of claimed chunks,
-   by their known names, and hands results to the calls' sinks;
+2. reads what its jobs' mailboxes say (a ticket claimed, a chunk finished, a worker
+   ready, exited or dead) and hands finished chunks' results to the calls' sinks;
 3. cuts the next chunks (:mod:`batchpool.chunking`) and posts them as tickets, about
    one unclaimed ticket per live worker;
 4. once per ``polling_interval``, asks the scheduler for the state of all the pool's
@@ -33,7 +33,6 @@ import hashlib
 import os
 import pickle
 import shutil
-import socket
 import sys
 import threading
 import time
@@ -53,7 +52,10 @@ from ._layout import (
     Failure,
     Ticket,
     process_alive,
+    process_space,
+    read_file,
     read_tasks,
+    record_file_name,
     write_atomically,
 )
 from .backend import Backend, Ending, Job, JobRequest, JobState, JobStatus, Resources
@@ -85,11 +87,11 @@ from .session import (
 )
 
 MIN_POLL_S = 0.002
-"""Shortest wait between two looks for claims and results, right after progress..."""
+"""Shortest wait between two looks at the mailboxes, right after progress..."""
 MAX_POLL_S = 0.05
 """...growing by half each time up to this. Both are at least :data:`POLL_S_PER_CHUNK`
-times the number of tickets out: one look is one ``stat`` per ticket out, and a shared
-filesystem should not see more than about 2,000 of them a second."""
+times the number of jobs and chunks out: one look is one ``open`` per mailbox, and a
+shared filesystem should not see more than about 2,000 of them a second."""
 POLL_S_PER_CHUNK = 0.0005
 TASKS_AHEAD = 1000
 """An ``imap`` reads at most this many tasks ahead of what its caller has consumed."""
@@ -213,6 +215,8 @@ class Chunk:
     """Times the chunk was posted: names its record file (one per try)."""
     state: ChunkState = ChunkState.QUEUED
     ticket: int = -1
+    """The ticket it was posted as (-1: a chunk adopted from a dead driver's pool)."""
+    posted_at: float = 0.0
     job_id: str = ""
     claimed_at: float = 0.0
     claimed_pid: int = 0
@@ -239,6 +243,8 @@ class WorkerJob:
     adopted: bool = False
     host: str = ""
     pid: int = 0
+    space: str = ""
+    """The process space of ``pid`` (:func:`batchpool._layout.process_space`)."""
 
     @property
     def node(self) -> str:
@@ -283,13 +289,13 @@ class Dispatcher:
         self.jobs: dict[str, WorkerJob] = {}
         self.pool_dir: Optional[PoolDirectory] = None
         self.next_ticket = 0
-        self._hint = -1
         self.task_s: dict[str, float] = {}
         self.outage_since: Optional[float] = None
         self.last_status = -float("inf")
         self._status_query: Optional[_StatusQuery] = None
         self.last_heartbeat = -float("inf")
         self.last_exit_check = -float("inf")
+        self.last_claims_listing = -float("inf")
         self.heartbeats = 0
         self.failed_starts = 0
         self.start_failures: list[Loss] = []
@@ -585,7 +591,6 @@ class Dispatcher:
         while chunk is not None:  # bounded: each chunk takes tasks from what is uncut
             self._post(chunk)
             chunk = self._next_chunk()
-        self._update_hint()
         write_atomically(str(self.pool_dir.dir / DETACHED_FILE), marker)
         self._adjust_workers()
         sessions = []
@@ -618,7 +623,6 @@ class Dispatcher:
                 session.dir,
             ) from None
         call.session = session
-        session.uncancel()  # the map stopped early the last time
         session.reopen_tasks()
         call.num_tasks_known = num_tasks
         results = self._resumed_results(session)
@@ -649,11 +653,12 @@ class Dispatcher:
             )
         results = list(archive.results)
         archived = {r.chunk for r in results}
-        for chunk in session.finished_chunks():
+        for chunk, tries in session.record_files():
             if chunk not in archived:  # else the driver died between archiving and removing
-                taken = session.take_result(chunk)  # archived now, when it holds tasks
+                taken = session.take_record(chunk, tries, whole_only=True)
                 if taken is not None and taken.tasks:
                     results.append(taken)
+                    archived.add(chunk)
         return results
 
     def _adopt_claimed_chunks(self, call: Call, session: Session, finished: set[int]) -> list:
@@ -670,10 +675,11 @@ class Dispatcher:
             pool = PoolDirectory(Path(event.pool))
             if not pool.dir.is_dir():
                 continue  # that pool ended: no worker of it holds anything
-            claim = pool.claim(event.ticket)
-            if claim is None and pool.withdraw(event.ticket):
+            claim = session.record_claim(event.chunk, event.attempt)
+            if claim is None and session.withdraw(event.chunk, event.attempt):
                 continue
-            claim = claim or pool.claim(event.ticket) or Claim("?", "", 0)
+            claim = claim or session.record_claim(event.chunk, event.attempt)
+            claim = claim or Claim("?", "", 0, "")
             if claim.withdrawn:
                 continue
             chunk = Chunk(call, event.chunk, range(event.start, event.stop), tries=event.attempt)
@@ -687,6 +693,7 @@ class Dispatcher:
         pool_dir = self.pool_dir
         if pool_dir is None:
             return False
+        pool_dir.read_mailboxes(w.job.job_id for w in self.jobs.values() if not w.adopted)
         seen = False
         now = self.clock()
         for number, chunk in list(self.posted.items()):
@@ -695,11 +702,31 @@ class Dispatcher:
                 continue
             del self.posted[number]
             seen = True
-            if not claim.withdrawn:
-                self._mark_claimed(chunk, claim, now, pool_dir.job_name)
-        if seen:
-            self._update_hint()
+            self._mark_claimed(chunk, claim, now, pool_dir.job_name)
+        self._look_for_unsaid_claims(now)
         return seen
+
+    def _look_for_unsaid_claims(self, now: float) -> None:
+        """A worker that died between claiming a ticket and saying so in its mailbox left
+        a claim nobody hears of: once per ``polling_interval``, the record files of the
+        tickets out for that long are looked for in a fresh listing of their sessions'
+        ``results/`` (a listing, not a lookup by name: that could be cached as missing)."""
+        interval = self.settings.polling_interval
+        old = [c for c in self.posted.values() if now - c.posted_at >= interval]
+        if not old or now - self.last_claims_listing < interval:
+            return
+        self.last_claims_listing = now
+        listed: dict[int, set[tuple[int, int]]] = {}
+        for chunk in old:
+            session = chunk.call.session
+            assert session is not None and self.pool_dir is not None
+            files = listed.setdefault(id(session), set(session.record_files()))
+            if (chunk.number, chunk.tries) not in files:
+                continue
+            claim = session.record_claim(chunk.number, chunk.tries)
+            if claim is not None and not claim.withdrawn:
+                del self.posted[chunk.ticket]
+                self._mark_claimed(chunk, claim, now, self.pool_dir.job_name)
 
     def _mark_claimed(self, chunk: Chunk, claim: Claim, now: float, job_name: str) -> None:
         chunk.state = ChunkState.CLAIMED
@@ -712,8 +739,9 @@ class Dispatcher:
             unknown = Path(self.settings.work_dir) / "?"  # its logs are not ours to read
             job = Job(claim.job_id, job_name, unknown, unknown)
             worker = WorkerJob(job, now, JobState.RUNNING, adopted=True)
-            worker.host, worker.pid = claim.host, claim.pid
+            worker.host, worker.pid, worker.space = claim.host, claim.pid, claim.space
             self.jobs[claim.job_id] = worker
+        worker.space = worker.space or claim.space
         worker.started = True
         self.failed_starts = 0  # "in a row"
         self.start_failures.clear()
@@ -722,19 +750,38 @@ class Dispatcher:
             session.record_chunks([ChunkEvent("claimed", chunk.number, job_id=claim.job_id)])
 
     def _collect_results(self) -> bool:
+        for chunk in [c for c in self.claimed if c.call.ended]:
+            self.claimed.remove(chunk)
+        done = [chunk for chunk in self.claimed if self._finished(chunk)]
         collected = False
-        for chunk in list(self.claimed):
-            if chunk.call.ended:
-                self.claimed.remove(chunk)
-                continue
-            assert chunk.call.session is not None  # an open call has its session
-            result = chunk.call.session.take_result(chunk.number)
+        for chunk in done:
+            result = self._take(chunk)
             if result is None:
-                continue
+                continue  # not to be seen here yet: at a later look
             collected = True
             self.claimed.remove(chunk)
             self._collected(chunk, result)
         return collected
+
+    def _finished(self, chunk: Chunk) -> bool:
+        """Whether the worker that holds ``chunk`` said it finished it; for a chunk of a dead
+        driver's pool, whether its record file is whole."""
+        if chunk.ticket >= 0:
+            return self.pool_dir is not None and chunk.ticket in self.pool_dir.finished
+        assert chunk.call.session is not None
+        data = read_file(str(chunk.call.session.record_path(chunk.number, chunk.tries)))
+        return data is not None and ChunkResult.parse(chunk.number, data).complete
+
+    def _take(self, chunk: Chunk) -> Optional[ChunkResult]:
+        """What the record file of ``chunk`` holds, folded into the archive, and the file
+        removed: first its ticket is closed in the log, so that no worker that read it
+        earlier claims it again once the file is gone."""
+        session = chunk.call.session
+        assert session is not None  # an open call has its session
+        if chunk.ticket >= 0 and self.pool_dir is not None:
+            self.pool_dir.close_tickets([chunk.ticket])
+            self.pool_dir.forget(chunk.ticket)
+        return session.take_record(chunk.number, chunk.tries)
 
     def _collected(self, chunk: Chunk, result: ChunkResult) -> None:
         """Deliver a chunk's result; a damaged one (kept aside by the session) gives
@@ -743,7 +790,8 @@ class Dispatcher:
             self._finish_chunk(chunk, result)
             return
         rest = self._keep_finished(chunk, result)
-        where = f"results/{chunk.number}.pkl failed its checks; the tasks before are kept"
+        name = record_file_name(chunk.number, chunk.tries)
+        where = f"results/{name} failed its checks; the tasks before are kept"
         loss = Loss(Cause.RESULT_DAMAGED, chunk.job_id, task=None, detail=where)
         self._act_on_loss(chunk, rest, loss)
 
@@ -792,7 +840,6 @@ class Dispatcher:
             if chunk is None:
                 break
             self._post(chunk)
-        self._update_hint()
 
     def _next_chunk(self) -> Optional[Chunk]:
         while self.queued:
@@ -847,13 +894,8 @@ class Dispatcher:
         self.pool_dir.post(ticket)
         chunk.state = ChunkState.POSTED
         chunk.ticket = number
+        chunk.posted_at = self.clock()
         self.posted[number] = chunk
-
-    def _update_hint(self) -> None:
-        hint = min(self.posted) if self.posted else self.next_ticket
-        if hint != self._hint and self.pool_dir is not None:
-            self.pool_dir.set_hint(hint)
-            self._hint = hint
 
     # -- jobs ----------------------------------------------------------------------------
 
@@ -945,6 +987,7 @@ class Dispatcher:
                     self._fail_all(error)
                 return
             self.num_submissions += 1
+            self.pool_dir.open_mailboxes(job.job_id for job in jobs)
             now = self.clock()
             for job in jobs:
                 self.jobs[job.job_id] = WorkerJob(job, now, tier=tier, resources=resources)
@@ -1099,7 +1142,7 @@ class Dispatcher:
         self._death_recheck_s *= 2
 
     def _is_local_process(self, worker: WorkerJob) -> bool:
-        return worker.adopted and worker.pid > 0 and worker.host == _hostname()
+        return worker.adopted and worker.pid > 0 and worker.space == process_space()
 
     def _update_job(self, worker: WorkerJob, status: JobStatus, now: float) -> None:
         worker.reason = status.reason or worker.reason
@@ -1202,13 +1245,11 @@ class Dispatcher:
         call = chunk.call
         if call.ended:
             return
-        session = call.session
-        assert session is not None  # an open call has its session
-        result = session.take_result(chunk.number)
+        result = self._take(chunk)
         if result is not None and result.complete:  # late on a shared filesystem
             self._collected(chunk, result)
             return
-        partial = result or session.take_partial(chunk.number, chunk.tries)
+        partial = result
         rest = chunk.tasks
         if partial is not None:
             rest = self._keep_finished(chunk, partial)
@@ -1504,11 +1545,18 @@ class Dispatcher:
         self.something_failed = True
         if call in self.calls:
             self.calls.remove(call)
+        withdrawn = []
         for number, chunk in list(self.posted.items()):
-            if chunk.call is call and self.pool_dir and self.pool_dir.withdraw(number):
+            session = chunk.call.session
+            if chunk.call is call and session and session.withdraw(chunk.number, chunk.tries):
                 del self.posted[number]
-        if call.session is not None:
-            call.session.cancel()
+                withdrawn.append(chunk)
+        if self.pool_dir is not None and call.session is not None:
+            self.pool_dir.close_tickets(chunk.ticket for chunk in withdrawn)
+            self.pool_dir.cancel(call.session.dir)
+        for chunk in withdrawn:
+            assert chunk.call.session is not None
+            chunk.call.session.remove_record(chunk.number, chunk.tries)
         call.sink.fail(error)
         self._end_session(call, error)
 
@@ -1601,7 +1649,7 @@ class Dispatcher:
         alive = []
         for worker in workers:
             claim = self.pool_dir.worker_claim(worker.job.job_id)
-            if claim is not None and claim.host == _hostname():
+            if claim is not None and claim.here:
                 alive.append((worker, claim.pid))
         deadline = time.monotonic() + timeout_s
         while alive and time.monotonic() < deadline:
@@ -1832,10 +1880,6 @@ def _describe(func: Callable) -> str:
     inner = _inner(func)
     module = getattr(inner, "__module__", None) or "?"
     return f"{module}.{getattr(inner, '__qualname__', type(inner).__qualname__)}"
-
-
-def _hostname() -> str:
-    return socket.gethostname()
 
 
 __all__ = ["Call", "CallKind", "Chunk", "ChunkState", "Dispatcher", "PoolSettings", "Sink"]

@@ -24,7 +24,6 @@ import io
 import json
 import os
 import pickle
-import socket
 import statistics
 import struct
 import time
@@ -288,11 +287,11 @@ def live_driver(session: Session) -> Optional[DriverLock]:
 
 def is_pool_dir(path: PathLike) -> bool:
     """Whether ``path`` looks like a pool directory: ``pool_*`` with a ``tickets``
-    folder and no ``session.json``."""
+    log and no ``session.json``."""
     path = Path(path)
     return (
         path.name.startswith(PoolDirectory.PREFIX)
-        and (path / _layout.TICKETS_DIR).is_dir()
+        and (path / _layout.TICKETS_FILE).is_file()
         and not (path / "session.json").exists()
     )
 
@@ -318,13 +317,14 @@ class PoolDriver:
 def pool_driver(pool_dir: PathLike, now: Optional[float] = None) -> PoolDriver:
     """Whether the driver of the pool at ``pool_dir`` is alive.
 
-    ``POOL/driver`` holds ``host``, ``pid`` and a counter the driver rewrites every
-    few seconds. A pool without that file counts as alive while its directory is
-    younger than ``STALE_LOCK_S`` (a driver that is just starting)."""
+    ``POOL/driver`` holds ``host``, process space, ``pid`` and a counter the driver
+    rewrites every few seconds (:class:`batchpool._layout.DriverBeat`). A pool without
+    that file counts as alive while its directory is younger than ``STALE_LOCK_S`` (a
+    driver that is just starting)."""
     now = time.time() if now is None else now
     path = Path(pool_dir) / _layout.DRIVER_FILE
     try:
-        text = path.read_text(errors="replace")
+        data = path.read_bytes()
         written = path.stat().st_mtime
     except FileNotFoundError:
         try:
@@ -332,12 +332,12 @@ def pool_driver(pool_dir: PathLike, now: Optional[float] = None) -> PoolDriver:
         except FileNotFoundError:
             young = False
         return PoolDriver("", 0, young)
-    fields = text.split("\n")
-    host = fields[0]
-    pid = int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else 0
-    if host == socket.gethostname() and pid > 0:
-        return PoolDriver(host, pid, _layout.process_alive(pid))
-    return PoolDriver(host, pid, now - written < STALE_LOCK_S)
+    beat = _layout.DriverBeat.decode(data)
+    if beat is None:
+        return PoolDriver("", 0, now - written < STALE_LOCK_S)
+    if beat.here:
+        return PoolDriver(beat.host, beat.pid, _layout.process_alive(beat.pid))
+    return PoolDriver(beat.host, beat.pid, now - written < STALE_LOCK_S)
 
 
 def pools_of_session(session_dir: PathLike) -> list[str]:

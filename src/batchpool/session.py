@@ -3,20 +3,22 @@
 Every name comes from :mod:`batchpool._layout`, which the worker shares.
 
 A pool's queue, :class:`PoolDirectory` (``WORK_DIR/pool_<time>_<pid>_<random>/``): the
-tickets its workers claim, their logs, the driver's heartbeat (see :mod:`batchpool._layout`).
+driver's log of tickets, its jobs' mailboxes and logs, the driver's heartbeat (see
+:mod:`batchpool._layout`, which also says what the shared filesystem may and may not be
+trusted with).
 
 A map's session, :class:`Session` (``WORK_DIR/<time>_<key>/``, re-attached by key)::
 
     function.pkl             the task function, cloudpickled
     tasks.pkl, tasks.idx     every task pickled on its own; 16 bytes of offsets a task
     session.json             number of tasks, chunksize, backend, function name
-    results/CHUNK.pkl        a worker's envelopes for one chunk (head: tasks, seconds)
+    results/CHUNK.TRY.rec    a chunk's record file, one per time it was posted: its
+                             claim, then its tasks' envelopes as they end
     results/NAME.damaged     a record file that failed its checks, kept for inspection
     results.archive          collected results, folded in while the map runs
     chunks.jsonl             every chunk posted (tasks, attempt, pool, ticket) and claimed (job)
     log.jsonl                what the pool did for this map
     driver.lock              host, pid and heartbeat of the driver driving it now
-    cancelled                the map stopped early: workers skip its remaining tickets
     done                     written when the map succeeded
 
 Directories are 0700 and files 0600. Whole files are written atomically
@@ -46,7 +48,7 @@ from pathlib import Path
 from typing import Optional
 
 from . import _layout
-from ._layout import Claim, Ticket, process_alive
+from ._layout import Claim, DriverBeat, RecordReader, Ticket, process_alive
 from .errors import NotASessionError, SessionBusyError
 
 _RECORD_HEADER = struct.Struct("<Q")
@@ -59,7 +61,7 @@ STALE_LOCK_S = 120.0
 HEARTBEAT_S = 10.0
 """How often a live driver renews its locks and its pool's heartbeat."""
 
-LAYOUT_VERSION = 4
+LAYOUT_VERSION = 5
 """Changes with the format of the session's files (4: checksummed archive records; 3: tasks
 indexed one by one, results per chunk with their task range; the pool's ticket queue).
 It is part of the session key, so a session written in another layout is never resumed,
@@ -140,16 +142,20 @@ class ChunkResult:
     """A worker began the chunk (its BEGIN record is there)."""
     damaged: bool = False
     """The file ends with a torn or damaged record (read up to it)."""
+    withdrawn: bool = False
+    """The claim is the driver's: it took the ticket back, no task ran."""
 
     @classmethod
     def parse(cls, chunk: int, data: bytes) -> ChunkResult:
         records, whole = _layout.decode_records(data)
         start, began, stop, elapsed = 0, False, None, None
+        withdrawn = False
         envelopes: list[bytes] = []
         task_s: list[float] = []
         for kind, number, seconds, payload in records:
             if kind == _layout.BEGIN:
                 start, began = number, True
+                withdrawn = payload.startswith(_layout.WITHDRAWN.encode() + b"\n")
             elif kind == _layout.TASK and began and number == start + len(envelopes):
                 envelopes.append(payload)
                 task_s.append(seconds)
@@ -165,6 +171,7 @@ class ChunkResult:
             complete,
             began,
             not whole,
+            withdrawn,
         )
 
     def envelopes(self) -> list:
@@ -347,34 +354,57 @@ class Session:
 
     # -- results ---------------------------------------------------------------------
 
-    def result_path(self, chunk: int) -> Path:
-        return self.dir / _layout.RESULTS_DIR / _layout.record_file_names(chunk, 0)[1]
-
-    def part_path(self, chunk: int, attempt: int) -> Path:
-        """The record file of an attempt of a chunk while it runs."""
-        return self.dir / _layout.RESULTS_DIR / _layout.record_file_names(chunk, attempt)[0]
-
-    def take_result(self, chunk: int) -> ChunkResult | None:
-        """A chunk's finished record file, folded into the archive and removed; None if not
-        there."""
-        return self._take(self.result_path(chunk), chunk)
+    def record_path(self, chunk: int, tries: int) -> Path:
+        """The record file of ``chunk`` posted for the ``tries``-th time."""
+        return self.dir / _layout.RESULTS_DIR / _layout.record_file_name(chunk, tries)
 
     def archive_result(self, chunk: int, start: int, *pickled_envelopes: bytes) -> None:
         """Keep envelopes the driver made itself (a task that killed its worker) as the
         result of a chunk of their own."""
         self._archive(chunk, _layout.encode_chunk(start, list(pickled_envelopes)))
 
-    def take_partial(self, chunk: int, attempt: int) -> ChunkResult | None:
-        """What an attempt of a chunk whose job died had recorded: the tasks that ended
-        are folded into the archive (as chunk ``chunk``), and the file is removed. None if
-        there is no such file."""
-        return self._take(self.part_path(chunk, attempt), chunk)
+    def take_record(
+        self, chunk: int, tries: int, whole_only: bool = False
+    ) -> ChunkResult | None:
+        """What a try of a chunk recorded, whole or not (``whole_only``: only if whole): the
+        tasks that ended are folded into the archive (as chunk ``chunk``), and the file is
+        removed. None if there is no such file, or it holds the driver's own claim (a
+        ticket it withdrew)."""
+        return self._take(self.record_path(chunk, tries), chunk, whole_only)
 
-    def _take(self, path: Path, chunk: int) -> ChunkResult | None:
+    def record_claim(self, chunk: int, tries: int) -> Claim | None:
+        """Who claimed a try of a chunk (the claim in its record file); None if nobody
+        yet, or the claim is still being written."""
+        data = _layout.read_file(str(self.record_path(chunk, tries)))
+        if not data:
+            return None
+        records, _ = _layout.decode_records(data)
+        if not records or records[0][0] != _layout.BEGIN:
+            return None
+        return Claim.decode(records[0][3])
+
+    def withdraw(self, chunk: int, tries: int) -> bool:
+        """Take a try of a chunk back before a worker claims it (a record file that holds
+        the driver's claim); False if a worker claimed it first."""
+        claim = Claim(_layout.WITHDRAWN, socket.gethostname(), os.getpid())
+        record = _layout.encode_record(_layout.BEGIN, 0, time.time(), claim.encode())
+        try:
+            return _layout.create_exclusively(str(self.record_path(chunk, tries)), record)
+        except FileNotFoundError:  # the session's results are gone: nothing to take
+            return True
+
+    def remove_record(self, chunk: int, tries: int) -> None:
+        """Remove a record file that is done with (withdrawn, or folded into the archive)."""
+        with contextlib.suppress(FileNotFoundError):
+            self.record_path(chunk, tries).unlink()
+
+    def _take(self, path: Path, chunk: int, whole_only: bool) -> ChunkResult | None:
         data = _layout.read_file(str(path))
         if data is None:
             return None
         result = ChunkResult.parse(chunk, data)
+        if result.withdrawn or (whole_only and not result.complete):
+            return None
         if result.tasks:
             self._archive(chunk, data[: _whole_records_end(data)])
         if result.damaged:
@@ -429,26 +459,23 @@ class Session:
         return Archive(results, damaged)
 
     def all_results(self) -> list[ChunkResult]:
-        """Every result there is: archived, and result files not yet collected."""
+        """Every result there is: archived, and whole record files not yet collected."""
         results = {r.chunk: r for r in self.archived_results()}
-        for chunk in self.finished_chunks():
+        for chunk, tries in self.record_files():
             if chunk not in results:
-                data = _layout.read_file(str(self.result_path(chunk)))
-                if data is not None:
-                    results[chunk] = ChunkResult.parse(chunk, data)
+                data = _layout.read_file(str(self.record_path(chunk, tries)))
+                result = None if data is None else ChunkResult.parse(chunk, data)
+                if result is not None and result.complete:
+                    results[chunk] = result
         return sorted(results.values(), key=lambda r: r.tasks.start)
 
-    def finished_chunks(self) -> list[int]:
-        """The chunks whose finished record file (``results/CHUNK.pkl``) is there."""
+    def record_files(self) -> list[tuple[int, int]]:
+        """``(chunk, tries)`` of the record files in ``results/`` (a fresh listing)."""
         results_dir = self.dir / _layout.RESULTS_DIR
         if not results_dir.is_dir():
             return []
-        chunks = []
-        for entry in os.scandir(results_dir):
-            stem, _, ext = entry.name.partition(".")
-            if "." + ext == _layout.RESULT_SUFFIX and stem.isdigit():
-                chunks.append(int(stem))
-        return chunks
+        names = (_layout.parse_record_file_name(entry.name) for entry in os.scandir(results_dir))
+        return sorted(name for name in names if name is not None)
 
     # -- chunks, cancellation, the end -----------------------------------------------
 
@@ -459,15 +486,6 @@ class Session:
 
     def chunk_events(self) -> list[ChunkEvent]:
         return [ChunkEvent(**row) for row in read_json_lines(self.dir / "chunks.jsonl")]
-
-    def cancel(self) -> None:
-        """Tell workers to skip this map's remaining tickets."""
-        write_file(self.dir / _layout.CANCELLED_FILE, b"")
-
-    def uncancel(self) -> None:
-        """A resumed map's tickets are to be run again."""
-        with contextlib.suppress(FileNotFoundError):
-            (self.dir / _layout.CANCELLED_FILE).unlink()
 
     def log(self, message: str, **fields: object) -> None:
         """Append one line to ``log.jsonl``: ``{"t": time, "l": "INFO", "m": message}``
@@ -566,6 +584,27 @@ def _whole_records_end(data: bytes) -> int:
     return pos
 
 
+@dataclass
+class WorkerReport:
+    """What a job's mailbox said (:mod:`batchpool._layout`), read as it grows."""
+
+    reader: RecordReader
+    ready: Optional[Claim] = None
+    """The worker's claim once it is ready (host and pid); a new one after a requeue."""
+    exited: bool = False
+    ended: Optional[str] = None
+    """How its process ended, as its watcher wrote."""
+
+    def take(self, kind: bytes, payload: bytes) -> None:
+        if kind == _layout.READY:  # a (re)start: what the last run said is past
+            self.ready = Claim.decode(payload)
+            self.exited, self.ended = False, None
+        elif kind == _layout.EXITED:
+            self.exited = True
+        elif kind == _layout.ENDED:
+            self.ended = payload.decode(errors="replace")
+
+
 class PoolDirectory:
     """The queue of one pool (module docstring of :mod:`batchpool._layout`)."""
 
@@ -573,14 +612,20 @@ class PoolDirectory:
 
     def __init__(self, directory: Path) -> None:
         self.dir = Path(directory)
+        self.reports: dict[str, WorkerReport] = {}
+        """What each job's mailbox said so far, by job id."""
+        self.claims: dict[int, Claim] = {}
+        """Who claimed each ticket, as the mailboxes said."""
+        self.finished: set[int] = set()
+        """The tickets whose record file a worker finished, as the mailboxes said."""
 
     @classmethod
     def create(cls, work_dir: Path) -> PoolDirectory:
         key = f"{os.getpid()}_{secrets.token_hex(3)}"
         pool = cls(_private_directory(Path(work_dir), key, prefix=cls.PREFIX))
-        subs = (_layout.TICKETS_DIR, _layout.CLAIMS_DIR, _layout.LOGS_DIR, _layout.WORKERS_DIR)
-        for sub in subs:
+        for sub in (_layout.LOGS_DIR, _layout.WORKERS_DIR):
             (pool.dir / sub).mkdir(mode=0o700)
+        write_file(pool.dir / _layout.TICKETS_FILE, b"")  # before any job can look for it
         return pool
 
     @property
@@ -618,57 +663,98 @@ class PoolDirectory:
             return path
         raise FileExistsError(f"no free staging directory in {self.dir}")
 
-    def post(self, ticket: Ticket) -> None:
-        write_file(self.dir / _layout.TICKETS_DIR / str(ticket.number), ticket.encode())
+    # -- the driver's log --------------------------------------------------------------
 
-    def set_hint(self, number: int) -> None:
-        write_file(self.dir / _layout.NEXT_FILE, str(number).encode())
+    def post(self, ticket: Ticket) -> None:
+        self._log(_layout.encode_record(_layout.POSTED, ticket.number, 0.0, ticket.encode()))
+
+    def close_tickets(self, numbers: Iterable[int]) -> None:
+        """Tell workers that tickets ``numbers`` are done with (collected or withdrawn): a
+        worker that read them earlier does not claim them (:mod:`batchpool.worker`)."""
+        records = b"".join(_layout.encode_record(_layout.CLOSED, n, 0.0) for n in numbers)
+        if records:
+            self._log(records)
+
+    def cancel(self, session_dir: Path) -> None:
+        """Tell workers to skip the tickets of a session that ended early."""
+        self._log(_layout.encode_record(_layout.CANCELLED, 0, 0.0, str(session_dir).encode()))
+
+    def stop_workers(self) -> None:
+        self._log(_layout.encode_record(_layout.STOP, 0, 0.0))
+
+    def _log(self, records: bytes) -> None:
+        append_durably(self.dir / _layout.TICKETS_FILE, records)
+
+    # -- the jobs' mailboxes ----------------------------------------------------------
+
+    def open_mailboxes(self, job_ids: Iterable[str]) -> None:
+        """Create the mailboxes of new jobs, before anyone here looks at them (a lookup
+        of a name that is not there yet is cached as missing on a shared filesystem)."""
+        for job_id in job_ids:
+            path = self.dir / _layout.WORKERS_DIR / job_id
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+            self._report(job_id)
+
+    def read_mailboxes(self, job_ids: Iterable[str]) -> None:
+        """Take in what the workers of ``job_ids`` said since the last look."""
+        for job_id in job_ids:
+            report = self._report(job_id)
+            for kind, number, _, payload in report.reader.read():
+                report.take(kind, payload)
+                if kind == _layout.CLAIMED:
+                    self.claims[number] = report.ready or Claim(job_id, "?", 0, "")
+                elif kind == _layout.FINISHED:
+                    self.finished.add(number)
+
+    def _report(self, job_id: str) -> WorkerReport:
+        report = self.reports.get(job_id)
+        if report is None:
+            reader = RecordReader(str(self.dir / _layout.WORKERS_DIR / job_id))
+            report = self.reports[job_id] = WorkerReport(reader)
+        return report
 
     def claim(self, number: int) -> Claim | None:
-        """Who took ticket ``number``; None if nobody yet (or the claim is being written)."""
-        data = _layout.read_file(str(self.dir / _layout.CLAIMS_DIR / str(number)))
-        return None if data is None else Claim.decode(data)
+        """Who took ticket ``number``; None if no mailbox said so yet."""
+        return self.claims.get(number)
 
-    def withdraw(self, number: int) -> bool:
-        """Take ticket ``number`` back; False if a worker claimed it first."""
-        claim = Claim(_layout.WITHDRAWN, socket.gethostname(), os.getpid())
-        path = self.dir / _layout.CLAIMS_DIR / str(number)
-        return _layout.create_exclusively(str(path), claim.encode())
+    def forget(self, number: int) -> None:
+        """Ticket ``number`` is done with: its claim and finish need not be kept."""
+        self.claims.pop(number, None)
+        self.finished.discard(number)
 
     def worker_started(self, job_id: str) -> bool:
         """Whether the worker of job ``job_id`` got as far as taking work."""
-        return (self.dir / _layout.WORKERS_DIR / job_id).exists()
+        return self._report(job_id).ready is not None
 
     def worker_exited(self, job_id: str) -> bool:
         """Whether the worker of job ``job_id`` said it exits (it had no work, or was told)."""
-        return (self.dir / _layout.WORKERS_DIR / f"{job_id}{_layout.EXITED_SUFFIX}").exists()
+        return self._report(job_id).exited
 
     def worker_exit(self, job_id: str) -> str | None:
-        """How the worker process of a job ended (``workers/JOB_ID.exit``), if it was seen."""
-        name = job_id + _layout.EXIT_FILE_SUFFIX
-        data = _layout.read_file(str(self.dir / _layout.WORKERS_DIR / name))
-        return None if data is None else data.decode(errors="replace")
+        """How the worker process of a job ended, if its watcher said so."""
+        return self._report(job_id).ended
 
     def worker_claim(self, job_id: str) -> Claim | None:
         """Where the worker of job ``job_id`` runs (host, pid), once it started."""
-        data = _layout.read_file(str(self.dir / _layout.WORKERS_DIR / job_id))
-        return None if data is None else Claim.decode(data)
+        return self._report(job_id).ready
 
     def heartbeat(self, counter: int) -> None:
-        beat = f"{socket.gethostname()}\n{os.getpid()}\n{counter}\n".encode()
-        write_file(self.dir / _layout.DRIVER_FILE, beat)
+        beat = DriverBeat(socket.gethostname(), _layout.process_space(), os.getpid(), counter)
+        _layout.write_in_place(str(self.dir / _layout.DRIVER_FILE), beat.encode())
 
     def driver_alive(self) -> bool:
         """Whether the driver of this pool lives: its process, if it is of this host;
         else its heartbeat, renewed within :data:`STALE_LOCK_S`."""
         path = self.dir / _layout.DRIVER_FILE
         try:
-            host, pid = path.read_text().split("\n")[:2]
+            beat = DriverBeat.decode(path.read_bytes())
             age = time.time() - path.stat().st_mtime
-        except (OSError, ValueError):
+        except OSError:
             return False  # never beat: it died while making the pool
-        if host == socket.gethostname() and pid.isdigit():
-            return process_alive(int(pid))
+        if beat is None:
+            return False
+        if beat.here:
+            return process_alive(beat.pid)
         return age < STALE_LOCK_S
 
     # -- the journal of submissions ----------------------------------------------------
@@ -699,9 +785,6 @@ class PoolDirectory:
             return []
         pools = [cls(p) for p in sorted(work_dir.glob(cls.PREFIX + "*")) if p.is_dir()]
         return [pool for pool in pools if pool.may_have_left_jobs()]
-
-    def stop_workers(self) -> None:
-        write_file(self.dir / _layout.STOP_FILE, b"")
 
     def remove(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -15,23 +15,25 @@ The worker
 2. takes the driver's ``sys.path`` and working directory, and runs the pool's
    ``initializer`` once;
 3. then, until it is told to stop, takes ticket after ticket (of its ``--tier``):
-   it reads ticket ``N`` by its known name, claims it by creating ``claims/N``
-   exclusively, runs the ticket's tasks in series (keeping imported modules and
-   unpickled functions for the next ticket), and appends one record per task to the
-   chunk's record file as soon as the task ended, its envelope ``(True, result)`` or
-   ``(False, (exception_pickle_or_None, type_name, message, traceback_text))``
-   (:mod:`batchpool._layout`); the file is renamed ``results/CHUNK.pkl`` when the
-   chunk is complete.
+   it reads the tickets the driver appended to ``POOL/tickets``, claims one by
+   creating its record file ``results/CHUNK.TRY.rec`` exclusively, says so in its
+   mailbox ``workers/JOB_ID``, runs the ticket's tasks in series (keeping imported
+   modules and unpickled functions for the next ticket), and appends one record per
+   task to the record file as soon as the task ended, its envelope ``(True, result)``
+   or ``(False, (exception_pickle_or_None, type_name, message, traceback_text))``
+   (:mod:`batchpool._layout`); once the chunk is complete it closes the file and says
+   so in its mailbox.
 
 The process the job started does not run tasks itself: it forks the worker and waits
-for it, then writes ``workers/JOB_ID.exit`` (exit code or signal, and any signal the
-scheduler sent first), so that the driver can tell a task that crashed its worker
+for it, then appends to the mailbox how it ended (exit code or signal, and any signal
+the scheduler sent first), so that the driver can tell a task that crashed its worker
 from a job the scheduler killed.
 
-It exits when no ticket came for ``worker_idle_s``, when ``POOL/stop`` exists, when
-its driver is gone (the driver's process is gone on this host, or its heartbeat
-has not changed for :data:`DRIVER_SILENT_S`; not if ``POOL/detached`` exists), or
-after ``maxtasksperchild`` chunks (after one with ``worker_idle_s=0``).
+It exits when no ticket came for ``worker_idle_s``, when the driver's log says
+"stop", when its driver is gone (the driver's process is gone, if it is of this
+process space, or its heartbeat has not changed for :data:`DRIVER_SILENT_S` of this
+worker's own clock; not if ``POOL/detached`` exists), or after ``maxtasksperchild``
+chunks (after one with ``worker_idle_s=0``).
 
 This module is imported on every job start: it imports nothing heavy.
 """
@@ -46,29 +48,34 @@ import time
 
 from ._layout import (
     BEGIN,
-    CANCELLED_FILE,
-    CLAIMS_DIR,
+    CANCELLED,
+    CLAIMED,
+    CLOSED,
     CONFIG_FILE,
     DETACHED_FILE,
     DRIVER_FILE,
     END,
+    ENDED,
     ENVIRONMENT_FILE,
-    EXIT_FILE_SUFFIX,
-    EXITED_SUFFIX,
+    EXITED,
+    FINISHED,
     FUNCTION_FILE,
     INITIALIZER_FILE,
-    NEXT_FILE,
     NO_SPACE_ERRNOS,
     NO_SPACE_EXIT,
+    POSTED,
+    READY,
     RESULTS_DIR,
-    STOP_FILE,
+    STOP,
     TASK,
-    TICKETS_DIR,
+    TICKETS_FILE,
     WORKERS_DIR,
     Claim,
+    DriverBeat,
     Failure,
+    RecordReader,
     Ticket,
-    create_exclusively,
+    append_record,
     encode_record,
     encode_usage,
     is_job_variable,
@@ -77,8 +84,7 @@ from ._layout import (
     process_alive,
     read_file,
     read_tasks,
-    record_file_names,
-    write_atomically,
+    record_file_name,
 )
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
@@ -102,9 +108,9 @@ REEXEC_MARK = b"BATCHPOOL_WORKER_REEXEC"
 MIN_WAIT_S = 0.002
 """First wait for a ticket that is not there yet; each further wait is 1.5 times longer..."""
 MAX_WAIT_S = 0.05
-"""...up to this: an idle worker looks for work 20 times a second (one stat each)."""
+"""...up to this: an idle worker reads the driver's log 20 times a second (one open each)."""
 CHECK_S = 1.0
-"""How often a busy or idle worker looks for ``stop``, the driver and the ``next`` hint."""
+"""How often an idle worker looks at the driver's heartbeat."""
 DRIVER_SILENT_S = 120.0
 """A driver on another host whose heartbeat has not changed for this long is gone."""
 FUNCTION_CACHE_SIZE = 16
@@ -211,14 +217,19 @@ class Worker:
         self.pool_dir = pool_dir
         self.tier = tier
         self.claim = Claim(job_id, host or os.uname().nodename, pid or os.getpid()).encode()
+        self.mailbox = self._path(WORKERS_DIR, job_id)
         config = read_file(os.path.join(pool_dir, CONFIG_FILE))
         if config is None:
-            raise FileNotFoundError(f"{pool_dir} has no {CONFIG_FILE}: not a batchpool pool")
+            raise FileNotFoundError(not_shared(pool_dir))
         self.idle_s, self.max_chunks = parse_config(config)
         if self.idle_s == 0:  # no standing: one chunk per job
             self.max_chunks = 1
         self.functions: dict[str, Callable[[Any], Any]] = {}
-        self.cursor = self._hint()
+        self.log = RecordReader(self._path(TICKETS_FILE))
+        self.pending: dict[int, Ticket] = {}
+        """Tickets of this worker's tier that it has not tried to claim, in order."""
+        self.cancelled: set[str] = set()
+        self.stopped = False
         self.num_chunks = 0
         self._driver_seen = (b"", time.monotonic())
 
@@ -229,9 +240,8 @@ class Worker:
         while True:
             now = time.monotonic()
             if now >= next_check:
-                if self._told_to_stop():
+                if self._driver_gone():
                     return self.num_chunks
-                self.cursor = max(self.cursor, self._hint())
                 next_check = now + CHECK_S
             if self.take_one():
                 last_work = time.monotonic()
@@ -239,50 +249,78 @@ class Worker:
                 if self.retired():
                     return self.num_chunks
                 continue
-            if now - last_work >= self.idle_s or self._exists(STOP_FILE):
+            if now - last_work >= self.idle_s or self.stopped:
                 return self.num_chunks
             time.sleep(wait)
             wait = min(wait * 1.5, MAX_WAIT_S)
 
     def take_one(self) -> bool:
         """Claim the next ticket there is and run it; False if there is none now."""
-        while True:
-            ticket = self._read_ticket(self.cursor)
-            if ticket is None:
-                return False
-            self.cursor += 1
-            if ticket.tier != self.tier:
-                continue  # for workers with other resources
-            if create_exclusively(self._path(CLAIMS_DIR, str(ticket.number)), self.claim):
-                self.run_ticket(ticket)
+        self.read_log()
+        while self.pending and not self.stopped:
+            number = next(iter(self.pending))
+            ticket = self.pending.pop(number)
+            fd = self.claim_ticket(ticket)
+            if fd is not None:
+                self.run_ticket(ticket, fd)
                 self.num_chunks += 1
                 return True
-            # another worker took it, or the driver withdrew it: look at the next one
+        return False
+
+    def read_log(self) -> set[int]:
+        """Take in what the driver appended to its log; the tickets it closed."""
+        closed = set()
+        for kind, number, _, payload in self.log.read():
+            if kind == POSTED:
+                ticket = Ticket.decode(number, payload)
+                if ticket.tier == self.tier and ticket.session_dir not in self.cancelled:
+                    self.pending[number] = ticket
+            elif kind == CLOSED:
+                closed.add(number)
+                self.pending.pop(number, None)
+            elif kind == CANCELLED:
+                session = payload.decode()
+                self.cancelled.add(session)
+                for n, ticket in list(self.pending.items()):
+                    if ticket.session_dir == session:
+                        del self.pending[n]
+            elif kind == STOP:
+                self.stopped = True
+        return closed
+
+    def claim_ticket(self, ticket: Ticket) -> int | None:
+        """Claim ``ticket`` by creating its record file exclusively: the open file, or None
+        if another worker (or the driver, withdrawing it) was first, or its session is gone.
+
+        The driver removes a record file only after it closed the ticket in its log, so a
+        claim that finds the ticket closed is undone: this worker read the log before."""
+        path = record_path(ticket)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+        except (FileExistsError, FileNotFoundError):
+            return None
+        if ticket.number in self.read_log():
+            os.close(fd)
+            with contextlib.suppress(FileNotFoundError):  # the session is gone already
+                os.unlink(path)
+            return None
+        os.write(fd, encode_record(BEGIN, ticket.start, time.time(), self.claim))
+        append_record(self.mailbox, CLAIMED, ticket.number)
+        return fd
 
     def retired(self) -> bool:
         """Whether ``maxtasksperchild`` chunks have been run."""
         return self.max_chunks is not None and self.num_chunks >= self.max_chunks
 
-    def run_ticket(self, ticket: Ticket) -> None:
-        """Run the tasks of ``ticket``, recording each as soon as it ended (module
-        docstring of :mod:`batchpool._layout`); a ticket of a session that is gone or
-        cancelled is skipped."""
-        session = ticket.session_dir
-        if os.path.exists(os.path.join(session, CANCELLED_FILE)):
-            return
+    def run_ticket(self, ticket: Ticket, fd: int) -> None:
+        """Run the tasks of ``ticket`` into its record file ``fd`` (claimed), recording each
+        as soon as it ended (module docstring of :mod:`batchpool._layout`)."""
         try:
-            function = self._function(ticket)
-            tasks = read_tasks(session, ticket.start, ticket.stop)
-        except FileNotFoundError:
-            return  # the map ended meanwhile (another attempt of this chunk finished it)
-        part, done = record_file_names(ticket.chunk, ticket.attempt)
-        part_path = os.path.join(session, RESULTS_DIR, part)
-        try:
-            fd = os.open(part_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
-        except FileNotFoundError:
-            return  # the session was removed
-        try:
-            os.write(fd, encode_record(BEGIN, ticket.start, time.time(), self.claim))
+            try:
+                function = self._function(ticket)
+                tasks = read_tasks(ticket.session_dir, ticket.start, ticket.stop)
+            except FileNotFoundError:
+                return  # the map ended meanwhile (another attempt of this chunk finished it)
             started = time.perf_counter()
             for index, pickled in enumerate(tasks, ticket.start):
                 task_started, cpu_started = time.perf_counter(), cpu_seconds()
@@ -293,10 +331,7 @@ class Worker:
             os.write(fd, encode_record(END, ticket.stop, time.perf_counter() - started))
         finally:
             os.close(fd)
-        try:
-            os.rename(part_path, os.path.join(session, RESULTS_DIR, done))
-        except FileNotFoundError:
-            return  # the session was removed while the tasks ran
+        append_record(self.mailbox, FINISHED, ticket.number)
 
     def _function(self, ticket: Ticket) -> Callable[[Any], Any]:
         function = self.functions.get(ticket.function_key)
@@ -312,26 +347,16 @@ class Worker:
             self.functions[ticket.function_key] = function
         return function
 
-    def _read_ticket(self, number: int) -> Ticket | None:
-        data = read_file(self._path(TICKETS_DIR, str(number)))
-        return None if data is None else Ticket.decode(number, data)
-
-    def _hint(self) -> int:
-        data = read_file(self._path(NEXT_FILE))
-        return int(data) if data and data.strip().isdigit() else 0
-
-    def _told_to_stop(self) -> bool:
-        return self._exists(STOP_FILE) or self._driver_gone()
-
     def _driver_gone(self) -> bool:
-        """The driver's process is gone (same host), or its heartbeat stood still too long;
-        never for a detached pool, whose driver left on purpose (``batchpool.submit``)."""
-        if self._exists(DETACHED_FILE):
+        """The driver's process is gone (same process space), or its heartbeat stood still
+        too long by this worker's clock; never for a detached pool, whose driver left on
+        purpose (``batchpool.submit``)."""
+        if os.path.exists(self._path(DETACHED_FILE)):
             return False
         data = read_file(self._path(DRIVER_FILE)) or b""
-        fields = data.decode(errors="replace").split("\n")
-        if len(fields) >= 2 and fields[0] == os.uname().nodename and fields[1].isdigit():
-            return not process_alive(int(fields[1]))
+        beat = DriverBeat.decode(data)
+        if beat is not None and beat.here:
+            return not process_alive(beat.pid)
         now = time.monotonic()
         seen, since = self._driver_seen
         if data != seen:
@@ -339,11 +364,24 @@ class Worker:
             return False
         return now - since > DRIVER_SILENT_S
 
-    def _exists(self, name: str) -> bool:
-        return os.path.exists(self._path(name))
-
     def _path(self, *names: str) -> str:
         return os.path.join(self.pool_dir, *names)
+
+
+def record_path(ticket: Ticket) -> str:
+    """The record file of ``ticket``'s chunk for this try."""
+    name = record_file_name(ticket.chunk, ticket.attempt)
+    return os.path.join(ticket.session_dir, RESULTS_DIR, name)
+
+
+def not_shared(pool_dir: str) -> str:
+    """What a worker says when the pool's directory is not there as the driver wrote it:
+    the job sees another filesystem at the work_dir's path."""
+    return (
+        f"batchpool worker: the pool directory {pool_dir} is not there on this node "
+        f"({os.uname().nodename}): the work_dir must be on a filesystem that the "
+        "compute nodes share with the machine that runs the pool"
+    )
 
 
 def _run_initializer(pool_dir: str) -> None:
@@ -354,6 +392,8 @@ def _run_initializer(pool_dir: str) -> None:
             initializer(*initargs)
 
 
+NOT_SHARED_EXIT = 78
+"""The worker's exit code when the pool's directory is not there (``EX_CONFIG``)."""
 USAGE = "usage: python -m batchpool.worker POOL_DIR --job-id TEMPLATE [--tier N]\n"
 FORWARDED_SIGNALS = ("SIGTERM", "SIGINT", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGXCPU")
 """Signals a scheduler sends before it kills a job (time limit, deletion, preemption)."""
@@ -367,6 +407,9 @@ def main(argv: list[str]) -> int:
     pool_dir, template = args[0], args[2]
     tier = int(args[4]) if len(args) == 5 else 0
     os.umask(0o077)
+    if not os.path.exists(os.path.join(pool_dir, CONFIG_FILE)):
+        sys.stderr.write(not_shared(pool_dir) + "\n")
+        return NOT_SHARED_EXIT
     if REEXEC_MARK not in os.environb:
         child = os.fork()
         if child:
@@ -378,14 +421,10 @@ def main(argv: list[str]) -> int:
     faulthandler.enable()
     _run_initializer(pool_dir)
     worker = Worker(pool_dir, job_id, tier=tier)
-    marker = os.path.join(pool_dir, WORKERS_DIR, job_id)
-    for stale in (EXITED_SUFFIX, EXIT_FILE_SUFFIX):  # of a run of this job before a requeue
-        if os.path.exists(marker + stale):
-            os.unlink(marker + stale)
     try:
-        write_atomically(marker, worker.claim)
+        append_record(worker.mailbox, READY, 0, worker.claim)
         worker.run()
-        write_atomically(marker + EXITED_SUFFIX, worker.claim)
+        append_record(worker.mailbox, EXITED, 0)
     except OSError as error:
         if error.errno not in NO_SPACE_ERRNOS:
             raise
@@ -395,9 +434,9 @@ def main(argv: list[str]) -> int:
 
 
 def _watch(child: int, pool_dir: str, job_id: str) -> int:
-    """Wait for the worker process ``child``, then write how it ended into
-    ``workers/JOB_ID.exit``: what tells a crash inside a task (an exit code, a signal) from
-    a kill by the scheduler (signalled first). Exits as the child did."""
+    """Wait for the worker process ``child``, then append how it ended to the job's
+    mailbox: what tells a crash inside a task (an exit code, a signal) from a kill by the
+    scheduler (signalled first). Exits as the child did."""
     import signal
 
     received: list[int] = []
@@ -418,8 +457,7 @@ def _watch(child: int, pool_dir: str, job_id: str) -> int:
     if received:
         how += f" after signal {received[0]}"
     try:
-        path = os.path.join(pool_dir, WORKERS_DIR, job_id + EXIT_FILE_SUFFIX)
-        write_atomically(path, how.encode())
+        append_record(os.path.join(pool_dir, WORKERS_DIR, job_id), ENDED, code, how.encode())
     except OSError as error:  # the pool directory is gone: nobody waits for the answer
         sys.stderr.write(f"batchpool worker: could not record its exit ({how}): {error}\n")
     return code

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from batchpool._layout import Claim
-from batchpool.session import process_alive
+from batchpool.session import PoolDirectory, process_alive
 
 DRIVER = textwrap.dedent(
     """
@@ -31,9 +30,14 @@ def worker_pids(work_dir: Path, count: int, deadline_s: float = 30.0) -> list[in
     """The pids of the workers that started in ``work_dir``'s pool."""
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline:
-        markers = list(work_dir.glob("pool_*/workers/*"))
-        if len(markers) >= count:
-            return [Claim.decode(m.read_bytes()).pid for m in markers]  # type: ignore[union-attr]
+        claims = []
+        for mailbox in work_dir.glob("pool_*/workers/*"):
+            pool = PoolDirectory(mailbox.parent.parent)
+            pool.read_mailboxes([mailbox.name])
+            claims.append(pool.worker_claim(mailbox.name))
+        started = [claim.pid for claim in claims if claim is not None]
+        if len(started) >= count:
+            return started
         time.sleep(0.05)
     raise AssertionError(f"fewer than {count} workers started in {work_dir}")
 

@@ -42,7 +42,7 @@ class LateResultsBackend:
         self.num_jobs += 1
         job_id = str(self.num_jobs)
         subprocess.run(request.worker_argv(job_id), check=True)
-        for result in request.pool_dir.parent.glob("*/results/*.pkl"):
+        for result in request.pool_dir.parent.glob("*/results/*.rec"):
             hidden = result.with_name(f"{result.name}.hidden")
             os.rename(result, hidden)
             timer = threading.Timer(self.delay_s, os.rename, (hidden, result))

@@ -31,7 +31,7 @@ def damage_own_record_file(args):
     how, flag, x = args
     if x == 1 and not os.path.exists(flag):
         open(flag, "w").close()
-        (part,) = Path(os.environ["BP_TEST_WORK"]).glob("*/results/*.part")
+        (part,) = Path(os.environ["BP_TEST_WORK"]).glob("*/results/*.rec")
         if how == "truncated":
             os.truncate(part, part.stat().st_size // 2)
         else:
@@ -50,7 +50,7 @@ def test_a_damaged_result_file_is_quarantined_and_its_chunk_run_again(tmp_path, 
     assert flag.exists()  # the damage was done
     (session,) = sessions(work)
     (kept,) = (session / "results").glob("*.damaged")  # kept for inspection
-    assert kept.name.startswith("0.0.part") or kept.name.startswith("0.pkl")
+    assert kept.name.startswith("0.0.rec")
     damaged = [row for row in log_rows(session) if row["m"] == "result damaged"]
     assert len(damaged) == 1 and damaged[0]["kept_as"] == kept.name
     lost = [json.loads(line) for line in (session / "chunks.jsonl").read_text().splitlines()]

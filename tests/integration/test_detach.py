@@ -150,14 +150,15 @@ def test_the_workers_of_a_detached_pool_outlive_their_driver(tmp_path):
     pool.write_setup(b"", 5.0, None)
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()  # a pid that is no process any more
-    beat = f"{os.uname().nodename}\n{gone.pid}\n1\n".encode()
-    (pool.dir / _layout.DRIVER_FILE).write_bytes(beat)
+    beat = _layout.DriverBeat(os.uname().nodename, _layout.process_space(), gone.pid, 1)
+    (pool.dir / _layout.DRIVER_FILE).write_bytes(beat.encode())
     worker = Worker(str(pool.dir), "job-1")
-    assert worker._told_to_stop()
+    assert worker._driver_gone()
     (pool.dir / _layout.DETACHED_FILE).write_bytes(b"{}")
-    assert not worker._told_to_stop()
+    assert not worker._driver_gone()
     pool.stop_workers()
-    assert worker._told_to_stop()  # POOL/stop still stops them
+    worker.read_log()
+    assert worker.stopped  # the log's "stop" still stops them
 
 
 def test_a_local_detached_map_attached_while_workers_hold_chunks_runs_each_task_once(

@@ -122,7 +122,7 @@ def test_a_record_of_an_older_worker_reads_without_usage(tmp_path):
     # The results as a worker of batchpool 0.1 recorded them: the envelopes alone.
     envelopes = [pickle.dumps((True, x * x)) for x in range(3)]
     (session / "results.archive").unlink()
-    result_file = session / "results" / "0.pkl"
+    result_file = session / "results" / "0.0.rec"
     result_file.parent.mkdir(exist_ok=True)
     result_file.write_bytes(_layout.encode_chunk(0, envelopes, 0.3))
     outcomes = batchpool.load(session)

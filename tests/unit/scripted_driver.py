@@ -61,30 +61,36 @@ class ScriptedDriver:
             ]
         )
         self.pool.post(ticket)
-        self.chunk_of_ticket[number] = chunk
+        self.chunk_of_ticket[number] = (chunk, attempt)
         return number
 
     def run(self, job_id, collect=True, ticket=None):
         """The worker of job ``job_id`` claims the ticket (by default the last posted) and
         runs it; the driver sees the claim and, if ``collect``, collects the result."""
         ticket = self.next_ticket - 1 if ticket is None else ticket
-        self.pool.set_hint(ticket)
-        assert Worker(str(self.pool.dir), job_id).run() == 1
-        self._claimed(ticket)
+        worker = Worker(str(self.pool.dir), job_id)
+        worker.read_log()
+        worker.pending = {ticket: worker.pending[ticket]}
+        assert worker.run() == 1
+        self._claimed(job_id, ticket)
         if collect:
-            assert self.session.take_result(self.chunk_of_ticket[ticket]) is not None
+            assert self.session.take_record(*self.chunk_of_ticket[ticket]) is not None
 
     def lose(self, job_id, ticket=None):
         """Job ``job_id`` claims the ticket and dies before it writes a result."""
         ticket = self.next_ticket - 1 if ticket is None else ticket
         claim = _layout.Claim(job_id, socket.gethostname(), os.getpid())
-        path = self.pool.dir / _layout.CLAIMS_DIR / str(ticket)
-        assert _layout.create_exclusively(str(path), claim.encode())
-        self._claimed(ticket)
+        path = self.session.record_path(*self.chunk_of_ticket[ticket])
+        begin = _layout.encode_record(_layout.BEGIN, 0, 0.0, claim.encode())
+        assert _layout.create_exclusively(str(path), begin)
+        mailbox = str(self.pool.dir / _layout.WORKERS_DIR / job_id)
+        _layout.append_record(mailbox, _layout.CLAIMED, ticket)
+        self._claimed(job_id, ticket)
 
-    def _claimed(self, ticket):
+    def _claimed(self, job_id, ticket):
+        self.pool.read_mailboxes([job_id])
         claim = self.pool.claim(ticket)
-        chunk = self.chunk_of_ticket[ticket]
+        chunk, _ = self.chunk_of_ticket[ticket]
         self.session.record_chunks([ChunkEvent("claimed", chunk, job_id=claim.job_id)])
 
     def end(self, done=False):

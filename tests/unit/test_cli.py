@@ -328,10 +328,13 @@ def abandoned(tmp_path_factory):
     finished, unfinished = sorted(
         results.find_sessions(work), key=lambda d: results.is_finished(Session(d)), reverse=True
     )
-    written = [unfinished / "results" / f"{chunk}.pkl" for chunk in (2, 3)]
-    wait_for(lambda: all(path.exists() for path in written), "the last two results")
-    pool = results.pools_of_session(unfinished)[0]
-    pids = [PoolDirectory(work / pool).claim(n).pid for n in range(4)]
+    written = lambda: {2, 3} <= {r.chunk for r in Session(unfinished).all_results()}  # noqa: E731
+    wait_for(written, "the last two results")
+    pool = PoolDirectory(work / results.pools_of_session(unfinished)[0])
+    jobs = os.listdir(pool.dir / "workers")
+    pool.read_mailboxes(jobs)
+    pids = [pool.worker_claim(job).pid for job in jobs]
+    assert pids
     wait_for(lambda: not any(process_alive(pid) for pid in pids), "the workers to exit")
     return work, finished, unfinished
 

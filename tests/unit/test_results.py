@@ -64,7 +64,7 @@ def test_outcomes_in_input_order_from_archive_and_uncollected_files(tmp_path):
     driver.post(2, range(4, 6))
     driver.run("2")  # collected into results.archive
     session = driver.end()
-    assert (session.dir / "results" / "0.pkl").exists()
+    assert (session.dir / "results" / "0.0.rec").exists()
     outcomes = batchpool.load(session.dir)
     assert [o.index for o in outcomes] == list(range(7))
     assert [o.status for o in outcomes] == [
@@ -230,7 +230,7 @@ def test_a_resumed_map_cuts_the_unclaimed_chunks_again(tmp_path):
     first_pool = driver.pool
     driver.post(0, range(0, 4))  # the driver dies; nobody claimed the ticket
     # A new driver resumes: withdraws the ticket, cuts the tasks again, adopts its claims.
-    assert first_pool.withdraw(0)
+    assert driver.session.withdraw(0, 0)
     driver.session.record_chunks([ChunkEvent("claimed", 0, job_id="")])  # ignored: no job
     driver.new_pool(tmp_path)
     driver.post(1, range(0, 3))
@@ -297,9 +297,11 @@ def test_whether_the_driver_of_a_pool_is_alive(tmp_path):
     )
     driver_file = pool.dir / _layout.DRIVER_FILE
     pid = dead_pid()
-    driver_file.write_text(f"{socket.gethostname()}\n{pid}\n7\n")
+    here = _layout.process_space()
+    driver_file.write_bytes(_layout.DriverBeat(socket.gethostname(), here, pid, 7).encode())
     assert not results.pool_driver(pool.dir).alive
-    driver_file.write_text("node17.cluster\n4242\n7\n")  # another host: its heartbeat's age
+    # another host: its heartbeat's age tells
+    driver_file.write_bytes(_layout.DriverBeat("node17.cluster", "b/p", 4242, 7).encode())
     assert results.pool_driver(pool.dir).alive
     old = time.time() - STALE_LOCK_S - 1
     os.utime(driver_file, (old, old))

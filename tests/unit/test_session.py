@@ -35,8 +35,8 @@ def result_file(start: int, stop: int, elapsed_s: float, envelopes: list) -> byt
     return _layout.encode_chunk(start, [pickle.dumps(e) for e in envelopes], elapsed_s)
 
 
-def write_result(session: Session, chunk: int, data: bytes) -> None:
-    session.result_path(chunk).write_bytes(data)
+def write_result(session: Session, chunk: int, data: bytes, tries: int = 0) -> None:
+    session.record_path(chunk, tries).write_bytes(data)
 
 
 @pytest.fixture
@@ -117,22 +117,72 @@ def test_function_file(tmp_path):
 
 def test_a_taken_result_is_parsed_archived_and_its_file_removed(tmp_path):
     session = Session.create(tmp_path, "k")
-    write_result(session, 4, result_file(8, 10, 0.25, [(True, "a"), (True, "b")]))
-    (session.dir / "results" / "5.pkl.123.tmp").write_bytes(b"half")
-    result = session.take_result(4)
+    write_result(session, 4, result_file(8, 10, 0.25, [(True, "a"), (True, "b")]), tries=1)
+    result = session.take_record(4, 1)
     assert isinstance(result, ChunkResult)
     assert (result.chunk, result.tasks, result.elapsed_s) == (4, range(8, 10), 0.25)
     assert result.envelopes() == [(True, "a"), (True, "b")]
-    assert not session.result_path(4).exists()
+    assert not session.record_path(4, 1).exists()
     assert session.archived_results() == [result]
-    assert session.take_result(4) is None
-    assert session.take_result(5) is None  # a result being written is not there yet
+    assert session.take_record(4, 1) is None
+    assert session.take_record(5, 0) is None
+
+
+def test_a_record_file_being_written_is_taken_only_when_whole_is_not_asked(tmp_path):
+    session = Session.create(tmp_path, "k")
+    whole = result_file(0, 2, 0.1, [(True, 0), (True, 1)])
+    write_result(session, 0, whole[: -_layout.RECORD_HEAD.size])  # no END yet
+    assert session.take_record(0, 0, whole_only=True) is None
+    assert session.record_path(0, 0).exists()
+    partial = session.take_record(0, 0)
+    assert partial is not None and not partial.complete and partial.tasks == range(0, 2)
+    assert not session.record_path(0, 0).exists()
+
+
+def test_a_withdrawn_ticket_holds_the_drivers_claim_and_no_result(tmp_path):
+    session = Session.create(tmp_path, "k")
+    assert session.record_claim(3, 0) is None
+    assert session.withdraw(3, 0)
+    claim = session.record_claim(3, 0)
+    assert claim.withdrawn and claim.pid == os.getpid() and claim.here
+    assert not session.withdraw(3, 0)
+    assert session.take_record(3, 0) is None  # withdrawn: nothing ran
+    assert session.all_results() == []
+    session.remove_record(3, 0)
+    assert session.record_files() == []
+
+
+def test_a_claimed_ticket_cannot_be_withdrawn(tmp_path):
+    session = Session.create(tmp_path, "k")
+    mine = _layout.Claim("7055_3", "node7", 4242, "another space")
+    begin = _layout.encode_record(_layout.BEGIN, 0, 0.0, mine.encode())
+    assert _layout.create_exclusively(str(session.record_path(5, 2)), begin)
+    assert not session.withdraw(5, 2)
+    claim = session.record_claim(5, 2)
+    assert (claim.job_id, claim.host, claim.pid) == ("7055_3", "node7", 4242)
+    assert not claim.withdrawn and not claim.here
+
+
+def test_a_claim_being_written_is_no_claim_yet(tmp_path):
+    session = Session.create(tmp_path, "k")
+    session.record_path(2, 0).write_bytes(b"")  # created, its claim not written yet
+    assert session.record_claim(2, 0) is None
+    assert not session.withdraw(2, 0)  # but the ticket is taken
+
+
+def test_record_files_are_listed_by_chunk_and_try(tmp_path):
+    session = Session.create(tmp_path, "k")
+    for chunk, tries in ((3, 1), (0, 0), (3, 0)):
+        write_result(session, chunk, b"", tries)
+    (session.dir / "results" / "5.0.rec.damaged").write_bytes(b"")
+    assert session.record_files() == [(0, 0), (3, 0), (3, 1)]
+    assert Session(tmp_path / "missing").record_files() == []
 
 
 def test_a_torn_last_record_is_ignored(tmp_path):
     session = Session.create(tmp_path, "k")
     write_result(session, 1, result_file(0, 1, 0.0, [(True, 1)]))
-    taken = session.take_result(1)
+    taken = session.take_record(1, 0)
     with open(session.dir / "results.archive", "ab") as f:
         f.write(b"\x50\x00\x00\x00\x00\x00\x00\x00partial")
     assert session.archived_results() == [taken]
@@ -144,7 +194,7 @@ def test_a_damaged_record_in_the_middle_of_the_archive_is_skipped_and_the_rest_k
     taken = []
     for chunk in range(3):
         write_result(session, chunk, result_file(chunk, chunk + 1, 0.0, [(True, chunk)]))
-        taken.append(session.take_result(chunk))
+        taken.append(session.take_record(chunk, 0))
     data = bytearray((session.dir / "results.archive").read_bytes())
     second = len(data) // 3
     data[second + 40] ^= 0xFF  # a flipped byte in the second record
@@ -184,10 +234,10 @@ def test_a_journal_line_that_is_not_json_is_skipped(tmp_path):
 def test_all_results_are_the_archived_and_the_uncollected_in_task_order(tmp_path):
     session = Session.create(tmp_path, "k")
     write_result(session, 0, result_file(0, 2, 0.1, [(True, 0), (True, 1)]))
-    session.take_result(0)
+    session.take_record(0, 0)
     write_result(session, 2, result_file(5, 6, 0.1, [(True, 5)]))
     write_result(session, 1, result_file(2, 5, 0.1, [(True, 2), (True, 3), (True, 4)]))
-    (session.dir / "results" / "3.pkl.77.tmp").write_bytes(b"half")
+    write_result(session, 3, result_file(6, 7, 0.1, [(True, 6)])[:-10])  # being written
     results = session.all_results()
     assert [(r.chunk, r.tasks) for r in results] == [
         (0, range(0, 2)),
@@ -202,7 +252,7 @@ def test_a_chunk_archived_and_still_on_disk_counts_once(tmp_path):
     session = Session.create(tmp_path, "k")
     data = result_file(0, 1, 0.1, [(True, 0)])
     write_result(session, 0, data)
-    session.take_result(0)
+    session.take_record(0, 0)
     write_result(session, 0, data)
     assert [r.chunk for r in session.all_results()] == [0]
 
@@ -249,9 +299,13 @@ def test_find_unfinished_takes_the_newest_complete_session_not_done(tmp_path):
 
 
 def test_cancel_tells_workers_to_skip_the_session(tmp_path):
+    pool = PoolDirectory.create(tmp_path)
     session = Session.create(tmp_path, "k")
-    session.cancel()
-    assert (session.dir / _layout.CANCELLED_FILE).exists()
+    pool.cancel(session.dir)
+    records = _layout.RecordReader(str(pool.dir / "tickets")).read()
+    assert [(kind, payload) for kind, _, _, payload in records] == [
+        (_layout.CANCELLED, str(session.dir).encode())
+    ]
 
 
 def test_log_appends_lines(tmp_path):
@@ -366,8 +420,11 @@ def test_a_pool_directory_is_private_and_has_its_parts(tmp_path):
     pool = PoolDirectory.create(tmp_path)
     assert pool.dir.parent == tmp_path and pool.name.startswith("pool_")
     assert pool.dir.stat().st_mode & 0o777 == 0o700
-    for sub in ("tickets", "claims", "logs", "workers"):
+    for sub in ("logs", "workers"):
         assert (pool.dir / sub).stat().st_mode & 0o777 == 0o700
+    # the log exists before any job is submitted: no worker looks for a missing name
+    assert (pool.dir / "tickets").read_bytes() == b""
+    assert (pool.dir / "tickets").stat().st_mode & 0o777 == 0o600
     assert pool.log_dir == pool.dir / "logs"
     assert PoolDirectory.create(tmp_path).dir != pool.dir
 
@@ -399,8 +456,9 @@ def test_a_posted_ticket_is_read_back_whole(tmp_path):
     pool = PoolDirectory.create(tmp_path)
     ticket = _layout.Ticket(7, "/w/session dir", 3, 1, 10, 20, "abc")
     pool.post(ticket)
-    data = (pool.dir / "tickets" / "7").read_bytes()
-    back = _layout.Ticket.decode(7, data)
+    ((kind, number, _, payload),) = _layout.RecordReader(str(pool.dir / "tickets")).read()
+    assert (kind, number) == (_layout.POSTED, 7)
+    back = _layout.Ticket.decode(7, payload)
     assert (back.session_dir, back.chunk, back.attempt, back.start, back.stop) == (
         "/w/session dir",
         3,
@@ -411,46 +469,59 @@ def test_a_posted_ticket_is_read_back_whole(tmp_path):
     assert back.function_key == "abc"
 
 
-def test_withdraw_takes_an_unclaimed_ticket_back_once(tmp_path):
+def test_the_log_says_closed_tickets_and_stop_in_order(tmp_path):
     pool = PoolDirectory.create(tmp_path)
-    assert pool.claim(0) is None
-    assert pool.withdraw(0)
-    claim = pool.claim(0)
-    assert claim.withdrawn and claim.pid == os.getpid()
-    assert not pool.withdraw(0)
-
-
-def test_a_claimed_ticket_cannot_be_withdrawn(tmp_path):
-    pool = PoolDirectory.create(tmp_path)
-    mine = _layout.Claim("7055_3", "node7", 4242)
-    assert _layout.create_exclusively(str(pool.dir / "claims" / "5"), mine.encode())
-    assert not pool.withdraw(5)
-    claim = pool.claim(5)
-    assert (claim.job_id, claim.host, claim.pid) == ("7055_3", "node7", 4242)
-    assert not claim.withdrawn
-
-
-def test_a_claim_being_written_is_no_claim_yet(tmp_path):
-    pool = PoolDirectory.create(tmp_path)
-    (pool.dir / "claims" / "2").write_bytes(b"7055_3\nnode")
-    assert pool.claim(2) is None
-    assert not pool.withdraw(2)  # but the ticket is taken
-
-
-def test_hint_heartbeat_stop_and_started_workers(tmp_path):
-    pool = PoolDirectory.create(tmp_path)
-    pool.set_hint(12)
-    assert (pool.dir / "next").read_bytes() == b"12"
-    pool.heartbeat(3)
-    host, pid, counter = (pool.dir / "driver").read_text().split("\n")[:3]
-    assert (host, int(pid), counter) == (socket.gethostname(), os.getpid(), "3")
-    assert host == os.uname().nodename  # what the worker compares it with
-    assert not (pool.dir / "stop").exists()
+    reader = _layout.RecordReader(str(pool.dir / "tickets"))
+    pool.close_tickets([])  # nothing to say: nothing written
+    assert (pool.dir / "tickets").read_bytes() == b""
+    pool.close_tickets([4, 2])
     pool.stop_workers()
-    assert (pool.dir / "stop").exists()
-    assert not pool.worker_started("7055_3")
-    (pool.dir / "workers" / "7055_3").write_bytes(b"")
-    assert pool.worker_started("7055_3")
+    assert [(kind, number) for kind, number, _, _ in reader.read()] == [
+        (_layout.CLOSED, 4),
+        (_layout.CLOSED, 2),
+        (_layout.STOP, 0),
+    ]
+    assert reader.read() == []  # read once
+
+
+def test_mailboxes_say_claims_finishes_and_how_workers_ended(tmp_path):
+    pool = PoolDirectory.create(tmp_path)
+    pool.open_mailboxes(["7055_3"])
+    mailbox = str(pool.dir / "workers" / "7055_3")
+    assert os.path.getsize(mailbox) == 0
+    assert not pool.worker_started("7055_3") and pool.claim(0) is None
+    claim = _layout.Claim("7055_3", "node7", 4242, "elsewhere")
+    _layout.append_record(mailbox, _layout.READY, 0, claim.encode())
+    _layout.append_record(mailbox, _layout.CLAIMED, 0)
+    pool.read_mailboxes(["7055_3"])
+    assert pool.worker_started("7055_3") and pool.worker_claim("7055_3").pid == 4242
+    assert pool.claim(0).job_id == "7055_3" and 0 not in pool.finished
+    _layout.append_record(mailbox, _layout.FINISHED, 0)
+    _layout.append_record(mailbox, _layout.EXITED, 0)
+    _layout.append_record(mailbox, _layout.ENDED, 0, b"exit 0")
+    pool.read_mailboxes(["7055_3"])
+    assert 0 in pool.finished and pool.worker_exited("7055_3")
+    assert pool.worker_exit("7055_3") == "exit 0"
+    pool.open_mailboxes(["7055_3"])  # opening again keeps what it holds
+    pool.forget(0)
+    assert pool.claim(0) is None and 0 not in pool.finished
+    # requeued: the job runs again, and what its last run said is past
+    _layout.append_record(mailbox, _layout.READY, 0, claim.encode())
+    pool.read_mailboxes(["7055_3"])
+    assert not pool.worker_exited("7055_3") and pool.worker_exit("7055_3") is None
+
+
+def test_heartbeat_is_rewritten_in_place(tmp_path):
+    pool = PoolDirectory.create(tmp_path)
+    pool.heartbeat(3)
+    path = pool.dir / "driver"
+    inode = path.stat().st_ino
+    beat = _layout.DriverBeat.decode(path.read_bytes())
+    assert (beat.host, beat.pid, beat.counter) == (socket.gethostname(), os.getpid(), 3)
+    assert beat.here and beat.space == _layout.process_space()
+    pool.heartbeat(4)
+    assert path.stat().st_ino == inode  # the same file: no new name for a cache to miss
+    assert _layout.DriverBeat.decode(path.read_bytes()).counter == 4
 
 
 def test_remove_the_pool_directory(tmp_path):
@@ -460,8 +531,9 @@ def test_remove_the_pool_directory(tmp_path):
     assert not pool.dir.exists()
 
 
-def write_heartbeat(pool: PoolDirectory, host: str, pid: int) -> None:
-    (pool.dir / _layout.DRIVER_FILE).write_text(f"{host}\n{pid}\n1\n")
+def write_heartbeat(pool: PoolDirectory, host: str, pid: int, space: str = "") -> None:
+    beat = _layout.DriverBeat(host, space or _layout.process_space(), pid, 1)
+    (pool.dir / _layout.DRIVER_FILE).write_bytes(beat.encode())
 
 
 def test_a_dead_drivers_pool_that_submitted_and_did_not_end_may_have_left_jobs(tmp_path):
@@ -484,8 +556,8 @@ def test_a_pool_whose_driver_lives_ended_or_detached_has_no_jobs_left(tmp_path, 
     write_heartbeat(detached, socket.gethostname(), dead_pid())
     (detached.dir / _layout.DETACHED_FILE).write_bytes(b"{}")
     assert PoolDirectory.dead_ones_with_jobs(tmp_path) == []
-    # A driver on another host: its heartbeat file's age tells.
-    write_heartbeat(alive, "elsewhere", 1)
+    # A driver of another process space: its heartbeat file's age tells.
+    write_heartbeat(alive, "elsewhere", 1, "another boot/pid:[1]")
     assert PoolDirectory.dead_ones_with_jobs(tmp_path) == []
     old = time.time() - session_module.STALE_LOCK_S - 1
     os.utime(alive.dir / _layout.DRIVER_FILE, (old, old))

@@ -2,8 +2,9 @@
 
 The ticket loop runs in this process on hand-built pool and session directories
 (:class:`batchpool.worker.Worker`), and as ``python -m batchpool.worker`` for what only a
-whole process does (the driver's environment, the initializer, ``workers/JOB_ID``, what
-it imports).
+whole process does (the driver's environment, the initializer, what its watcher writes
+into its mailbox ``workers/JOB_ID``, what it imports). The driver's side of the files is
+:class:`batchpool.session.PoolDirectory` and :class:`batchpool.session.Session`.
 """
 
 from __future__ import annotations
@@ -12,20 +13,26 @@ import functools
 import operator
 import os
 import pickle
+import re
+import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+import types
 from multiprocessing.pool import MaybeEncodingError
 from pathlib import Path
 
 import pytest
 
 from batchpool import _layout, worker
-from batchpool._layout import Claim, Ticket
+from batchpool._layout import Claim, DriverBeat, RecordReader, Ticket
 from batchpool.session import ChunkResult, PoolDirectory, Session
 
 NODE = os.uname().nodename
+ELSEWHERE = "00000000-0000-0000-0000-000000000000/pid:[4026531836]"
+"""A process space that is not this one (another host's boot, or another pid namespace)."""
 
 # -- task functions (by reference: this module is imported wherever they are unpickled) --
 
@@ -63,6 +70,18 @@ def _refuse():
     raise ModuleNotFoundError("No module named 'only_on_the_driver'")
 
 
+def mailbox_so_far(path):
+    """The records of a mailbox as a task sees them while it runs."""
+    return [(kind, number) for kind, number, _, _ in RecordReader(path).read()]
+
+
+def record_file_so_far(path):
+    """Whether a record file holds only whole records, and their kinds, as a task of it
+    sees them while it runs."""
+    records, whole = _layout.decode_records(Path(path).read_bytes())
+    return whole, [kind for kind, _, _, _ in records]
+
+
 # -- helpers -------------------------------------------------------------------------------
 
 
@@ -80,8 +99,8 @@ def new_session(tmp_path: Path, function, tasks, key: str = "f1") -> Session:
     return session
 
 
-def post(pool, number, session, chunk, start, stop, key="f1", attempt=0) -> Ticket:
-    ticket = Ticket(number, str(session.dir), chunk, attempt, start, stop, key)
+def post(pool, number, session, chunk, start, stop, key="f1", attempt=0, tier=0) -> Ticket:
+    ticket = Ticket(number, str(session.dir), chunk, attempt, start, stop, key, tier)
     pool.post(ticket)
     return ticket
 
@@ -90,9 +109,32 @@ def run_worker(pool, job_id="job-1") -> int:
     return worker.Worker(str(pool.dir), job_id).run()
 
 
-def result(session: Session, chunk: int) -> ChunkResult:
-    data = session.result_path(chunk).read_bytes()
+def result(session: Session, chunk: int, tries: int = 0) -> ChunkResult:
+    """What the record file of try ``tries`` of ``chunk`` holds (it must be there)."""
+    data = session.record_path(chunk, tries).read_bytes()
     return ChunkResult.parse(chunk, data)
+
+
+def mailbox(pool, job_id="job-1") -> list:
+    """``(kind, number)`` of every record in the mailbox of job ``job_id``, read afresh."""
+    path = str(pool.dir / _layout.WORKERS_DIR / job_id)
+    return [(kind, number) for kind, number, _, _ in RecordReader(path).read()]
+
+
+def claims(pool, *job_ids) -> PoolDirectory:
+    """``pool`` after the driver's look at the mailboxes of ``job_ids`` (default job-1)."""
+    pool.read_mailboxes(job_ids or ("job-1",))
+    return pool
+
+
+def write_beat(pool, beat: DriverBeat) -> None:
+    _layout.write_in_place(str(pool.dir / _layout.DRIVER_FILE), beat.encode())
+
+
+def dead_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
 
 
 def values(envelopes: list) -> list:
@@ -129,17 +171,27 @@ def test_a_torn_ticket_is_refused():
 
 
 def test_a_claim_round_trips():
-    back = Claim.decode(Claim("7055_3", "node7", 4242).encode())
-    assert (back.job_id, back.host, back.pid, back.withdrawn) == ("7055_3", "node7", 4242, False)
+    back = Claim.decode(Claim("7055_3", "node7", 4242, ELSEWHERE).encode())
+    assert (back.job_id, back.host, back.pid, back.space, back.withdrawn) == (
+        "7055_3",
+        "node7",
+        4242,
+        ELSEWHERE,
+        False,
+    )
+    assert not back.here  # its pid is of another process space: not to be watched here
     withdrawn = Claim.decode(Claim(_layout.WITHDRAWN, "login1", 99).encode())
     assert withdrawn.withdrawn
+    assert withdrawn.space == _layout.process_space() and withdrawn.here  # made here
 
 
 def test_a_torn_claim_is_being_written():
     data = Claim("7055_3", "node7", 4242).encode()
     for cut in range(len(data)):
         assert Claim.decode(data[:cut]) is None, data[:cut]
-    assert Claim.decode(b"\xff\xfe\n\x80\n12\n").pid == 12  # not text: still read
+    assert Claim.decode(data + b"more\n") is None
+    odd = Claim.decode(b"\xff\xfe\n\x80\n12\n\xfd\n")  # not text: still read
+    assert odd.pid == 12 and not odd.here
 
 
 # -- _layout: files --------------------------------------------------------------------------
@@ -312,18 +364,104 @@ def test_unpicklable_results_become_errors_and_others_survive():
         assert isinstance(pickle.loads(error[0]), MaybeEncodingError)
 
 
+# -- _layout: records read as they grow, record file names, the driver's heartbeat -----------
+
+
+def test_a_record_reader_returns_only_whole_records_and_goes_on_where_it_stopped(tmp_path):
+    path = str(tmp_path / "log")
+    reader = RecordReader(path)
+    assert reader.read() == []  # no file yet: nothing, no error
+    first = _layout.encode_record(_layout.POSTED, 1, 0.0, b"ticket one")
+    second = _layout.encode_record(_layout.CLOSED, 2, 0.5, b"payload of two")
+    _layout.append_bytes(path, first)
+    assert reader.read() == [(_layout.POSTED, 1, 0.0, b"ticket one")]
+    assert reader.read() == []  # read once only
+    head = _layout.RECORD_HEAD.size
+    written = 0
+    for cut in (1, head - 1, head, head + 3, len(second) - 1):  # half appended, in steps
+        _layout.append_bytes(path, second[written:cut])
+        written = cut
+        assert reader.read() == [], cut
+        assert not reader.damaged and reader.offset == len(first)
+    _layout.append_bytes(path, second[written:])
+    assert reader.read() == [(_layout.CLOSED, 2, 0.5, b"payload of two")]
+    assert reader.offset == len(first) + len(second)
+    third = _layout.encode_record(_layout.STOP, 0, 0.0)
+    _layout.append_bytes(path, third + third)
+    assert [r[0] for r in reader.read()] == [_layout.STOP, _layout.STOP]  # both at once
+    assert [r[1] for r in RecordReader(path).read()] == [1, 2, 0, 0]  # a new reader: all
+
+
+def test_a_record_reader_stops_at_a_damaged_record(tmp_path):
+    path = str(tmp_path / "mailbox")
+    good = _layout.encode_record(_layout.CLAIMED, 3, 0.0)
+    bad = bytearray(_layout.encode_record(_layout.READY, 0, 0.0, b"job\nhost\n1\nspace\n"))
+    bad[-2] ^= 0xFF  # whole, but its checksum fails
+    _layout.append_bytes(path, good + bytes(bad))
+    reader = RecordReader(path)
+    assert reader.read() == [(_layout.CLAIMED, 3, 0.0, b"")]
+    assert reader.damaged
+    _layout.append_bytes(path, good)
+    assert reader.read() == []  # nothing after a damaged record is read
+
+
+@pytest.mark.parametrize(("chunk", "tries"), [(0, 0), (4, 2), (1234, 17)])
+def test_record_file_names_round_trip(chunk, tries):
+    name = _layout.record_file_name(chunk, tries)
+    assert name == f"{chunk}.{tries}.rec"
+    assert _layout.parse_record_file_name(name) == (chunk, tries)
+
+
+@pytest.mark.parametrize("name", ["4.pkl", "4.rec", "4.0.rec.damaged", "a.0.rec", "4.0.part"])
+def test_other_names_are_no_record_files(name):
+    assert _layout.parse_record_file_name(name) is None
+
+
+def test_a_driver_beat_round_trips():
+    beat = DriverBeat("login1", ELSEWHERE, 4242, 17)
+    data = beat.encode()
+    back = DriverBeat.decode(data)
+    assert (back.host, back.space, back.pid, back.counter) == ("login1", ELSEWHERE, 4242, 17)
+    assert not back.here
+    for cut in range(len(data)):
+        assert DriverBeat.decode(data[:cut]) is None, data[:cut]
+    assert DriverBeat.decode(data + b"more\n") is None
+    # the counter keeps its width: a rewrite in place is one write of the same size
+    assert len(DriverBeat("login1", ELSEWHERE, 4242, 10**15).encode()) == len(data)
+
+
+def test_the_drivers_heartbeat_is_rewritten_in_place(tmp_path):
+    pool = new_pool(tmp_path)
+    path = pool.dir / _layout.DRIVER_FILE
+    pool.heartbeat(1)
+    before = path.stat()
+    pool.heartbeat(123456)
+    after = path.stat()
+    assert (after.st_ino, after.st_size) == (before.st_ino, before.st_size)
+    assert after.st_mode & 0o777 == 0o600
+    beat = DriverBeat.decode(path.read_bytes())
+    assert (beat.host, beat.space, beat.pid, beat.counter) == (
+        socket.gethostname(),
+        _layout.process_space(),
+        os.getpid(),
+        123456,
+    )
+    assert beat.here
+
+
 # -- the ticket loop, in this process --------------------------------------------------------
 
 
-def test_a_worker_runs_ticket_n_into_the_chunks_result_file(tmp_path):
+def test_a_worker_runs_ticket_n_into_the_chunks_record_file(tmp_path):
     pool = new_pool(tmp_path)
     session = new_session(tmp_path, square, range(6))
-    post(pool, 0, session, chunk=4, start=2, stop=5)
+    post(pool, 0, session, chunk=4, start=2, stop=5, attempt=3)
     assert run_worker(pool, "7055_3") == 1
-    got = result(session, 4)
+    got = result(session, 4, tries=3)
+    assert got.complete and got.began and not got.damaged and not got.withdrawn
     assert got.tasks == range(2, 5) and 0 <= got.elapsed_s < 1
     assert got.envelopes() == [(True, 4), (True, 9), (True, 16)]
-    records, whole = _layout.decode_records(session.result_path(4).read_bytes())
+    records, whole = _layout.decode_records(session.record_path(4, 3).read_bytes())
     assert whole and [(kind, number) for kind, number, _, _ in records] == [
         (_layout.BEGIN, 2),
         (_layout.TASK, 2),
@@ -331,9 +469,13 @@ def test_a_worker_runs_ticket_n_into_the_chunks_result_file(tmp_path):
         (_layout.TASK, 4),
         (_layout.END, 5),
     ]
-    claim = pool.claim(0)
+    claim = session.record_claim(4, 3)
     assert (claim.job_id, claim.host, claim.pid) == ("7055_3", NODE, os.getpid())
-    assert sorted(p.name for p in (session.dir / "results").iterdir()) == ["4.pkl"]
+    assert claim.space == _layout.process_space() and claim.here
+    claims(pool, "7055_3")
+    assert pool.claim(0).job_id == "7055_3" and pool.finished == {0}
+    assert sorted(p.name for p in (session.dir / "results").iterdir()) == ["4.3.rec"]
+    assert session.record_files() == [(4, 3)]
 
 
 def test_a_worker_takes_tickets_in_order_across_maps(tmp_path):
@@ -347,7 +489,33 @@ def test_a_worker_takes_tickets_in_order_across_maps(tmp_path):
     assert values(result(first, 0).envelopes()) == [1, 4]
     assert values(result(first, 1).envelopes()) == [9]
     assert values(result(second, 0).envelopes()) == ["A", "B"]
+    claims(pool)
     assert all(pool.claim(n).job_id == "job-1" for n in range(3))
+    assert [number for kind, number in mailbox(pool) if kind == _layout.CLAIMED] == [0, 1, 2]
+
+
+def test_a_workers_claims_and_finishes_reach_its_mailbox_in_order(tmp_path):
+    pool = new_pool(tmp_path)
+    box = str(pool.dir / _layout.WORKERS_DIR / "job-1")
+    session = new_session(tmp_path, mailbox_so_far, [box, box])
+    post(pool, 0, session, chunk=0, start=0, stop=1)
+    post(pool, 1, session, chunk=1, start=1, stop=2)
+    assert run_worker(pool) == 2
+    assert mailbox(pool) == [
+        (_layout.CLAIMED, 0),
+        (_layout.FINISHED, 0),
+        (_layout.CLAIMED, 1),
+        (_layout.FINISHED, 1),
+    ]
+    # each claim is told before the ticket's tasks run, each finish only after them
+    assert result(session, 0).envelopes() == [(True, [(_layout.CLAIMED, 0)])]
+    assert result(session, 1).envelopes() == [
+        (True, [(_layout.CLAIMED, 0), (_layout.FINISHED, 0), (_layout.CLAIMED, 1)])
+    ]
+    claims(pool)
+    assert [pool.claim(n).job_id for n in (0, 1)] == ["job-1", "job-1"]
+    assert pool.finished == {0, 1}
+    assert not pool.worker_started("job-1")  # "ready" is the process's to say (below)
 
 
 def test_a_failing_task_fails_alone(tmp_path):
@@ -365,14 +533,24 @@ def test_a_claimed_or_withdrawn_ticket_is_skipped(tmp_path):
     session = new_session(tmp_path, square, range(3))
     for n in range(3):
         post(pool, n, session, chunk=n, start=n, stop=n + 1)
-    other = Claim("other_job", "node9", 1).encode()
-    assert _layout.create_exclusively(str(pool.dir / "claims" / "0"), other)
-    assert pool.withdraw(1)
+    other = Claim("other_job", "node9", 1, ELSEWHERE).encode()
+    taken = _layout.encode_record(_layout.BEGIN, 0, 0.0, other)
+    assert _layout.create_exclusively(str(session.record_path(0, 0)), taken)
+    _layout.append_record(str(pool.dir / _layout.WORKERS_DIR / "other_job"), _layout.CLAIMED, 0)
+    assert session.withdraw(1, 0)
+    withdrawn = session.record_path(1, 0).read_bytes()
     assert run_worker(pool) == 1
-    assert not session.result_path(0).exists() and not session.result_path(1).exists()
+    assert session.record_path(0, 0).read_bytes() == taken  # no task of it ran here
+    assert session.record_path(1, 0).read_bytes() == withdrawn
+    assert session.take_record(1, 0) is None  # the driver's own claim holds no result
     assert result(session, 2).envelopes() == [(True, 4)]
-    assert pool.claim(0).job_id == "other_job" and pool.claim(1).withdrawn
+    assert session.record_claim(0, 0).job_id == "other_job"
+    assert session.record_claim(1, 0).withdrawn
+    assert session.record_claim(2, 0).job_id == "job-1"
+    claims(pool, "other_job", "job-1")
+    assert pool.claim(0).job_id == "other_job" and pool.claim(1) is None
     assert pool.claim(2).job_id == "job-1"
+    assert mailbox(pool) == [(_layout.CLAIMED, 2), (_layout.FINISHED, 2)]
 
 
 def test_a_worker_exits_when_idle(tmp_path):
@@ -390,7 +568,8 @@ def test_a_worker_exits_at_once_when_the_pool_is_stopped(tmp_path):
     start = time.monotonic()
     assert run_worker(pool) == 0
     assert time.monotonic() - start < 1
-    assert pool.claim(0) is None
+    assert claims(pool).claim(0) is None
+    assert session.record_files() == [] and mailbox(pool) == []
 
 
 def test_a_waiting_worker_exits_soon_after_the_pool_is_stopped(tmp_path):
@@ -413,17 +592,19 @@ def test_a_worker_exits_after_maxtasksperchild_chunks(tmp_path):
     start = time.monotonic()
     assert run_worker(pool) == 2
     assert time.monotonic() - start < 1.5
-    assert pool.claim(2) is None and not session.result_path(2).exists()
+    assert claims(pool).claim(2) is None and not session.record_path(2, 0).exists()
+    assert session.record_files() == [(0, 0), (1, 0)]
 
 
-def test_a_worker_whose_driver_died_on_this_host_exits(tmp_path):
+def test_a_worker_whose_driver_died_in_its_process_space_exits(tmp_path):
     pool = new_pool(tmp_path, idle_s=30)
-    process = subprocess.Popen(["true"])
-    process.wait()
-    (pool.dir / "driver").write_bytes(f"{NODE}\n{process.pid}\n0\n".encode())
+    write_beat(pool, DriverBeat(NODE, _layout.process_space(), dead_pid(), 0))
+    session = new_session(tmp_path, square, [1])
+    post(pool, 0, session, chunk=0, start=0, stop=1)
     start = time.monotonic()
     assert run_worker(pool) == 0
     assert time.monotonic() - start < 1
+    assert session.record_files() == []  # it took nothing: nobody would collect it
 
 
 def test_a_worker_whose_driver_lives_waits_for_work(tmp_path):
@@ -434,44 +615,159 @@ def test_a_worker_whose_driver_lives_waits_for_work(tmp_path):
     assert run_worker(pool) == 1
 
 
-def test_a_worker_starts_at_the_hint(tmp_path):
+def test_a_pid_of_another_process_space_is_not_looked_up(tmp_path):
+    """A driver elsewhere, even on a host of the same name, whose pid is dead here: the
+    worker does not take that for the driver's death, and works."""
+    pool = new_pool(tmp_path, idle_s=0.1)
+    write_beat(pool, DriverBeat(NODE, ELSEWHERE, dead_pid(), 1))
+    session = new_session(tmp_path, square, [5])
+    post(pool, 0, session, chunk=0, start=0, stop=1)
+    assert run_worker(pool) == 1
+    assert result(session, 0).envelopes() == [(True, 25)]
+
+
+def test_a_driver_elsewhere_is_gone_only_after_its_counter_stood_still(tmp_path, monkeypatch):
+    """Judged by the worker's own monotonic clock: not by the beat file's mtime (set by
+    another host's clock, or the server's), nor by any time in it."""
+    now = [1000.0]
+    clock = types.SimpleNamespace(
+        monotonic=lambda: now[0], time=time.time, perf_counter=time.perf_counter, sleep=time.sleep
+    )
+    monkeypatch.setattr(worker, "time", clock)
+    silent = worker.DRIVER_SILENT_S
+    pool = new_pool(tmp_path)
+    path = pool.dir / _layout.DRIVER_FILE
+    write_beat(pool, DriverBeat("login1", ELSEWHERE, dead_pid(), 7))
+    os.utime(path, (1, 1))  # 1970 by any clock: not looked at
+    w = worker.Worker(str(pool.dir), "job-1")
+    assert not w._driver_gone()  # first sight of the counter
+    now[0] += silent - 1
+    assert not w._driver_gone()
+    write_beat(pool, DriverBeat("login1", ELSEWHERE, dead_pid(), 8))  # the driver beats
+    os.utime(path, (1, 1))
+    now[0] += 2  # past DRIVER_SILENT_S since the first sight, but the counter moved
+    assert not w._driver_gone()
+    now[0] += silent - 1
+    assert not w._driver_gone()
+    os.utime(path, None)  # a fresh mtime does not keep it alive either
+    now[0] += 2  # the counter stood still for longer than DRIVER_SILENT_S
+    assert w._driver_gone()
+    (pool.dir / _layout.DETACHED_FILE).write_bytes(b"{}")
+    assert not w._driver_gone()  # a detached pool's driver left on purpose
+
+
+def test_a_worker_leaves_a_silent_driver_elsewhere_and_stays_with_a_beating_one(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr(worker, "DRIVER_SILENT_S", 0.5)
+    monkeypatch.setattr(worker, "CHECK_S", 0.02)
+    pool = new_pool(tmp_path, idle_s=30)
+    write_beat(pool, DriverBeat("login1", ELSEWHERE, os.getpid(), 1))
+    start = time.monotonic()
+    assert run_worker(pool) == 0  # the counter never moves
+    assert 0.5 <= time.monotonic() - start < 2.5
+
+    stop = threading.Event()
+
+    def beat():
+        counter = 2
+        while not stop.wait(0.05):
+            write_beat(pool, DriverBeat("login1", ELSEWHERE, os.getpid(), counter))
+            counter += 1
+
+    beating = threading.Thread(target=beat)
+    beating.start()
+    timer = threading.Timer(1.0, pool.stop_workers)
+    timer.start()
+    start = time.monotonic()
+    try:
+        assert run_worker(pool, "job-2") == 0
+    finally:
+        timer.cancel()
+        stop.set()
+        beating.join()
+    assert 0.9 <= time.monotonic() - start < 3  # it stayed until told to stop
+
+
+def test_a_worker_skips_the_tickets_the_log_closed(tmp_path):
     pool = new_pool(tmp_path, idle_s=0.1)
     session = new_session(tmp_path, square, range(10))
-    post(pool, 5, session, chunk=0, start=0, stop=1)  # tickets 0-4 are gone
-    assert run_worker(pool) == 0  # no hint: ticket 0 never comes
-    pool.set_hint(5)
-    assert run_worker(pool) == 1
-    assert result(session, 0).envelopes() == [(True, 0)]
+    for n in range(5):
+        post(pool, n, session, chunk=n, start=n, stop=n + 1)
+    pool.close_tickets(range(5))  # collected or withdrawn: their files are gone
+    post(pool, 5, session, chunk=5, start=5, stop=6)
+    w = worker.Worker(str(pool.dir), "job-1")
+    assert w.read_log() == {0, 1, 2, 3, 4}
+    assert list(w.pending) == [5]
+    assert w.run() == 1
+    assert session.record_files() == [(5, 0)]
+    assert result(session, 5).envelopes() == [(True, 25)]
+    assert mailbox(pool) == [(_layout.CLAIMED, 5), (_layout.FINISHED, 5)]
 
 
-def test_a_waiting_worker_follows_the_hint(tmp_path, monkeypatch):
-    monkeypatch.setattr(worker, "CHECK_S", 0.05)
+def test_a_waiting_worker_picks_up_a_ticket_appended_later(tmp_path):
     pool = new_pool(tmp_path, idle_s=0.3)
     session = new_session(tmp_path, square, range(3))
-
-    def later():
-        post(pool, 7, session, chunk=0, start=0, stop=3)
-        pool.set_hint(7)
-
-    timer = threading.Timer(0.1, later)
+    timer = threading.Timer(0.1, post, (pool, 7, session, 0, 0, 3))
     timer.start()
+    start = time.monotonic()
     try:
         assert run_worker(pool) == 1
     finally:
         timer.cancel()
+    assert time.monotonic() - start >= 0.1
     assert values(result(session, 0).envelopes()) == [0, 1, 4]
+    assert claims(pool).claim(7).job_id == "job-1"
 
 
-def test_a_worker_skips_a_cancelled_maps_tickets(tmp_path):
+@pytest.mark.parametrize("how", ["collected", "withdrawn"])
+def test_a_closed_ticket_whose_file_was_removed_is_not_claimed_again(tmp_path, how):
+    """Worker A read ticket 0 before the driver closed it; by the time A claims it, the
+    ticket was run by B and collected (or withdrawn) and its record file removed: an
+    exclusive create would succeed again, but A sees the ticket closed and undoes it."""
+    pool = new_pool(tmp_path)
+    session = new_session(tmp_path, square, [3, 4])
+    post(pool, 0, session, chunk=0, start=0, stop=1)
+    a = worker.Worker(str(pool.dir), "job-a")
+    a.read_log()
+    assert list(a.pending) == [0]
+    if how == "collected":
+        assert worker.Worker(str(pool.dir), "job-b").take_one()
+        pool.close_tickets([0])
+        assert session.take_record(0, 0).envelopes() == [(True, 9)]
+    else:
+        assert session.withdraw(0, 0)
+        pool.close_tickets([0])
+        session.remove_record(0, 0)
+    assert session.record_files() == []
+    ticket = a.pending.pop(0)
+    assert a.claim_ticket(ticket) is None
+    assert session.record_files() == [] and not session.record_path(0, 0).exists()
+    assert mailbox(pool, "job-a") == []
+    post(pool, 1, session, chunk=0, start=0, stop=1, attempt=1)  # the chunk posted anew
+    assert a.take_one()
+    assert session.record_files() == [(0, 1)]
+    assert result(session, 0, tries=1).envelopes() == [(True, 9)]
+    assert mailbox(pool, "job-a") == [(_layout.CLAIMED, 1), (_layout.FINISHED, 1)]
+
+
+@pytest.mark.parametrize("cancelled_first", [False, True])
+def test_a_worker_skips_a_cancelled_maps_tickets(tmp_path, cancelled_first):
     pool = new_pool(tmp_path)
     cancelled = new_session(tmp_path, square, [1], key="f1")
     live = new_session(tmp_path, square, [2], key="f1")
-    cancelled.cancel()
+    if cancelled_first:
+        pool.cancel(cancelled.dir)
     post(pool, 0, cancelled, chunk=0, start=0, stop=1)
     post(pool, 1, live, chunk=0, start=0, stop=1)
-    run_worker(pool)
-    assert pool.claim(0).job_id == "job-1"  # taken, so that no one else runs it
-    assert not cancelled.result_path(0).exists()
+    if not cancelled_first:
+        pool.cancel(cancelled.dir)
+    w = worker.Worker(str(pool.dir), "job-1")
+    w.read_log()
+    assert list(w.pending) == [1]
+    assert w.run() == 1
+    assert cancelled.record_files() == []  # not claimed, not run
+    assert claims(pool).claim(0) is None
     assert result(live, 0).envelopes() == [(True, 4)]
 
 
@@ -482,9 +778,23 @@ def test_a_ticket_of_a_removed_session_is_skipped(tmp_path):
     post(pool, 0, gone, chunk=0, start=0, stop=1)
     post(pool, 1, live, chunk=0, start=0, stop=1)
     gone.remove()
-    run_worker(pool)
+    assert run_worker(pool) == 1
     assert not gone.dir.exists()
     assert result(live, 0).envelopes() == [(True, 9)]
+    assert mailbox(pool) == [(_layout.CLAIMED, 1), (_layout.FINISHED, 1)]
+
+
+def test_a_worker_takes_the_tickets_of_its_tier_only(tmp_path):
+    pool = new_pool(tmp_path)
+    session = new_session(tmp_path, square, [2, 3])
+    post(pool, 0, session, chunk=0, start=0, stop=1, tier=0)
+    post(pool, 1, session, chunk=1, start=1, stop=2, tier=1)
+    big = worker.Worker(str(pool.dir), "job-big", tier=1)
+    assert big.run() == 1
+    assert session.record_files() == [(1, 0)]
+    assert result(session, 1).envelopes() == [(True, 9)]
+    assert run_worker(pool) == 1
+    assert result(session, 0).envelopes() == [(True, 4)]
 
 
 def test_a_function_that_cannot_be_unpickled_fails_every_task(tmp_path):
@@ -517,27 +827,58 @@ def test_a_worker_keeps_unpickled_functions_by_key(tmp_path):
     pool = new_pool(tmp_path)
     session = new_session(tmp_path, square, [3, 4])
     w = worker.Worker(str(pool.dir), "job-1")
-    w.run_ticket(Ticket(0, str(session.dir), 0, 0, 0, 1, "f1"))
+
+    def claim_and_run(ticket):
+        fd = w.claim_ticket(ticket)
+        assert fd is not None
+        w.run_ticket(ticket, fd)
+
+    claim_and_run(Ticket(0, str(session.dir), 0, 0, 0, 1, "f1"))
     session.write_function(pickle.dumps(str))  # not read again for the same key
-    w.run_ticket(Ticket(1, str(session.dir), 1, 0, 1, 2, "f1"))
-    w.run_ticket(Ticket(2, str(session.dir), 2, 0, 1, 2, "f2"))
+    claim_and_run(Ticket(1, str(session.dir), 1, 0, 1, 2, "f1"))
+    claim_and_run(Ticket(2, str(session.dir), 2, 0, 1, 2, "f2"))
     assert result(session, 0).envelopes() == [(True, 9)]
     assert result(session, 1).envelopes() == [(True, 16)]
     assert result(session, 2).envelopes() == [(True, "4")]
 
 
-def test_a_worker_writes_whole_result_files_only(tmp_path):
+def test_a_worker_writes_whole_records_only(tmp_path):
     pool = new_pool(tmp_path)
     session = new_session(tmp_path, square, range(50))
     post(pool, 0, session, chunk=9, start=0, stop=50)
     run_worker(pool)
-    assert [p.name for p in (session.dir / "results").iterdir()] == ["9.pkl"]
-    assert session.result_path(9).stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in (session.dir / "results").iterdir()] == ["9.0.rec"]
+    assert session.record_path(9, 0).stat().st_mode & 0o777 == 0o600
+    got = result(session, 9)
+    assert got.complete and not got.damaged and got.tasks == range(50)
+    assert claims(pool).finished == {0}
 
 
-def test_a_directory_that_is_no_pool_is_refused(tmp_path):
-    with pytest.raises(FileNotFoundError, match="not a batchpool pool"):
+def test_a_record_file_holds_each_task_as_soon_as_it_ended(tmp_path):
+    pool = new_pool(tmp_path)
+    session = Session.create(tmp_path / "work", "f1")
+    session.write_function(pickle.dumps(record_file_so_far))
+    path = str(session.record_path(0, 0))  # each task looks at its own chunk's file
+    session.append_tasks([pickle.dumps(path)] * 3)
+    post(pool, 0, session, chunk=0, start=0, stop=3)
+    assert run_worker(pool) == 1
+    begin, task = _layout.BEGIN, _layout.TASK
+    assert result(session, 0).envelopes() == [
+        (True, (True, [begin])),
+        (True, (True, [begin, task])),
+        (True, (True, [begin, task, task])),
+    ]
+
+
+def test_a_directory_that_is_no_pool_is_not_shared(tmp_path):
+    # worker.NotShared, or (as src/batchpool/worker.py has it at times) a FileNotFoundError
+    # with the same message: what counts is that it names the directory and the cause
+    error = getattr(worker, "NotShared", FileNotFoundError)
+    with pytest.raises(error, match=re.escape(str(tmp_path))) as raised:
         worker.Worker(str(tmp_path), "job-1")
+    message = str(raised.value)
+    assert "work_dir must be on a filesystem" in message and "share" in message
+    assert "not a batchpool pool" not in message
 
 
 def test_two_workers_share_the_tickets_and_each_runs_once(tmp_path):
@@ -559,9 +900,14 @@ def test_two_workers_share_the_tickets_and_each_runs_once(tmp_path):
     assert [result(session, n).envelopes() for n in range(40)] == [
         [(True, n * n)] for n in range(40)
     ]
-    claims = [pool.claim(n).job_id for n in range(40)]
-    assert set(claims) <= {"job-0", "job-1"}
-    assert claims.count("job-0") == counts["job-0"]
+    claims(pool, "job-0", "job-1")
+    claimed = [pool.claim(n).job_id for n in range(40)]
+    assert set(claimed) <= {"job-0", "job-1"}
+    assert claimed.count("job-0") == counts["job-0"]
+    assert claimed == [session.record_claim(n, 0).job_id for n in range(40)]
+    told = [n for job in ("job-0", "job-1") for kind, n in mailbox(pool, job) if kind == b"G"]
+    assert sorted(told) == list(range(40))  # each ticket claimed once, by one of them
+    assert pool.finished == set(range(40))
 
 
 # -- the worker as a process ---------------------------------------------------------------
@@ -589,6 +935,17 @@ def test_worker_usage_errors_exit_2(args):
     assert done.returncode == 2 and "usage" in done.stderr
 
 
+def test_a_worker_process_that_does_not_see_the_pool_says_so(tmp_path):
+    """The job runs where the work_dir is another (node-local) directory: no config."""
+    pool = PoolDirectory(tmp_path / "pool_not_here")
+    done = worker_process(pool, "job-1")
+    assert done.returncode == worker.NOT_SHARED_EXIT == 78
+    assert str(pool.dir) in done.stderr
+    assert "work_dir must be on a filesystem" in done.stderr and "share" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not pool.dir.exists()  # nothing written where the driver would never look
+
+
 def test_the_worker_process_runs_in_the_drivers_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("BATCHPOOL_TEST_DRIVER", "from the driver")
     monkeypatch.setenv("SLURM_JOB_ID", "1")  # the driver's own job: not the worker's
@@ -602,10 +959,64 @@ def test_the_worker_process_runs_in_the_drivers_environment(tmp_path, monkeypatc
     assert done.returncode == 0, done.stderr
     assert marker.is_dir()  # the initializer ran
     assert result(session, 0).envelopes() == [(True, "from the driver"), (True, "42")]
-    started = Claim.decode((pool.dir / "workers" / "42").read_bytes())
-    assert (started.job_id, started.host) == ("42", NODE)
+    pool.read_mailboxes(["42"])
     assert pool.worker_started("42")
+    started = pool.worker_claim("42")
+    assert (started.job_id, started.host) == ("42", NODE) and started.here
+    assert started.pid not in (0, os.getpid(), done.returncode)
     assert pool.claim(0).job_id == "42" and pool.claim(0).pid == started.pid
+    assert session.record_claim(0, 0).pid == started.pid
+    assert pool.finished == {0}
+    assert pool.worker_exited("42") and pool.worker_exit("42") == "exit 0"
+    assert mailbox(pool, "42") == [
+        (_layout.READY, 0),
+        (_layout.CLAIMED, 0),
+        (_layout.FINISHED, 0),
+        (_layout.EXITED, 0),
+        (_layout.ENDED, 0),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("function", "task", "code", "how"),
+    [(os._exit, 3, 3, "exit 3"), (signal.raise_signal, signal.SIGKILL, 137, "signal 9")],
+)
+def test_the_mailbox_tells_how_a_task_ended_its_worker(tmp_path, function, task, code, how):
+    pool = new_pool(tmp_path, idle_s=0.2)
+    session = new_session(tmp_path, function, [task, task])
+    post(pool, 0, session, chunk=0, start=0, stop=2)
+    done = worker_process(pool, "job-1")
+    assert done.returncode == code, done.stderr
+    claims(pool)
+    assert pool.worker_started("job-1") and not pool.worker_exited("job-1")
+    assert pool.worker_exit("job-1") == how
+    assert pool.claim(0).job_id == "job-1" and pool.finished == set()
+    got = result(session, 0)
+    assert got.began and not got.complete and got.tasks == range(0, 0)  # task 0 was running
+    assert mailbox(pool)[-1] == (_layout.ENDED, code)
+
+
+def test_the_mailbox_tells_a_signal_the_scheduler_sent_first(tmp_path):
+    pool = new_pool(tmp_path, idle_s=0.2)
+    session = new_session(tmp_path, time.sleep, [30])
+    post(pool, 0, session, chunk=0, start=0, stop=1)
+    argv = [sys.executable, "-m", "batchpool.worker", str(pool.dir), "--job-id", "job-1"]
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 20
+        while (_layout.CLAIMED, 0) not in mailbox(pool) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert (_layout.CLAIMED, 0) in mailbox(pool)
+        process.send_signal(signal.SIGTERM)  # the job's process: its watcher
+        _, stderr = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 128 + signal.SIGTERM, stderr
+    claims(pool)
+    assert pool.worker_exit("job-1") == f"signal {signal.SIGTERM} after signal {signal.SIGTERM}"
+    assert not pool.worker_exited("job-1") and pool.finished == set()
 
 
 def test_the_worker_process_takes_its_job_id_from_the_array_variables(tmp_path):
@@ -613,7 +1024,9 @@ def test_the_worker_process_takes_its_job_id_from_the_array_variables(tmp_path):
     env = {**os.environ, "SLURM_ARRAY_JOB_ID": "7055", "SLURM_ARRAY_TASK_ID": "3"}
     done = worker_process(pool, "{SLURM_ARRAY_JOB_ID}_{SLURM_ARRAY_TASK_ID}", env)
     assert done.returncode == 0, done.stderr
-    assert pool.worker_started("7055_3")
+    assert claims(pool, "7055_3").worker_started("7055_3")
+    assert pool.worker_claim("7055_3").job_id == "7055_3"
+    assert pool.worker_exited("7055_3") and pool.worker_exit("7055_3") == "exit 0"
 
 
 def test_the_worker_imports_only_what_its_function_needs(tmp_path):
@@ -635,7 +1048,7 @@ def test_the_worker_imports_only_what_its_function_needs(tmp_path):
     imported = imports(*argv) - imports("-c", "pass")
     assert {"batchpool", "batchpool._layout", "pickle"} <= imported
     assert result(session, 0).envelopes() == [(True, [1, 2, 3])]
-    assert pool.worker_started("job-1")
+    assert claims(pool).worker_started("job-1")
     heavy = {"cloudpickle", "tqdm", "shutil", "traceback"}
     assert not imported & heavy
     assert {m for m in imported if m.startswith("batchpool.")} <= {
@@ -673,4 +1086,6 @@ def test_without_idling_a_worker_runs_one_chunk_and_exits(tmp_path):
     for n in range(3):
         post(pool, n, session, chunk=n, start=n, stop=n + 1)
     assert run_worker(pool) == 1  # worker_idle_s=0: one chunk per job
+    claims(pool)
     assert pool.claim(0) is not None and pool.claim(1) is None
+    assert session.record_files() == [(0, 0)]

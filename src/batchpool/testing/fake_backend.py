@@ -18,6 +18,7 @@ Nothing sleeps and nothing is started as a subprocess.
 from __future__ import annotations
 
 import enum
+import os
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -255,13 +256,13 @@ class FakeBackend:
         fake.worker = Worker(
             str(fake.pool_dir), fake.job.job_id, FAKE_HOST, fake.index + 1, fake.tier
         )
-        marker = fake.pool_dir / _layout.WORKERS_DIR / fake.job.job_id
-        _layout.write_atomically(str(marker), fake.worker.claim)
+        _layout.append_record(fake.worker.mailbox, _layout.READY, 0, fake.worker.claim)
 
     def _work(self, fake: FakeJob, now: float) -> None:
         worker = fake.worker
         assert worker is not None
-        if (fake.pool_dir / _layout.STOP_FILE).exists():
+        worker.read_log()
+        if worker.stopped:
             fake.phase = _Phase.ENDED
             return
         if fake.index in self.faults.crash_holding_jobs:
@@ -275,9 +276,7 @@ class FakeBackend:
             fake.ending = death.ending
             fake.died_at = now
             if death.exit:
-                name = fake.job.job_id + _layout.EXIT_FILE_SUFFIX
-                exit_file = fake.pool_dir / _layout.WORKERS_DIR / name
-                _layout.write_atomically(str(exit_file), death.exit.encode())
+                _layout.append_record(worker.mailbox, _layout.ENDED, 0, death.exit.encode())
             return
         if took:
             fake.last_work = now
@@ -289,15 +288,14 @@ class FakeBackend:
 
 def _claim_only(worker: Worker) -> bool:
     """Claim the next ticket without running it (a job that dies holding it)."""
-    pool = Path(worker.pool_dir)
-    while True:
-        data = _layout.read_file(str(pool / _layout.TICKETS_DIR / str(worker.cursor)))
-        if data is None:
-            return False
-        number = worker.cursor
-        worker.cursor += 1
-        if _layout.create_exclusively(str(pool / _layout.CLAIMS_DIR / str(number)), worker.claim):
+    worker.read_log()
+    while worker.pending:
+        ticket = worker.pending.pop(next(iter(worker.pending)))
+        fd = worker.claim_ticket(ticket)
+        if fd is not None:
+            os.close(fd)
             return True
+    return False
 
 
 def run_until(
