@@ -10,6 +10,13 @@ last chunks of a map are small and every worker finishes at about the same time)
 no fewer than take :data:`MIN_CHUNK_S` (a claim and a result file cost a few
 milliseconds, far more on a loaded shared filesystem).
 
+Tickets ahead
+-------------
+The driver keeps about one unclaimed ticket per live worker, so that a worker that ends
+a chunk finds the next one without waiting for the driver. Chunks shorter than
+:data:`AHEAD_S` (a ``chunksize`` given small for quick tasks) get more tickets ahead,
+enough for :data:`AHEAD_S` of work per worker, but no more than :data:`MAX_AHEAD`.
+
 Workers asked for
 -----------------
 Before any task was timed, a pool asks for :data:`INITIAL_WORKERS` in all (or fewer,
@@ -34,6 +41,18 @@ WORKER_HORIZON_S = 5.0
 """Unclaimed work, in seconds, that makes one more worker worth asking for."""
 MIN_TASK_S = 1e-7
 """Measured task times below this count as this (a trivial task still costs something)."""
+AHEAD_S = 0.05
+"""Work, in seconds, that the driver keeps posted ahead of each live worker..."""
+MAX_AHEAD = 32
+"""...in at most this many tickets a worker."""
+
+
+def tickets_ahead(chunk_s: Optional[float]) -> int:
+    """Unclaimed tickets to keep per live worker, for chunks measured at ``chunk_s``
+    seconds (None: not measured yet)."""
+    if chunk_s is None:
+        return 1
+    return max(1, min(MAX_AHEAD, int(AHEAD_S / max(chunk_s, MIN_TASK_S))))
 
 
 def chunk_size(

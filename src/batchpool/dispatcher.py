@@ -85,6 +85,7 @@ from .session import (
     no_room_left,
     read_text,
 )
+from .worker import NOT_SHARED_EXIT, NOT_SHARED_MARK
 
 MIN_POLL_S = 0.002
 """Shortest wait between two looks at the mailboxes, right after progress..."""
@@ -834,12 +835,21 @@ class Dispatcher:
     def _post_tickets(self) -> None:
         if self.pool_dir is None:
             return
-        target = max(1, self._num_live_workers())
+        target = max(1, self._num_live_workers()) * chunking.tickets_ahead(self._chunk_time())
         while len(self.posted) < target:
             chunk = self._next_chunk()
             if chunk is None:
                 break
             self._post(chunk)
+
+    def _chunk_time(self) -> Optional[float]:
+        """Measured seconds a chunk of the first call with work to post takes (None if
+        not measured yet, or it has no ``chunksize``: then chunks are cut by time)."""
+        for call in self.calls:
+            if not call.ended and call.uncut and call.chunksize:
+                task_s = self._task_time(call)
+                return None if task_s is None else task_s * call.chunksize
+        return None
 
     def _next_chunk(self) -> Optional[Chunk]:
         while self.queued:
@@ -1203,7 +1213,10 @@ class Dispatcher:
         self.start_failures.append(loss)
         self.failed_starts += 1
         self._say_pool("job failed before its first task", loss=loss.describe())
-        if same:
+        evidence = self._work_dir_unseen(worker, loss)
+        if evidence:
+            self._fail_all(self._not_shared_error(loss, evidence))
+        elif same:
             self._fail_all(self._broken_environment_error(loss, same[0]))
         elif self.failed_starts > self.settings.max_num_resubmissions:
             self._fail_all(self._failed_starts_error(worker))
@@ -1440,6 +1453,39 @@ class Dispatcher:
             f"Check that python_path ({self.settings.python_path}) runs on the compute nodes "
             "and has batchpool and your modules installed there, and that the work_dir "
             f"({self.settings.work_dir}) is visible from them. Last job ({loss.describe()}) said:",
+            "    " + said.replace("\n", "\n    "),
+        ]
+        return BrokenEnvironmentError("\n".join(lines), self._session_dirs_hint(), said)
+
+    def _work_dir_unseen(self, worker: WorkerJob, loss: Loss) -> str:
+        """Why ``worker``'s job, which ended before its worker was ready, could not have
+        seen the work_dir (the worker said so, or the job left no trace in it although the
+        scheduler ran it); empty if nothing says so."""
+        status = worker.status
+        said_so = status is not None and status.exit_code == NOT_SHARED_EXIT
+        if said_so or NOT_SHARED_MARK in loss.detail:
+            return f"the worker of job {worker.job.job_id} did not find its pool directory"
+        ran = status is not None and status.ending in (Ending.FAILED, Ending.COMPLETED)
+        if not ran or worker.adopted or self.pool_dir is None:
+            return ""
+        if self.pool_dir.worker_exit(worker.job.job_id) is not None:
+            return ""  # its watcher wrote into the work_dir
+        logs = (worker.job.stdout_path, worker.job.stderr_path)
+        if any(os.path.exists(path) for path in logs):
+            return ""
+        return (
+            f"job {worker.job.job_id} ran ({loss.state or status.reason}) but its log "
+            f"files ({worker.job.stderr_path.name}...) are not in {worker.job.stderr_path.parent}"
+        )
+
+    def _not_shared_error(self, loss: Loss, evidence: str) -> BrokenEnvironmentError:
+        said = loss.detail.strip() or "(nothing)"
+        lines = [
+            f"The jobs do not see the work_dir {self.settings.work_dir}: {evidence}. The "
+            "work_dir must be on a filesystem that the compute nodes share with this "
+            "machine: on most clusters a directory under your home or project space, not "
+            "/tmp or another node-local disk. Pass work_dir=... (or set BATCHPOOL_WORK_DIR).",
+            f"Last: {loss.describe()}; it said:",
             "    " + said.replace("\n", "\n    "),
         ]
         return BrokenEnvironmentError("\n".join(lines), self._session_dirs_hint(), said)

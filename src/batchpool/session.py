@@ -481,7 +481,7 @@ class Session:
 
     def record_chunks(self, events: Sequence[ChunkEvent]) -> None:
         append_text(
-            self.dir / "chunks.jsonl", "".join(json.dumps(asdict(e)) + "\n" for e in events)
+            self.dir / "chunks.jsonl", "".join(json.dumps(vars(e)) + "\n" for e in events)
         )
 
     def chunk_events(self) -> list[ChunkEvent]:

@@ -374,13 +374,18 @@ def record_path(ticket: Ticket) -> str:
     return os.path.join(ticket.session_dir, RESULTS_DIR, name)
 
 
+NOT_SHARED_MARK = "is not there on this node: the work_dir must be on a filesystem"
+"""The words of a worker that did not find its pool directory (what the driver looks for)."""
+
+
 def not_shared(pool_dir: str) -> str:
     """What a worker says when the pool's directory is not there as the driver wrote it:
-    the job sees another filesystem at the work_dir's path."""
+    the job sees another filesystem at the work_dir's path. Its last line is the same on
+    every node, so that two jobs that said it count as the same failure."""
     return (
-        f"batchpool worker: the pool directory {pool_dir} is not there on this node "
-        f"({os.uname().nodename}): the work_dir must be on a filesystem that the "
-        "compute nodes share with the machine that runs the pool"
+        f"batchpool worker on {os.uname().nodename}:\n"
+        f"the pool directory {pool_dir} {NOT_SHARED_MARK} that the compute nodes share "
+        "with the machine that runs the pool"
     )
 
 

@@ -4,6 +4,7 @@ import math
 
 import pytest
 
+from batchpool import chunking
 from batchpool.chunking import (
     INITIAL_WORKERS,
     MIN_CHUNK_S,
@@ -151,3 +152,10 @@ def test_never_more_than_the_cap(busy, unclaimed, task_s):
     uncapped = workers_wanted(busy, unclaimed, task_s, None)
     for cap in (1, 2, 4, 1000):
         assert workers_wanted(busy, unclaimed, task_s, cap) == min(uncapped, cap)
+
+
+def test_quick_chunks_get_more_tickets_ahead_up_to_a_bound():
+    assert chunking.tickets_ahead(None) == 1  # not measured yet
+    assert chunking.tickets_ahead(1.0) == 1  # a chunk is long against a look
+    assert chunking.tickets_ahead(chunking.AHEAD_S / 4) == 4
+    assert chunking.tickets_ahead(0.0) == chunking.MAX_AHEAD

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from batchpool import JobsLostError, SchedulerError
+from batchpool import BrokenEnvironmentError, JobsLostError, SchedulerError
 from batchpool.dispatcher import Call, CallKind, Dispatcher, PoolSettings
 from batchpool.proto_pool import ApplyResult, MapResult, _apply
 from batchpool.testing.fake_backend import FakeBackend, FakeClock, FakeFaults, run_until
@@ -130,6 +130,41 @@ def test_jobs_that_never_start_end_in_jobs_lost_error_not_a_loop(tmp_path):
         result.get(0)
     assert backend.counts.jobs <= 3 + 8  # bounded: one wave past the limit at most
     assert backend.counts.deletes  # error states are deleted
+
+
+def test_jobs_that_do_not_see_the_work_dir_are_a_broken_environment_at_once(tmp_path):
+    everyone = frozenset(range(100))
+    dispatcher, backend, clock = make(tmp_path, FakeFaults(unshared_jobs=everyone))
+    result = submit_map(dispatcher, range(3))
+    took_s = run_until(dispatcher.step, backend, clock, result.ready)
+    with pytest.raises(BrokenEnvironmentError) as info:
+        result.get(0)
+    message = str(info.value)
+    assert f"do not see the work_dir {tmp_path / 'work'}" in message
+    assert "must be on a filesystem that the compute nodes share" in message
+    assert "not in" in message and ".err" in message  # the evidence: no log files
+    assert took_s <= 5.0 + 1.0  # within one job's life and one status query
+    assert backend.counts.submits == 1  # no resubmission loop
+
+
+def test_a_job_that_ended_before_its_worker_but_left_its_logs_saw_the_work_dir(tmp_path):
+    everyone = frozenset(range(100))
+    dispatcher, backend, clock = make(tmp_path, FakeFaults(unshared_jobs=everyone))
+    original_submit = backend.submit
+
+    def submit_and_log(request, cancel=None):
+        jobs = original_submit(request, cancel)
+        for job in jobs:  # what a python that cannot start prints, in a shared log
+            job.stderr_path.write_text("python: No module named batchpool\n")
+        return jobs
+
+    backend.submit = submit_and_log  # type: ignore[method-assign]
+    result = submit_map(dispatcher, range(3))
+    run_until(dispatcher.step, backend, clock, result.ready)
+    with pytest.raises(BrokenEnvironmentError) as info:
+        result.get(0)
+    assert "both with: python: No module named batchpool" in str(info.value)
+    assert "do not see the work_dir" not in str(info.value)
 
 
 def test_an_outage_is_waited_out_without_deleting_a_job(tmp_path):

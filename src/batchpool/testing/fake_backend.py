@@ -57,6 +57,9 @@ class FakeFaults:
     """Jobs that claim a chunk and die at once, holding it."""
     outage: Optional[tuple[float, float]] = None
     """Status queries fail between these two clock readings."""
+    unshared_jobs: frozenset[int] = frozenset()
+    """Jobs that start on a node that does not see the work_dir: they end at once
+    (``FAILED``), leaving nothing in it, as a job whose log files cannot be opened."""
     linger_s: float = 0.0
     """A job whose worker died (:class:`FakeDeath`) is still listed as running this long
     (as a real scheduler takes a moment, its epilog, to end it)."""
@@ -248,6 +251,9 @@ class FakeBackend:
     def _start(self, fake: FakeJob, now: float) -> None:
         if fake.index in self.faults.error_state_jobs:
             fake.phase = _Phase.ERROR
+            return
+        if fake.index in self.faults.unshared_jobs:
+            fake.phase, fake.ending, fake.died_at = _Phase.ENDED, Ending.FAILED, now
             return
         if self.slots is not None and len(self.running()) >= self.slots:
             return
