@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from .policy import RetryPolicy
     from .proto_pool import Pool as ProtoPool
 
-__version__ = "0.2.0"
+__version__ = "0.3.0.dev0"
 
 __all__ = [
     "BACKENDS",
