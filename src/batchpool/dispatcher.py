@@ -1465,8 +1465,9 @@ class Dispatcher:
         said_so = status is not None and status.exit_code == NOT_SHARED_EXIT
         if said_so or NOT_SHARED_MARK in loss.detail:
             return f"the worker of job {worker.job.job_id} did not find its pool directory"
-        ran = status is not None and status.ending in (Ending.FAILED, Ending.COMPLETED)
-        if not ran or worker.adopted or self.pool_dir is None:
+        if status is None or status.ending not in (Ending.FAILED, Ending.COMPLETED):
+            return ""  # it may never have run: cancelled, preempted, its node lost...
+        if worker.adopted or self.pool_dir is None:
             return ""
         if self.pool_dir.worker_exit(worker.job.job_id) is not None:
             return ""  # its watcher wrote into the work_dir
