@@ -87,6 +87,8 @@ INITIALIZER_FILE = "initializer.pkl"
 CONFIG_FILE = "config"
 DRIVER_FILE = "driver"
 DETACHED_FILE = "detached"
+CLOCK_FILE = ".clock"
+"""Rewritten to read the filesystem's own clock (:func:`batchpool.session.file_age_s`)."""
 TICKETS_FILE = "tickets"
 LOGS_DIR = "logs"
 WORKERS_DIR = "workers"
@@ -320,6 +322,16 @@ class DriverBeat:
         if len(lines) != 5 or lines[4] or not (lines[2].isdigit() and lines[3].isdigit()):
             return None
         return cls(lines[0], lines[1], int(lines[2]), int(lines[3]))
+
+
+def modified(path: str) -> float:
+    """The modification time of ``path`` as its server has it (:func:`sync_attributes`)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        sync_attributes(fd)
+        return os.fstat(fd).st_mtime
+    finally:
+        os.close(fd)
 
 
 def write_in_place(path: str, payload: bytes) -> None:

@@ -26,7 +26,6 @@ import os
 import pickle
 import statistics
 import struct
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +36,6 @@ from .errors import NotASessionError, RemoteError, ResultsError
 from .proto_pool import task_error
 from .session import (
     LOG_KEYS,
-    STALE_LOCK_S,
     ChunkEvent,
     ChunkResult,
     DriverLock,
@@ -277,7 +275,7 @@ def is_finished(session: Session) -> bool:
 def live_driver(session: Session) -> Optional[DriverLock]:
     """The driver that drives ``session`` now, if one holds its lock and is alive."""
     holder = session.lock_holder()
-    if holder is None or holder.is_stale(time.time()):
+    if holder is None or holder.is_stale(session.lock_age_s()):
         return None
     return holder
 
@@ -310,34 +308,14 @@ class PoolDriver:
     """Empty if the driver never wrote its heartbeat."""
     pid: int
     alive: bool
-    """Same host: its process is alive. Another host: its heartbeat (the file's
-    modification time) is younger than :data:`~batchpool.session.STALE_LOCK_S`."""
+    """Same process space: its process is alive. Else: its heartbeat was rewritten within
+    :data:`~batchpool.session.STALE_LOCK_S`, by the filesystem's clock."""
 
 
-def pool_driver(pool_dir: PathLike, now: Optional[float] = None) -> PoolDriver:
-    """Whether the driver of the pool at ``pool_dir`` is alive.
-
-    ``POOL/driver`` holds ``host``, process space, ``pid`` and a counter the driver
-    rewrites every few seconds (:class:`batchpool._layout.DriverBeat`). A pool without
-    that file counts as alive while its directory is younger than ``STALE_LOCK_S`` (a
-    driver that is just starting)."""
-    now = time.time() if now is None else now
-    path = Path(pool_dir) / _layout.DRIVER_FILE
-    try:
-        data = path.read_bytes()
-        written = path.stat().st_mtime
-    except FileNotFoundError:
-        try:
-            young = now - Path(pool_dir).stat().st_mtime < STALE_LOCK_S
-        except FileNotFoundError:
-            young = False
-        return PoolDriver("", 0, young)
-    beat = _layout.DriverBeat.decode(data)
-    if beat is None:
-        return PoolDriver("", 0, now - written < STALE_LOCK_S)
-    if beat.here:
-        return PoolDriver(beat.host, beat.pid, _layout.process_alive(beat.pid))
-    return PoolDriver(beat.host, beat.pid, now - written < STALE_LOCK_S)
+def pool_driver(pool_dir: PathLike) -> PoolDriver:
+    """Whether the driver of the pool at ``pool_dir`` is alive
+    (:meth:`batchpool.session.PoolDirectory.driver`)."""
+    return PoolDriver(*PoolDirectory(Path(pool_dir)).driver())
 
 
 def pools_of_session(session_dir: PathLike) -> list[str]:

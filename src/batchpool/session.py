@@ -31,6 +31,7 @@ kept. A chunk whose result is skipped has no result: it runs again.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import hashlib
 import json
@@ -75,18 +76,39 @@ class DriverLock:
     host: str
     pid: int
     heartbeat: float
+    """When it was written, by the writer's clock (for people to read; nothing compares it)."""
+    space: str = ""
+    """The process space of ``pid`` (:func:`batchpool._layout.process_space`)."""
 
     @classmethod
     def mine(cls) -> DriverLock:
-        return cls(socket.gethostname(), os.getpid(), time.time())
+        return cls(socket.gethostname(), os.getpid(), time.time(), _layout.process_space())
 
     def is_mine(self) -> bool:
-        return (self.host, self.pid) == (socket.gethostname(), os.getpid())
+        return self == dataclasses.replace(DriverLock.mine(), heartbeat=self.heartbeat)
 
-    def is_stale(self, now: float) -> bool:
-        if self.host == socket.gethostname():
+    def is_stale(self, age_s: float) -> bool:
+        """Whether its driver is gone: its process, if it is of this process space; else
+        whether the lock was not rewritten for :data:`STALE_LOCK_S`, ``age_s`` being its
+        age by the filesystem's clock (:func:`file_age_s`)."""
+        if self.space == _layout.process_space():
             return not process_alive(self.pid)
-        return now - self.heartbeat > STALE_LOCK_S
+        return age_s > STALE_LOCK_S
+
+
+LOCK_WIDTH = 512
+"""``driver.lock`` is padded to this size, so that a heartbeat rewrites it in place."""
+
+
+def file_age_s(path: Path) -> float:
+    """Seconds since ``path`` was last written, by the clock of the filesystem that holds
+    it: a file rewritten now beside it (:data:`~batchpool._layout.CLOCK_FILE`) tells that
+    clock's "now" (an NFS server stamps both), so no two hosts' clocks are compared.
+    FileNotFoundError if there is no such file."""
+    path = Path(path)
+    probe = path.parent / _layout.CLOCK_FILE
+    _layout.write_in_place(str(probe), b"now\n")
+    return _layout.modified(str(probe)) - _layout.modified(str(path))
 
 
 class SessionKey:
@@ -269,11 +291,10 @@ class Session:
             If another driver that is alive holds the lock.
         """
         for _ in range(3):  # a lost race against another driver is tried again
-            payload = json.dumps(asdict(DriverLock.mine())).encode()
-            if _layout.create_exclusively(str(self.lock_path), payload):
+            if _layout.create_exclusively(str(self.lock_path), _lock_payload()):
                 return
             holder = self.lock_holder()
-            if holder is not None and not holder.is_stale(time.time()):
+            if holder is not None and not holder.is_stale(self.lock_age_s()):
                 raise SessionBusyError(
                     f"the session {self.dir} is driven by process {holder.pid} on "
                     f"{holder.host} (heartbeat {time.ctime(holder.heartbeat)})"
@@ -292,8 +313,17 @@ class Session:
         except (FileNotFoundError, json.JSONDecodeError, TypeError):
             return None  # gone, or half written by a crashed driver
 
+    def lock_age_s(self) -> float:
+        """How long ago the lock was written (:func:`file_age_s`); 0 if it is gone."""
+        try:
+            return file_age_s(self.lock_path)
+        except FileNotFoundError:
+            return 0.0
+
     def heartbeat(self) -> None:
-        write_file(self.lock_path, json.dumps(asdict(DriverLock.mine())).encode())
+        """Rewrite the lock in place (the same file: another host that holds it open or
+        cached sees the new content and time)."""
+        _layout.write_in_place(str(self.lock_path), _lock_payload())
 
     def release(self) -> None:
         holder = self.lock_holder()
@@ -576,6 +606,10 @@ def _next_archive_record(data: bytes, pos: int) -> int:
         pos += 1
 
 
+def _lock_payload() -> bytes:
+    return json.dumps(asdict(DriverLock.mine())).encode().ljust(LOCK_WIDTH)
+
+
 def _whole_records_end(data: bytes) -> int:
     """Where the whole records at the start of a record file end."""
     pos = 0
@@ -742,20 +776,34 @@ class PoolDirectory:
         beat = DriverBeat(socket.gethostname(), _layout.process_space(), os.getpid(), counter)
         _layout.write_in_place(str(self.dir / _layout.DRIVER_FILE), beat.encode())
 
-    def driver_alive(self) -> bool:
-        """Whether the driver of this pool lives: its process, if it is of this host;
-        else its heartbeat, renewed within :data:`STALE_LOCK_S`."""
+    def driver(self) -> tuple[str, int, bool]:
+        """Host, pid and whether the driver of this pool lives: its process, if it is of
+        this process space; else whether its heartbeat was rewritten within
+        :data:`STALE_LOCK_S` by the filesystem's clock (:func:`file_age_s`). A pool that
+        has no heartbeat yet counts as alive while its directory is that young (a driver
+        that is starting)."""
         path = self.dir / _layout.DRIVER_FILE
         try:
-            beat = DriverBeat.decode(path.read_bytes())
-            age = time.time() - path.stat().st_mtime
-        except OSError:
-            return False  # never beat: it died while making the pool
+            data = path.read_bytes()
+            age_s = file_age_s(path)
+        except FileNotFoundError:
+            try:
+                young = file_age_s(self.dir) < STALE_LOCK_S
+            except FileNotFoundError:
+                young = False
+            return "", 0, young
+        beat = DriverBeat.decode(data)
         if beat is None:
-            return False
+            return "", 0, age_s < STALE_LOCK_S
         if beat.here:
-            return process_alive(beat.pid)
-        return age < STALE_LOCK_S
+            return beat.host, beat.pid, process_alive(beat.pid)
+        return beat.host, beat.pid, age_s < STALE_LOCK_S
+
+    def driver_alive(self) -> bool:
+        """Whether the driver of this pool lives (:meth:`driver`); not if it never beat:
+        it died while it made the pool."""
+        host, _, alive = self.driver()
+        return alive and bool(host)
 
     # -- the journal of submissions ----------------------------------------------------
 

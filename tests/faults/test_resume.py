@@ -130,7 +130,7 @@ def _reciprocal(x):
 
 
 def write_lock(session_dir: Path, pid: int) -> None:
-    lock = DriverLock(DriverLock.mine().host, pid, time.time())
+    lock = dataclasses.replace(DriverLock.mine(), pid=pid)
     (session_dir / "driver.lock").write_text(json.dumps(dataclasses.asdict(lock)))
 
 

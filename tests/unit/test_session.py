@@ -350,8 +350,15 @@ def test_whole_files_are_private(tmp_path):
 # -- the driver lock -------------------------------------------------------------------------
 
 
-def write_lock(session: Session, lock: DriverLock) -> None:
+def write_lock(session: Session, lock: DriverLock, age_s: float = 0.0) -> None:
+    """``lock`` as ``driver.lock``, written ``age_s`` ago."""
     session.lock_path.write_text(json.dumps(lock.__dict__))
+    if age_s:
+        then = time.time() - age_s
+        os.utime(session.lock_path, (then, then))
+
+
+HERE = _layout.process_space()
 
 
 def test_create_takes_the_lock_and_release_gives_it_back(tmp_path):
@@ -367,7 +374,7 @@ def test_create_takes_the_lock_and_release_gives_it_back(tmp_path):
 
 def test_a_session_driven_by_a_live_driver_is_busy(tmp_path, other_process):
     session = Session.create(tmp_path, "k")
-    write_lock(session, DriverLock(socket.gethostname(), other_process, time.time()))
+    write_lock(session, DriverLock(socket.gethostname(), other_process, time.time(), HERE))
     with pytest.raises(SessionBusyError, match=str(other_process)):
         Session(session.dir).acquire()
     session.release()  # not ours: left alone
@@ -382,20 +389,41 @@ def test_a_session_this_driver_drives_is_busy_for_a_second_acquire(tmp_path):
 
 def test_the_lock_of_a_dead_driver_on_this_host_is_taken_over(tmp_path):
     session = Session.create(tmp_path, "k")
-    write_lock(session, DriverLock(socket.gethostname(), dead_pid(), time.time()))
+    write_lock(session, DriverLock(socket.gethostname(), dead_pid(), time.time(), HERE))
     Session(session.dir).acquire()
     assert session.lock_holder().is_mine()
 
 
 def test_the_lock_of_a_driver_on_another_host_goes_stale_without_heartbeat(tmp_path):
     session = Session.create(tmp_path, "k")
-    write_lock(session, DriverLock("elsewhere.invalid", 1, time.time()))
+    # Its clock is a day behind: only the lock file's age by the filesystem's clock counts.
+    elsewhere = DriverLock("elsewhere.invalid", 1, time.time() - 86400, "other boot/pid")
+    write_lock(session, elsewhere)
     with pytest.raises(SessionBusyError, match="elsewhere.invalid"):
         Session(session.dir).acquire()
-    old = time.time() - session_module.STALE_LOCK_S - 1
-    write_lock(session, DriverLock("elsewhere.invalid", 1, old))
+    write_lock(session, elsewhere, age_s=session_module.STALE_LOCK_S + 1)
     Session(session.dir).acquire()
     assert session.lock_holder().is_mine()
+
+
+def test_a_lock_of_the_same_host_name_in_another_process_space_is_timed_not_pid_checked(
+    tmp_path,
+):
+    session = Session.create(tmp_path, "k")
+    # a container or simulated node with this host's name: its pid means nothing here
+    write_lock(session, DriverLock(socket.gethostname(), dead_pid(), time.time(), "b/p"))
+    with pytest.raises(SessionBusyError):
+        Session(session.dir).acquire()
+
+
+def test_file_age_is_read_by_the_filesystems_clock(tmp_path):
+    path = tmp_path / "f"
+    path.write_bytes(b"")
+    assert 0 <= session_module.file_age_s(path) < 5
+    os.utime(path, (1000.0, 1000.0))
+    assert session_module.file_age_s(path) > time.time() - 1100
+    with pytest.raises(FileNotFoundError):
+        session_module.file_age_s(tmp_path / "missing")
 
 
 def test_a_half_written_lock_is_taken_over(tmp_path):
@@ -406,11 +434,14 @@ def test_a_half_written_lock_is_taken_over(tmp_path):
     assert session.lock_holder().is_mine()
 
 
-def test_heartbeat_renews_the_lock(tmp_path):
+def test_heartbeat_renews_the_lock_in_place(tmp_path):
     session = Session.create(tmp_path, "k")
-    write_lock(session, DriverLock(socket.gethostname(), os.getpid(), 1.0))
+    inode = session.lock_path.stat().st_ino
+    write_lock(session, DriverLock(socket.gethostname(), os.getpid(), 1.0, HERE), age_s=500)
     session.heartbeat()
     assert session.lock_holder().heartbeat > time.time() - 60
+    assert session.lock_path.stat().st_ino == inode
+    assert session.lock_age_s() < 60
 
 
 # -- the pool directory ----------------------------------------------------------------------
