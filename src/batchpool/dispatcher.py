@@ -400,7 +400,7 @@ class Dispatcher:
         if self._state is _State.CLOSE and not self.calls:
             self._stop_workers(delete_all=False)
             self.finished.set()
-        per_look = POLL_S_PER_CHUNK * (len(self.claimed) + len(self.posted))
+        per_look = POLL_S_PER_CHUNK * (len(self.jobs) + len(self.claimed))
         shortest, longest = max(MIN_POLL_S, per_look), max(MAX_POLL_S, per_look)
         self._poll_s = shortest if progressed else min(self._poll_s * 1.5, longest)
 
