@@ -44,9 +44,14 @@ through its own client and caches. What the protocol relies on, and what it does
 
 * **Close-to-open consistency.** A file opened after its writer closed it shows what
   the writer wrote (NFS: the ``open`` revalidates the file's attributes with the server,
-  RFC 7530 section 10.3.1 and ``nfs(5)``, "Data and metadata coherence"). Every reader
-  here opens the file again for each look and reads from where it left off; every
-  writer appends a whole record and closes (or fsyncs) before it tells anyone.
+  RFC 7530 section 10.3.1 and ``nfs(5)``, "Data and metadata coherence"). A FUSE view
+  keeps the size it cached even at ``open``, so every reader here asks the server
+  for it (:func:`sync_attributes`), opens the file again for each look and reads from
+  where it left off. The logs and mailboxes are appended to a whole record at a time
+  and closed after each; a record file is read once its worker said it finished it
+  (and closed it), or once its job is gone (a process's files are flushed as it
+  ends); a look at a claim in a record file that is still open may find it not
+  written yet, which reads as "no claim yet".
 * **Exclusive create is decided once, at the server** (``O_CREAT | O_EXCL``: NFSv3
   ``CREATE`` in ``EXCLUSIVE`` mode, RFC 1813 section 3.3.8; NFSv4 ``OPEN`` with
   ``EXCLUSIVE4``). The claim of a ticket is the exclusive create of its record file.
