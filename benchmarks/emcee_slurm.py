@@ -43,7 +43,7 @@ from _tasks import gaussian_log_prob
 import batchpool.slurm.array
 
 
-def sample(pool, args, calls_file: Path):
+def sample(pool, args, calls_file: Path, log_prob=gaussian_log_prob):
     """The chain, the log-probabilities and the wall time of each map of one emcee run."""
     map_s: list[float] = []
     if pool is not None:
@@ -60,7 +60,7 @@ def sample(pool, args, calls_file: Path):
     np.random.seed(args.seed)
     p0 = np.random.randn(args.walkers, args.ndim)
     sampler = emcee.EnsembleSampler(
-        args.walkers, args.ndim, gaussian_log_prob, args=(str(calls_file),), pool=pool
+        args.walkers, args.ndim, log_prob, args=(str(calls_file),), pool=pool
     )
     sampler.run_mcmc(p0, args.steps, progress=False)
     return sampler.get_chain(), sampler.get_log_prob(), map_s

@@ -1262,11 +1262,10 @@ class Dispatcher:
         if result is not None and result.complete:  # late on a shared filesystem
             self._collected(chunk, result)
             return
-        partial = result
         rest = chunk.tasks
-        if partial is not None:
-            rest = self._keep_finished(chunk, partial)
-        in_task = rest.start if partial is not None and partial.began and rest else None
+        if result is not None:
+            rest = self._keep_finished(chunk, result)
+        in_task = rest.start if result is not None and result.began and rest else None
         self._act_on_loss(chunk, rest, self._classify(worker, in_task, started=True))
 
     def _keep_finished(self, chunk: Chunk, result: ChunkResult) -> range:

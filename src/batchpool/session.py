@@ -949,7 +949,6 @@ def read_json_lines(path: Path) -> list[dict]:
 
 
 def read_text(path: Path) -> str:
-    try:
-        return path.read_text(errors="replace")
-    except FileNotFoundError:
-        return ""
+    """A text file another host writes (a job's log), read whole; "" if it is not there."""
+    data = _layout.read_file(str(path))
+    return "" if data is None else data.decode(errors="replace")

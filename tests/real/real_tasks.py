@@ -72,3 +72,24 @@ def fail_in(args: tuple) -> tuple:
         time.sleep(sleep_s)
     append_line(path, f"end {index} {me} {os.getpid()} {time.time():.6f}")
     return index * index, me
+
+
+def mark(args: tuple) -> tuple:
+    """``(directory, index, sleep_s, how)``, for jobs on simulated hosts
+    (tests/real/test_many_hosts.py): create ``INDEX~JOB~HOST~PID~NONCE.start`` in
+    ``directory``, sleep, create the same name ``.end``; return ``(index * index, host,
+    job id)``. One new file per event, never an append (several hosts' views of one
+    file are not appended to safely); the host and a nonce tell runs apart, as pids of
+    separate pid namespaces repeat. ``how`` as :func:`fail_in` (``"exit"`` or ``""``)."""
+    directory, index, sleep_s, how = args
+    host = os.uname().nodename
+    stem = os.path.join(
+        directory, f"{index}~{job_id()}~{host}~{os.getpid()}~{os.urandom(4).hex()}"
+    )
+    open(stem + ".start", "w").close()
+    if how == "exit":
+        os._exit(3)
+    if sleep_s:
+        time.sleep(sleep_s)
+    open(stem + ".end", "w").close()
+    return index * index, host, job_id()
