@@ -764,7 +764,7 @@ def _task_usage(session: Session) -> list[TaskUsage]:
     job_of_chunk = _job_of_chunk(session)
     usage: dict[int, TaskUsage] = {}
     for result in sorted(session.all_results(), key=lambda r: r.chunk):
-        job = job_of_chunk.get(result.chunk, "")
+        job = job_of_chunk.get(result.chunk) or result.job_id
         for index, wall_s, payload in zip(result.tasks, result.task_s, result.pickled_envelopes):
             measured = _layout.decode_usage(payload)
             cpu_s, rss_mb = (None, None) if measured is None else (measured[0], measured[1] / 1024)
@@ -773,21 +773,14 @@ def _task_usage(session: Session) -> list[TaskUsage]:
 
 
 def _job_of_chunk(session: Session) -> dict[int, str]:
-    """The job that claimed each chunk last: as the driver saw it, else (no driver saw
-    the claim: a detached map) from the claim in the pool directory, if it is still there."""
+    """The job that claimed each chunk last, as the driver saw it (a detached map's
+    chunks were claimed with no driver to see it: their records name the job)."""
     claimed: dict[int, str] = {}
-    posted: dict[int, ChunkEvent] = {}
     for event in _chunk_events(session):
         if event.event == "claimed":
             claimed[event.chunk] = event.job_id
         elif event.event == "posted":
-            posted[event.chunk] = event
             claimed.pop(event.chunk, None)  # posted again: an earlier claim is not the one
-    for chunk, event in posted.items():
-        if chunk not in claimed and event.pool and Path(event.pool).is_dir():
-            claim = PoolDirectory(Path(event.pool)).claim(event.ticket)
-            if claim is not None and not claim.withdrawn:
-                claimed[chunk] = claim.job_id
     return claimed
 
 

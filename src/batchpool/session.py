@@ -166,18 +166,20 @@ class ChunkResult:
     """The file ends with a torn or damaged record (read up to it)."""
     withdrawn: bool = False
     """The claim is the driver's: it took the ticket back, no task ran."""
+    job_id: str = ""
+    """The job whose worker claimed it (from the claim in its first record)."""
 
     @classmethod
     def parse(cls, chunk: int, data: bytes) -> ChunkResult:
         records, whole = _layout.decode_records(data)
         start, began, stop, elapsed = 0, False, None, None
-        withdrawn = False
+        claim = None
         envelopes: list[bytes] = []
         task_s: list[float] = []
         for kind, number, seconds, payload in records:
             if kind == _layout.BEGIN:
                 start, began = number, True
-                withdrawn = payload.startswith(_layout.WITHDRAWN.encode() + b"\n")
+                claim = Claim.decode(payload)
             elif kind == _layout.TASK and began and number == start + len(envelopes):
                 envelopes.append(payload)
                 task_s.append(seconds)
@@ -193,7 +195,8 @@ class ChunkResult:
             complete,
             began,
             not whole,
-            withdrawn,
+            claim is not None and claim.withdrawn,
+            "" if claim is None else claim.job_id,
         )
 
     def envelopes(self) -> list:

@@ -232,7 +232,8 @@ SLURMD_PID_FILE = Path("/var/spool/slurm-local/run/slurmd.pid")
 
 
 def node_state() -> str:
-    argv = ["sinfo", "-h", "-N", "-o", "%T"]
+    """The state of this host's node (the cluster simulator's nodes are others)."""
+    argv = ["sinfo", "-h", "-N", "-n", os.uname().nodename.split(".")[0], "-o", "%T"]
     return subprocess.run(argv, capture_output=True, text=True).stdout.strip()
 
 

@@ -28,7 +28,8 @@ from typing import Callable, Optional
 import pytest
 import real_tasks
 
-from batchpool._layout import Claim, Ticket
+from batchpool import _layout
+from batchpool._layout import Ticket
 from batchpool.commands import CommandPolicy
 from batchpool.session import PoolDirectory, Session
 from batchpool.sge import parse_qstat_xml
@@ -316,15 +317,17 @@ def test_processes_caps_the_jobs_of_two_maps_in_flight(backend, tmp_path):
 
 
 def held_chunk(pool_dir: Path, runs_path: Path) -> Optional[tuple[str, range]]:
-    """A job that holds a chunk whose first task it started and has not finished."""
+    """A job that holds a chunk whose first task it started and has not finished: the
+    pool's log says which tasks each ticket holds, the jobs' mailboxes who claimed it."""
     runs = read_runs(runs_path)
-    for claim_path in sorted((pool_dir / "claims").iterdir()):
-        claim = Claim.decode(claim_path.read_bytes())
-        if claim is None or claim.withdrawn:
+    log = _layout.RecordReader(str(pool_dir / _layout.TICKETS_FILE)).read()
+    tickets = {n: Ticket.decode(n, data) for kind, n, _, data in log if kind == _layout.POSTED}
+    pool = PoolDirectory(pool_dir)
+    pool.read_mailboxes(os.listdir(pool_dir / _layout.WORKERS_DIR))
+    for number, claim in sorted(pool.claims.items()):
+        if number in pool.finished:
             continue
-        number = int(claim_path.name)
-        ticket = Ticket.decode(number, (pool_dir / "tickets" / claim_path.name).read_bytes())
-        tasks = range(ticket.start, ticket.stop)
+        tasks = range(tickets[number].start, tickets[number].stop)
         first = [r for r in runs if r.index == tasks.start and r.job == claim.job_id]
         if first and first[-1].end is None:
             return claim.job_id, tasks
