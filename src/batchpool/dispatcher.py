@@ -588,10 +588,12 @@ class Dispatcher:
         self._take_inbox()  # opens the sessions; a call that cannot be opened fails alone
         if self.pool_dir is None or not self.calls:
             return []
+        chunks: list[Chunk] = []
         chunk = self._next_chunk()
         while chunk is not None:  # bounded: each chunk takes tasks from what is uncut
-            self._post(chunk)
+            chunks.append(chunk)
             chunk = self._next_chunk()
+        self._post(chunks)
         write_atomically(str(self.pool_dir.dir / DETACHED_FILE), marker)
         self._adjust_workers()
         sessions = []
@@ -836,11 +838,13 @@ class Dispatcher:
         if self.pool_dir is None:
             return
         target = max(1, self._num_live_workers()) * chunking.tickets_ahead(self._chunk_time())
-        while len(self.posted) < target:
+        chunks: list[Chunk] = []
+        while len(self.posted) + len(chunks) < target:
             chunk = self._next_chunk()
             if chunk is None:
                 break
-            self._post(chunk)
+            chunks.append(chunk)
+        self._post(chunks)
 
     def _chunk_time(self) -> Optional[float]:
         """Measured seconds a chunk of the first call with work to post takes (None if
@@ -876,7 +880,29 @@ class Dispatcher:
             return chunk
         return None
 
-    def _post(self, chunk: Chunk) -> None:
+    def _post(self, chunks: list[Chunk]) -> None:
+        """Post ``chunks`` as tickets: each session journals its chunks first (what a
+        resumed map looks for), then the tickets go out in one append to the log."""
+        assert self.pool_dir is not None
+        events: dict[Session, list[ChunkEvent]] = {}
+        tickets = []
+        for chunk in chunks:
+            ticket, event = self._ticket(chunk)
+            assert chunk.call.session is not None
+            events.setdefault(chunk.call.session, []).append(event)
+            tickets.append(ticket)
+        for session, posted in events.items():
+            session.record_chunks(posted)
+        self.pool_dir.post(tickets)
+        now = self.clock()
+        for chunk, ticket in zip(chunks, tickets):
+            chunk.state = ChunkState.POSTED
+            chunk.ticket = ticket.number
+            chunk.posted_at = now
+            self.posted[ticket.number] = chunk
+
+    def _ticket(self, chunk: Chunk) -> tuple[Ticket, ChunkEvent]:
+        """The next ticket, for ``chunk``, and its event in the session's journal."""
         assert self.pool_dir is not None and chunk.call.session is not None
         number = self.next_ticket
         self.next_ticket += 1
@@ -900,12 +926,7 @@ class Dispatcher:
             str(self.pool_dir.dir),
             number,
         )
-        session.record_chunks([event])
-        self.pool_dir.post(ticket)
-        chunk.state = ChunkState.POSTED
-        chunk.ticket = number
-        chunk.posted_at = self.clock()
-        self.posted[number] = chunk
+        return ticket, event
 
     # -- jobs ----------------------------------------------------------------------------
 

@@ -702,8 +702,12 @@ class PoolDirectory:
 
     # -- the driver's log --------------------------------------------------------------
 
-    def post(self, ticket: Ticket) -> None:
-        self._log(_layout.encode_record(_layout.POSTED, ticket.number, 0.0, ticket.encode()))
+    def post(self, tickets: Sequence[Ticket]) -> None:
+        """Append ``tickets`` to the log, in one write."""
+        posted = _layout.POSTED
+        data = b"".join(_layout.encode_record(posted, t.number, 0.0, t.encode()) for t in tickets)
+        if data:
+            self._log(data)
 
     def close_tickets(self, numbers: Iterable[int]) -> None:
         """Tell workers that tickets ``numbers`` are done with (collected or withdrawn): a

@@ -60,7 +60,7 @@ class ScriptedDriver:
                 )
             ]
         )
-        self.pool.post(ticket)
+        self.pool.post([ticket])
         self.chunk_of_ticket[number] = (chunk, attempt)
         return number
 

@@ -486,7 +486,7 @@ def test_write_setup_is_what_a_worker_reads(tmp_path, monkeypatch):
 def test_a_posted_ticket_is_read_back_whole(tmp_path):
     pool = PoolDirectory.create(tmp_path)
     ticket = _layout.Ticket(7, "/w/session dir", 3, 1, 10, 20, "abc")
-    pool.post(ticket)
+    pool.post([ticket])
     ((kind, number, _, payload),) = _layout.RecordReader(str(pool.dir / "tickets")).read()
     assert (kind, number) == (_layout.POSTED, 7)
     back = _layout.Ticket.decode(7, payload)
@@ -557,7 +557,7 @@ def test_heartbeat_is_rewritten_in_place(tmp_path):
 
 def test_remove_the_pool_directory(tmp_path):
     pool = PoolDirectory.create(tmp_path)
-    pool.post(_layout.Ticket(0, "/s", 0, 0, 0, 1, "k"))
+    pool.post([_layout.Ticket(0, "/s", 0, 0, 0, 1, "k")])
     pool.remove()
     assert not pool.dir.exists()
 

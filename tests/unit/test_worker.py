@@ -101,7 +101,7 @@ def new_session(tmp_path: Path, function, tasks, key: str = "f1") -> Session:
 
 def post(pool, number, session, chunk, start, stop, key="f1", attempt=0, tier=0) -> Ticket:
     ticket = Ticket(number, str(session.dir), chunk, attempt, start, stop, key, tier)
-    pool.post(ticket)
+    pool.post([ticket])
     return ticket
 
 
