@@ -80,12 +80,13 @@ def mark(args: tuple) -> tuple:
     ``directory``, sleep, create the same name ``.end``; return ``(index * index, host,
     job id)``. One new file per event, never an append (several hosts' views of one
     file are not appended to safely); the host and a nonce tell runs apart, as pids of
-    separate pid namespaces repeat. ``how`` as :func:`fail_in` (``"exit"`` or ``""``)."""
+    separate pid namespaces repeat. ``how`` as :func:`fail_in` (``"exit"`` or ``""``), or
+    ``"once"``: sleep only in the task's first run (no earlier start file of ``index``)."""
     directory, index, sleep_s, how = args
     host = os.uname().nodename
-    stem = os.path.join(
-        directory, f"{index}~{job_id()}~{host}~{os.getpid()}~{os.urandom(4).hex()}"
-    )
+    if how == "once" and any(name.startswith(f"{index}~") for name in os.listdir(directory)):
+        sleep_s = 0
+    stem = os.path.join(directory, f"{index}~{job_id()}~{host}~{os.getpid()}~{os.urandom(4).hex()}")
     open(stem + ".start", "w").close()
     if how == "exit":
         os._exit(3)
