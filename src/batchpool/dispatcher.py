@@ -1612,6 +1612,18 @@ class Dispatcher:
         self.something_failed = True
         if call in self.calls:
             self.calls.remove(call)
+        try:
+            self._withdraw_tickets(call)
+        except OSError as trouble:  # a full disk: the workers learn it when the pool ends
+            if trouble.errno not in NO_SPACE_ERRNOS:
+                raise
+            sys.stderr.write(f"batchpool: could not withdraw the map's tickets: {trouble}\n")
+        call.sink.fail(error)
+        self._end_session(call, error)
+
+    def _withdraw_tickets(self, call: Call) -> None:
+        """Take back the tickets of ``call`` that no worker claimed, and tell the workers
+        to skip its session."""
         withdrawn = []
         for number, chunk in list(self.posted.items()):
             session = chunk.call.session
@@ -1624,8 +1636,6 @@ class Dispatcher:
         for chunk in withdrawn:
             assert chunk.call.session is not None
             chunk.call.session.remove_record(chunk.number, chunk.tries)
-        call.sink.fail(error)
-        self._end_session(call, error)
 
     def _fail_all(self, error: BaseException, delete_jobs: bool = True) -> None:
         for call in list(self.calls):

@@ -421,10 +421,15 @@ class Session:
         the driver's claim); False if a worker claimed it first."""
         claim = Claim(_layout.WITHDRAWN, socket.gethostname(), os.getpid())
         record = _layout.encode_record(_layout.BEGIN, 0, time.time(), claim.encode())
+        path = self.record_path(chunk, tries)
         try:
-            return _layout.create_exclusively(str(self.record_path(chunk, tries)), record)
+            return _layout.create_exclusively(str(path), record)
         except FileNotFoundError:  # the session's results are gone: nothing to take
             return True
+        except OSError as error:
+            if error.errno not in _layout.NO_SPACE_ERRNOS or not path.exists():
+                raise
+            return True  # created, its claim unwritten for want of room: taken all the same
 
     def remove_record(self, chunk: int, tries: int) -> None:
         """Remove a record file that is done with (withdrawn, or folded into the archive)."""
