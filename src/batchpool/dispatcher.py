@@ -30,12 +30,14 @@ import enum
 import errno
 import functools
 import hashlib
+import io
 import os
 import pickle
 import shutil
 import sys
 import threading
 import time
+import types
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -1892,10 +1894,27 @@ def _complement(num_tasks: int, covered: list[range]) -> list[range]:
     return gaps
 
 
+class _JobPickler(cloudpickle.Pickler):  # type: ignore[misc]
+    """cloudpickle, but a bound method that its object gives by name travels as that
+    object and the name, as ``pickle`` sends it: a method of a class that the workers
+    can import keeps its code, its file and its lines (cloudpickle 3.1.3 sends such a
+    method's function by value, and its tracebacks then name no file)."""
+
+    def reducer_override(self, obj: object) -> Any:
+        if isinstance(obj, types.MethodType):
+            owner, name = obj.__self__, obj.__func__.__name__
+            if getattr(owner, name, None) == obj:
+                return getattr, (owner, name)
+        return super().reducer_override(obj)
+
+
 def pickle_for_jobs(what: str, obj: object) -> bytes:
-    """``obj`` cloudpickled; a failure says that nothing was submitted for it."""
+    """``obj`` cloudpickled (:class:`_JobPickler`); a failure says that nothing was
+    submitted for it."""
     try:
-        return bytes(cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
+        buffer = io.BytesIO()
+        _JobPickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
+        return buffer.getvalue()
     except Exception as error:
         if hasattr(error, "add_note"):
             error.add_note(f"batchpool: {what} cannot be pickled; nothing was submitted.")

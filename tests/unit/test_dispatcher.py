@@ -4,6 +4,7 @@ the pool-wide cap, claims, resubmission, outages and resume, in milliseconds."""
 from __future__ import annotations
 
 import collections
+import pickle
 import shutil
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from batchpool import BrokenEnvironmentError, JobsLostError, SchedulerError
-from batchpool.dispatcher import Call, CallKind, Dispatcher, PoolSettings
+from batchpool.dispatcher import Call, CallKind, Dispatcher, PoolSettings, pickle_for_jobs
 from batchpool.proto_pool import ApplyResult, MapResult, _apply
 from batchpool.testing.fake_backend import FakeBackend, FakeClock, FakeFaults, run_until
 
@@ -265,3 +266,20 @@ def test_a_result_written_just_before_its_job_ended_is_delivered(tmp_path):
     run_until(dispatcher.step, backend, clock, result.ready)
     assert result.get(0) == [10, 20]  # ...but its result was there, and is delivered
     assert dict(EXECUTIONS) == {1: 1, 2: 1}
+
+
+class Importable:
+    @classmethod
+    def twice(cls, x):
+        return 2 * x
+
+
+def test_a_method_of_an_importable_class_travels_by_reference():
+    # as pickle sends it: its object and its name, so the worker runs the module's own
+    # code, and a traceback names the file and line (multiprocessing's test_traceback)
+    data = pickle_for_jobs("the function", Importable.twice)
+    assert pickle.loads(data)(3) == 6
+    assert b"_make_function" not in data and b"Importable" in data
+    closure = 5
+    by_value = pickle_for_jobs("the function", lambda x: x + closure)
+    assert b"_make_function" in by_value  # what cannot be imported still travels by value
