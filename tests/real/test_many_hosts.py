@@ -15,10 +15,10 @@ scenario                                     profile (backend)
 standing workers serve consecutive maps      ``nfs`` (Slurm sim, SGE), ``nfs-slow``
                                              (Slurm sim), ``nfs`` with the worker's clock
                                              +60 s and -60 s (local)
-resume after ``kill -9`` of the driver       ``nfs`` (Slurm sim)
-loss causes: ``scancel``, a crashing task,   ``nfs`` (Slurm sim)
-a killed slurmd
-a driver SIGKILLed while submitting          ``nfs`` (Slurm sim)
+resume after ``kill -9`` of the driver       ``nfs`` (Slurm sim, SGE)
+loss causes: ``scancel``/``qdel``, a          ``nfs`` (Slurm sim, SGE; a killed slurmd:
+crashing task, a killed slurmd               Slurm sim only)
+a driver SIGKILLed while submitting          ``nfs`` (Slurm sim, SGE)
 a work_dir the jobs cannot see               ``notshared`` (Slurm sim, SGE, local)
 ===========================================  =========================================
 
@@ -205,27 +205,41 @@ RESUMED_DRIVER = """
 import sys
 sys.path.insert(0, {tests_real!r})
 import real_tasks
-import batchpool.slurm.array
+import batchpool.sge, batchpool.slurm.array
 
 if __name__ == "__main__":
     tasks = [(sys.argv[2], i, 2.0, "") for i in range(9)]
-    with batchpool.slurm.array.Pool(
-        processes=3, work_dir=sys.argv[1], partition={partition!r}, polling_interval=0.5,
-        lost_job_grace_period_s=5.0, worker_idle_s=5.0, verbose=True
+    with batchpool.{pool}(
+        processes=3, work_dir=sys.argv[1], polling_interval=0.5,
+        lost_job_grace_period_s=5.0, worker_idle_s=5.0, verbose=True, **{options!r}
     ) as pool:
         results = pool.map(real_tasks.mark, tasks, chunksize=1)
     print([r for r, _, _ in results])
 """
 
+SIM_BACKENDS = [
+    pytest.param("slurm", marks=pytest.mark.slurm),
+    pytest.param("sge", marks=pytest.mark.sge),
+]
 
-@pytest.mark.slurm
+
+def sim_options(backend: str, profile: str) -> dict:
+    """What puts a pool's jobs on simulated nodes: Slurm's partition, else the wrapper."""
+    if backend.startswith("slurm"):
+        return {"partition": SIM}
+    return {"python_path": cluster_sim.python_path(profile)}
+
+
 @pytest.mark.timeout(300)
-def test_a_driver_killed_mid_map_on_nfs_resumes_and_every_task_runs_once(tmp_path):
-    require("slurm.array")
+@pytest.mark.parametrize("backend", SIM_BACKENDS)
+def test_a_driver_killed_mid_map_on_nfs_resumes_and_every_task_runs_once(backend, tmp_path):
+    require(backend)
     work = cluster_sim.work_dir("nfs")
     record = cluster_sim.work_dir("coherent", prefix="marks-")
     script = tmp_path / "driver.py"
-    script.write_text(RESUMED_DRIVER.format(tests_real=TESTS_REAL, partition=SIM))
+    pool = "slurm.array.Pool" if backend == "slurm" else "sge.Pool"
+    options = sim_options(backend, "nfs")
+    script.write_text(RESUMED_DRIVER.format(tests_real=TESTS_REAL, pool=pool, options=options))
     argv = [sys.executable, str(script), str(work), str(record)]
     first = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -243,29 +257,31 @@ def test_a_driver_killed_mid_map_on_nfs_resumes_and_every_task_runs_once(tmp_pat
     print(f"{started_before} tasks started before kill -9; starts {counts}")
     assert started_before < 9
     assert counts == {i: 1 for i in range(9)}
-    assert all(host_kind_ok("slurm", host) for _, _, host in marks(record))
+    assert all(host_kind_ok(backend, host) for _, _, host in marks(record))
     resumed = [line for line in again.stderr.splitlines() if " resumed " in line]
     assert resumed, again.stderr
     # The dead driver's workers finished what they held and left the queue by
     # themselves (or were deleted by the rerun); the rerun's went as it ended.
-    old_states = final_states(PoolDirectory(old_pool).job_name, 60)
-    assert not live("slurm", old_states), old_states
-    assert our_jobs_after("slurm", work, deadline_s=60) == []
+    if backend == "slurm":
+        old_states = final_states(PoolDirectory(old_pool).job_name, 60)
+        assert not live("slurm", old_states), old_states
+    assert our_jobs_after(backend, work, deadline_s=60) == []
 
 
 # -- 4. loss causes ----------------------------------------------------------------------
 
 
-@pytest.mark.slurm
 @pytest.mark.timeout(240)
-def test_scancel_of_a_job_and_a_crashing_task_on_nfs(tmp_path):
+@pytest.mark.parametrize("backend", SIM_BACKENDS)
+def test_scancel_of_a_job_and_a_crashing_task_on_nfs(backend, tmp_path):
     """One map on the ``nfs`` sim nodes: the job running task 1 is deleted with
-    ``scancel`` (its chunk runs again elsewhere: task 1 twice, task 0 and 2 kept), and
-    task 4 ends its worker with ``os._exit`` (it raises, after its retry; 3 and 5 fine)."""
+    ``scancel`` or ``qdel`` (its chunk runs again elsewhere: task 1 twice, task 0 and 2
+    kept), and task 4 ends its worker with ``os._exit`` (it raises, after its retry; 3
+    and 5 fine)."""
     record = cluster_sim.work_dir("coherent", prefix="marks-")
     tasks = [(str(record), i, 8.0 if i == 1 else 0.0, "exit" if i == 4 else "") for i in range(6)]
     pool = sim_pool(
-        "slurm.array",
+        "slurm.array" if backend == "slurm" else "sge",
         "nfs",
         processes=2,
         polling_interval=1.0,
@@ -277,7 +293,8 @@ def test_scancel_of_a_job_and_a_crashing_task_on_nfs(tmp_path):
     with pool:
         iterator = pool.imap_unordered(real_tasks.mark, tasks, chunksize=3)
         victim = wait_for(lambda: [j for i, j, _ in marks(record) if i == 1], 120, "task 1")[0]
-        subprocess.run(["scancel", victim], check=True, capture_output=True)
+        delete = "scancel" if backend == "slurm" else "qdel"
+        subprocess.run([delete, victim], check=True, capture_output=True)
         for _ in range(len(tasks) + 1):
             try:
                 results.append(next(iterator))
@@ -292,7 +309,7 @@ def test_scancel_of_a_job_and_a_crashing_task_on_nfs(tmp_path):
     assert "exit code 3" in str(errors[0]) and "2 times" in str(errors[0])
     assert starts(record) == {0: 1, 1: 2, 2: 1, 3: 1, 4: 2, 5: 1}
     assert "cancelled from outside" in causes
-    assert all(host_kind_ok("slurm", host) for _, _, host in marks(record))
+    assert all(host_kind_ok(backend, host) for _, _, host in marks(record))
     rerun = [job for i, job, _ in marks(record) if i == 1 and job != victim]
     assert len(rerun) == 1
 
@@ -358,14 +375,14 @@ SUBMITTING_DRIVER = textwrap.dedent(
     import sys
     sys.path.insert(0, {tests_real!r})
     import real_tasks
-    import batchpool.slurm
+    import batchpool.sge, batchpool.slurm
 
     if __name__ == "__main__":
         work, record, program = sys.argv[1:4]
-        options = {{"sbatch_path": program}} if program != "-" else {{}}
-        pool = batchpool.slurm.Pool(
-            processes=4, work_dir=work, partition={partition!r}, polling_interval=0.5,
-            lost_job_grace_period_s=5.0, worker_idle_s=2, **options
+        options = {{{program_option!r}: program}} if program != "-" else {{}}
+        pool = batchpool.{pool}(
+            processes=4, work_dir=work, polling_interval=0.5,
+            lost_job_grace_period_s=5.0, worker_idle_s=2, **options, **{options!r}
         )
         with pool:
             tasks = [(record, x, 1.0, "") for x in range(8)]
@@ -375,27 +392,35 @@ SUBMITTING_DRIVER = textwrap.dedent(
 )
 
 
-@pytest.mark.slurm
 @pytest.mark.timeout(240)
-def test_a_driver_killed_while_submitting_on_nfs_leaves_no_job(tmp_path):
-    """``sbatch`` (held) went through once, then the driver was SIGKILLed before it heard
-    of the job: the rerun runs every task once and no job of either driver stays."""
-    require("slurm")
+@pytest.mark.parametrize("backend", SIM_BACKENDS)
+def test_a_driver_killed_while_submitting_on_nfs_leaves_no_job(backend, tmp_path):
+    """``sbatch``/``qsub`` (held) went through once, then the driver was SIGKILLed before
+    it heard of the job: the rerun runs every task once and no job of either driver stays."""
+    require(backend)
     work = cluster_sim.work_dir("nfs")
     record = cluster_sim.work_dir("coherent", prefix="marks-")
     script = tmp_path / "driver.py"
-    script.write_text(SUBMITTING_DRIVER.format(tests_real=TESTS_REAL, partition=SIM))
-    wrapper = write_wrapper(tmp_path, "sbatch", 1, "KILL")
+    program = "sbatch" if backend == "slurm" else "qsub"
+    script.write_text(
+        SUBMITTING_DRIVER.format(
+            tests_real=TESTS_REAL,
+            pool="slurm.Pool" if backend == "slurm" else "sge.Pool",
+            program_option=f"{program}_path",
+            options=sim_options(backend, "nfs"),
+        )
+    )
+    wrapper = write_wrapper(tmp_path, program, 1, "KILL")
     argv = [sys.executable, str(script), str(work), str(record)]
     killed = subprocess.run([*argv, str(wrapper)], capture_output=True, text=True, timeout=120)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
-    assert int((tmp_path / "sbatch-calls").read_text()) == 1
+    assert int((tmp_path / f"{program}-calls").read_text()) == 1
     again = subprocess.run([*argv, "-"], capture_output=True, text=True, timeout=180)
     assert again.returncode == 0, again.stderr
     assert again.stdout.strip() == str([x * x for x in range(8)])
     assert starts(record) == {x: 1 for x in range(8)}
-    assert all(host_kind_ok("slurm", host) for _, _, host in marks(record))
-    assert our_jobs_after("slurm", work, deadline_s=30) == []
+    assert all(host_kind_ok(backend, host) for _, _, host in marks(record))
+    assert our_jobs_after(backend, work, deadline_s=30) == []
 
 
 # -- 6. a work_dir the jobs cannot see --------------------------------------------------
