@@ -65,14 +65,7 @@ install_packages() {
     || die "cannot install ${missing[*]}"
 }
 
-# alive PIDFILE COMM: the pid in PIDFILE runs COMM and is not a zombie
-alive() {
-  local p
-  [ -s "$1" ] || return 1
-  p="$(tr -dc '0-9' < "$1")"
-  [ -n "$p" ] && [ -r "/proc/$p/comm" ] && [ "$(cat "/proc/$p/comm" 2>/dev/null)" = "$2" ] \
-    && ! grep -qE '^State:[[:space:]]+[ZX]' "/proc/$p/status" 2>/dev/null
-}
+. "$(dirname "$(readlink -f "$0")")/../lib.sh"  # pid_alive
 
 # ---- the driver's views (root namespace)
 view_ok() {  # PROFILE: a working fuse mount with the wanted options
@@ -136,7 +129,7 @@ ns_of() { readlink "/proc/$1/ns/pid" 2>/dev/null || true; }
 
 start_node() {  # NODE: the namespace holder (PID 1 node-init), if not running
   local node="$1" u init=""
-  if alive "$RUN/node-$node.pid" node-init; then return 0; fi
+  if pid_alive "$RUN/node-$node.pid" node-init; then return 0; fi
   log "starting node $node (unshare --uts --pid --mount --fork --mount-proc)"
   rm -f "$RUN/slurmd-$node.pid" "$RUN/slurmd-$node.conf.sha"
   mkdir -p "$SIM_SLURM_ROOT/sim/$node/d" "$SIM_SLURM_ROOT/sim/$node/run"
@@ -157,7 +150,7 @@ start_node() {  # NODE: the namespace holder (PID 1 node-init), if not running
   # the views are mounted once node-init's first mounts are there
   for _ in $(seq 50); do
     grep -q " $ROOT/shared/notshared " "/proc/$init/mountinfo" 2>/dev/null && return 0
-    alive "$RUN/node-$node.pid" node-init || break
+    pid_alive "$RUN/node-$node.pid" node-init || break
     sleep 0.1
   done
   die "node $node: its views did not come up"
@@ -177,13 +170,13 @@ start_slurmd() {  # NODE
   local node="$1" init sha p=""
   init="$(cat "$RUN/node-$node.pid")"
   sha="$(sha256sum "$CONF" | cut -c1-64)"
-  if alive "$RUN/slurmd-$node.pid" slurmd \
+  if pid_alive "$RUN/slurmd-$node.pid" slurmd \
     && [ "$(ns_of "$(cat "$RUN/slurmd-$node.pid")")" = "$(ns_of "$init")" ]; then
     if [ "$(cat "$RUN/slurmd-$node.conf.sha" 2>/dev/null)" = "$sha" ]; then return 0; fi
     log "slurm.conf changed: restarting slurmd on $node"
     kill -TERM "$(cat "$RUN/slurmd-$node.pid")" 2>/dev/null || true
-    for _ in $(seq 100); do alive "$RUN/slurmd-$node.pid" slurmd || break; sleep 0.1; done
-    alive "$RUN/slurmd-$node.pid" slurmd && kill -KILL "$(cat "$RUN/slurmd-$node.pid")"
+    for _ in $(seq 100); do pid_alive "$RUN/slurmd-$node.pid" slurmd || break; sleep 0.1; done
+    pid_alive "$RUN/slurmd-$node.pid" slurmd && kill -KILL "$(cat "$RUN/slurmd-$node.pid")"
   elif p="$(find_slurmd "$node")"; then  # running, pid file lost
     echo "$p" > "$RUN/slurmd-$node.pid"
     [ "$(cat "$RUN/slurmd-$node.conf.sha" 2>/dev/null)" = "$sha" ] && return 0

@@ -11,22 +11,16 @@ ROOT="$SIM_ROOT"
 RUN="$ROOT/run"
 log() { echo "[cluster-sim/stop] $*"; }
 
-alive() {
-  local p
-  [ -s "$1" ] || return 1
-  p="$(tr -dc '0-9' < "$1")"
-  [ -n "$p" ] && [ "$(cat "/proc/$p/comm" 2>/dev/null)" = "$2" ] \
-    && ! grep -qE '^State:[[:space:]]+[ZX]' "/proc/$p/status" 2>/dev/null
-}
+. "$(dirname "$(readlink -f "$0")")/../lib.sh"  # pid_alive
 
 stop_pid() {  # PIDFILE COMM
   local p
-  alive "$1" "$2" || { rm -f "$1"; return 0; }
+  pid_alive "$1" "$2" || { rm -f "$1"; return 0; }
   p="$(tr -dc '0-9' < "$1")"
   log "stopping $2 (pid $p, $(basename "$1" .pid))"
   kill -TERM "$p" 2>/dev/null || true
-  for _ in $(seq 50); do alive "$1" "$2" || break; sleep 0.1; done
-  alive "$1" "$2" && kill -KILL "$p" 2>/dev/null || true
+  for _ in $(seq 50); do pid_alive "$1" "$2" || break; sleep 0.1; done
+  pid_alive "$1" "$2" && kill -KILL "$p" 2>/dev/null || true
   rm -f "$1"
 }
 

@@ -39,15 +39,7 @@ die() {
   exit 1
 }
 
-# pid_alive PIDFILE COMM: the pid in PIDFILE runs COMM and is not a zombie
-# (PID 1 here reaps orphans lazily: a killed daemon lingers as Z with its name).
-pid_alive() {
-  local p
-  [ -s "$1" ] || return 1
-  p="$(tr -dc '0-9' < "$1")"
-  [ -n "$p" ] && [ -r "/proc/$p/comm" ] && [ "$(cat "/proc/$p/comm")" = "$2" ] \
-    && ! grep -qE '^State:[[:space:]]+[ZX]' "/proc/$p/status" 2>/dev/null
-}
+. "$(dirname "$(readlink -f "$0")")/../lib.sh"  # pid_alive
 
 # execd names its spool directory after its *resolved* host name (may be
 # "localhost"), so look in every subdirectory.

@@ -10,13 +10,7 @@ RUN=/var/spool/gridengine-ci
 
 log() { echo "[sge/stop] $*"; }
 
-pid_alive() {  # pid_alive PIDFILE COMM (zombies count as dead)
-  local p
-  [ -s "$1" ] || return 1
-  p="$(tr -dc '0-9' < "$1")"
-  [ -n "$p" ] && [ -r "/proc/$p/comm" ] && [ "$(cat "/proc/$p/comm")" = "$2" ] \
-    && ! grep -qE '^State:[[:space:]]+[ZX]' "/proc/$p/status" 2>/dev/null
-}
+. "$(dirname "$(readlink -f "$0")")/../lib.sh"  # pid_alive
 
 wait_gone() {  # wait_gone PIDFILE COMM SECONDS
   for _ in $(seq $(( $3 * 10 ))); do pid_alive "$1" "$2" || return 0; sleep 0.1; done

@@ -8,13 +8,7 @@ ROOT="${SLURM_LOCAL_ROOT:-/var/spool/slurm-local}"
 
 log() { echo "[slurm/stop] $*"; }
 
-pid_alive() {  # pid_alive PIDFILE COMM (zombies count as dead)
-  local p
-  [ -s "$1" ] || return 1
-  p="$(tr -dc '0-9' < "$1")"
-  [ -n "$p" ] && [ -r "/proc/$p/comm" ] && [ "$(cat "/proc/$p/comm")" = "$2" ] \
-    && ! grep -qE '^State:[[:space:]]+[ZX]' "/proc/$p/status" 2>/dev/null
-}
+. "$(dirname "$(readlink -f "$0")")/../lib.sh"  # pid_alive
 
 stop_one() {  # stop_one PIDFILE COMM
   local p
