@@ -71,8 +71,9 @@ through its own client and caches. What the protocol relies on, and what it does
   of 300,000 files). Posting a ticket, closing it and telling of a claim are appends;
   a chunk costs one create (its record file, which is also its claim) and one unlink
   (once the driver archived it), plus a failed exclusive create for each other worker
-  that tried the same ticket first (workers race for the tickets they read). The work_dir holds the record files of the chunks in
-  flight, one mailbox per job and a few files per pool and session.
+  that tried the same ticket first (workers race for the tickets they read). The
+  work_dir holds the record files of the chunks in flight, one mailbox per job and a
+  few files per pool and session.
 * **Pids and clocks are per host.** A pid is compared only within the same process
   space (:func:`process_space`: boot id and pid namespace); a heartbeat is a counter
   that must change, timed by the reader's own monotonic clock, never compared with
