@@ -287,6 +287,12 @@ class Claim:
     def encode(self) -> bytes:
         return f"{self.job_id}\n{self.host}\n{self.pid}\n{self.space}\n".encode()
 
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Claim) and self.encode() == other.encode()
+
+    def __hash__(self) -> int:
+        return hash(self.encode())
+
     @classmethod
     def decode(cls, data: bytes) -> Claim | None:
         """None while the claimant has not finished writing it."""

@@ -164,10 +164,18 @@ class ChunkResult:
     """A worker began the chunk (its BEGIN record is there)."""
     damaged: bool = False
     """The file ends with a torn or damaged record (read up to it)."""
-    withdrawn: bool = False
-    """The claim is the driver's: it took the ticket back, no task ran."""
-    job_id: str = ""
-    """The job whose worker claimed it (from the claim in its first record)."""
+    claim: Optional[Claim] = None
+    """Who claimed it: the claim in its first record (None while it is not written)."""
+
+    @property
+    def withdrawn(self) -> bool:
+        """The claim is the driver's: it took the ticket back, no task ran."""
+        return self.claim is not None and self.claim.withdrawn
+
+    @property
+    def job_id(self) -> str:
+        """The job whose worker claimed it ("" if not known)."""
+        return "" if self.claim is None else self.claim.job_id
 
     @classmethod
     def parse(cls, chunk: int, data: bytes) -> ChunkResult:
@@ -195,8 +203,7 @@ class ChunkResult:
             complete,
             began,
             not whole,
-            claim is not None and claim.withdrawn,
-            "" if claim is None else claim.job_id,
+            claim,
         )
 
     def envelopes(self) -> list:
@@ -409,12 +416,7 @@ class Session:
         """Who claimed a try of a chunk (the claim in its record file); None if nobody
         yet, or the claim is still being written."""
         data = _layout.read_file(str(self.record_path(chunk, tries)))
-        if not data:
-            return None
-        records, _ = _layout.decode_records(data)
-        if not records or records[0][0] != _layout.BEGIN:
-            return None
-        return Claim.decode(records[0][3])
+        return None if data is None else ChunkResult.parse(chunk, data).claim
 
     def withdraw(self, chunk: int, tries: int) -> bool:
         """Take a try of a chunk back before a worker claims it (a record file that holds
