@@ -82,7 +82,7 @@ def main() -> None:
             for _ in range(args.apply_repeats):
                 times["apply"]["mp"].append(time_applies(mp_pool, args.calls))
                 times["apply"]["bp"].append(time_applies(bp_pool, args.calls))
-            submissions = bp_pool._dispatcher.num_submissions
+            submissions = bp_pool.statistics().num_submissions
         for _ in range(args.fresh_repeats):
             times["fresh"]["mp"].append(
                 time_fresh(lambda: multiprocessing.Pool(args.processes), args.calls)

@@ -40,7 +40,6 @@ Nothing is asserted.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
 import subprocess
@@ -98,26 +97,18 @@ def dirty() -> bool:
 
 
 def jobs_submitted(pool) -> tuple[int, int]:
-    """(jobs, submissions) so far, from the pool directory's ``jobs.jsonl``."""
-    pool_dir = pool._dispatcher.pool_dir
-    if pool_dir is None:
-        return 0, 0
-    jobs = submissions = 0
-    for line in (pool_dir.dir / "jobs.jsonl").read_text().splitlines():
-        row = json.loads(line)
-        if row.get("event") == "submitted":
-            submissions += 1
-            jobs += len(row.get("jobs", []))
-    return jobs, submissions
+    """(jobs, submissions) so far, by the pool's own count."""
+    own = pool.statistics()
+    return own.num_jobs_submitted, own.num_submissions
 
 
 def worker_hosts(pool) -> list[str]:
     """The hosts of the pool's workers that said they were ready (their mailboxes'
     ``READY`` records, read here from the files)."""
-    pool_dir = pool._dispatcher.pool_dir
+    pool_dir = pool.statistics().pool_dir
     hosts = set()
     if pool_dir is not None:
-        for mailbox in (pool_dir.dir / _layout.WORKERS_DIR).iterdir():
+        for mailbox in (pool_dir / _layout.WORKERS_DIR).iterdir():
             records, _ = _layout.decode_records(mailbox.read_bytes())
             for kind, _, _, payload in records:
                 claim = _layout.Claim.decode(payload) if kind == _layout.READY else None

@@ -5,7 +5,7 @@
 into few sessions and few submissions), with the default ``polling_interval``
 (5 s) and with ``--polling-intervals`` more (default also 1 s). The scheduler
 programs are wrappers that log each call (:class:`_slurm_bench.CallLog`); the
-pool's own counters ``_dispatcher.num_submissions`` and
+pool's own counters ``pool.statistics().num_submissions`` and
 ``.num_status_queries`` are shown next to them. Baseline: a bare
 ``--calls``-element array of ``touch DIR/$SLURM_ARRAY_TASK_ID`` jobs, polled every
 ``--poll-ms`` (default 50) until every file exists (``--calls`` must stay below the
@@ -45,14 +45,14 @@ def pool_run(tmp: Path, work_dir: Path, num_calls: int, polling_interval: float)
         results = [r.get(timeout=300) for r in pending]
         wall = time.perf_counter() - start
         counts = calls.counts()
-        dispatcher = pool._dispatcher
+        own = pool.statistics()
         row = {
             "wall": wall,
             "sbatch": counts["sbatch"],
             "squeue": counts["squeue"],
             "jobs": calls.jobs_submitted(),
-            "own sbatch": dispatcher.num_submissions,
-            "own squeue": dispatcher.num_status_queries,
+            "own sbatch": own.num_submissions,
+            "own squeue": own.num_status_queries,
             "bound": wall / polling_interval + 2,
         }
     assert results == [trivial(i) for i in range(num_calls)]
@@ -138,7 +138,7 @@ def main() -> None:
         f"squeue {[r['own squeue'] for r in rs]}"
         for interval, rs in runs.items()
     ]
-    print("pool._dispatcher counters per run: " + "; ".join(own))
+    print("pool.statistics() per run: " + "; ".join(own))
     for line in verdicts:
         print(line)
 

@@ -47,8 +47,8 @@ def pool_run(work_dir: Path, num_maps: int, items: list) -> dict:
             per_map.append(time.perf_counter() - t)
             assert results == [trivial(x) for x in items]
         total = time.perf_counter() - start
-        dispatcher = pool._dispatcher
-        sbatch, squeue = dispatcher.num_submissions, dispatcher.num_status_queries
+        own = pool.statistics()
+        sbatch, squeue = own.num_submissions, own.num_status_queries
         t = time.perf_counter()
     exit_s = time.perf_counter() - t
     return {"total": total, "maps": per_map, "sbatch": sbatch, "squeue": squeue, "exit": exit_s}

@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
 from . import _layout, config, proto_pool
-from .dispatcher import Call, CallKind, Dispatcher
+from .calls import Call, CallKind
+from .dispatcher import Dispatcher
 from .errors import PoolError
 from .proto_pool import MapResult
 
@@ -108,7 +109,7 @@ def attach(session_dir: PathLike, **options: Any) -> AttachedMap:
     call = Call(CallKind.MAP, _DetachedFunction(manifest.function), None, result)
     call.chunksize = manifest.chunksize
     call.attach_to = session.dir
-    pool._dispatcher.submit(call)
+    pool.submit_call(call)
     return AttachedMap(session.dir, pool, result)
 
 

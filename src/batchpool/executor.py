@@ -37,7 +37,7 @@ from typing import Any, Callable, Optional, Union
 
 from . import proto_pool, worker
 from .backend import Backend
-from .dispatcher import Call, CallKind, Dispatcher, batch_of_applies, pickle_for_jobs
+from .calls import Call, CallKind, batch_of_applies, pickle_for_jobs
 from .proto_pool import task_error
 
 GATHER_S = 0.05
@@ -93,7 +93,7 @@ class Executor(concurrent.futures.Executor):
             self._pool: proto_pool.Pool = make_pool(args, options, backend=backend, profile=profile)
         else:
             self._pool = proto_pool.Pool(*args, backend=backend, **options)
-        self._gatherer = _Gatherer(self._pool._dispatcher)
+        self._gatherer = _Gatherer(self._pool.submit_call)
         self._shutdown_lock = threading.Lock()
         self._shutdown = False
 
@@ -156,7 +156,7 @@ class Executor(concurrent.futures.Executor):
                     future.set_running_or_notify_cancel()
                 function = functools.partial(worker.starcall, fn)
                 sink = _FutureSink(futures)
-                self._pool._dispatcher.submit(Call(CallKind.MAP, function, tasks, sink, chunksize))
+                self._pool.submit_call(Call(CallKind.MAP, function, tasks, sink, chunksize))
         return _results_in_order(futures, end_time)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
@@ -218,13 +218,13 @@ class _Gatherer:
     """Hands the submitted calls to the dispatcher in batches (module docstring), from
     one thread per executor, started at the first submit."""
 
-    def __init__(self, dispatcher: Dispatcher) -> None:
-        self._dispatcher = dispatcher
+    def __init__(self, submit: Callable[[Call], None]) -> None:
+        self._submit = submit
         self._cond = threading.Condition()
         self._pending: list[tuple[Callable, Call, concurrent.futures.Future]] = []
         self._first_at = self._last_at = 0.0
         self._closed = False
-        self._thread: Optional[threading.Thread] = None
+        self._runner: Optional[threading.Thread] = None
         self._picklable: Optional[Callable] = None
 
     def check_picklable(self, fn: Callable, arguments: object) -> None:
@@ -241,11 +241,11 @@ class _Gatherer:
                 self._first_at = now
             self._last_at = now
             self._pending.append((fn, call, future))
-            if self._thread is None:
-                self._thread = threading.Thread(
+            if self._runner is None:
+                self._runner = threading.Thread(
                     target=self._run, name="batchpool-executor", daemon=True
                 )
-                self._thread.start()
+                self._runner.start()
             self._cond.notify_all()
 
     def close(self, cancel: bool) -> None:
@@ -256,7 +256,7 @@ class _Gatherer:
                 for _, _, future in self._pending:
                     future.cancel()
             self._cond.notify_all()
-            thread = self._thread
+            thread = self._runner
         if thread is not None and thread is not threading.current_thread():
             thread.join()
 
@@ -277,12 +277,9 @@ class _Gatherer:
 
     def _hand_over(self, batch: list[tuple[Callable, Call, concurrent.futures.Future]]) -> None:
         """The calls whose futures were not cancelled, one call per function."""
-        by_function: dict[int, list[Call]] = {}
-        for fn, call, future in batch:
-            if future.set_running_or_notify_cancel():
-                by_function.setdefault(id(fn), []).append(call)
-        for calls in by_function.values():
-            self._dispatcher.submit(batch_of_applies(calls))
+        calls = [call for _, call, future in batch if future.set_running_or_notify_cancel()]
+        for batched in batch_of_applies(calls):
+            self._submit(batched)
 
 
 def _results_in_order(

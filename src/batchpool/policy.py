@@ -42,13 +42,25 @@ Every loss is kept in the chunk's history (:class:`Loss`): in ``chunks.jsonl``, 
 from __future__ import annotations
 
 import enum
+import pickle
 import re
 import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional
 
+from ._layout import Failure
 from .backend import Ending, JobStatus, Resources
+from .errors import (
+    BrokenEnvironmentError,
+    JobsLostError,
+    PoolError,
+    TaskMemoryError,
+    TaskTimeoutError,
+    WorkerCrashedError,
+)
+from .session import describe_filesystem
 
 
 class Cause(enum.Enum):
@@ -188,6 +200,143 @@ def classify(
     return Cause.VANISHED
 
 
+# -- what a loss tells the user ------------------------------------------------------------
+
+_KILLED = {
+    Cause.TIME_LIMIT: (
+        TaskTimeoutError,
+        "was stopped by the jobs' time limit{resources} {times} times, the last time in a "
+        "chunk of its own. Give the jobs more time (`time`, `h_rt`), or let the pool retry "
+        "with more: retry_policy=RetryPolicy(max_time=...).",
+    ),
+    Cause.MEMORY_LIMIT: (
+        TaskMemoryError,
+        "was stopped by the jobs' memory limit{resources} {times} times. Give the jobs more "
+        "memory (`mem`, `h_vmem`), or let the pool retry with more: "
+        "retry_policy=RetryPolicy(max_mem=...).",
+    ),
+}
+_CRASHED = (
+    WorkerCrashedError,
+    "ended the worker running it {times} times ({how}): a crash in C code, os._exit(), "
+    "or a signal. Its other tasks ran on.",
+)
+
+
+def killed_envelope(
+    what: str, session_dir: Path, argument: str, loss: Loss, history: Sequence[Loss]
+) -> tuple:
+    """The failure envelope of the task that ``loss`` says was killed (the action
+    RAISE), as if it had raised a :class:`~batchpool.TaskKilledError`; ``what``: the
+    call (``map of module.f``), ``argument``: a short repr of the task's argument."""
+    assert loss.task is not None
+    index = loss.task
+    attempts = [h.describe() for h in history if h.task == index]
+    error_type, text = _KILLED.get(loss.cause, _CRASHED)
+    resources = f" ({loss.resources})" if loss.resources else ""
+    said = text.format(resources=resources, times=len(attempts), how=loss.how or loss.state)
+    message = f"Task {index} of {what} (argument {argument}) {said}"
+    message += "".join(f"\n  attempt: {a}" for a in attempts)
+    error = error_type(message, session_dir, index, argument, attempts)
+    stderr = f"{loss.detail}\n" if loss.detail else "(no stderr)\n"
+    return (False, Failure(pickle.dumps(error), error_type.__name__, message, stderr))
+
+
+def lost_error(
+    what: str,
+    chunk: int,
+    tasks: range,
+    history: Sequence[Loss],
+    limit: int,
+    session_dir: Optional[Path],
+) -> JobsLostError:
+    """Tasks ``tasks`` of chunk ``chunk`` of the call ``what`` were lost once too often
+    (the action FAIL)."""
+    last = history[-1]
+    same = sum(1 for h in history if h.cause is last.cause)
+    if last.cause in (Cause.CANCELLED, Cause.ERROR_STATE) and same > 1:
+        why = f"their jobs ended twice by {last.cause.value}: someone or something means it"
+    else:
+        times = "once" if len(history) == 1 else f"{len(history)} times"
+        why = (
+            f"their jobs were lost {times} (max_num_resubmissions={limit}); "
+            f"last cause: {last.cause.value}"
+        )
+    lines = [
+        f"Tasks {tasks.start}-{tasks.stop - 1} of {what} were lost: {why}.",
+        "  history:",
+        *(f"    {h.describe()}" for h in history),
+    ]
+    if last.detail:
+        lines.append("  stderr: " + last.detail.replace("\n", "\n          "))
+    return JobsLostError("\n".join(lines), session_dir, (chunk,))
+
+
+def failed_starts_error(
+    failures: Sequence[Loss], python_path: str, session_dir: Optional[Path]
+) -> JobsLostError:
+    """More jobs in a row than resubmissions allow ended before their worker took work."""
+    last = failures[-1]
+    lines = [
+        f"{len(failures)} jobs in a row ended before their worker took any work "
+        f"(last: job {last.job_id}, {last.state or 'left the queue'}). Check that "
+        f"python_path ({python_path}) exists on the compute nodes with "
+        "batchpool installed, and that the work_dir is reachable there.",
+        "  history:",
+        *(f"    {loss.describe()}" for loss in failures),
+    ]
+    return JobsLostError("\n".join(lines), session_dir)
+
+
+def broken_environment_error(
+    loss: Loss, first: Loss, python_path: str, work_dir: Path, session_dir: Optional[Path]
+) -> BrokenEnvironmentError:
+    """Two jobs ended before their first task saying the same: retrying cannot help."""
+    said = loss.detail.strip() or "(nothing)"
+    lines = [
+        f"Jobs {first.job_id} and {loss.job_id} ended before their worker took any task, "
+        f"both with: {summary_line(said)}",
+        f"Check that python_path ({python_path}) runs on the compute nodes "
+        "and has batchpool and your modules installed there, and that the work_dir "
+        f"({work_dir}) is visible from them. Last job ({loss.describe()}) said:",
+        "    " + said.replace("\n", "\n    "),
+    ]
+    return BrokenEnvironmentError("\n".join(lines), session_dir, said)
+
+
+def not_shared_error(
+    loss: Loss, evidence: str, work_dir: Path, session_dir: Optional[Path]
+) -> BrokenEnvironmentError:
+    """A job could not see the work_dir (``evidence`` says how we know)."""
+    said = loss.detail.strip() or "(nothing)"
+    lines = [
+        f"The jobs do not see the work_dir {work_dir}: {evidence}. The "
+        "work_dir must be on a filesystem that the compute nodes share with this "
+        "machine: on most clusters a directory under your home or project space, not "
+        "/tmp or another node-local disk. Pass work_dir=... (or set BATCHPOOL_WORK_DIR).",
+        f"Last: {loss.describe()}; it said:",
+        "    " + said.replace("\n", "\n    "),
+    ]
+    return BrokenEnvironmentError("\n".join(lines), session_dir, said)
+
+
+def unwritable_error(work_dir: Path, error: OSError, during_map: bool = False) -> PoolError:
+    """The driver (or, ``during_map``, a worker: the action STOP) cannot write in the work_dir."""
+    where = describe_filesystem(Path(work_dir))
+    if not during_map:
+        return PoolError(
+            f"Cannot write the session into work_dir {work_dir} ({where}): {error}. "
+            "Nothing was submitted. The work_dir must be writable, have free space, "
+            "and be reachable from the compute nodes; once it is, run the same script "
+            "again (an unfinished map resumes where it stopped)."
+        )
+    return PoolError(
+        f"The map stopped: its files cannot be written in work_dir {work_dir} ({where}): "
+        f"{error}. Every result collected so far is kept. Free space there (or make it "
+        "writable again), then run the same script again: the map resumes where it stopped."
+    )
+
+
 class Action(enum.Enum):
     RETRY = "retry"
     """The unfinished tasks run again; one resubmission is spent."""
@@ -198,6 +347,9 @@ class Action(enum.Enum):
     RAISE = "raise for the task"
     """The task that was running gets its error; the rest run again, nothing spent."""
     FAIL = "fail"
+    """The call fails with :func:`lost_error`."""
+    STOP = "stop every map"
+    """No results can be written: every map of the pool stops (:func:`unwritable_error`)."""
 
 
 @dataclass(frozen=True)
@@ -283,7 +435,9 @@ class RetryPolicy:
             if len(same_task) + 1 < self.memory_limits_per_task and not spent_out:
                 return Decision(Action.ISOLATE)
             return Decision(Action.RAISE)
-        if cause in (Cause.CANCELLED, Cause.ERROR_STATE) and same or cause is Cause.NO_SPACE:
+        if cause is Cause.NO_SPACE:
+            return Decision(Action.STOP)
+        if cause in (Cause.CANCELLED, Cause.ERROR_STATE) and same:
             return Decision(Action.FAIL)
         return Decision(Action.FAIL if spent_out else Action.RETRY)
 

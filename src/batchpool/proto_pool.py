@@ -27,8 +27,10 @@ from typing import Any, Callable, Optional, TypeVar, Union
 from . import worker
 from ._layout import Failure
 from .backend import Backend
-from .dispatcher import TASKS_AHEAD, Call, CallKind, Dispatcher, PoolSettings, pickle_for_jobs
+from .calls import Call, CallKind, pickle_for_jobs
+from .dispatcher import TASKS_AHEAD, Dispatcher, PoolStatistics
 from .errors import RemoteError, RemoteTraceback
+from .options import PoolSettings
 from .policy import RetryPolicy
 
 DEFAULT_WORK_DIR = ".batchpool"
@@ -357,6 +359,16 @@ class Pool:
             raise ValueError("Pool is still running")
         self._feeder.join()
         self._dispatcher.join()
+
+    def submit_call(self, call: Call) -> None:
+        """Hand ``call`` to the pool's engine, for fronts built on this pool (the
+        Executor, :func:`batchpool.submit`): its sink gets the results."""
+        self._check_running()
+        self._dispatcher.submit(call)
+
+    def statistics(self) -> PoolStatistics:
+        """What the pool did so far: submissions, status queries, its jobs and directory."""
+        return self._dispatcher.statistics()
 
     @property
     def polling_interval(self) -> float:
@@ -746,7 +758,7 @@ def _pickle_task(item: object) -> bytes:
 def _terminate(dispatcher: Dispatcher, feeder: _Feeder) -> None:
     """Delete the pool's jobs and end its threads (terminate, collection, exit)."""
     feeder.stop()
-    if dispatcher._thread is not None:
+    if dispatcher.started:
         dispatcher.terminate()
         dispatcher.join()
 

@@ -134,7 +134,7 @@ def test_slurm_requeue_of_a_running_job_costs_no_resubmission(how, tmp_path):
         subprocess.run(["scontrol", how, first], check=True, capture_output=True)
         if how == "requeuehold":
             time.sleep(10)  # held: nothing runs, nothing is submitted around the hold
-            assert not result.ready() and pool._dispatcher.num_submissions == 1
+            assert not result.ready() and pool.statistics().num_submissions == 1
             subprocess.run(["scontrol", "release", first], check=True, capture_output=True)
         assert [v for v, _ in result.get(300)] == [0, 1, 4]
     assert [e["cause"] for e in lost_events(work_dir)] == ["preempted or requeued"]

@@ -170,7 +170,7 @@ def test_standing_workers_serve_consecutive_maps(backend, profile, skew_s):
         lost_job_grace_period_s=5.0,
         worker_idle_s=15.0,
     )
-    work = Path(pool._dispatcher.settings.work_dir)
+    work = Path(pool.work_dir)
     record = cluster_sim.work_dir("coherent", prefix="marks-")
     hosts: set[str] = set()
     with pool:
@@ -288,7 +288,7 @@ def test_scancel_of_a_job_and_a_crashing_task_on_nfs(backend, tmp_path):
         lost_job_grace_period_s=5.0,
         worker_idle_s=3.0,
     )
-    work = Path(pool._dispatcher.settings.work_dir)
+    work = Path(pool.work_dir)
     results, errors, victim = [], [], None
     with pool:
         iterator = pool.imap_unordered(real_tasks.mark, tasks, chunksize=3)
@@ -342,7 +342,7 @@ def test_a_killed_sim_slurmd_is_a_node_failure_and_every_result_arrives_once():
         lost_job_grace_period_s=2.0,
         worker_idle_s=2.0,
     )
-    work = Path(pool._dispatcher.settings.work_dir)
+    work = Path(pool.work_dir)
     with pool:
         result = pool.map_async(real_tasks.mark, tasks, chunksize=4)
         (_, _, node), *_ = wait_for(
@@ -438,7 +438,7 @@ def test_a_work_dir_the_jobs_cannot_see_raises_within_one_job_lifetime(backend):
     pool = sim_pool(
         backend, "notshared", processes=3, polling_interval=1.0, lost_job_grace_period_s=2.0
     )
-    work = Path(pool._dispatcher.settings.work_dir)
+    work = Path(pool.work_dir)
     with pool:
         with pytest.raises(BrokenEnvironmentError) as info:
             pool.map(abs, range(6))

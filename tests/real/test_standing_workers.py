@@ -159,15 +159,15 @@ class QueueSampler:
         self.seen: set[str] = set()
         self.most_live = 0
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._loop_thread = threading.Thread(target=self._loop, daemon=True)
 
     def __enter__(self) -> QueueSampler:
-        self._thread.start()
+        self._loop_thread.start()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self._stop.set()
-        self._thread.join(timeout=30)
+        self._loop_thread.join(timeout=30)
 
     def _loop(self) -> None:
         while not self._stop.wait(self.every_s):
@@ -272,10 +272,10 @@ def test_standing_workers_serve_consecutive_maps(backend, tmp_path):
             ran_on.append({job for _, job in results})
             if m == 0:
                 first_jobs = {job.job_id for job in submitted}
-                first_submissions = pool._dispatcher.num_submissions
+                first_submissions = pool.statistics().num_submissions
             time.sleep(1.0)  # the script's own work between two maps (< worker_idle_s)
-        submissions = pool._dispatcher.num_submissions
-        everything = queue_states(backend, pool._dispatcher.pool_dir.job_name, everything=True)
+        submissions = pool.statistics().num_submissions
+        everything = queue_states(backend, pool.statistics().job_name, everything=True)
     jobs = [job.job_id for job in submitted]
     print(f"{backend}: maps ran on {ran_on}; submitted {jobs}; queue saw {sorted(sampler.seen)}")
     assert submissions == first_submissions, "maps 2..5 asked the scheduler for new jobs"
@@ -393,7 +393,7 @@ def test_a_stopped_slurmctld_is_waited_out_without_deleting_jobs(tmp_path):
         result = pool.map_async(real_tasks.record, tasks, chunksize=1)
         wait_for(lambda: len({r.job for r in read_runs(record)}) == 2, what="both workers busy")
         (session,) = [p for p in work.iterdir() if not p.name.startswith("pool_")]
-        job_name = pool._dispatcher.pool_dir.job_name
+        job_name = pool.statistics().job_name
         os.kill(controller, signal.SIGSTOP)
         stopped_at = time.time()
         running_at_stop = not result.ready()
@@ -409,7 +409,7 @@ def test_a_stopped_slurmctld_is_waited_out_without_deleting_jobs(tmp_path):
             collected_at_stop = archived(session)
             time.sleep(OUTAGE_S)
             collected_before_cont = archived(session)
-            outage_seen = pool._dispatcher.outage_since is not None
+            outage_seen = pool.statistics().scheduler_unreachable
             done_in_outage = result.ready()
         finally:
             os.kill(controller, signal.SIGCONT)
@@ -417,7 +417,7 @@ def test_a_stopped_slurmctld_is_waited_out_without_deleting_jobs(tmp_path):
             watchdog.kill()
             watchdog.wait()
         results = result.get(timeout=180)
-        wait_for(lambda: pool._dispatcher.outage_since is None, 60, "the end of the outage")
+        wait_for(lambda: not pool.statistics().scheduler_unreachable, 60, "the end of the outage")
         deletions = calls_of(scancel_log)
         # The pool works as before: a second map, on new jobs if the old ones idled out.
         second = pool.map(real_tasks.square_in_job, [(x, 0) for x in range(4)])
@@ -431,7 +431,7 @@ def test_a_stopped_slurmctld_is_waited_out_without_deleting_jobs(tmp_path):
     print(
         f"stopped {stopped_at:.1f}..{resumed_at:.1f}: collected {collected_at_stop} -> "
         f"{collected_before_cont} chunks, map done in outage: {done_in_outage}, "
-        f"{pool._dispatcher.num_submissions} submissions"
+        f"{pool.statistics().num_submissions} submissions"
     )
     assert [r for r, _ in results] == [i * i for _, i, _ in tasks]
     runs = read_runs(record)

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from batchpool import BrokenEnvironmentError, JobsLostError, SchedulerError
-from batchpool.dispatcher import Call, CallKind, Dispatcher, PoolSettings, pickle_for_jobs
+from batchpool.calls import Call, CallKind, pickle_for_jobs
+from batchpool.dispatcher import Dispatcher
+from batchpool.options import PoolSettings
 from batchpool.proto_pool import ApplyResult, MapResult, _apply
 from batchpool.testing.fake_backend import FakeBackend, FakeClock, FakeFaults, run_until
 
@@ -260,9 +262,9 @@ def test_a_result_written_just_before_its_job_ended_is_delivered(tmp_path):
     for fake in backend.jobs:  # the job ends before the driver looked for the result
         fake.phase = fake.phase.ENDED
     dispatcher._look_for_claims()
-    dispatcher.last_status = -float("inf")
+    dispatcher.fleet.last_status = -float("inf")
     dispatcher._query_status()  # the job is gone: its chunk would be lost...
-    assert result.ready() or dispatcher.claimed == []
+    assert result.ready() or dispatcher.table.claimed == []
     run_until(dispatcher.step, backend, clock, result.ready)
     assert result.get(0) == [10, 20]  # ...but its result was there, and is delivered
     assert dict(EXECUTIONS) == {1: 1, 2: 1}

@@ -17,7 +17,8 @@ from batchpool import (
     WorkerCrashedError,
 )
 from batchpool.backend import Ending, JobState, JobStatus, Resources
-from batchpool.dispatcher import Call, CallKind, Dispatcher
+from batchpool.calls import Call, CallKind
+from batchpool.dispatcher import Dispatcher
 from batchpool.policy import Action, Cause, Loss, WorkerExit, classify, parse_mem_mb, parse_time_s
 from batchpool.proto_pool import MapResult
 from batchpool.testing.fake_backend import (
@@ -347,4 +348,4 @@ def test_a_wait_for_the_cluster_is_shown_and_never_counted_or_bypassed(tmp_path)
         dispatcher.step()
         clock.advance(6.0)
     assert not result.ready() and backend.counts.jobs == 2 and not backend.counts.deletes
-    assert dispatcher._waiting_for == "NodeDown (2 jobs)"
+    assert dispatcher.fleet.counts().waiting_for == "NodeDown (2 jobs)"
