@@ -294,19 +294,12 @@ class Dispatcher:
             return
         self.calls.append(call)
         if adopted is None:
-            self._say(
-                call,
-                "session",
-                tasks=call.num_tasks_known,
-                function=describe_function(call.function),
-            )
+            function = describe_function(call.function)
+            self._say(call, "session", tasks=call.num_tasks_known, function=function)
             return
-        for chunk in adopted:
-            self._claimed(
-                Chunk(call, chunk.number, chunk.tasks, tries=chunk.tries),
-                chunk.claim,
-                chunk.job_name,
-            )
+        for held in adopted:
+            chunk = Chunk(call, held.number, held.tasks, tries=held.tries)
+            self._claimed(chunk, held.claim, held.job_name)
         self._say(call, "resumed", results=call.num_delivered, adopted_chunks=len(adopted))
 
     def _ensure_pool_dir(self) -> PoolDirectory:
@@ -438,16 +431,12 @@ class Dispatcher:
         self._show_counts()
 
     def _show_counts(self) -> None:
-        counts = self.fleet.counts()
+        jobs = self.fleet.counts()
         for call in self.calls:
             if call.progress is not None:
-                call.progress.counts.pending = counts.pending
-                call.progress.counts.running = counts.running
-                call.progress.counts.waiting_for = counts.waiting_for
-                call.progress.counts.unreachable_since = ""
-                if self.fleet.outage_since is not None:
-                    call.progress.counts.unreachable_since = time.strftime("%H:%M:%S")
-                call.progress.show_counts()
+                call.progress.show_jobs(
+                    jobs.pending, jobs.running, jobs.waiting_for, jobs.unreachable
+                )
 
     def _heartbeat(self) -> None:
         now = self.clock()

@@ -94,6 +94,8 @@ class Counts:
     running: int
     waiting_for: str
     """Unusual reasons jobs wait (a hold, a node down): ``"NodeDown (2 jobs)"``."""
+    unreachable: bool
+    """The last status query failed: an outage is being waited out."""
 
 
 class Fleet:
@@ -168,7 +170,7 @@ class Fleet:
             self._waiting_for = waiting_for
             if waiting_for:
                 self.say("jobs wait", waiting_for=waiting_for)
-        return Counts(len(pending), running, waiting_for)
+        return Counts(len(pending), running, waiting_for, self.outage_since is not None)
 
     def effective(self, own: Resources) -> Resources:
         """What jobs with the changes ``own`` have: the pool's own resources, changed."""

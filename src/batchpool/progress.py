@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from dataclasses import dataclass
 from typing import Optional, TextIO
 
@@ -73,7 +74,11 @@ class Progress:
             self._bar.update(num_tasks)
             self._bar.set_postfix_str(self.counts.text(), refresh=False)
 
-    def show_counts(self) -> None:
+    def show_jobs(self, pending: int, running: int, waiting_for: str, unreachable: bool) -> None:
+        """The jobs as a status query found them (``unreachable``: it failed)."""
+        self.counts.pending, self.counts.running = pending, running
+        self.counts.waiting_for = waiting_for
+        self.counts.unreachable_since = time.strftime("%H:%M:%S") if unreachable else ""
         if self._bar is not None:
             self._bar.set_postfix_str(self.counts.text())
 
