@@ -6,11 +6,11 @@ and :class:`~batchpool.losses.Losses`. No job runs: a worker is the in-process
 from __future__ import annotations
 
 import os
-import sys
 import threading
 from pathlib import Path
 
 import pytest
+from test_dispatcher import settings as dispatcher_settings
 
 from batchpool import _layout
 from batchpool.backend import Ending, JobState, JobStatus, Resources
@@ -32,22 +32,8 @@ def square(x):
 
 
 def settings(work_dir: Path, **changes) -> PoolSettings:
-    values = dict(
-        work_dir=work_dir,
-        python_path=sys.executable,
-        polling_interval=5.0,
-        max_num_resubmissions=3,
-        max_workers=None,
-        keep_work_dir=False,
-        verbose=False,
-        lost_job_grace_period_s=10.0,
-        resume=True,
-        worker_idle_s=5.0,
-        maxtasksperchild=None,
-        scheduler_outage_s=60.0,
-    )
-    values.update(changes)
-    return PoolSettings(**values)
+    changes = {"lost_job_grace_period_s": 10.0, "scheduler_outage_s": 60.0, **changes}
+    return dispatcher_settings(work_dir, **changes)
 
 
 @pytest.fixture
@@ -68,6 +54,17 @@ def open_map(pool_dir: PoolDirectory, tasks, chunksize=None) -> tuple[Call, MapR
 def worker(pool_dir: PoolDirectory, job_id: str) -> Worker:
     pool_dir.open_mailboxes([job_id])
     return Worker(str(pool_dir.dir), job_id, "fake-node", 4242, 0)
+
+
+def first_ticket(pool_dir: PoolDirectory, tasks: range, chunksize: int, job_id: str):
+    """A map's tickets posted, and the first one as a worker of job ``job_id`` read it."""
+    clock = FakeClock()
+    table = ChunkTable(clock)
+    call, _ = open_map(pool_dir, tasks, chunksize)
+    table.fill([call], pool_dir, num_workers=1)
+    job = worker(pool_dir, job_id)
+    job.read_log()
+    return clock, table, call, job, job.pending.pop(min(job.pending))
 
 
 # -- the chunk table ----------------------------------------------------------------------
@@ -106,13 +103,7 @@ def test_a_claim_is_heard_from_the_mailbox_and_its_result_taken_once(pool_dir):
 
 
 def test_a_claim_nobody_told_of_is_found_by_a_listing_once_per_interval(pool_dir):
-    clock = FakeClock()
-    table = ChunkTable(clock)
-    call, _ = open_map(pool_dir, range(2), chunksize=2)
-    table.fill([call], pool_dir, num_workers=1)
-    job = worker(pool_dir, "9")
-    job.read_log()
-    ticket = job.pending.pop(next(iter(job.pending)))
+    clock, table, _, job, ticket = first_ticket(pool_dir, range(2), 2, "9")
     begin = _layout.encode_record(_layout.BEGIN, ticket.start, 0.0, job.claim)
     assert _layout.create_exclusively(record_path(ticket), begin)  # then killed, untold
     pool_dir.read_mailboxes(["9"])
@@ -137,13 +128,7 @@ def test_a_requeued_chunk_keeps_its_number_whole_and_takes_a_new_one_in_part(poo
 
 
 def test_a_running_chunk_bounds_its_task_time_from_below(pool_dir):
-    clock = FakeClock()
-    table = ChunkTable(clock)
-    call, _ = open_map(pool_dir, range(10), chunksize=5)
-    table.fill([call], pool_dir, num_workers=1)
-    job = worker(pool_dir, "3")
-    job.read_log()
-    ticket = job.pending.pop(min(job.pending))
+    clock, table, call, job, ticket = first_ticket(pool_dir, range(10), 5, "3")
     os.close(job.claim_ticket(ticket))
     clock.advance(5.0)
     for chunk, claim in table.new_claims(pool_dir, 5.0):
