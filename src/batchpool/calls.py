@@ -27,6 +27,7 @@ from typing import Any, Callable, Optional, Protocol
 
 import cloudpickle
 
+from . import _code
 from ._layout import Claim, read_tasks
 from .errors import PoolError, SessionBusyError
 from .policy import unwritable_error
@@ -380,16 +381,27 @@ class _ApplyBatch:
 
 
 class _JobPickler(cloudpickle.Pickler):  # type: ignore[misc]
-    """cloudpickle, but a bound method that its object gives by name travels as that
-    object and the name, as ``pickle`` sends it: a method of a class that the workers
-    can import keeps its code, its file and its lines (cloudpickle 3.1.3 sends such a
-    method's function by value, and its tracebacks then name no file)."""
+    """cloudpickle, but tracebacks on the nodes name the user's files, as in
+    ``multiprocessing``:
+
+    - a bound method that its object gives by name travels as that object and the name,
+      as ``pickle`` sends it: a method of a class that the workers can import keeps its
+      code, its file and its lines (cloudpickle 3.1.3 sends such a method's function by
+      value);
+    - code sent by value keeps its ``co_filename``, which cloudpickle 3 blanks
+      (:mod:`batchpool._code`)."""
 
     def reducer_override(self, obj: object) -> Any:
         if isinstance(obj, types.MethodType):
             owner, name = obj.__self__, obj.__func__.__name__
             if getattr(owner, name, None) == obj:
                 return getattr, (owner, name)
+        if isinstance(obj, types.CodeType):
+            reduce = self.dispatch_table.get(types.CodeType)
+            if reduce is not None:
+                build, args = reduce(obj)
+                if obj.co_filename not in args:  # blanked
+                    return _code.with_filename, (build, args, obj.co_filename)
         return super().reducer_override(obj)
 
 
