@@ -144,15 +144,20 @@ class Call:
         function = describe_function(self.function)
         return Manifest(num_tasks, self.chunksize, self.backend_name, function, created)
 
-    def short_repr(self, index: int, limit: int = 200) -> str:
+    def short_repr(self, index: int) -> str:
         """A short ``repr`` of task ``index``'s argument, for an error message."""
         assert self.session is not None
-        try:
-            (pickled,) = read_tasks(str(self.session.dir), index, index + 1)
-            text = repr(pickle.loads(pickled))
-        except Exception as error:  # the message must not fail for want of a repr
-            text = f"<not shown: {error!r}>"
-        return text if len(text) <= limit else text[: limit - 3] + "..."
+        return short_argument(self.session.dir, index)
+
+
+def short_argument(session_dir: Path, index: int, limit: int = 200) -> str:
+    """A short ``repr`` of the argument of task ``index`` of a session, for a message."""
+    try:
+        (pickled,) = read_tasks(str(session_dir), index, index + 1)
+        text = repr(pickle.loads(pickled))
+    except Exception as error:  # the message must not fail for want of a repr
+        text = f"<not shown: {error!r}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # -- opening a call's session ---------------------------------------------------------------

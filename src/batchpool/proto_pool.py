@@ -27,7 +27,7 @@ from typing import Any, Callable, Optional, TypeVar, Union
 from . import worker
 from ._layout import Failure
 from .backend import Backend
-from .calls import Call, CallKind, pickle_for_jobs
+from .calls import Call, CallKind, pickle_for_jobs, short_argument
 from .dispatcher import TASKS_AHEAD, Dispatcher, PoolStatistics
 from .errors import RemoteError, RemoteTraceback
 from .options import PoolSettings
@@ -529,7 +529,7 @@ class MapResult(ApplyResult):
             if ok:
                 self._values[i] = value
             elif self._error is None:
-                self._error = task_error(value, session_dir)
+                self._error = task_error(value, session_dir, i)
 
     def finish(self) -> None:
         if self._error is not None:
@@ -573,10 +573,10 @@ class IMapIterator:
             raise StopIteration
         if isinstance(envelope, BaseException):
             raise envelope
-        ok, value = envelope
+        ok, value, index = envelope
         if ok:
             return value
-        raise task_error(value, self._session_dir or Path("?"))
+        raise task_error(value, self._session_dir or Path("?"), index)
 
     __next__ = next
 
@@ -626,11 +626,11 @@ class IMapIterator:
     def deliver(self, start: int, envelopes: list, session_dir: Path) -> None:
         with self._cond:
             self._session_dir = session_dir
-            for i, envelope in enumerate(envelopes, start):
+            for i, (ok, value) in enumerate(envelopes, start):
                 if self._ordered:
-                    self._items[i] = envelope
+                    self._items[i] = (ok, value, i)
                 else:
-                    self._arrived.append(envelope)
+                    self._arrived.append((ok, value, i))
             self._cond.notify_all()
 
     def fail(self, error: BaseException) -> None:
@@ -763,11 +763,15 @@ def _terminate(dispatcher: Dispatcher, feeder: _Feeder) -> None:
         dispatcher.join()
 
 
-def task_error(payload: tuple, session_dir: Path) -> BaseException:
+def task_error(payload: tuple, session_dir: Path, index: Optional[int] = None) -> BaseException:
     """The exception a task raised (its :class:`~batchpool._layout.Failure`), rebuilt, with
-    the remote traceback as its cause."""
+    the remote traceback as its cause; ``index``: the task's, in the session, to name it
+    and its argument."""
     exc_pickle, type_name, message, traceback_text = Failure(*payload)
     where = f"The session directory is kept at {session_dir}"
+    if index is not None:
+        argument = short_argument(session_dir, index)
+        where = f"batchpool: task {index} (argument {argument}) raised it. {where}"
     error: Optional[BaseException] = None
     if exc_pickle is not None:
         try:

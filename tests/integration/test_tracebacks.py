@@ -35,6 +35,7 @@ def test_the_remote_traceback_of_a_script_function_names_its_file_and_line(tmp_p
     assert f'File "{script}", line 6, in divide' in run.stderr, run.stderr
     assert "return 1 / (x - offset)  # the failing line" in run.stderr
     assert "<dynamic-code>" not in run.stderr
+    assert "batchpool: task 3 (argument 3) raised it." in run.stderr  # which task, with what
 
 
 def test_code_sent_by_value_keeps_its_file_name():
