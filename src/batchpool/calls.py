@@ -221,7 +221,7 @@ def open_session(
     if num_tasks:
         call.uncut.append(range(num_tasks))
     if call.kind is CallKind.MAP:
-        call.progress = Progress(num_tasks, call.session.name, verbose)
+        call.progress = Progress(num_tasks, call.describe(), verbose)
     return None
 
 
@@ -275,7 +275,7 @@ def reattach(
     adopted = _claimed_chunks(call, session, {r.chunk for r in results})
     call.uncut.extend(_complement(num_tasks, kept + [a.tasks for a in adopted]))
     if call.kind is CallKind.MAP:
-        call.progress = Progress(num_tasks, session.name, verbose)
+        call.progress = Progress(num_tasks, call.describe(), verbose)
         call.progress.advance(call.num_delivered)
     return adopted
 

@@ -55,6 +55,7 @@ from .fleet import Fleet
 from .losses import Losses
 from .options import PoolSettings
 from .policy import unwritable_error
+from .progress import tell
 from .session import HEARTBEAT_S, PoolDirectory
 from .tickets import Chunk, ChunkTable
 
@@ -528,19 +529,14 @@ class Dispatcher:
     # -- telling -------------------------------------------------------------------------
 
     def _say(self, call: Call, message: str, **fields: object) -> None:
-        if call.session is None:
-            return
-        call.session.log(message, **fields)
-        if self.settings.verbose:
-            extra = " ".join(f"{k}={v}" for k, v in fields.items())
-            sys.stderr.write(f"batchpool {call.session.name}: {message} {extra}\n")
+        if call.session is not None:
+            tell(call.session, self.settings.verbose, message, **fields)
 
     def _say_pool(self, message: str, **fields: object) -> None:
         for call in self.calls:
             self._say(call, message, **fields)
-        if self.settings.verbose and not self.calls:
-            extra = " ".join(f"{k}={v}" for k, v in fields.items())
-            sys.stderr.write(f"batchpool: {message} {extra}\n")
+        if not self.calls:
+            tell(None, self.settings.verbose, message, **fields)
 
 
 def _for_session(error: BaseException, call: Call) -> BaseException:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pty
+import re
 import select
 import subprocess
 import sys
@@ -56,10 +57,12 @@ def test_a_terminal_gets_a_progress_bar(tmp_path):
     assert "0/8 [" in text and "task/s" in text  # the bar, cleared when the map ends
 
 
-def test_no_terminal_no_bar(tmp_path):
+def test_no_terminal_no_bar_but_a_time_stamped_line_at_the_end(tmp_path):
     process = run_driver(tmp_path, "quiet", stderr=subprocess.PIPE)
     _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 0 and stderr == b""
+    (line,) = stderr.decode().splitlines()
+    assert process.returncode == 0 and "\r" not in line
+    assert re.fullmatch(r"\d\d:\d\d:\d\d batchpool: map of builtins.abs: 8/8 tasks done; .*", line)
 
 
 def test_verbose_prints_state_changes(tmp_path):
