@@ -19,14 +19,24 @@ from __future__ import annotations
 
 import enum
 import os
-import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
 from .. import _layout
-from ..backend import Ending, Job, JobRequest, JobState, JobStatus, Resources
+from ..backend import (
+    Backend,
+    Cancel,
+    Ending,
+    Job,
+    JobRequest,
+    JobState,
+    JobStatus,
+    Resources,
+    Statuses,
+    still_queued,
+)
 from ..errors import SchedulerError
 from ..worker import Worker
 
@@ -111,7 +121,7 @@ class FakeCounts:
     max_running: int = 0
 
 
-class FakeBackend:
+class FakeBackend(Backend):
     """A scheduler in memory (module docstring).
 
     Parameters
@@ -154,7 +164,7 @@ class FakeBackend:
     def max_jobs_per_submit(self) -> int:
         return self._max_jobs_per_submit
 
-    def submit(self, request: JobRequest, cancel: Optional[threading.Event] = None) -> list[Job]:
+    def submit(self, request: JobRequest, cancel: Cancel = None) -> list[Job]:
         self.counts.submits += 1
         self.requests.append(request)
         jobs = []
@@ -171,9 +181,7 @@ class FakeBackend:
         self.counts.jobs += len(jobs)
         return jobs
 
-    def status(
-        self, jobs: Sequence[Job], cancel: Optional[threading.Event] = None
-    ) -> dict[str, JobStatus]:
+    def status(self, jobs: Sequence[Job], cancel: Cancel = None) -> Statuses:
         self.counts.status_queries += 1
         outage = self.faults.outage
         if outage is not None and outage[0] <= self.clock() < outage[1]:
@@ -201,17 +209,11 @@ class FakeBackend:
                 )
         return statuses
 
-    def jobs_named(
-        self, name: str, cancel: Optional[threading.Event] = None
-    ) -> dict[str, JobStatus]:
+    def jobs_named(self, name: str, cancel: Cancel = None) -> Statuses:
         named = [fake.job for fake in self.jobs if fake.job.name == name]
-        return {
-            job_id: status
-            for job_id, status in self.status(named, cancel).items()
-            if status.state in (JobState.PENDING, JobState.RUNNING)
-        }
+        return still_queued(self.status(named, cancel))
 
-    def delete(self, jobs: Sequence[Job], cancel: Optional[threading.Event] = None) -> None:
+    def delete(self, jobs: Sequence[Job], cancel: Cancel = None) -> None:
         ids = {job.job_id for job in jobs}
         for fake in self.jobs:
             if fake.job.job_id in ids:
@@ -219,19 +221,8 @@ class FakeBackend:
                 fake.deleted = True
         self.counts.deletes.extend(sorted(ids))
 
-    def explain(
-        self,
-        jobs: Sequence[Job],
-        cancel: Optional[threading.Event] = None,
-        nodes: Optional[Mapping[str, str]] = None,
-    ) -> dict[str, JobStatus]:
-        return {}
-
     def base_resources(self) -> Resources:
         return self.resources
-
-    def filter_stderr(self, text: str) -> str:
-        return text
 
     # -- the jobs' side --
 
