@@ -78,6 +78,7 @@ def test_torque_xml_held_job_is_pending():
     )
     status = job_status(held, Dialect.TORQUE)
     assert (status.state, status.reason) == (JobState.PENDING, "H (Hold_Types u)")
+    assert status.unusual_wait == "H (Hold_Types u)"
 
 
 def test_array_elements_are_matched_by_index_and_torques_name_suffix():
@@ -122,6 +123,7 @@ def test_pbspro_json_held_job():
         "u",
     )
     assert job_status(held, Dialect.PBSPRO).state is JobState.PENDING
+    assert job_status(held, Dialect.PBSPRO).unusual_wait == "H (Hold_Types u)"
 
 
 def test_pbspro_json_finished_array_with_exit_status():
@@ -155,6 +157,9 @@ def test_slurm_wrapper_text_recorded_on_ci():
     # pending rest under the array's id; a held job is Q
     assert [jobs[k].state for k in ("9796", "9798", "9799")] == ["Q", "R", "R"]
     assert jobs["9797"].state == "Q" and jobs["9797"].name == "bp-pbstry-held"
+    queued = job_status(jobs["9796"], Dialect.SLURM)
+    assert (queued.state, queued.unusual_wait) == (JobState.PENDING, "")  # its ordinary turn
+    assert job_status(jobs["9798"], Dialect.SLURM).unusual_wait == ""  # running
     ended = job_status(jobs["9783"], Dialect.SLURM)
     assert (ended.state, ended.ending) == (JobState.ENDED, None)  # no exit status
 

@@ -364,7 +364,7 @@ def test_status_of_jobs_of_several_names_is_still_one_qstat(tmp_path):
     statuses = backend.status([job("3", "sl1"), job("7", "held"), job("6", "sl4")])
     assert statuses == {
         "3": JobStatus(JobState.RUNNING, "r", node="vm"),
-        "6": JobStatus(JobState.PENDING, "qw"),
+        "6": JobStatus(JobState.PENDING, "qw"),  # its ordinary turn: no unusual wait
         "7": JobStatus(JobState.PENDING, "hqw", unusual_wait="hqw"),
     }
     assert len(qstat.calls) == 1
