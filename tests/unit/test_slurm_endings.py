@@ -458,6 +458,7 @@ def test_parse_slurm_mem_mb_rejects_what_slurm_rejects(text):
         ("UNLIMITED", None),
         ("infinite", None),
         ("-1", None),
+        ("0", None),
     ],
 )
 def test_parse_slurm_time_s(text, seconds):
@@ -475,8 +476,9 @@ def test_format_time():
     assert format_time(3600 + 61) == "01:01:01"
     assert format_time(86400) == "1-00:00:00"
     assert format_time(2 * 86400 + 3 * 3600 + 4 * 60 + 5) == "2-03:04:05"
-    for seconds in (0, 59, 3661, 86399, 86400, 200000):
+    for seconds in (59, 3661, 86399, 86400, 200000):
         assert parse_slurm_time_s(format_time(seconds)) == seconds
+    assert parse_slurm_time_s(format_time(0)) is None  # Slurm: zero is no limit
     with pytest.raises(ValueError):
         format_time(-1)
 

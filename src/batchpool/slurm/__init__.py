@@ -218,19 +218,13 @@ def parse_slurm_mem_mb(text: str) -> int:
     return number * _MB_PER_UNIT[unit]
 
 
-_TIME_FORMS = (
-    re.compile(r"(?P<d>\d+)-(?P<h>\d+)(?::(?P<m>\d+)(?::(?P<s>\d+))?)?"),
-    re.compile(r"(?P<h>\d+):(?P<m>\d+):(?P<s>\d+)"),
-    re.compile(r"(?P<m>\d+)(?::(?P<s>\d+))?"),
-)
-
-
 def parse_slurm_time_s(text: str) -> Optional[int]:
     """Slurm's ``--time`` syntax in seconds; None for no limit.
 
     ``minutes``, ``minutes:seconds``, ``hours:minutes:seconds``, ``days-hours``,
-    ``days-hours:minutes``, ``days-hours:minutes:seconds``; ``UNLIMITED``, ``INFINITE``
-    and ``-1`` (any case) are None. (Slurm rounds a limit up to whole minutes.)
+    ``days-hours:minutes``, ``days-hours:minutes:seconds``: the clock forms of
+    :mod:`batchpool.units`, without its units; ``UNLIMITED``, ``INFINITE``, ``-1`` (any
+    case) and ``0`` are None. (Slurm rounds a limit up to whole minutes.)
 
     Raises
     ------
@@ -238,15 +232,11 @@ def parse_slurm_time_s(text: str) -> Optional[int]:
         For anything else.
     """
     text = str(text).strip()
-    if text.upper() in ("UNLIMITED", "INFINITE", "-1"):
+    if text.upper() in ("UNLIMITED", "INFINITE", "-1") or re.fullmatch(r"[0:-]+", text):
         return None
-    for form in _TIME_FORMS:
-        match = form.fullmatch(text)
-        if match is not None:
-            part = {k: int(v) for k, v in match.groupdict(default="0").items()}
-            d, h, m, s = (part.get(k, 0) for k in "dhms")
-            return d * 86400 + h * 3600 + m * 60 + s
-    raise ValueError(f"not a Slurm time limit: {text!r}")
+    if not re.fullmatch(r"[\d:-]+", text):
+        raise ValueError(f"not a Slurm time limit: {text!r}")
+    return parse_time_s(text)
 
 
 def format_time(seconds: int) -> str:

@@ -19,24 +19,14 @@ from __future__ import annotations
 
 import enum
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
 from .. import _layout
-from ..backend import (
-    Backend,
-    Cancel,
-    Ending,
-    Job,
-    JobRequest,
-    JobState,
-    JobStatus,
-    Resources,
-    Statuses,
-    still_queued,
-)
+from ..backend import Backend, Ending, Job, JobRequest, JobState, JobStatus, Resources, still_queued
 from ..errors import SchedulerError
 from ..worker import Worker
 
@@ -164,7 +154,7 @@ class FakeBackend(Backend):
     def max_jobs_per_submit(self) -> int:
         return self._max_jobs_per_submit
 
-    def submit(self, request: JobRequest, cancel: Cancel = None) -> list[Job]:
+    def submit(self, request: JobRequest, cancel: Optional[threading.Event] = None) -> list[Job]:
         self.counts.submits += 1
         self.requests.append(request)
         jobs = []
@@ -181,7 +171,9 @@ class FakeBackend(Backend):
         self.counts.jobs += len(jobs)
         return jobs
 
-    def status(self, jobs: Sequence[Job], cancel: Cancel = None) -> Statuses:
+    def status(
+        self, jobs: Sequence[Job], cancel: Optional[threading.Event] = None
+    ) -> dict[str, JobStatus]:
         self.counts.status_queries += 1
         outage = self.faults.outage
         if outage is not None and outage[0] <= self.clock() < outage[1]:
@@ -209,11 +201,13 @@ class FakeBackend(Backend):
                 )
         return statuses
 
-    def jobs_named(self, name: str, cancel: Cancel = None) -> Statuses:
+    def jobs_named(
+        self, name: str, cancel: Optional[threading.Event] = None
+    ) -> dict[str, JobStatus]:
         named = [fake.job for fake in self.jobs if fake.job.name == name]
         return still_queued(self.status(named, cancel))
 
-    def delete(self, jobs: Sequence[Job], cancel: Cancel = None) -> None:
+    def delete(self, jobs: Sequence[Job], cancel: Optional[threading.Event] = None) -> None:
         ids = {job.job_id for job in jobs}
         for fake in self.jobs:
             if fake.job.job_id in ids:
