@@ -714,13 +714,24 @@ class JobLogs:
         cannot put the job id into it; an array's element ``i`` is ``NAME.i``."""
         return f"{prefix}.{os.urandom(6).hex()}"
 
+    SCRIPT = ".sh"
+
     def new_pair(self, prefix: str) -> tuple[str, str]:
         """A pair under a :meth:`unique_name`, created empty and private now: for
         schedulers that keep the mode of a file that exists (SGE, PBS)."""
-        paths = self.pair(self.unique_name(prefix))
+        return self.created_pair(self.unique_name(prefix))
+
+    def created_pair(self, name: str) -> tuple[str, str]:
+        """The pair of job ``name`` (a :meth:`unique_name`), created empty and private now."""
+        paths = self.pair(name)
         for path in paths:
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         return paths
+
+    def script(self, name: str) -> str:
+        """The job script of the submission ``name`` (a :meth:`unique_name`), beside its
+        logs: for schedulers that take a script file (PBS)."""
+        return os.path.join(self.directory, name + self.SCRIPT)
 
     def __repr__(self) -> str:
         return f"JobLogs({self.directory!r})"

@@ -2,8 +2,16 @@
 
 A backend only speaks its scheduler's syntax. It builds a command line, runs
 it through :func:`batchpool.commands.run_command` and parses the output. It
-never sleeps, retries on its own, or decides where files live: the dispatcher
-and the session own all of that.
+never sleeps or retries on its own, and it never names a file: every path it
+uses comes from its :class:`JobRequest` (the pool's directory and the names of
+:class:`batchpool._layout.JobLogs`), and it writes only there (the job's log files
+and, for a scheduler that takes one, the job script). The dispatcher and the
+session own all the rest.
+
+A backend subclasses :class:`Backend` and spells only what differs from its
+defaults: one job per submission, no ``explain``, no resources, a stderr without
+noise. Times and amounts of memory in its options are read by
+:mod:`batchpool.units`; the backend writes them in its scheduler's syntax.
 
 Every job a backend starts runs the same standing worker,
 ``python -m batchpool.worker POOL_DIR --job-id TEMPLATE``, which takes chunks from
@@ -16,12 +24,12 @@ from __future__ import annotations
 import enum
 import shlex
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Protocol, runtime_checkable
 
-from ._layout import JobLogs
+from ._layout import JobLogs, read_file
 
 
 class JobState(enum.Enum):
@@ -71,6 +79,10 @@ class JobStatus:
     detail: str = ""
     """More of the scheduler's own words on an ending (SGE's ``error reason``, ``qacct``'s
     ``failed`` line), for the history and error messages."""
+    unusual_wait: str = ""
+    """Why a PENDING job waits, in the scheduler's words, when it is something other than
+    its ordinary turn (a hold, a node down, a limit: ``JobHeldUser``, ``NodeDown``,
+    ``hqw``); empty for an ordinary wait and for a job that does not wait."""
 
 
 @dataclass(frozen=True)
@@ -142,57 +154,95 @@ class JobRequest:
         return shlex.join(self.worker_argv(job_id_template))
 
 
+Statuses = dict[str, JobStatus]
+"""Statuses by job id."""
+Cancel = Optional[threading.Event]
+"""Set to make a scheduler command give up (:class:`batchpool.commands.Cancelled`)."""
+Nodes = Optional[Mapping[str, str]]
+"""The node each job was last seen on, by job id."""
+
+STDERR_TAIL_BYTES = 65536
+
+
+def read_job_stderr(job: Job, size: int = STDERR_TAIL_BYTES) -> str:
+    """The last ``size`` bytes of ``job``'s stderr as the job wrote it, the scheduler's
+    lines included, as the file's server has it (:func:`batchpool._layout.read_file`);
+    "" if there is none (yet) or it cannot be read."""
+    try:
+        data = read_file(str(job.stderr_path))
+    except OSError:
+        return ""
+    return "" if data is None else data[-size:].decode(errors="replace")
+
+
 @runtime_checkable
 class Backend(Protocol):
-    """The things a scheduler must do for the dispatcher."""
+    """The things a scheduler must do for the dispatcher.
+
+    A backend subclasses it and overrides :meth:`submit`, :meth:`status`, :meth:`delete`
+    and whichever of the defaults below differ for its scheduler.
+    """
 
     name: str
     """Short name used in sessions (``local``, ``slurm``, ``slurm.array``, ``sge``)."""
 
     def max_jobs_per_submit(self) -> int:
-        """How many jobs one :meth:`submit` may start (1 without job arrays)."""
-        ...
+        """How many jobs one :meth:`submit` may start: 1, without job arrays."""
+        return 1
 
-    def submit(self, request: JobRequest, cancel: Optional[threading.Event] = None) -> list[Job]:
+    def submit(self, request: JobRequest, cancel: Cancel = None) -> list[Job]:
         """Submit ``request.count`` workers (at most :meth:`max_jobs_per_submit`)."""
         ...
 
-    def status(
-        self, jobs: Sequence[Job], cancel: Optional[threading.Event] = None
-    ) -> dict[str, JobStatus]:
+    def status(self, jobs: Sequence[Job], cancel: Cancel = None) -> Statuses:
         """One query for all ``jobs``. Jobs missing from the answer are no longer in the queue."""
         ...
 
-    def delete(self, jobs: Sequence[Job], cancel: Optional[threading.Event] = None) -> None:
+    def delete(self, jobs: Sequence[Job], cancel: Cancel = None) -> None:
         """Delete ``jobs``; a job that is already gone is not an error."""
         ...
 
-    def jobs_named(
-        self, name: str, cancel: Optional[threading.Event] = None
-    ) -> dict[str, JobStatus]:
+    def jobs_named(self, name: str, cancel: Cancel = None) -> Statuses:
         """Every job called ``name`` that is still in the queue, pending or running, by
         job id: the jobs of a pool whose driver cannot tell them (it died, or its
         submission was cut off before the scheduler's answer came)."""
         ...
 
-    def explain(
-        self,
-        jobs: Sequence[Job],
-        cancel: Optional[threading.Event] = None,
-        nodes: Optional[Mapping[str, str]] = None,
-    ) -> dict[str, JobStatus]:
+    def explain(self, jobs: Sequence[Job], cancel: Cancel = None, nodes: Nodes = None) -> Statuses:
         """What ended ``jobs``, which left the queue or sit in an error state, from the
         scheduler's accounting (``qacct``, ``qstat -j``...), or why a running job went
         back to the queue (its node failed?). Called only for jobs that held work or
         never started; ``nodes``: the node each job was last seen on. Jobs it knows
-        nothing more of are missing from the answer."""
-        ...
+        nothing more of are missing from the answer: by default, all of them."""
+        return {}
 
     def base_resources(self) -> Resources:
         """The pool's memory and time per job as its options give them (None: not set),
-        which a retry with more memory or time starts from."""
-        ...
+        which a retry with more memory or time starts from; by default neither."""
+        return Resources()
 
     def filter_stderr(self, text: str) -> str:
-        """A job's stderr without the scheduler's own noise lines, for error messages."""
-        ...
+        """A job's stderr without the scheduler's own noise lines, for error messages; by
+        default all of it."""
+        return text
+
+    def job_stderr(self, job: Job) -> str:
+        """The end of ``job``'s stderr without the scheduler's noise (:func:`read_job_stderr`,
+        :meth:`filter_stderr`): what the job itself said, for error messages."""
+        return self.filter_stderr(read_job_stderr(job))
+
+
+def id_batches(jobs: Sequence[Job], size: int) -> Iterator[list[str]]:
+    """The ids of ``jobs``, ``size`` at a time: for a command that takes many ids."""
+    ids = [job.job_id for job in jobs]
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
+
+
+def still_queued(statuses: Statuses) -> Statuses:
+    """The statuses of jobs that are pending or running (for :meth:`Backend.jobs_named`)."""
+    return {
+        job_id: status
+        for job_id, status in statuses.items()
+        if status.state in (JobState.PENDING, JobState.RUNNING)
+    }

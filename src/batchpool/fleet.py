@@ -162,7 +162,7 @@ class Fleet:
         running = sum(1 for w in self.jobs.values() if w.state is JobState.RUNNING)
         reasons: dict[str, int] = {}
         for worker in pending:
-            unusual = _unusual_wait(worker)
+            unusual = worker.status.unusual_wait if worker.status is not None else ""
             if unusual:
                 reasons[unusual] = reasons.get(unusual, 0) + 1
         waiting_for = ", ".join(f"{r} ({n} jobs)" for r, n in sorted(reasons.items()))
@@ -518,14 +518,6 @@ class Fleet:
             if alive:
                 time.sleep(0.002)
         return [w for w, _ in alive]
-
-
-def _unusual_wait(worker: WorkerJob) -> str:
-    """TEMPORARY until JobStatus says it: the reason part of a pending status that is not
-    just the job's turn."""
-    reason = worker.reason.split(" ", 1)[-1].strip().strip("()")
-    ordinary = ("", "None", "Priority", "Resources", "qw", "not in queue")
-    return "" if reason in ordinary else reason
 
 
 class _StatusQuery:

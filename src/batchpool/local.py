@@ -11,12 +11,12 @@ import os
 import signal
 import subprocess
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Optional, Union
 
 from ._layout import is_job_variable
-from .backend import Job, JobRequest, JobState, JobStatus, Resources
+from .backend import Backend, Cancel, Job, JobRequest, JobState, JobStatus, Statuses
 from .policy import RetryPolicy
 from .proto_pool import (
     DEFAULT_MAX_NUM_RESUBMISSIONS,
@@ -32,8 +32,9 @@ from .proto_pool import (
 from .proto_pool import Pool as _Pool
 
 
-class LocalBackend:
-    """Runs each job as a subprocess (its own process group), started at once."""
+class LocalBackend(Backend):
+    """Runs each job as a subprocess (its own process group), started at once. Its jobs have
+    no memory or time limit, and nothing explains their end more than their exit code."""
 
     name = "local"
 
@@ -47,7 +48,7 @@ class LocalBackend:
     def max_jobs_per_submit(self) -> int:
         return 64
 
-    def submit(self, request: JobRequest, cancel: Optional[threading.Event] = None) -> list[Job]:
+    def submit(self, request: JobRequest, cancel: Cancel = None) -> list[Job]:
         jobs = []
         for _ in range(request.count):
             job_id = f"{self._prefix}{next(self._ids)}"
@@ -71,9 +72,7 @@ class LocalBackend:
             jobs.append(job)
         return jobs
 
-    def status(
-        self, jobs: Sequence[Job], cancel: Optional[threading.Event] = None
-    ) -> dict[str, JobStatus]:
+    def status(self, jobs: Sequence[Job], cancel: Cancel = None) -> Statuses:
         statuses = {}
         with self._lock:
             for job in jobs:
@@ -88,7 +87,7 @@ class LocalBackend:
                     del self._processes[job.job_id]  # reported once; the dispatcher knows now
         return statuses
 
-    def delete(self, jobs: Sequence[Job], cancel: Optional[threading.Event] = None) -> None:
+    def delete(self, jobs: Sequence[Job], cancel: Cancel = None) -> None:
         with self._lock:
             for job in jobs:
                 process = self._processes.pop(job.job_id, None)
@@ -96,9 +95,7 @@ class LocalBackend:
                     _kill_group(process)
                     process.wait()
 
-    def jobs_named(
-        self, name: str, cancel: Optional[threading.Event] = None
-    ) -> dict[str, JobStatus]:
+    def jobs_named(self, name: str, cancel: Cancel = None) -> Statuses:
         """This pool's processes that are still running (those of a dead driver's pool
         are not known here: they exit by themselves once they see their driver gone)."""
         with self._lock:
@@ -107,22 +104,6 @@ class LocalBackend:
                 for job_id, process in self._processes.items()
                 if process.poll() is None and self._names.get(job_id) == name
             }
-
-    def explain(
-        self,
-        jobs: Sequence[Job],
-        cancel: Optional[threading.Event] = None,
-        nodes: Optional[Mapping[str, str]] = None,
-    ) -> dict[str, JobStatus]:
-        """Nothing more than :meth:`status` said (the exit code)."""
-        return {}
-
-    def base_resources(self) -> Resources:
-        """Local jobs have no memory or time limit."""
-        return Resources()
-
-    def filter_stderr(self, text: str) -> str:
-        return text
 
 
 def _private(path: Path) -> BinaryIO:

@@ -29,7 +29,7 @@ from .errors import PoolError
 from .fleet import Fleet, JobNews, WorkerJob
 from .options import PoolSettings
 from .policy import Action, Cause, Loss, WorkerExit, classify, summary_line, unwritable_error
-from .session import ChunkEvent, ChunkResult, no_room_left, read_text
+from .session import ChunkEvent, ChunkResult, no_room_left
 from .tickets import Chunk, ChunkTable
 from .worker import NOT_SHARED_EXIT, NOT_SHARED_MARK
 
@@ -216,7 +216,7 @@ class Losses:
     def _stderr_tail(self, worker: WorkerJob, num_lines: int = 10) -> str:
         """The end of a job's stderr; from Python's own report of a fatal error (a
         segfault's stack, most recent call first) if there is one."""
-        text = self.fleet.backend.filter_stderr(read_text(worker.job.stderr_path))
+        text = self.fleet.backend.job_stderr(worker.job)
         fatal = text.rfind("Fatal Python error")
         if fatal >= 0:
             return "\n".join(text[fatal:].rstrip("\n").splitlines()[:num_lines])

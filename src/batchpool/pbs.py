@@ -42,7 +42,8 @@ the job's own variables from the job, so nothing is lost.
 
 Submission
 ----------
-Each submission writes a private ``/bin/sh`` job script (starting with ``#!/bin/sh``, which
+Each submission writes a private ``/bin/sh`` job script, where
+:meth:`batchpool._layout.JobLogs.script` says, beside its logs (starting with ``#!/bin/sh``, which
 Slurm's wrapper and some sites require) that changes into the pool's directory and
 ``exec``-s the worker with the absolute ``python_path``; ``qsub`` gets the script's path.
 A single job's output goes to ``-o``/``-e`` files; the elements of an array redirect their
@@ -54,6 +55,8 @@ Resources: ``queue`` (``-q``), ``walltime`` (``walltime=HH:MM:SS``), ``mem`` and
 ``select=1:ncpus=<N>:mem=<N>mb``), all in one ``-l`` list (Slurm's wrapper keeps only the
 last ``-l`` it is given, so a ``-l`` in ``qsub_args`` replaces them there), ``account``
 (``-A``), and raw ``qsub_args`` last.
+``walltime`` and ``mem`` are read by :mod:`batchpool.units` (``walltime="90"`` is 90
+minutes, ``mem="1.5G"`` 1536 MB).
 A retry with more memory or time (:class:`~batchpool.backend.Resources`) replaces ``mem``
 and ``walltime``; PBS has no way to exclude nodes in a request, so ``exclude_nodes`` is
 not applied.
@@ -112,8 +115,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
-from ._layout import JobLogs, create_exclusively, is_job_variable
-from .backend import Ending, Job, JobRequest, JobState, JobStatus, Resources
+from ._layout import JobLogs, create_exclusively
+from .backend import (
+    Backend,
+    Cancel,
+    Ending,
+    Job,
+    JobRequest,
+    JobState,
+    JobStatus,
+    Nodes,
+    Resources,
+    Statuses,
+    id_batches,
+    still_queued,
+)
 from .commands import CommandPolicy, parsed, run_command
 from .errors import SchedulerError
 from .policy import RetryPolicy
@@ -132,7 +148,9 @@ from .proto_pool import (
     pool_doc,
 )
 from .proto_pool import Pool as _Pool
-from .slurm import CLIENT_SLURM_VARIABLES, SUBMISSION_CHANGING_VARIABLES
+from .slurm import CLIENT_SLURM_VARIABLES
+from .slurm import scheduler_environment as slurm_environment
+from .units import Duration, Memory, parse_mem_mb, parse_time_s
 
 __all__ = [
     "Dialect",
@@ -142,12 +160,10 @@ __all__ = [
     "detect_dialect",
     "job_key",
     "job_status",
-    "parse_pbs_size",
     "parse_qstat_f",
     "parse_qstat_json",
     "parse_qstat_xml",
     "parse_qsub_output",
-    "parse_walltime",
     "pbs_job_name",
     "scheduler_environment",
 ]
@@ -229,53 +245,7 @@ def job_key(job_id: str) -> str:
 
 def scheduler_environment(environ: Mapping[str, str]) -> dict[str, str]:
     """``environ`` without the variables of the driver's own job (module docstring)."""
-    keep = CLIENT_PBS_VARIABLES | CLIENT_SLURM_VARIABLES
-    return {
-        name: value
-        for name, value in environ.items()
-        if not (is_job_variable(name.encode()) and name not in keep)
-        and name not in SUBMISSION_CHANGING_VARIABLES
-    }
-
-
-# -- sizes and times ------------------------------------------------------------------------
-
-_SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4, "p": 1024**5}
-_MB = 1024**2
-
-
-def parse_pbs_size(text: str) -> int:
-    """Bytes of a PBS ``size`` (``4gb``, ``512mb``, ``100kb``, ``2048``: 1024-based, the
-    unit ``b`` or ``w`` (words of 8 bytes), no unit: bytes).
-
-    Raises
-    ------
-    ValueError
-        If ``text`` is not a size.
-    """
-    match = re.fullmatch(r"\s*(\d+)\s*([kmgtp]?)([bw]?)\s*", text, re.IGNORECASE)
-    if match is None:
-        raise ValueError(f"{text!r} is not a PBS size (like 4gb or 512mb)")
-    number, prefix, unit = match.groups()
-    word = 8 if unit.lower() == "w" else 1
-    return int(number) * _SIZE_UNITS[prefix.lower()] * word
-
-
-def parse_walltime(text: str) -> int:
-    """Seconds of a PBS duration: ``[[HH:]MM:]SS`` (``01:30:00``, ``90:00``, ``5400``).
-
-    Raises
-    ------
-    ValueError
-        If ``text`` is not a duration.
-    """
-    parts = text.strip().split(":")
-    if not 1 <= len(parts) <= 3 or not all(re.fullmatch(r"\d+", p) for p in parts):
-        raise ValueError(f"{text!r} is not a PBS walltime (like 01:30:00 or 5400)")
-    seconds = 0
-    for part in parts:
-        seconds = seconds * 60 + int(part)
-    return seconds
+    return slurm_environment(environ, CLIENT_PBS_VARIABLES | CLIENT_SLURM_VARIABLES)
 
 
 def format_walltime(seconds: int) -> str:
@@ -283,21 +253,6 @@ def format_walltime(seconds: int) -> str:
     hours, rest = divmod(max(0, int(seconds)), 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours:02d}:{minutes:02d}:{secs:02d}"
-
-
-def _mem_mb(mem: Union[int, str, None]) -> Optional[int]:
-    """``mem`` in MB: an int is MB already, a string a PBS size (rounded up)."""
-    if mem is None:
-        return None
-    if isinstance(mem, int):
-        return mem
-    return -(-parse_pbs_size(mem) // _MB)
-
-
-def _walltime_s(walltime: Union[int, str, None]) -> Optional[int]:
-    if walltime is None:
-        return None
-    return walltime if isinstance(walltime, int) else parse_walltime(walltime)
 
 
 # -- qstat: the three formats ---------------------------------------------------------------
@@ -498,7 +453,7 @@ def job_status(job: QstatJob, dialect: Dialect) -> JobStatus:
     if job.state in RUNNING_STATES:
         return JobStatus(JobState.RUNNING, reason, node=job.node)
     if job.state not in ENDED_STATES:
-        return JobStatus(JobState.PENDING, reason)
+        return JobStatus(JobState.PENDING, reason, unusual_wait="" if job.state == "Q" else reason)
     if job.exit_status is None:
         return JobStatus(JobState.ENDED, reason, node=job.node)
     ending, exit_code, signal = exit_ending(job.exit_status, dialect)
@@ -527,9 +482,7 @@ def _name_matches(qstat_name: str, job: Job) -> bool:
     )
 
 
-def job_statuses(
-    qstat_jobs: Iterable[QstatJob], jobs: Iterable[Job], dialect: Dialect
-) -> dict[str, JobStatus]:
+def job_statuses(qstat_jobs: Iterable[QstatJob], jobs: Iterable[Job], dialect: Dialect) -> Statuses:
     """The statuses of ``jobs`` (by job number, array index and name); others are ignored."""
     by_key = {job_key(job.job_id): job for job in jobs}
     answer: dict[str, JobStatus] = {}
@@ -576,7 +529,7 @@ def _version_accept(result: subprocess.CompletedProcess) -> bool:
 STATUS_FORMATS = ("text", "xml", "json")
 
 
-class PbsBackend:
+class PbsBackend(Backend):
     """One ``qsub`` per submission (an array of workers where the dialect has arrays);
     status from one ``qstat`` for all jobs; ``qdel`` to delete.
 
@@ -585,9 +538,9 @@ class PbsBackend:
     queue
         ``qsub -q``; None leaves it to the server.
     walltime
-        Time limit per job: seconds, or a PBS duration (``"01:30:00"``).
+        Time limit per job (``"1:30:00"``, ``"90"`` minutes, ``"1.5h"``: :mod:`batchpool.units`).
     mem
-        Memory per job: MB, or a PBS size (``"4gb"``).
+        Memory per job (``"4G"``, ``"4096"`` MB: :mod:`batchpool.units`).
     ncpus
         CPUs per job (``-l nodes=1:ppn=N``, PBS Pro ``-l select=1:ncpus=N``).
     account
@@ -614,8 +567,8 @@ class PbsBackend:
         self,
         *,
         queue: Optional[str] = None,
-        walltime: str | int | None = None,
-        mem: str | int | None = None,
+        walltime: Optional[Duration] = None,
+        mem: Optional[Memory] = None,
         ncpus: Optional[int] = None,
         account: Optional[str] = None,
         qsub_args: Sequence[str] = (),
@@ -634,8 +587,8 @@ class PbsBackend:
         if max_array_size < 1:
             raise ValueError(f"max_array_size must be at least 1, not {max_array_size}")
         self.queue = queue
-        self.walltime_s = _walltime_s(walltime)
-        self.mem_mb = _mem_mb(mem)
+        self.walltime_s = None if walltime is None else parse_time_s(walltime, "walltime")
+        self.mem_mb = None if mem is None else parse_mem_mb(mem)
         self.ncpus = ncpus
         self.account = account
         self.qsub_args = [str(a) for a in qsub_args]
@@ -648,9 +601,7 @@ class PbsBackend:
         self.command_policy = command_policy
         self._lock = threading.Lock()
 
-    # -- the dialect ----------------------------------------------------------------------
-
-    def dialect(self, cancel: Optional[threading.Event] = None) -> Dialect:
+    def dialect(self, cancel: Cancel = None) -> Dialect:
         """The dialect: the option, else found once from ``qstat --version``.
 
         Raises
@@ -660,24 +611,9 @@ class PbsBackend:
         """
         with self._lock:
             if self._dialect is None:
-                result = run_command(
-                    [self.qstat_path, "--version"],
-                    self.command_policy,
-                    accept=_version_accept,
-                    env=scheduler_environment(os.environ),
-                    cancel=cancel,
-                )
-                text = result.stdout + "\n" + result.stderr
-                try:
-                    self._dialect = detect_dialect(text)
-                except ValueError as error:
-                    raise SchedulerError(
-                        str(error),
-                        command=result.args,
-                        returncode=result.returncode,
-                        stdout=result.stdout,
-                        stderr=result.stderr,
-                    ) from None
+                result = self._run([self.qstat_path, "--version"], cancel, accept=_version_accept)
+                result.stdout += "\n" + result.stderr  # the answer may come on either
+                self._dialect = parsed(detect_dialect, result)
             return self._dialect
 
     def max_jobs_per_submit(self) -> int:
@@ -687,19 +623,18 @@ class PbsBackend:
     def base_resources(self) -> Resources:
         return Resources(mem_mb=self.mem_mb, time_s=self.walltime_s)
 
-    # -- submission -------------------------------------------------------------------------
-
     def job_id_template(self, dialect: Dialect) -> str:
         return "{SLURM_JOB_ID}" if dialect is Dialect.SLURM else "{PBS_JOBID}"
 
-    def job_script(self, request: JobRequest, dialect: Dialect, log_stem: Optional[Path]) -> str:
-        """The job script: ``cd`` into the pool's directory, ``exec`` the worker; an array
-        element first sends its output to ``log_stem.<index>.out`` and ``.err``."""
+    def job_script(self, request: JobRequest, dialect: Dialect, array_name: Optional[str]) -> str:
+        """The job script: ``cd`` into the pool's directory, ``exec`` the worker; an element
+        of the array ``array_name`` first sends its output to the log pair of
+        ``array_name.<index>``."""
         lines = ["#!/bin/sh", f"cd {shlex.quote(str(request.pool_dir))} || exit 1"]
-        if log_stem is not None:
+        if array_name is not None:
             index = "$PBS_ARRAY_INDEX" if dialect is Dialect.PBSPRO else "$PBS_ARRAYID"
-            stem = shlex.quote(str(log_stem))
-            lines.append(f'exec >>{stem}."{index}".out 2>>{stem}."{index}".err')
+            out, err = (_expanding(p, index) for p in request.logs.pair(f"{array_name}.{index}"))
+            lines.append(f"exec >>{out} 2>>{err}")
         lines.append(f"exec {request.worker_command(self.job_id_template(dialect))}")
         return "\n".join(lines) + "\n"
 
@@ -725,24 +660,26 @@ class PbsBackend:
         return ["-l", ",".join(items)] if items else []
 
     def qsub_argv(
-        self, request: JobRequest, dialect: Dialect, script: Path, log_stem: Path
+        self, request: JobRequest, dialect: Dialect, script: str, logs: tuple[str, str]
     ) -> list[str]:
-        """``qsub`` for ``request.count`` workers (an array if more than one)."""
+        """``qsub`` for ``request.count`` workers (an array if more than one, whose ``logs``
+        are ``/dev/null``: its elements redirect their own)."""
         argv = [self.qsub_path, "-N", pbs_job_name(request.job_name)]
         if request.count > 1:
             flag = "-J" if dialect is Dialect.PBSPRO else "-t"
-            argv += [flag, f"0-{request.count - 1}", "-o", os.devnull, "-e", os.devnull]
-        else:
-            argv += ["-o", f"{log_stem}.out", "-e", f"{log_stem}.err"]
+            argv += [flag, f"0-{request.count - 1}"]
+        argv += ["-o", logs[0], "-e", logs[1]]
         if self.queue is not None:
             argv += ["-q", self.queue]
         if self.account is not None:
             argv += ["-A", self.account]
         argv += self.resource_argv(dialect, request.resources)
-        return [*argv, *self.qsub_args, str(script)]
+        return [*argv, *self.qsub_args, script]
 
-    def submit(self, request: JobRequest, cancel: Optional[threading.Event] = None) -> list[Job]:
-        """``qsub`` ``request.count`` workers: one job, or one array."""
+    def submit(self, request: JobRequest, cancel: Cancel = None) -> list[Job]:
+        """``qsub`` ``request.count`` workers: one job, or one array. The job script and the
+        logs are named by :class:`~batchpool._layout.JobLogs` (one new name per submission;
+        an array's element ``i`` has the logs of ``NAME.i``)."""
         dialect = self.dialect(cancel)
         limit = self.max_jobs_per_submit()
         if not 1 <= request.count <= limit:
@@ -750,32 +687,22 @@ class PbsBackend:
                 f"{request.count} jobs in one submission; {dialect.value} takes 1 to {limit}"
             )
         array = request.count > 1
-        if array:
-            stem = request.log_dir / JobLogs.unique_name("pbs")
-        else:
-            stem = Path(request.logs.new_pair("pbs")[0]).with_suffix("")
-        script = Path(f"{stem}.sh")
-        _write_private(script, self.job_script(request, dialect, stem if array else None))
-        argv = self.qsub_argv(request, dialect, script, stem)
-        env = scheduler_environment(os.environ)
-        result = run_command(argv, self.command_policy, env=env, cancel=cancel)
-        job_id = parsed(parse_qsub_output, result)
+        name = JobLogs.unique_name("pbs")
+        logs = (os.devnull, os.devnull) if array else request.logs.created_pair(name)
+        script = request.logs.script(name)
+        _write_private(script, self.job_script(request, dialect, name if array else None))
+        argv = self.qsub_argv(request, dialect, script, logs)
+        job_id = parsed(parse_qsub_output, self._run(argv, cancel))
         if not array:
-            return [Job(job_id, request.job_name, Path(f"{stem}.out"), Path(f"{stem}.err"))]
+            return [Job(job_id, request.job_name, *map(Path, logs))]
         number, _, server = job_id.partition(".")
         base = number.removesuffix("[]")
         suffix = f".{server}" if server else ""
+        logs_of = (map(Path, request.logs.pair(f"{name}.{i}")) for i in range(request.count))
         return [
-            Job(
-                f"{base}[{i}]{suffix}",
-                request.job_name,
-                Path(f"{stem}.{i}.out"),
-                Path(f"{stem}.{i}.err"),
-            )
-            for i in range(request.count)
+            Job(f"{base}[{i}]{suffix}", request.job_name, *logs)
+            for i, logs in enumerate(logs_of)
         ]
-
-    # -- status -----------------------------------------------------------------------------
 
     def qstat_argv(self, dialect: Dialect) -> tuple[list[str], Callable[[str], list[QstatJob]]]:
         """The status query for all jobs and its parser."""
@@ -791,51 +718,30 @@ class PbsBackend:
             return [self.qstat_path, "-f", "-F", "json", "-t", "-x"], parse_qstat_json
         return [self.qstat_path, "-f", "-t", "-x"], parse_qstat_f
 
-    def status(
-        self, jobs: Sequence[Job], cancel: Optional[threading.Event] = None
-    ) -> dict[str, JobStatus]:
+    def status(self, jobs: Sequence[Job], cancel: Cancel = None) -> Statuses:
         """One ``qstat`` for all jobs; only ``jobs`` are answered."""
         if not jobs:
             return {}
         dialect = self.dialect(cancel)
         return job_statuses(self._qstat(dialect, cancel), jobs, dialect)
 
-    def _qstat(self, dialect: Dialect, cancel: Optional[threading.Event]) -> list[QstatJob]:
+    def _qstat(self, dialect: Dialect, cancel: Cancel) -> list[QstatJob]:
         """Every job the status query shows (none if ``qstat`` says there is no job)."""
         argv, parse = self.qstat_argv(dialect)
-        result = run_command(
-            argv,
-            self.command_policy,
-            accept=_qstat_accept,
-            env=scheduler_environment(os.environ),
-            cancel=cancel,
-        )
+        result = self._run(argv, cancel, accept=_qstat_accept)
         if result.returncode == 153:
             return []
         return parsed(parse, result)
 
-    def jobs_named(
-        self, name: str, cancel: Optional[threading.Event] = None
-    ) -> dict[str, JobStatus]:
+    def jobs_named(self, name: str, cancel: Cancel = None) -> Statuses:
         """Every job (array element) called ``name`` still pending or running, by the id
         ``qstat`` shows (one status query; an array's ``ID[]`` summary is left out)."""
         dialect = self.dialect(cancel)
-        answer = {}
-        for entry in self._qstat(dialect, cancel):
-            ours = Job(entry.job_id, name, Path(), Path())
-            if entry.key.endswith("[]") or not _name_matches(entry.name, ours):
-                continue
-            status = job_status(entry, dialect)
-            if status.state in (JobState.PENDING, JobState.RUNNING):
-                answer[entry.job_id] = status
-        return answer
+        entries = self._qstat(dialect, cancel)
+        ours = [Job(e.job_id, name, Path(), Path()) for e in entries if not e.key.endswith("[]")]
+        return still_queued(job_statuses(entries, ours, dialect))
 
-    def explain(
-        self,
-        jobs: Sequence[Job],
-        cancel: Optional[threading.Event] = None,
-        nodes: Optional[Mapping[str, str]] = None,
-    ) -> dict[str, JobStatus]:
+    def explain(self, jobs: Sequence[Job], cancel: Cancel = None, nodes: Nodes = None) -> Statuses:
         """What ended ``jobs``: the status query's own ending (``exit_status``) of the jobs
         it still shows (Torque keeps them for ``keep_completed``, PBS Pro in its history),
         and the system hold of a job in an error state. A failing ``qstat`` explains nothing;
@@ -852,26 +758,24 @@ class PbsBackend:
             if status.ending is not None and status.state in (JobState.ENDED, JobState.FAILED)
         }
 
-    def delete(self, jobs: Sequence[Job], cancel: Optional[threading.Event] = None) -> None:
+    def delete(self, jobs: Sequence[Job], cancel: Cancel = None) -> None:
         """``qdel`` the jobs, many per call; jobs already gone are not an error."""
-        ids = [job.job_id for job in jobs]
-        for start in range(0, len(ids), QDEL_IDS_PER_CALL):
-            batch = ids[start : start + QDEL_IDS_PER_CALL]
-            run_command(
-                [self.qdel_path, *batch],
-                self.command_policy,
-                accept=_qdel_accept,
-                env=scheduler_environment(os.environ),
-                cancel=cancel,
-            )
+        for batch in id_batches(jobs, QDEL_IDS_PER_CALL):
+            self._run([self.qdel_path, *batch], cancel, accept=_qdel_accept)
 
-    def filter_stderr(self, text: str) -> str:
-        return text
+    def _run(self, argv: list[str], cancel: Cancel, **kwargs: Any) -> subprocess.CompletedProcess:
+        env = scheduler_environment(os.environ)
+        return run_command(argv, self.command_policy, env=env, cancel=cancel, **kwargs)
 
 
-def _write_private(path: Path, text: str) -> None:
+def _expanding(path: str, variable: str) -> str:
+    """``path`` quoted for ``/bin/sh``, except ``variable`` in it, which the shell expands."""
+    return f'"{variable}"'.join(shlex.quote(part) for part in path.split(variable))
+
+
+def _write_private(path: str, text: str) -> None:
     """Write a new file readable by the owner only (the script runs code, logs are private)."""
-    if not create_exclusively(str(path), text.encode()):
+    if not create_exclusively(path, text.encode()):
         raise FileExistsError(f"{path} exists: a job script's name is never used twice")
 
 

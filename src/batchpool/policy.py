@@ -61,6 +61,7 @@ from .errors import (
     WorkerCrashedError,
 )
 from .session import describe_filesystem
+from .units import Duration, Memory, parse_mem_mb, parse_time_s
 
 
 class Cause(enum.Enum):
@@ -366,12 +367,14 @@ class RetryPolicy:
     Give one to a pool as ``retry_policy=RetryPolicy(max_mem="16G")``.
     """
 
-    max_mem: Optional[str] = None
+    max_mem: Optional[Memory] = None
     """Up to how much memory per job a task killed by the memory limit is retried with
-    (``"16G"``, ``"500M"``; a plain number is MB). None: no more than the pool's ``mem``."""
-    max_time: Optional[str] = None
+    (``"16G"``, ``"500M"``; a plain number is MB: :mod:`batchpool.units`). None: no more
+    than the pool's ``mem``."""
+    max_time: Optional[Duration] = None
     """Up to how much time per job a task killed twice by the time limit is retried with
-    (``"4:00:00"``, ``"1-00:00:00"``; a plain number is seconds). None: never more."""
+    (``"4:00:00"``, ``"1-00:00:00"``, ``"6h"``; a plain number is minutes:
+    :mod:`batchpool.units`). None: never more."""
     crashes_per_task: int = 2
     time_limits_per_task: int = 2
     memory_limits_per_task: int = 2
@@ -381,18 +384,18 @@ class RetryPolicy:
         for name in ("crashes_per_task", "time_limits_per_task", "memory_limits_per_task"):
             if getattr(self, name) < 1:
                 raise ValueError(f"RetryPolicy.{name} must be at least 1")
-        if self.max_mem is not None:
-            parse_mem_mb(self.max_mem)
+        if self.max_mem is not None:  # a wrong value is refused now, not at the first loss
+            parse_mem_mb(self.max_mem, "max_mem")
         if self.max_time is not None:
-            parse_time_s(self.max_time)
+            parse_time_s(self.max_time, "max_time")
 
     @property
     def max_mem_mb(self) -> Optional[int]:
-        return None if self.max_mem is None else parse_mem_mb(self.max_mem)
+        return None if self.max_mem is None else parse_mem_mb(self.max_mem, "max_mem")
 
     @property
     def max_time_s(self) -> Optional[int]:
-        return None if self.max_time is None else parse_time_s(self.max_time)
+        return None if self.max_time is None else parse_time_s(self.max_time, "max_time")
 
     def decide(
         self,
@@ -456,30 +459,3 @@ def _with(resources: Resources, **changes: Optional[int]) -> Resources:
         exclude_nodes=resources.exclude_nodes,
     )
 
-
-_MEM_UNITS = {"K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024}
-
-
-def parse_mem_mb(text: str) -> int:
-    """``"16G"`` -> 16384, ``"500M"`` -> 500, ``"4096"`` -> 4096 (MB)."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGTkmgt])?[Bb]?\s*", str(text))
-    if match is None:
-        raise ValueError(f"not an amount of memory: {text!r} (e.g. '16G', '500M')")
-    return max(1, int(float(match.group(1)) * _MEM_UNITS[(match.group(2) or "M").upper()]))
-
-
-def parse_time_s(text: str) -> int:
-    """``"90"`` -> 90 s, ``"1:30:00"`` -> 5400, ``"2-00:00:00"`` -> 172800, ``"10:00"``
-    (minutes:seconds) -> 600."""
-    match = re.fullmatch(r"\s*(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?\s*", str(text))
-    if match is None:
-        raise ValueError(f"not a duration: {text!r} (e.g. '4:00:00', '1-00:00:00', '3600')")
-    days, first, second, third = (int(g) if g else None for g in match.groups())
-    assert first is not None
-    if third is not None:
-        seconds = first * 3600 + (second or 0) * 60 + third
-    elif second is not None:
-        seconds = first * 3600 + second * 60 if days is not None else first * 60 + second
-    else:
-        seconds = first * 3600 if days is not None else first
-    return seconds + (days or 0) * 86400

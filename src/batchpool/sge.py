@@ -63,15 +63,25 @@ import os
 import pwd
 import re
 import subprocess
-import threading
 import xml.etree.ElementTree as ElementTree
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
-from ._layout import JobLogs
-from .backend import Ending, Job, JobRequest, JobState, JobStatus, Resources
+from .backend import (
+    Backend,
+    Cancel,
+    Ending,
+    Job,
+    JobRequest,
+    JobState,
+    JobStatus,
+    Nodes,
+    Resources,
+    Statuses,
+    id_batches,
+)
 from .commands import CommandPolicy, parsed, run_command
 from .errors import SchedulerError
 from .policy import RetryPolicy
@@ -119,17 +129,6 @@ def sge_job_name(name: str) -> str:
     if not name or name[0].isdigit():
         name = "bp" + name
     return name
-
-
-def private_log_files(log_dir: Path) -> Path:
-    """Create a job's empty ``.out`` and ``.err`` files, readable by the owner only, and
-    return their common stem.
-
-    SGE creates output files with its own umask (0644) but keeps the mode of files that
-    exist, so they are made here, under a name of their own for every submission.
-    """
-    out, _ = JobLogs(log_dir).new_pair("sge")
-    return Path(out).with_suffix("")
 
 
 JOB_ID_TEMPLATE = "{JOB_ID}"
@@ -345,19 +344,27 @@ def queue_host(queue: str) -> str:
     return queue.partition("@")[2]
 
 
-def job_statuses(qstat_jobs: Iterable[QstatJob], jobs: Iterable[Job]) -> dict[str, JobStatus]:
+ORDINARY_WAIT = "qw"
+"""The state of a job that waits for its turn (held ``hqw``, suspended ``s``... do not)."""
+
+
+def job_status(job: QstatJob) -> JobStatus:
+    """The :class:`JobStatus` of one job of ``qstat -xml`` (module docstring)."""
+    state = job_state(job.state)
+    unusual = state is JobState.PENDING and job.state != ORDINARY_WAIT
+    return JobStatus(
+        state,
+        job.state,
+        ending=state_ending(job.state),
+        node=queue_host(job.queue),
+        unusual_wait=job.state if unusual else "",
+    )
+
+
+def job_statuses(qstat_jobs: Iterable[QstatJob], jobs: Iterable[Job]) -> Statuses:
     """The statuses of ``jobs`` (by id and name); other jobs are ignored."""
     wanted = {(job.job_id, sge_job_name(job.name)) for job in jobs}
-    return {
-        job.job_id: JobStatus(
-            job_state(job.state),
-            job.state,
-            ending=state_ending(job.state),
-            node=queue_host(job.queue),
-        )
-        for job in qstat_jobs
-        if (job.job_id, job.name) in wanted
-    }
+    return {job.job_id: job_status(job) for job in qstat_jobs if (job.job_id, job.name) in wanted}
 
 
 # -- qstat -j: the error reason of a job in an error state -----------------------------------
@@ -597,7 +604,7 @@ def _qdel_accept(result: subprocess.CompletedProcess) -> bool:
     )
 
 
-class SgeBackend:
+class SgeBackend(Backend):
     """One ``qsub`` per worker; status from one ``qstat -xml``; ``qdel`` to delete;
     endings from ``qstat -j`` and ``qacct -j``.
 
@@ -639,16 +646,13 @@ class SgeBackend:
         self.qacct_path = qacct_path
         self.command_policy = command_policy
 
-    def max_jobs_per_submit(self) -> int:
-        return 1
-
     def base_resources(self) -> Resources:
         """``h_vmem`` and ``h_rt`` of :attr:`resources` (:func:`base_resources_of`)."""
         return base_resources_of(self.resources)
 
-    def qsub_argv(self, request: JobRequest, log_stem: Path) -> list[str]:
-        """``qsub`` for one worker, its output into ``log_stem.out`` and ``.err``; the job
-        script comes on stdin (:func:`job_script`)."""
+    def qsub_argv(self, request: JobRequest, logs: tuple[str, str]) -> list[str]:
+        """``qsub`` for one worker, its output into the ``logs`` pair; the job script comes
+        on stdin (:func:`job_script`)."""
         argv = [
             self.qsub_path,
             "-terse",
@@ -657,9 +661,9 @@ class SgeBackend:
             "-N",
             sge_job_name(request.job_name),
             "-o",
-            f"{log_stem}.out",
+            logs[0],
             "-e",
-            f"{log_stem}.err",
+            logs[1],
             "-wd",
             str(request.pool_dir),
         ]
@@ -669,45 +673,37 @@ class SgeBackend:
             argv += ["-l", resource]
         return argv + self.qsub_args
 
-    def submit(self, request: JobRequest, cancel: Optional[threading.Event] = None) -> list[Job]:
-        """``qsub`` one worker."""
+    def submit(self, request: JobRequest, cancel: Cancel = None) -> list[Job]:
+        """``qsub`` one worker, its logs created empty and private first: SGE creates them
+        with its own umask (0644) but keeps the mode of files that exist."""
         if request.count != 1:
             raise ValueError(f"{request.count} jobs in one submission; sge takes 1")
-        stem = private_log_files(request.log_dir)
-        argv = self.qsub_argv(request, stem)
+        logs = request.logs.new_pair("sge")
+        argv = self.qsub_argv(request, logs)
         result = run_command(
             argv, self.command_policy, stdin_text=job_script(request), cancel=cancel
         )
         job_id = parsed(parse_qsub_terse, result)
-        return [Job(job_id, request.job_name, Path(f"{stem}.out"), Path(f"{stem}.err"))]
+        return [Job(job_id, request.job_name, *map(Path, logs))]
 
     def qstat_argv(self) -> list[str]:
         """``qstat -xml`` for the jobs of the user running this process."""
         return [self.qstat_path, "-xml", "-u", pwd.getpwuid(os.getuid()).pw_name]
 
-    def status(
-        self, jobs: Sequence[Job], cancel: Optional[threading.Event] = None
-    ) -> dict[str, JobStatus]:
+    def status(self, jobs: Sequence[Job], cancel: Cancel = None) -> Statuses:
         """One ``qstat -xml``; only ``jobs`` are answered."""
         if not jobs:
             return {}
         result = run_command(self.qstat_argv(), self.command_policy, cancel=cancel)
         return job_statuses(parsed(parse_qstat_xml, result), jobs)
 
-    def jobs_named(
-        self, name: str, cancel: Optional[threading.Event] = None
-    ) -> dict[str, JobStatus]:
+    def jobs_named(self, name: str, cancel: Cancel = None) -> Statuses:
         """Every job called ``name`` still in the queue (one ``qstat -xml``)."""
         result = run_command(self.qstat_argv(), self.command_policy, cancel=cancel)
         named = [j for j in parsed(parse_qstat_xml, result) if j.name == sge_job_name(name)]
         return job_statuses(named, [Job(j.job_id, name, Path(), Path()) for j in named])
 
-    def explain(
-        self,
-        jobs: Sequence[Job],
-        cancel: Optional[threading.Event] = None,
-        nodes: Optional[Mapping[str, str]] = None,
-    ) -> dict[str, JobStatus]:
+    def explain(self, jobs: Sequence[Job], cancel: Cancel = None, nodes: Nodes = None) -> Statuses:
         """Why ``jobs`` ended or sit in an error state (module docstring): ``qstat -j`` for
         all of them, then ``qacct -j`` for those no longer in the queue.
 
@@ -740,15 +736,13 @@ class SgeBackend:
         return answer
 
     def _in_queue(
-        self, jobs: Sequence[Job], cancel: Optional[threading.Event]
+        self, jobs: Sequence[Job], cancel: Cancel
     ) -> Optional[dict[str, QstatJobDetail]]:
         """``qstat -j`` of the jobs that are still in the queue (by id and name), or None
         if ``qstat`` fails."""
         wanted = {(job.job_id, sge_job_name(job.name)) for job in jobs}
-        ids = [job.job_id for job in jobs]
         found: dict[str, QstatJobDetail] = {}
-        for start in range(0, len(ids), QSTAT_J_IDS_PER_CALL):
-            batch = ids[start : start + QSTAT_J_IDS_PER_CALL]
+        for batch in id_batches(jobs, QSTAT_J_IDS_PER_CALL):
             try:
                 result = run_command(
                     [self.qstat_path, "-j", ",".join(batch)],
@@ -763,17 +757,12 @@ class SgeBackend:
             )
         return found
 
-    def delete(self, jobs: Sequence[Job], cancel: Optional[threading.Event] = None) -> None:
+    def delete(self, jobs: Sequence[Job], cancel: Cancel = None) -> None:
         """``qdel`` the jobs, many per call; jobs already gone are not an error."""
-        ids = [job.job_id for job in jobs]
-        for start in range(0, len(ids), QDEL_IDS_PER_CALL):
-            batch = ids[start : start + QDEL_IDS_PER_CALL]
+        for batch in id_batches(jobs, QDEL_IDS_PER_CALL):
             run_command(
                 [self.qdel_path, *batch], self.command_policy, accept=_qdel_accept, cancel=cancel
             )
-
-    def filter_stderr(self, text: str) -> str:
-        return text
 
 
 class Pool(_Pool):

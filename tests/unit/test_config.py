@@ -75,7 +75,7 @@ def test_a_profile_for_slurm_array_is_picked_up_without_arguments(here):
             assert pool.map(square, range(4)) == [0, 1, 4, 9]
         calls = log.read_text().splitlines()
         assert calls
-        assert all("--partition debug" in c and "--time 0:07:00" in c for c in calls), calls
+        assert all("--partition debug" in c and "--time 00:07:00" in c for c in calls), calls
     finally:
         cluster.kill_all()
 

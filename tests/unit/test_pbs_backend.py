@@ -143,7 +143,7 @@ def test_pbspro_single_job_is_no_array(tmp_path):
 
 
 def test_a_retry_replaces_memory_and_walltime(tmp_path):
-    made, programs = backend(tmp_path, dialect="torque", mem="1gb", walltime=600)
+    made, programs = backend(tmp_path, dialect="torque", mem="1gb", walltime=10)  # minutes
     assert made.base_resources() == Resources(mem_mb=1024, time_s=600)
     made.submit(request(tmp_path, resources=Resources(mem_mb=4096, time_s=1200)))
     argv = programs["qsub"].calls[0]["argv"]

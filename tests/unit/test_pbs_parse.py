@@ -15,18 +15,17 @@ import pytest
 from batchpool.backend import Ending, Job, JobState
 from batchpool.pbs import (
     Dialect,
+    PbsBackend,
     QstatJob,
     detect_dialect,
     exit_ending,
     job_key,
     job_status,
     job_statuses,
-    parse_pbs_size,
     parse_qstat_f,
     parse_qstat_json,
     parse_qstat_xml,
     parse_qsub_output,
-    parse_walltime,
     pbs_job_name,
 )
 
@@ -79,6 +78,7 @@ def test_torque_xml_held_job_is_pending():
     )
     status = job_status(held, Dialect.TORQUE)
     assert (status.state, status.reason) == (JobState.PENDING, "H (Hold_Types u)")
+    assert status.unusual_wait == "H (Hold_Types u)"
 
 
 def test_array_elements_are_matched_by_index_and_torques_name_suffix():
@@ -123,6 +123,7 @@ def test_pbspro_json_held_job():
         "u",
     )
     assert job_status(held, Dialect.PBSPRO).state is JobState.PENDING
+    assert job_status(held, Dialect.PBSPRO).unusual_wait == "H (Hold_Types u)"
 
 
 def test_pbspro_json_finished_array_with_exit_status():
@@ -156,6 +157,9 @@ def test_slurm_wrapper_text_recorded_on_ci():
     # pending rest under the array's id; a held job is Q
     assert [jobs[k].state for k in ("9796", "9798", "9799")] == ["Q", "R", "R"]
     assert jobs["9797"].state == "Q" and jobs["9797"].name == "bp-pbstry-held"
+    queued = job_status(jobs["9796"], Dialect.SLURM)
+    assert (queued.state, queued.unusual_wait) == (JobState.PENDING, "")  # its ordinary turn
+    assert job_status(jobs["9798"], Dialect.SLURM).unusual_wait == ""  # running
     ended = job_status(jobs["9783"], Dialect.SLURM)
     assert (ended.state, ended.ending) == (JobState.ENDED, None)  # no exit status
 
@@ -279,34 +283,25 @@ def test_job_keys():
     assert job_key("9795") == "9795"
 
 
-@pytest.mark.parametrize(
-    "text, size",
-    [
-        ("4gb", 4 * 1024**3),
-        ("512MB", 512 * 1024**2),
-        ("100kb", 102400),
-        ("2048", 2048),
-        ("1kw", 8192),
-    ],
-)
-def test_sizes(text, size):
-    assert parse_pbs_size(text) == size
+@pytest.mark.parametrize("text, mb", [("4gb", 4096), ("512MB", 512), ("2048", 2048), (1000, 1000)])
+def test_mem_is_read_by_the_units_grammar(text, mb):
+    assert PbsBackend(mem=text, dialect="torque").mem_mb == mb
 
 
-@pytest.mark.parametrize("text, seconds", [("01:30:00", 5400), ("90:00", 5400), ("5400", 5400)])
-def test_walltimes(text, seconds):
-    assert parse_walltime(text) == seconds
+@pytest.mark.parametrize("text", ["01:30:00", "90:00", "90", 90, "1.5h"])
+def test_walltime_is_read_by_the_units_grammar(text):
+    assert PbsBackend(walltime=text, dialect="torque").walltime_s == 5400
 
 
-@pytest.mark.parametrize("bad", ["4 GiB", "lots"])
+@pytest.mark.parametrize("bad", ["4 GiB", "lots", "1kw"])
 def test_bad_sizes(bad):
-    with pytest.raises(ValueError):
-        parse_pbs_size(bad)
+    with pytest.raises(ValueError, match="mem=.* is not an amount of memory"):
+        PbsBackend(mem=bad)
 
 
 def test_bad_walltime():
-    with pytest.raises(ValueError):
-        parse_walltime("1:2:3:4")
+    with pytest.raises(ValueError, match="walltime='1:2:3:4' is not a duration"):
+        PbsBackend(walltime="1:2:3:4")
 
 
 def test_job_names():

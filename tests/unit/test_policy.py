@@ -19,7 +19,7 @@ from batchpool import (
 from batchpool.backend import Ending, JobState, JobStatus, Resources
 from batchpool.calls import Call, CallKind
 from batchpool.dispatcher import Dispatcher
-from batchpool.policy import Action, Cause, Loss, WorkerExit, classify, parse_mem_mb, parse_time_s
+from batchpool.policy import Action, Cause, Loss, WorkerExit, classify
 from batchpool.proto_pool import MapResult
 from batchpool.testing.fake_backend import (
     FAKE_HOST,
@@ -158,11 +158,16 @@ def test_worker_exit_and_sizes_parse():
     assert WorkerExit.parse("signal 11").describe() == "killed by signal 11 (SIGSEGV)"
     assert WorkerExit.parse("exit 3 after signal 15").signalled_first == 15
     assert WorkerExit.parse("garbage") is None
-    assert [parse_mem_mb(t) for t in ("16G", "500M", "4096", "1.5G")] == [16384, 500, 4096, 1536]
-    times = ("90", "10:00", "1:30:00", "2-00:00:00", "1-12")
-    assert [parse_time_s(t) for t in times] == [90, 600, 5400, 172800, 129600]
-    with pytest.raises(ValueError, match="not a duration"):
+    mems = ("16G", "500M", "4096", "1.5G", 2048)
+    assert [RetryPolicy(max_mem=m).max_mem_mb for m in mems] == [16384, 500, 4096, 1536, 2048]
+    times = ("90", 90, "10:00", "1:30:00", "2-00:00:00", "1-12", "6h")
+    assert [RetryPolicy(max_time=t).max_time_s for t in times] == [
+        5400, 5400, 600, 5400, 172800, 129600, 21600
+    ]
+    with pytest.raises(ValueError, match="max_time='soon' is not a duration"):
         RetryPolicy(max_time="soon")
+    with pytest.raises(ValueError, match="max_mem='lots' is not an amount of memory"):
+        RetryPolicy(max_mem="lots")
 
 
 # -- the dispatcher acting on it -------------------------------------------------------
@@ -333,7 +338,8 @@ class _NodeDown(FakeBackend):
     """Every job waits in the queue for a node an administrator took down."""
 
     def status(self, jobs, cancel=None):
-        return {job.job_id: JobStatus(JobState.PENDING, "PENDING NodeDown") for job in jobs}
+        waits = JobStatus(JobState.PENDING, "PENDING NodeDown", unusual_wait="NodeDown")
+        return {job.job_id: waits for job in jobs}
 
 
 def test_a_wait_for_the_cluster_is_shown_and_never_counted_or_bypassed(tmp_path):

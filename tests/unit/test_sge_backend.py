@@ -42,6 +42,7 @@ USER = pwd.getpwuid(os.getuid()).pw_name
 NAME = "2026-11-21T05:41:54"
 """A job name SGE does not take as it is (a pool's own names are valid already)."""
 
+LOGS = ("/work/pool_x/logs/sge.x.out", "/work/pool_x/logs/sge.x.err")
 
 def request(count: int = 1, log_dir: Path = Path("/work/pool_x/logs")) -> JobRequest:
     return JobRequest(
@@ -104,7 +105,7 @@ def test_qsub_argv_with_every_option():
         qsub_args=["-p", "-10"],
         qsub_path="/opt/qsub",
     )
-    assert backend.qsub_argv(request(), Path("/work/pool_x/logs/sge.x")) == [
+    assert backend.qsub_argv(request(), LOGS) == [
         "/opt/qsub",
         "-terse",
         "-S",
@@ -129,7 +130,7 @@ def test_qsub_argv_with_every_option():
 
 
 def test_qsub_argv_without_options():
-    assert SgeBackend().qsub_argv(request(), Path("/work/pool_x/logs/sge.x")) == [
+    assert SgeBackend().qsub_argv(request(), LOGS) == [
         "qsub",
         "-terse",
         "-S",
@@ -310,7 +311,7 @@ def test_submit_gives_the_job_script_on_stdin_and_private_log_files(tmp_path):
         assert path.read_bytes() == b""
         assert path.stat().st_mode & 0o777 == 0o600  # SGE keeps the mode of existing files
     (call,) = qsub.calls
-    assert call["argv"] == backend.qsub_argv(req, stem)[1:]
+    assert call["argv"] == backend.qsub_argv(req, (f"{stem}.out", f"{stem}.err"))[1:]
     assert call["stdin"] == job_script(req)
 
 
@@ -363,8 +364,8 @@ def test_status_of_jobs_of_several_names_is_still_one_qstat(tmp_path):
     statuses = backend.status([job("3", "sl1"), job("7", "held"), job("6", "sl4")])
     assert statuses == {
         "3": JobStatus(JobState.RUNNING, "r", node="vm"),
-        "6": JobStatus(JobState.PENDING, "qw"),
-        "7": JobStatus(JobState.PENDING, "hqw"),
+        "6": JobStatus(JobState.PENDING, "qw"),  # its ordinary turn: no unusual wait
+        "7": JobStatus(JobState.PENDING, "hqw", unusual_wait="hqw"),
     }
     assert len(qstat.calls) == 1
 

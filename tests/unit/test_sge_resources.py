@@ -27,7 +27,7 @@ from batchpool.sge import (
 )
 
 FAST = CommandPolicy(timeout_s=20.0, num_retries=0, backoff_s=0.0)
-LOG_STEM = Path("/work/pool_x/logs/sge.x")
+LOGS = ("/work/pool_x/logs/sge.x.out", "/work/pool_x/logs/sge.x.err")
 OWN = Resources()
 
 
@@ -186,7 +186,7 @@ def test_excluded_nodes_are_and_ed_with_the_pools_host_request():
 def test_qsub_argv_with_a_retrys_resources():
     backend = SgeBackend(queue_name="all.q", resources=["h_rt=30,h_vmem=2G"], qsub_args=["-p", "0"])
     changes = Resources(mem_mb=4096, time_s=60, exclude_nodes=("n1", "n2"))
-    argv = backend.qsub_argv(request(changes), LOG_STEM)
+    argv = backend.qsub_argv(request(changes), LOGS)
     assert l_options(argv) == ["h_rt=60", "h_vmem=4096M", "h=!n1&!n2"]
     assert argv[-2:] == ["-p", "0"]
     assert argv[argv.index("-q") + 1] == "all.q"
@@ -194,7 +194,7 @@ def test_qsub_argv_with_a_retrys_resources():
 
 def test_qsub_argv_of_the_pools_own_resources_is_unchanged():
     backend = SgeBackend(resources=["h_rt=30", "h_vmem=2G"])
-    assert l_options(backend.qsub_argv(request(), LOG_STEM)) == ["h_rt=30", "h_vmem=2G"]
+    assert l_options(backend.qsub_argv(request(), LOGS)) == ["h_rt=30", "h_vmem=2G"]
 
 
 def test_submit_passes_a_retrys_resources_and_tier_on(tmp_path):

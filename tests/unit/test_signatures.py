@@ -155,7 +155,7 @@ def test_the_profile_fills_only_the_options_not_given(here):
     pool = batchpool.slurm.array.Pool(profile="p", time="0:10:00", work_dir=here / "w")
     try:
         assert pool.backend.options["partition"] == "debug"
-        assert pool.backend.options["time"] == "0:10:00"
+        assert pool.backend.time_s == 600
         assert pool.settings.verbose is True
     finally:
         pool.terminate()

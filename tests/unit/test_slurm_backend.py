@@ -167,7 +167,7 @@ def test_statuses_from_recorded_squeue_answer_only_the_jobs_asked_for():
     statuses = job_statuses(parse_squeue(SQUEUE_R), ["7055_3", "7057", "6866_190", "6866_999"])
     assert statuses == {
         "7055_3": JobStatus(JobState.PENDING, "PENDING Priority"),
-        "7057": JobStatus(JobState.PENDING, "PENDING JobHeldUser"),
+        "7057": JobStatus(JobState.PENDING, "PENDING JobHeldUser", unusual_wait="JobHeldUser"),
         "6866_190": JobStatus(JobState.RUNNING, "RUNNING None"),
     }
 
@@ -382,9 +382,9 @@ def test_sbatch_argv_of_one_job_per_worker_with_every_option():
         "--partition",
         "short",
         "--time",
-        "1:00:00",
+        "01:00:00",
         "--mem",
-        "4G",
+        "4096M",
         "--cpus-per-task",
         "2",
         "--account",
@@ -427,7 +427,7 @@ def test_sbatch_argv_of_an_array_has_one_element_per_worker_and_no_throttle():
         "--error",
         "/work/pool_x/logs/%A_%a.err",
         "--mem",
-        "1G",
+        "1024M",
         "--nice=10",
         "--wrap",
         "/venv/bin/python -m batchpool.worker /work/pool_x "
@@ -567,7 +567,7 @@ def test_status_of_jobs_of_several_names_is_still_one_squeue(tmp_path):
         "7055_1": JobStatus(JobState.PENDING, "PENDING Priority"),
         "7055_2": JobStatus(JobState.PENDING, "PENDING Priority"),
         "7056": JobStatus(JobState.PENDING, "PENDING Priority"),
-        "7057": JobStatus(JobState.PENDING, "PENDING JobHeldUser"),
+        "7057": JobStatus(JobState.PENDING, "PENDING JobHeldUser", unusual_wait="JobHeldUser"),
     }
     assert [c["argv"] for c in squeue.calls] == [squeue_argv("x", ["rec", "rec2", "rec3"])[1:]]
 

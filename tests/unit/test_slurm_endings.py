@@ -24,8 +24,8 @@ from batchpool.slurm import (
     base_resources,
     format_time,
     option_values,
-    parse_mem_mb,
-    parse_time_s,
+    parse_slurm_mem_mb,
+    parse_slurm_time_s,
     resource_change_args,
     without_options,
 )
@@ -114,17 +114,23 @@ def test_recorded_endings_on_the_real_slurm():
         "7478": JobStatus(JobState.ENDED, "FAILED NonZeroExitCode", Ending.FAILED, "vm"),
         # killed by OverMemoryKill: only the stderr tells it was the memory
         "7479": JobStatus(JobState.ENDED, "FAILED JobLaunchFailure", Ending.FAILED, "vm"),
-        "7480": JobStatus(JobState.PENDING, "PENDING JobHeldUser"),
-        "7481": JobStatus(JobState.PENDING, "PENDING JobHeldAdmin"),
+        "7480": JobStatus(JobState.PENDING, "PENDING JobHeldUser", unusual_wait="JobHeldUser"),
+        "7481": JobStatus(JobState.PENDING, "PENDING JobHeldAdmin", unusual_wait="JobHeldAdmin"),
         "7482": JobStatus(JobState.RUNNING, "RUNNING None", node="vm"),  # requeued, again
-        "7483": JobStatus(JobState.PENDING, "PENDING job requeued in held state"),
+        "7483": JobStatus(
+            JobState.PENDING,
+            "PENDING job requeued in held state",
+            unusual_wait="job requeued in held state",
+        ),
     }
     # just after scancel / requeue: COMPLETING is still running, on its node
     for job_id in ("7477", "7482", "7483"):
         assert statuses_of(first)[job_id].state is JobState.RUNNING
         assert statuses_of(first)[job_id].node == "vm"
     # a requeued job waits (BeginTime) with no node, and is not lost
-    assert statuses_of(requeued)["7482"] == JobStatus(JobState.PENDING, "PENDING BeginTime")
+    assert statuses_of(requeued)["7482"] == JobStatus(
+        JobState.PENDING, "PENDING BeginTime", unusual_wait="BeginTime"
+    )
     # pending jobs cancelled from outside keep their reason
     cancelled = statuses_of(holds_cancelled)
     assert cancelled["7481"] == JobStatus(
@@ -143,7 +149,9 @@ def test_recorded_node_failure_on_the_real_slurm():
     # requeued by Slurm (JobRequeue): pending again under the same ids, never NODE_FAIL
     for job_id in ("7484", "7486_0", "7486_1"):
         assert statuses[job_id] == JobStatus(JobState.PENDING, "PENDING None")
-        assert statuses_of(waiting)[job_id] == JobStatus(JobState.PENDING, "PENDING BeginTime")
+        assert statuses_of(waiting)[job_id] == JobStatus(
+            JobState.PENDING, "PENDING BeginTime", unusual_wait="BeginTime"
+        )
         assert statuses_of(again)[job_id] == JobStatus(JobState.RUNNING, "RUNNING None", node="vm")
     assert [line.unique_job_id for line in parse_squeue(again) if line.job_id == "7486_0"] == [
         "7487"
@@ -426,14 +434,14 @@ def test_explain_is_cancelled(tmp_path):
         (" 8G ", 8192),
     ],
 )
-def test_parse_mem_mb(text, mb):
-    assert parse_mem_mb(text) == mb
+def test_parse_slurm_mem_mb(text, mb):
+    assert parse_slurm_mem_mb(text) == mb
 
 
 @pytest.mark.parametrize("text", ["", "4 GiB", "4.5G", "-1", "G", "4X", "4GBB"])
-def test_parse_mem_mb_rejects_what_slurm_rejects(text):
+def test_parse_slurm_mem_mb_rejects_what_slurm_rejects(text):
     with pytest.raises(ValueError):
-        parse_mem_mb(text)
+        parse_slurm_mem_mb(text)
 
 
 @pytest.mark.parametrize(
@@ -450,16 +458,17 @@ def test_parse_mem_mb_rejects_what_slurm_rejects(text):
         ("UNLIMITED", None),
         ("infinite", None),
         ("-1", None),
+        ("0", None),
     ],
 )
-def test_parse_time_s(text, seconds):
-    assert parse_time_s(text) == seconds
+def test_parse_slurm_time_s(text, seconds):
+    assert parse_slurm_time_s(text) == seconds
 
 
 @pytest.mark.parametrize("text", ["", "1h", "1:2:3:4", "1-2-3", "1-", "-5", "1.5"])
-def test_parse_time_s_rejects_what_slurm_rejects(text):
+def test_parse_slurm_time_s_rejects_what_slurm_rejects(text):
     with pytest.raises(ValueError):
-        parse_time_s(text)
+        parse_slurm_time_s(text)
 
 
 def test_format_time():
@@ -467,8 +476,9 @@ def test_format_time():
     assert format_time(3600 + 61) == "01:01:01"
     assert format_time(86400) == "1-00:00:00"
     assert format_time(2 * 86400 + 3 * 3600 + 4 * 60 + 5) == "2-03:04:05"
-    for seconds in (0, 59, 3661, 86399, 86400, 200000):
-        assert parse_time_s(format_time(seconds)) == seconds
+    for seconds in (59, 3661, 86399, 86400, 200000):
+        assert parse_slurm_time_s(format_time(seconds)) == seconds
+    assert parse_slurm_time_s(format_time(0)) is None  # Slurm: zero is no limit
     with pytest.raises(ValueError):
         format_time(-1)
 
@@ -483,8 +493,9 @@ def test_base_resources_from_the_options_or_sbatch_args():
 
 
 def test_base_resources_that_cannot_be_raised_are_none():
-    assert base_resources("0", "UNLIMITED", []) == Resources()
-    assert base_resources("lots", "soon", []) == Resources()
+    assert base_resources(None, None, ["--mem=0", "--time=UNLIMITED"]) == Resources()
+    assert base_resources(None, None, ["--mem=lots", "-t", "soon"]) == Resources()
+    assert base_resources(1024, 60, ["--mem=lots", "-t", "soon"]) == Resources(1024, 60)
 
 
 def test_option_values_and_without_options():
@@ -530,7 +541,7 @@ def test_sbatch_argv_with_more_memory_and_time_replaces_the_pools_own():
         "--partition",
         "short",
         "--mem",
-        "4G",
+        "4096M",
         "--nice=10",
         "--time=00:02:00",
     ]
@@ -551,7 +562,7 @@ def test_submit_sends_the_changed_resources_to_sbatch(tmp_path):
     (submitted,) = backend.submit(request(resources=Resources(mem_mb=8192), tier=1))
     assert submitted.job_id == "7060"
     argv = sbatch.calls[0]["argv"]
-    assert "--mem=8192M" in argv and "4G" not in argv
+    assert "--mem=8192M" in argv and "4096M" not in argv
     assert shlex.split(argv[-1])[-2:] == ["--tier", "1"]
 
 

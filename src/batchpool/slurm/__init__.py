@@ -34,6 +34,12 @@ last in the ``sbatch`` command line, ``--mem=<N>M``, ``--time=[D-]HH:MM:SS`` and
 refuses two of them together), ``--time``/``-t`` and ``--exclude``/``-x`` (whose nodes
 stay excluded, followed by the new ones). :meth:`SlurmBackend.base_resources` reads the
 pool's ``mem`` and ``time``, or the last ``--mem``/``--time`` in ``sbatch_args``.
+
+The pool's ``time`` and ``mem`` are read by :mod:`batchpool.units` (``time="90"`` is 90
+minutes, ``mem="1.5G"`` 1536 MB) and given to ``sbatch`` as ``--time HH:MM:SS`` and
+``--mem <N>M``; ``sbatch_args`` are Slurm's to read (:func:`parse_slurm_time_s`,
+:func:`parse_slurm_mem_mb`), and there ``--time=UNLIMITED`` and ``--mem=0`` (all of a
+node's memory) still work.
 """
 
 from __future__ import annotations
@@ -49,7 +55,21 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
 from .._layout import is_job_variable
-from ..backend import Ending, Job, JobRequest, JobState, JobStatus, Resources
+from ..backend import (
+    Backend,
+    Cancel,
+    Ending,
+    Job,
+    JobRequest,
+    JobState,
+    JobStatus,
+    Nodes,
+    Resources,
+    Statuses,
+    id_batches,
+    read_job_stderr,
+    still_queued,
+)
 from ..commands import CommandPolicy, parsed, run_command
 from ..errors import SchedulerError
 from ..policy import RetryPolicy
@@ -68,6 +88,7 @@ from ..proto_pool import (
     pool_doc,
 )
 from ..proto_pool import Pool as _Pool
+from ..units import Duration, Memory, parse_mem_mb, parse_time_s
 from .squeue import (
     SqueueLine,
     filter_stderr_noise,
@@ -95,8 +116,11 @@ SACCT_IDS_PER_CALL = 500
 DEFAULT_COMMAND_POLICY = CommandPolicy()
 
 
-def scheduler_environment(environ: Mapping[str, str]) -> dict[str, str]:
-    """``environ`` without the variables of the driver's own job (module docstring).
+def scheduler_environment(
+    environ: Mapping[str, str], keep: frozenset[str] = CLIENT_SLURM_VARIABLES
+) -> dict[str, str]:
+    """``environ`` without the variables of the driver's own job (module docstring), but
+    with the client configuration ``keep``.
 
     ``sbatch`` exports its environment into the job, so this also keeps the
     variables of any other job the driver runs in (``JOB_ID``, ``SGE_*``, ``TMPDIR``,
@@ -105,7 +129,7 @@ def scheduler_environment(environ: Mapping[str, str]) -> dict[str, str]:
     return {
         name: value
         for name, value in environ.items()
-        if not (is_job_variable(name.encode()) and name not in CLIENT_SLURM_VARIABLES)
+        if not (is_job_variable(name.encode()) and name not in keep)
         and name not in SUBMISSION_CHANGING_VARIABLES
     }
 
@@ -174,7 +198,7 @@ def parse_sbatch_parsable(stdout: str) -> str:
 _MB_PER_UNIT = {"M": 1, "G": 1024, "T": 1024 * 1024}
 
 
-def parse_mem_mb(text: str) -> int:
+def parse_slurm_mem_mb(text: str) -> int:
     """Slurm's ``--mem`` syntax in MB: ``"4096"`` (MB), ``"500M"``, ``"4G"``, ``"1T"``,
     ``"512K"`` (rounded up), a unit letter in either case and optionally ``B``
     (``"4GB"``), as Slurm's ``str_to_mbytes`` reads it. ``"0"`` is 0 (Slurm: all of
@@ -194,19 +218,13 @@ def parse_mem_mb(text: str) -> int:
     return number * _MB_PER_UNIT[unit]
 
 
-_TIME_FORMS = (
-    re.compile(r"(?P<d>\d+)-(?P<h>\d+)(?::(?P<m>\d+)(?::(?P<s>\d+))?)?"),
-    re.compile(r"(?P<h>\d+):(?P<m>\d+):(?P<s>\d+)"),
-    re.compile(r"(?P<m>\d+)(?::(?P<s>\d+))?"),
-)
-
-
-def parse_time_s(text: str) -> Optional[int]:
+def parse_slurm_time_s(text: str) -> Optional[int]:
     """Slurm's ``--time`` syntax in seconds; None for no limit.
 
     ``minutes``, ``minutes:seconds``, ``hours:minutes:seconds``, ``days-hours``,
-    ``days-hours:minutes``, ``days-hours:minutes:seconds``; ``UNLIMITED``, ``INFINITE``
-    and ``-1`` (any case) are None. (Slurm rounds a limit up to whole minutes.)
+    ``days-hours:minutes``, ``days-hours:minutes:seconds``: the clock forms of
+    :mod:`batchpool.units`, without its units; ``UNLIMITED``, ``INFINITE``, ``-1`` (any
+    case) and ``0`` are None. (Slurm rounds a limit up to whole minutes.)
 
     Raises
     ------
@@ -214,15 +232,11 @@ def parse_time_s(text: str) -> Optional[int]:
         For anything else.
     """
     text = str(text).strip()
-    if text.upper() in ("UNLIMITED", "INFINITE", "-1"):
+    if text.upper() in ("UNLIMITED", "INFINITE", "-1") or re.fullmatch(r"[0:-]+", text):
         return None
-    for form in _TIME_FORMS:
-        match = form.fullmatch(text)
-        if match is not None:
-            part = {k: int(v) for k, v in match.groupdict(default="0").items()}
-            d, h, m, s = (part.get(k, 0) for k in "dhms")
-            return d * 86400 + h * 3600 + m * 60 + s
-    raise ValueError(f"not a Slurm time limit: {text!r}")
+    if not re.fullmatch(r"[\d:-]+", text):
+        raise ValueError(f"not a Slurm time limit: {text!r}")
+    return parse_time_s(text)
 
 
 def format_time(seconds: int) -> str:
@@ -301,45 +315,41 @@ def resource_change_args(sbatch_args: Sequence[str], resources: Resources) -> li
 
 
 def base_resources(
-    mem: Optional[str], time: Optional[str], sbatch_args: Sequence[str]
+    mem_mb: Optional[int], time_s: Optional[int], sbatch_args: Sequence[str]
 ) -> Resources:
-    """The memory and time per job of a pool with these options (module docstring).
+    """The memory and time per job of a pool with these options (module docstring): the
+    pool's own, else the last of ``sbatch_args``.
 
-    None where they are not set, where the memory is ``0`` (all of a node's) or the time
-    unlimited, and where Slurm's syntax is not understood (``sbatch`` judges the options
-    itself; a retry then cannot raise what it cannot read).
+    None where they are not set, where the memory in ``sbatch_args`` is ``0`` (all of a
+    node's) or the time unlimited, and where Slurm's syntax is not understood (``sbatch``
+    judges the options itself; a retry then cannot raise what it cannot read).
     """
-    mem_text = mem if mem is not None else _last(option_values(sbatch_args, ("--mem",)))
-    time_text = time if time is not None else _last(option_values(sbatch_args, TIME_OPTIONS))
-    mem_mb: Optional[int] = None
-    time_s: Optional[int] = None
-    if mem_text is not None:
-        try:
-            mem_mb = parse_mem_mb(mem_text) or None
-        except ValueError:
-            mem_mb = None
-    if time_text is not None:
-        try:
-            time_s = parse_time_s(time_text)
-        except ValueError:
-            time_s = None
+    if mem_mb is None:
+        mem_mb = _parsed_last(parse_slurm_mem_mb, option_values(sbatch_args, ("--mem",))) or None
+    if time_s is None:
+        time_s = _parsed_last(parse_slurm_time_s, option_values(sbatch_args, TIME_OPTIONS))
     return Resources(mem_mb=mem_mb, time_s=time_s)
 
 
-def _last(values: Sequence[str]) -> Optional[str]:
-    return values[-1] if values else None
+def _parsed_last(parse: Callable[[str], Optional[int]], values: Sequence[str]) -> Optional[int]:
+    """The last of ``values`` parsed; None if there is none or it cannot be read."""
+    try:
+        return parse(values[-1]) if values else None
+    except ValueError:
+        return None
 
 
-class SlurmBackend:
+class SlurmBackend(Backend):
     """One ``sbatch --wrap`` per worker; status from one ``squeue``; ``scancel`` to delete;
     what ended a job from ``sacct``, where the cluster keeps accounting.
 
     Parameters
     ----------
     partition, time, mem, cpus_per_task, account, qos
-        ``sbatch`` ``--partition``, ``--time`` (Slurm time string, e.g. ``"1:00:00"``),
-        ``--mem`` (e.g. ``"4G"``), ``--cpus-per-task``, ``--account``, ``--qos``;
-        ``None`` leaves them to the cluster's defaults.
+        ``sbatch`` ``--partition``, ``--time`` (``"1:30:00"``, ``"90"`` minutes, ``"1.5h"``),
+        ``--mem`` (``"4G"``, ``"4096"`` MB), ``--cpus-per-task``, ``--account``, ``--qos``;
+        ``None`` leaves them to the cluster's defaults. Times and memory: see
+        :mod:`batchpool.units`.
     sbatch_args
         Further raw ``sbatch`` arguments, placed after the ones above.
     sbatch_path, squeue_path, scancel_path, sacct_path, sinfo_path
@@ -354,8 +364,8 @@ class SlurmBackend:
         self,
         *,
         partition: Optional[str] = None,
-        time: Optional[str] = None,
-        mem: Optional[str] = None,
+        time: Optional[Duration] = None,
+        mem: Optional[Memory] = None,
         cpus_per_task: Optional[int] = None,
         account: Optional[str] = None,
         qos: Optional[str] = None,
@@ -367,10 +377,12 @@ class SlurmBackend:
         sinfo_path: str = "sinfo",
         command_policy: CommandPolicy = DEFAULT_COMMAND_POLICY,
     ) -> None:
+        self.time_s = None if time is None else parse_time_s(time)
+        self.mem_mb = None if mem is None else parse_mem_mb(mem)
         self.options: dict[str, Any] = dict(
             partition=partition,
-            time=time,
-            mem=mem,
+            time=None if self.time_s is None else format_time(self.time_s),
+            mem=None if self.mem_mb is None else f"{self.mem_mb}M",
             cpus_per_task=cpus_per_task,
             account=account,
             qos=qos,
@@ -392,12 +404,9 @@ class SlurmBackend:
         """A job's stderr without slurmstepd's noise lines (:func:`filter_stderr_noise`)."""
         return filter_stderr_noise(text)
 
-    def max_jobs_per_submit(self) -> int:
-        return 1
-
     def base_resources(self) -> Resources:
         """The pool's memory and time per job (:func:`base_resources`)."""
-        return base_resources(self.options["mem"], self.options["time"], self.sbatch_args)
+        return base_resources(self.mem_mb, self.time_s, self.sbatch_args)
 
     def request_args(self, request: JobRequest) -> list[str]:
         """The pool's resource options, ``sbatch_args`` and ``request.resources``' changes
@@ -424,7 +433,7 @@ class SlurmBackend:
             request.worker_command(self.job_id_template),
         ]
 
-    def submit(self, request: JobRequest, cancel: Optional[threading.Event] = None) -> list[Job]:
+    def submit(self, request: JobRequest, cancel: Cancel = None) -> list[Job]:
         """Submit the workers of ``request`` (at most :meth:`max_jobs_per_submit`)."""
         if request.count > self.max_jobs_per_submit():
             raise ValueError(
@@ -439,9 +448,7 @@ class SlurmBackend:
         out, err = request.logs.pair(job_id)
         return [Job(job_id, request.job_name, Path(out), Path(err))]
 
-    def status(
-        self, jobs: Sequence[Job], cancel: Optional[threading.Event] = None
-    ) -> dict[str, JobStatus]:
+    def status(self, jobs: Sequence[Job], cancel: Cancel = None) -> Statuses:
         """One ``squeue`` for every job of the names of ``jobs``; only ``jobs`` are answered."""
         if not jobs:
             return {}
@@ -449,27 +456,15 @@ class SlurmBackend:
         argv = squeue_argv(self.squeue_path, names)
         return job_statuses(self._squeue(argv, cancel), (job.job_id for job in jobs))
 
-    def jobs_named(
-        self, name: str, cancel: Optional[threading.Event] = None
-    ) -> dict[str, JobStatus]:
+    def jobs_named(self, name: str, cancel: Cancel = None) -> Statuses:
         """Every job (array element) called ``name`` still pending or running."""
         lines = self._squeue(squeue_argv(self.squeue_path, [name]), cancel)
-        statuses = job_statuses(lines, (line.job_id for line in lines if line.name == name))
-        return {
-            job_id: status
-            for job_id, status in statuses.items()
-            if status.state in (JobState.PENDING, JobState.RUNNING)
-        }
+        return still_queued(job_statuses(lines, (ln.job_id for ln in lines if ln.name == name)))
 
     def _squeue(self, argv: list[str], cancel: Optional[threading.Event]) -> list[SqueueLine]:
         return parsed(parse_squeue, self._run(argv, cancel=cancel))
 
-    def explain(
-        self,
-        jobs: Sequence[Job],
-        cancel: Optional[threading.Event] = None,
-        nodes: Optional[Mapping[str, str]] = None,
-    ) -> dict[str, JobStatus]:
+    def explain(self, jobs: Sequence[Job], cancel: Cancel = None, nodes: Nodes = None) -> Statuses:
         """What ended ``jobs``, from one ``sacct`` (per 500 jobs); best effort.
 
         ``{}`` where ``sacct`` fails (tried twice at most: this only explains better) or
@@ -479,16 +474,14 @@ class SlurmBackend:
         :class:`~batchpool.commands.Cancelled` is raised.
         """
         statuses: dict[str, JobStatus] = {}
-        ids = [job.job_id for job in jobs]
-        for start in range(0, len(ids), SACCT_IDS_PER_CALL):
+        for batch in id_batches(jobs, SACCT_IDS_PER_CALL):
             if self._accounting_disabled:
                 break
-            batch = ids[start : start + SACCT_IDS_PER_CALL]
             statuses.update(self._sacct(batch, cancel))
         for job in jobs:  # without accounting: what slurmstepd wrote into the job's stderr
             told = statuses.get(job.job_id)
             if told is None or told.ending in (None, Ending.FAILED):
-                said = stderr_ending(_read_tail(job.stderr_path))
+                said = stderr_ending(read_job_stderr(job))
                 if said is not None:
                     ending, line = said
                     statuses[job.job_id] = JobStatus(JobState.ENDED, "", ending, detail=line)
@@ -541,11 +534,9 @@ class SlurmBackend:
         except ValueError:
             return {}
 
-    def delete(self, jobs: Sequence[Job], cancel: Optional[threading.Event] = None) -> None:
+    def delete(self, jobs: Sequence[Job], cancel: Cancel = None) -> None:
         """``scancel`` the jobs (array elements by ``BASE_TASK``, never the whole array)."""
-        ids = [job.job_id for job in jobs]
-        for start in range(0, len(ids), SCANCEL_IDS_PER_CALL):
-            batch = ids[start : start + SCANCEL_IDS_PER_CALL]
+        for batch in id_batches(jobs, SCANCEL_IDS_PER_CALL):
             self._run([self.scancel_path, *batch], accept=_scancel_accept, cancel=cancel)
 
     def rejection_advice(self, stderr: str) -> str:
@@ -682,12 +673,3 @@ def __getattr__(name: str) -> object:
         return importlib.import_module(".array", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-
-def _read_tail(path: Path, size: int = 65536) -> str:
-    """The last ``size`` bytes of a job's log file, "" if there is none."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(max(0, f.seek(0, os.SEEK_END) - size))
-            return f.read().decode(errors="replace")
-    except OSError:
-        return ""

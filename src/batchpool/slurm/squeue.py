@@ -258,6 +258,18 @@ def is_never_starting(reason: str) -> bool:
     )
 
 
+ORDINARY_WAITS = frozenset(("", "None", "Priority", "Resources"))
+"""Reasons (``%r``) of a pending job that only waits for its turn."""
+
+
+def unusual_wait(state: str, reason: str) -> str:
+    """The reason a job in ``state`` waits when it is not its ordinary turn (``NodeDown``,
+    ``JobHeldUser``, ``ReqNodeNotAvail, Reserved for maintenance``); "" otherwise."""
+    reason = reason.strip().strip("()")
+    pending = job_state(state, reason) is JobState.PENDING
+    return reason if pending and reason not in ORDINARY_WAITS else ""
+
+
 def job_status(state: str, reason: str, node: str = "") -> JobStatus:
     """The :class:`JobStatus` of a job in ``state`` with ``reason`` on ``node``;
     its ``reason`` is ``"STATE REASON"``."""
@@ -266,6 +278,7 @@ def job_status(state: str, reason: str, node: str = "") -> JobStatus:
         f"{state} {reason}",
         ending=job_ending(state, reason),
         node=node,
+        unusual_wait=unusual_wait(state, reason),
     )
 
 

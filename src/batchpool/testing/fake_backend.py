@@ -20,13 +20,13 @@ from __future__ import annotations
 import enum
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
 from .. import _layout
-from ..backend import Ending, Job, JobRequest, JobState, JobStatus, Resources
+from ..backend import Backend, Ending, Job, JobRequest, JobState, JobStatus, Resources, still_queued
 from ..errors import SchedulerError
 from ..worker import Worker
 
@@ -111,7 +111,7 @@ class FakeCounts:
     max_running: int = 0
 
 
-class FakeBackend:
+class FakeBackend(Backend):
     """A scheduler in memory (module docstring).
 
     Parameters
@@ -205,11 +205,7 @@ class FakeBackend:
         self, name: str, cancel: Optional[threading.Event] = None
     ) -> dict[str, JobStatus]:
         named = [fake.job for fake in self.jobs if fake.job.name == name]
-        return {
-            job_id: status
-            for job_id, status in self.status(named, cancel).items()
-            if status.state in (JobState.PENDING, JobState.RUNNING)
-        }
+        return still_queued(self.status(named, cancel))
 
     def delete(self, jobs: Sequence[Job], cancel: Optional[threading.Event] = None) -> None:
         ids = {job.job_id for job in jobs}
@@ -219,19 +215,8 @@ class FakeBackend:
                 fake.deleted = True
         self.counts.deletes.extend(sorted(ids))
 
-    def explain(
-        self,
-        jobs: Sequence[Job],
-        cancel: Optional[threading.Event] = None,
-        nodes: Optional[Mapping[str, str]] = None,
-    ) -> dict[str, JobStatus]:
-        return {}
-
     def base_resources(self) -> Resources:
         return self.resources
-
-    def filter_stderr(self, text: str) -> str:
-        return text
 
     # -- the jobs' side --
 
