@@ -24,10 +24,13 @@ A pool directory (one per :class:`~batchpool.Pool`, the queue its workers take w
                             submission and after it, and when the pool ended
     POOL/staging.N/         a map's tasks while they are written, before its session is known
 
-A session directory (one per map; see :mod:`batchpool.session`) holds what a ticket
-names: ``function.pkl``, ``tasks.pkl`` with ``tasks.idx`` (16 bytes a task: start
-and stop offset), and the record files of its chunks, ``results/CHUNK.TRY.rec``, one
-for each time the chunk was posted.
+:class:`PoolPaths` joins these names.
+
+A session directory (one per map, :class:`SessionPaths`; see :mod:`batchpool.session`)
+holds what a ticket names: ``function.pkl``, ``tasks.pkl`` with ``tasks.idx`` (16 bytes
+a task: start and stop offset), and the record files of its chunks,
+``results/CHUNK.TRY.rec``, one for each time the chunk was posted; and what only the
+driver reads: its manifest, lock, archive of collected results and journals.
 
 A record file is a sequence of records (:data:`RECORD_HEAD`, then the payload): one
 :data:`BEGIN`, one :data:`TASK` per task as soon as it ended, one :data:`END`. Each is
@@ -88,6 +91,11 @@ import struct
 import zlib
 from typing import Any, NamedTuple, Optional
 
+# The names of the work_dir, spelled here only: :class:`PoolPaths` and :class:`SessionPaths`
+# join them (``tests/unit/test_layout_names.py`` keeps every other module from spelling one).
+POOL_PREFIX = "pool_"
+"""A pool directory's name starts with it; a session's with its time."""
+
 # In a pool directory
 ENVIRONMENT_FILE = "environment.pkl"
 INITIALIZER_FILE = "initializer.pkl"
@@ -95,7 +103,7 @@ CONFIG_FILE = "config"
 DRIVER_FILE = "driver"
 DETACHED_FILE = "detached"
 CLOCK_FILE = ".clock"
-"""Rewritten to read the filesystem's own clock (:func:`batchpool.session.file_age_s`)."""
+"""Rewritten to read the filesystem's own clock (:func:`file_age_s`)."""
 TICKETS_FILE = "tickets"
 LOGS_DIR = "logs"
 WORKERS_DIR = "workers"
@@ -106,8 +114,15 @@ JOBS_JOURNAL = "jobs.jsonl"
 FUNCTION_FILE = "function.pkl"
 TASKS_FILE = "tasks.pkl"
 TASKS_INDEX_FILE = "tasks.idx"
+MANIFEST_FILE = "session.json"
 RESULTS_DIR = "results"
 RECORD_SUFFIX = ".rec"
+DAMAGED_SUFFIX = ".damaged"
+ARCHIVE_FILE = "results.archive"
+CHUNK_EVENTS_FILE = "chunks.jsonl"
+LOG_FILE = "log.jsonl"
+LOCK_FILE = "driver.lock"
+DONE_FILE = "done"
 
 WITHDRAWN = "-"
 """The job id in a claim that the driver made to take a ticket back."""
@@ -347,6 +362,16 @@ def modified(path: str) -> float:
         os.close(fd)
 
 
+def file_age_s(path: str | os.PathLike[str]) -> float:
+    """Seconds since ``path`` was last written, by the clock of the filesystem that holds
+    it: a file rewritten now beside it (:data:`CLOCK_FILE`) tells that clock's "now" (an
+    NFS server stamps both), so no two hosts' clocks are compared. FileNotFoundError if
+    there is no such file."""
+    probe = os.path.join(os.path.dirname(os.path.abspath(path)), CLOCK_FILE)
+    write_in_place(probe, b"now\n")
+    return modified(probe) - modified(os.fspath(path))
+
+
 def write_in_place(path: str, payload: bytes) -> None:
     """Overwrite the start of a private file (created if missing) with ``payload`` and
     close it: the same name and inode, so every host that knows the file sees the new
@@ -442,6 +467,17 @@ def record_file_name(chunk: int, tries: int) -> str:
     return f"{chunk}.{tries}{RECORD_SUFFIX}"
 
 
+def directory_name(prefix: str, stamp: str, key: str, n: int = 0) -> str:
+    """The name of a new directory in a work_dir: a session's ``<stamp>_<key>`` (its
+    map's key), a pool's ``pool_<stamp>_<pid>_<random>``; ``_N`` if that was taken."""
+    return f"{prefix}{stamp}_{key}" + (f"_{n}" if n else "")
+
+
+def key_of(name: str) -> str:
+    """The key in a session directory's :func:`directory_name` ("" if there is none)."""
+    return (name.split("_")[1:2] or [""])[0]
+
+
 def parse_record_file_name(name: str) -> tuple[int, int] | None:
     """``(chunk, tries)`` of a record file's name; None for another name."""
     stem, dot, suffix = name.rpartition(".")
@@ -449,6 +485,107 @@ def parse_record_file_name(name: str) -> tuple[int, int] | None:
     if "." + suffix != RECORD_SUFFIX or not (chunk.isdigit() and tries.isdigit()):
         return None
     return int(chunk), int(tries)
+
+
+class _Directory:
+    """A directory of the work_dir, whose paths are strings (as the worker wants them)."""
+
+    __slots__ = ("dir",)
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.dir = os.fspath(directory)
+
+    def _join(self, *names: str) -> str:
+        return os.path.join(self.dir, *names)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.dir!r})"
+
+
+class _Name:
+    """A file or directory of a :class:`_Directory`: its path, joined when read."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, directory: _Directory, owner: object = None) -> str:
+        return os.path.join(directory.dir, self.name)
+
+
+class PoolPaths(_Directory):
+    """The paths of a pool directory (module docstring): the one place they are joined."""
+
+    __slots__ = ()
+    environment = _Name(ENVIRONMENT_FILE)
+    initializer = _Name(INITIALIZER_FILE)
+    config = _Name(CONFIG_FILE)
+    heartbeat = _Name(DRIVER_FILE)
+    """The driver's heartbeat (:class:`DriverBeat`)."""
+    detached = _Name(DETACHED_FILE)
+    tickets = _Name(TICKETS_FILE)
+    """The driver's log."""
+    workers = _Name(WORKERS_DIR)
+    """The directory of the jobs' mailboxes (:meth:`mailbox`)."""
+    logs = _Name(LOGS_DIR)
+    """The directory of the jobs' stdout and stderr (:class:`JobLogs`)."""
+    journal = _Name(JOBS_JOURNAL)
+    """The driver's journal of submissions."""
+
+    def mailbox(self, job_id: str) -> str:
+        return self._join(WORKERS_DIR, job_id)
+
+    def staging(self, n: int) -> str:
+        return self._join(f"{STAGING_PREFIX}{n}")
+
+
+class SessionPaths(_Directory):
+    """The paths of a session directory: the one place they are joined."""
+
+    __slots__ = ()
+    function = _Name(FUNCTION_FILE)
+    """The task function, cloudpickled."""
+    tasks = _Name(TASKS_FILE)
+    """Every task, pickled on its own."""
+    tasks_index = _Name(TASKS_INDEX_FILE)
+    """:data:`TASK_INDEX` of each task in :attr:`tasks`."""
+    manifest = _Name(MANIFEST_FILE)
+    """Number of tasks, chunksize, backend, function name (JSON); written last."""
+    results = _Name(RESULTS_DIR)
+    """The directory of the chunks' record files (:meth:`record`), and damaged ones."""
+    archive = _Name(ARCHIVE_FILE)
+    """The collected results, folded in while the map runs."""
+    chunk_events = _Name(CHUNK_EVENTS_FILE)
+    """Every chunk posted (tasks, attempt, pool, ticket), claimed (job) or lost."""
+    log = _Name(LOG_FILE)
+    """What the pool did for this map (JSON lines)."""
+    lock = _Name(LOCK_FILE)
+    """Host, pid and heartbeat of the driver driving the session now."""
+    done = _Name(DONE_FILE)
+    """Written when the map succeeded."""
+
+    def record(self, chunk: int, tries: int) -> str:
+        """The record file of a chunk posted for the ``tries``-th time: its claim, then
+        its tasks' envelopes as they end."""
+        return self._join(RESULTS_DIR, record_file_name(chunk, tries))
+
+    def stale_lock(self, pid: int) -> str:
+        """Where driver ``pid`` moves a stale lock before it removes it."""
+        return self._join(f"{LOCK_FILE}.stale.{pid}")
+
+    def relative(self, path: str | os.PathLike[str]) -> str:
+        """``path`` as a message names it: within the session (``results/3.0.rec``)."""
+        return os.path.relpath(path, self.dir)
+
+    @staticmethod
+    def damaged(path: str | os.PathLike[str], n: int = 0) -> str:
+        """A name that keeps the damaged file ``path`` aside: ``NAME.damaged``, or
+        ``NAME.damaged.N`` for ``n`` > 0."""
+        return f"{os.fspath(path)}{DAMAGED_SUFFIX}{f'.{n}' if n else ''}"
+
+    @staticmethod
+    def is_damaged(name: str) -> bool:
+        """Whether ``name`` is a file kept aside by :meth:`damaged`."""
+        return DAMAGED_SUFFIX in name
 
 
 class RecordReader:
@@ -564,14 +701,15 @@ def read_tasks(session_dir: str, start: int, stop: int) -> list:
     """The pickled tasks ``start:stop`` of a session, each still pickled."""
     if stop <= start:
         return []
-    with open(os.path.join(session_dir, TASKS_INDEX_FILE), "rb") as f:
+    paths = SessionPaths(session_dir)
+    with open(paths.tasks_index, "rb") as f:
         f.seek(TASK_INDEX.size * start)
         index = f.read(TASK_INDEX.size * (stop - start))
     if len(index) != TASK_INDEX.size * (stop - start):
         raise ValueError(f"tasks {start}:{stop} are not in {session_dir}")
     bounds = [TASK_INDEX.unpack_from(index, i * TASK_INDEX.size) for i in range(stop - start)]
     first, last = bounds[0][0], bounds[-1][1]
-    with open(os.path.join(session_dir, TASKS_FILE), "rb") as f:
+    with open(paths.tasks, "rb") as f:
         f.seek(first)
         data = f.read(last - first)
     return [data[a - first : b - first] for a, b in bounds]

@@ -231,8 +231,8 @@ def attach(call: Call, work_dir: Path, verbose: bool) -> list[Adopted]:
     assert call.attach_to is not None
     session = Session(call.attach_to)
     manifest = session.manifest()
-    call.function_key = hashlib.sha256(session.function_path.read_bytes()).hexdigest()[:16]
-    key = session.dir.name.split("_")[1]
+    call.function_key = hashlib.sha256(Path(session.paths.function).read_bytes()).hexdigest()[:16]
+    key = session.key
     adopted = None
     if manifest.num_tasks is not None:
         adopted = reattach(call, work_dir, key, manifest.num_tasks, verbose)

@@ -16,7 +16,8 @@ from typing import Any, Callable, Optional
 
 import batchpool
 from batchpool import results
-from batchpool.session import PoolDirectory, Session
+from batchpool._layout import PoolPaths, SessionPaths
+from batchpool.session import PoolDirectory, Session, SessionState
 
 
 def demo_task(x: int) -> tuple[int, str]:
@@ -48,7 +49,7 @@ def status(args: argparse.Namespace) -> int:
     path = Path(args.path)
     if (
         results.is_session(path)
-        or (path / "session.json").exists()
+        or os.path.exists(SessionPaths(path).manifest)
         or results.is_pool_dir(path)
         or not path.is_dir()
     ):
@@ -85,8 +86,9 @@ def session_status(session_dir: Path) -> str:
     lines.extend(efficiency_lines(results.efficiency(summary.directory)))
     work_dir = summary.directory.parent
     for name in results.pools_of_session(summary.directory):
-        if (work_dir / name / "logs").is_dir():
-            lines.append(f"logs of its jobs: {work_dir / name / 'logs'}")
+        logs = PoolPaths(work_dir / name).logs
+        if os.path.isdir(logs):
+            lines.append(f"logs of its jobs: {logs}")
     return "\n".join(lines)
 
 
@@ -121,6 +123,7 @@ def _session_summary_line(summary: results.SessionSummary) -> str:
     driver = results.live_driver(session)
     driving = f"; driven now by process {driver.pid} on {driver.host}" if driver else ""
     failed = f", {summary.num_failed_tasks} failed" if summary.num_failed_tasks else ""
+    finished = SessionState.FINISHED if summary.finished else SessionState.NOT_FINISHED
     return (
         f"{session.name}: {len(summary.chunks)} chunks: "
         f"{counts[results.ChunkState.DONE]} done, {counts[results.ChunkState.FAILED]} failed, "
@@ -128,7 +131,7 @@ def _session_summary_line(summary: results.SessionSummary) -> str:
         f"{f', {replaced} replaced' if replaced else ''}; "
         f"{summary.num_done_tasks}/{_num_tasks(summary)} tasks done{failed}; "
         f"{sum(c.num_resubmissions for c in summary.chunks)} resubmissions; "
-        f"{'finished' if summary.finished else 'not finished'}{driving}"
+        f"{finished.value}{driving}"
     )
 
 
@@ -152,18 +155,12 @@ def work_dir_status(work_dir: Path) -> str:
             s.manifest.function,
             f"{s.num_done_tasks}/{_num_tasks(s)}",
             str(s.num_failed_tasks),
-            _session_state(s),
+            s.state.value,
         )
         for s in sessions
     ]
     header = ("SESSION", "CREATED", "BACKEND", "FUNCTION", "DONE", "FAILED", "STATE")
     return format_table(header, rows) + unreadable
-
-
-def _session_state(summary: results.SessionSummary) -> str:
-    if summary.finished:
-        return "finished"
-    return "running" if results.live_driver(Session(summary.directory)) else "not finished"
 
 
 def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

@@ -31,11 +31,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
-from . import _layout, config, proto_pool
+from . import config, proto_pool
 from .calls import Call, CallKind
 from .dispatcher import Dispatcher
 from .errors import PoolError
 from .proto_pool import MapResult
+from .session import PoolDirectory
 
 PathLike = Union[str, "os.PathLike[str]"]
 STORED_TYPES = (str, int, float, bool, list)
@@ -99,7 +100,7 @@ def attach(session_dir: PathLike, **options: Any) -> AttachedMap:
         raise PoolError(f"{session.dir} is the session of an imap: it cannot be attached to")
     stored: dict[str, Any] = {}
     for name in pools_of_session(session.dir):
-        data = _layout.read_file(str(session.dir.parent / name / _layout.DETACHED_FILE))
+        data = PoolDirectory(session.dir.parent / name).detached_marker()
         if data:
             stored = json.loads(data)
     backend = stored.get("backend", manifest.backend)

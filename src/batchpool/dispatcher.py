@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from . import chunking
-from ._layout import DETACHED_FILE, NO_SPACE_ERRNOS, Claim, write_atomically
+from ._layout import NO_SPACE_ERRNOS, Claim
 from .backend import Backend, Resources
 from .calls import (
     Adopted,
@@ -343,7 +343,7 @@ class Dispatcher:
             chunks.append(chunk)
             chunk = self.table.next_chunk(self.calls, 0)
         self.table.post(chunks, self.pool_dir)
-        write_atomically(str(self.pool_dir.dir / DETACHED_FILE), marker)
+        self.pool_dir.mark_detached(marker)
         self._adjust_workers()
         sessions = []
         for call in self.calls:

@@ -22,14 +22,15 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from . import policy
-from ._layout import NO_SPACE_EXIT, record_file_name
+from ._layout import NO_SPACE_EXIT
 from .backend import Ending, Resources
 from .calls import Call
 from .errors import PoolError
+from .files import no_room_left
 from .fleet import Fleet, JobNews, WorkerJob
 from .options import PoolSettings
 from .policy import Action, Cause, Loss, WorkerExit, classify, summary_line, unwritable_error
-from .session import ChunkEvent, ChunkResult, no_room_left
+from .session import ChunkEvent, ChunkResult
 from .tickets import Chunk, ChunkTable
 from .worker import NOT_SHARED_EXIT, NOT_SHARED_MARK
 
@@ -70,8 +71,9 @@ class Losses:
             chunk.call.deliver(result.tasks.start, result.envelopes())
             return
         rest = self._keep_finished(chunk, result)
-        name = record_file_name(chunk.number, chunk.tries)
-        where = f"results/{name} failed its checks; the tasks before are kept"
+        paths = chunk.session.paths
+        record = paths.relative(paths.record(chunk.number, chunk.tries))
+        where = f"{record} failed its checks; the tasks before are kept"
         self.act(chunk, rest, Loss(Cause.RESULT_DAMAGED, chunk.job_id, detail=where))
 
     def _keep_finished(self, chunk: Chunk, result: ChunkResult) -> range:

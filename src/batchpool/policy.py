@@ -60,7 +60,7 @@ from .errors import (
     TaskTimeoutError,
     WorkerCrashedError,
 )
-from .session import describe_filesystem
+from .files import describe_filesystem
 from .units import Duration, Memory, parse_mem_mb, parse_time_s
 
 

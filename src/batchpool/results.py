@@ -32,7 +32,9 @@ from pathlib import Path
 from typing import Any, NamedTuple, Optional, Union
 
 from . import _layout
+from ._layout import PoolPaths, SessionPaths
 from .errors import NotASessionError, RemoteError, ResultsError
+from .files import read_json_lines
 from .proto_pool import task_error
 from .session import (
     LOG_KEYS,
@@ -42,7 +44,7 @@ from .session import (
     Manifest,
     PoolDirectory,
     Session,
-    read_json_lines,
+    SessionState,
 )
 
 PathLike = Union[str, os.PathLike]
@@ -55,6 +57,7 @@ __all__ = [
     "PoolDriver",
     "ResultsError",
     "Efficiency",
+    "SessionState",
     "SessionSummary",
     "Spread",
     "TaskOutcome",
@@ -204,15 +207,18 @@ def open_session(session_dir: PathLike) -> tuple[Session, Manifest]:
     except FileNotFoundError:
         hint = ""
         if is_pool_dir(path):
-            hint = f" (it is a pool directory, the queue of a pool's jobs; logs in {path}/logs)"
+            logs = PoolPaths(path).logs
+            hint = f" (it is a pool directory, the queue of a pool's jobs; logs in {logs})"
+        manifest = _layout.MANIFEST_FILE
         raise NotASessionError(
-            f"{path} is not a batchpool session: it has no session.json{hint}", path
+            f"{path} is not a batchpool session: it has no {manifest}{hint}", path
         ) from None
     except NotASessionError:
         raise  # it says why
     except (OSError, ValueError, TypeError) as error:
+        manifest = _layout.MANIFEST_FILE
         raise NotASessionError(
-            f"{path} is not a readable batchpool session: session.json: {error}", path
+            f"{path} is not a readable batchpool session: {manifest}: {error}", path
         ) from error
 
 
@@ -245,7 +251,7 @@ def scan_sessions(work_dir: PathLike) -> FoundSessions:
         try:
             open_session(entry)
         except NotASessionError as error:
-            if (entry / "session.json").is_file():
+            if os.path.isfile(SessionPaths(entry).manifest):
                 found.unreadable.append(error)
             continue
         found.readable.append(entry)
@@ -274,10 +280,7 @@ def is_finished(session: Session) -> bool:
 
 def live_driver(session: Session) -> Optional[DriverLock]:
     """The driver that drives ``session`` now, if one holds its lock and is alive."""
-    holder = session.lock_holder()
-    if holder is None or holder.is_stale(session.lock_age_s()):
-        return None
-    return holder
+    return session.live_driver()
 
 
 # -- pool directories -------------------------------------------------------------------
@@ -289,8 +292,8 @@ def is_pool_dir(path: PathLike) -> bool:
     path = Path(path)
     return (
         path.name.startswith(PoolDirectory.PREFIX)
-        and (path / _layout.TICKETS_FILE).is_file()
-        and not (path / "session.json").exists()
+        and os.path.isfile(PoolPaths(path).tickets)
+        and not os.path.exists(SessionPaths(path).manifest)
     )
 
 
@@ -497,7 +500,7 @@ class SessionSummary:
     directory: Path
     manifest: Manifest
     num_done_tasks: int
-    finished: bool
+    state: SessionState
     num_tasks: int = 0
     """``manifest.num_tasks``, or the tasks written so far of an ``imap`` whose input
     was still being read (``manifest.num_tasks`` is None)."""
@@ -505,9 +508,14 @@ class SessionSummary:
     """:func:`summarize_chunks`."""
     num_failed_tasks: int = 0
 
+    @property
+    def finished(self) -> bool:
+        """Whether the map succeeded."""
+        return self.state is SessionState.FINISHED
+
 
 def summarize_session(session_dir: PathLike) -> SessionSummary:
-    """Manifest, number of tasks (done, failed), its chunks and whether the map finished."""
+    """Manifest, number of tasks (done, failed), its chunks and where the map stands."""
     session, manifest = open_session(session_dir)
     chunk_outcomes = _read_results(session, strict=False)
     outcomes = _outcomes(session, manifest, chunk_outcomes)
@@ -515,7 +523,7 @@ def summarize_session(session_dir: PathLike) -> SessionSummary:
         session.dir,
         manifest,
         sum(o.status is TaskStatus.DONE for o in outcomes),
-        is_finished(session),
+        session.state(),
         len(outcomes),
         tuple(_summarize_chunks(session, chunk_outcomes)),
         sum(o.status is TaskStatus.FAILED for o in outcomes),
@@ -527,18 +535,20 @@ def damaged_results(session_dir: PathLike) -> list[str]:
     that were skipped, and record files kept aside as ``*.damaged``. Their tasks count as
     missing, and a resumed map runs them again."""
     session = Session(Path(session_dir))
+    archive, damaged = _layout.ARCHIVE_FILE, "result damaged, will rerun"
     lines = [
-        f"results.archive, {span.length} bytes at offset {span.offset}: result damaged, will rerun"
+        f"{archive}, {span.length} bytes at offset {span.offset}: {damaged}"
         for span in session.read_archive().damaged
     ]
-    lines += [f"results/{path.name}: result damaged, will rerun" for path in session.quarantined()]
+    lines += [f"{session.paths.relative(path)}: {damaged}" for path in session.quarantined()]
     return lines
 
 
 def summarize_chunks(session_dir: PathLike) -> list[ChunkSummary]:
     """Every chunk of the session, by number: from its posts and claims in
     ``chunks.jsonl`` and from its result."""
-    return list(summarize_session(session_dir).chunks)
+    session, _ = open_session(session_dir)
+    return _summarize_chunks(session, _read_results(session, strict=False))
 
 
 def _summarize_chunks(
@@ -637,7 +647,7 @@ def log_events(session_dir: PathLike) -> list[LogEvent]:
     """The lines of the session's ``log.jsonl``, oldest first; unreadable lines are skipped."""
     session, _ = open_session(session_dir)
     events = []
-    for row in read_json_lines(session.log_path):
+    for row in read_json_lines(session.paths.log):
         event = _log_event(row)
         if event is not None:
             events.append(event)

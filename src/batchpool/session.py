@@ -7,19 +7,11 @@ driver's log of tickets, its jobs' mailboxes and logs, the driver's heartbeat (s
 :mod:`batchpool._layout`, which also says what the shared filesystem may and may not be
 trusted with).
 
-A map's session, :class:`Session` (``WORK_DIR/<time>_<key>/``, re-attached by key)::
-
-    function.pkl             the task function, cloudpickled
-    tasks.pkl, tasks.idx     every task pickled on its own; 16 bytes of offsets a task
-    session.json             number of tasks, chunksize, backend, function name
-    results/CHUNK.TRY.rec    a chunk's record file, one per time it was posted: its
-                             claim, then its tasks' envelopes as they end
-    results/NAME.damaged     a record file that failed its checks, kept for inspection
-    results.archive          collected results, folded in while the map runs
-    chunks.jsonl             every chunk posted (tasks, attempt, pool, ticket) and claimed (job)
-    log.jsonl                what the pool did for this map
-    driver.lock              host, pid and heartbeat of the driver driving it now
-    done                     written when the map succeeded
+A map's session, :class:`Session` (``WORK_DIR/<time>_<key>/``, re-attached by key): its
+function, tasks, manifest, the record files of its chunks (a record file that failed its
+checks is kept aside for inspection), the archive of collected results, the journals of
+its chunks and of what the pool did, its driver's lock and, once the map succeeded, its
+``done`` marker (:class:`batchpool._layout.SessionPaths` names each).
 
 Directories are 0700 and files 0600. Whole files are written atomically
 (temporary name, then rename). The archive and the journals are appended to; an append
@@ -33,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
+import enum
 import hashlib
 import json
 import os
@@ -49,8 +42,25 @@ from pathlib import Path
 from typing import Optional
 
 from . import _layout
-from ._layout import Claim, DriverBeat, RecordReader, Ticket, process_alive
+from ._layout import (
+    Claim,
+    DriverBeat,
+    PoolPaths,
+    RecordReader,
+    SessionPaths,
+    Ticket,
+    file_age_s,
+    process_alive,
+)
 from .errors import NotASessionError, SessionBusyError
+from .files import (
+    append_durably,
+    append_text,
+    file_size,
+    private_directory,
+    read_json_lines,
+    write_file,
+)
 
 _RECORD_HEADER = struct.Struct("<Q")
 
@@ -67,6 +77,19 @@ LAYOUT_VERSION = 5
 indexed one by one, results per chunk with their task range; the pool's ticket queue).
 It is part of the session key, so a session written in another layout is never resumed,
 only started anew."""
+
+
+class SessionState(enum.Enum):
+    """Where the map of a session stands, as the session's files tell (no scheduler is
+    asked): :meth:`Session.state`, in :mod:`batchpool.results` and ``batchpool status``."""
+
+    FINISHED = "finished"
+    """The map succeeded (its ``done`` marker)."""
+    RUNNING = "running"
+    """A live driver holds its lock."""
+    NOT_FINISHED = "not finished"
+    """Neither: it failed, was interrupted or detached, or its driver died; a resume
+    (:func:`batchpool.attach`, or the same map again) takes it over."""
 
 
 @dataclass(frozen=True)
@@ -98,17 +121,6 @@ class DriverLock:
 
 LOCK_WIDTH = 512
 """``driver.lock`` is padded to this size, so that a heartbeat rewrites it in place."""
-
-
-def file_age_s(path: Path) -> float:
-    """Seconds since ``path`` was last written, by the clock of the filesystem that holds
-    it: a file rewritten now beside it (:data:`~batchpool._layout.CLOCK_FILE`) tells that
-    clock's "now" (an NFS server stamps both), so no two hosts' clocks are compared.
-    FileNotFoundError if there is no such file."""
-    path = Path(path)
-    probe = path.parent / _layout.CLOCK_FILE
-    _layout.write_in_place(str(probe), b"now\n")
-    return _layout.modified(str(probe)) - _layout.modified(str(path))
 
 
 class SessionKey:
@@ -234,6 +246,7 @@ class Session:
 
     def __init__(self, directory: Path) -> None:
         self.dir = Path(directory)
+        self.paths = SessionPaths(self.dir)
         self._log_fd: int | None = None
         self._log_failed = False
         self._num_tasks_written = 0
@@ -244,15 +257,19 @@ class Session:
         """Make a new, private session directory inside ``work_dir``, locked by this driver;
         with the tasks written in the directory ``tasks_from`` (see :meth:`stage_tasks`),
         moved in. A session that could not be made whole is removed."""
-        directory = _private_directory(Path(work_dir), key)
+        directory = private_directory(Path(work_dir), key)
         session = cls(directory)
         try:
             session.acquire()  # before anything else: no one re-attaches to it half-made
-            (session.dir / _layout.RESULTS_DIR).mkdir(mode=0o700)
+            os.mkdir(session.paths.results, mode=0o700)
             if tasks_from is not None:
-                for name in (_layout.TASKS_FILE, _layout.TASKS_INDEX_FILE):
-                    if (tasks_from / name).exists():
-                        os.rename(tasks_from / name, session.dir / name)
+                staged = SessionPaths(tasks_from)
+                for source, target in (
+                    (staged.tasks, session.paths.tasks),
+                    (staged.tasks_index, session.paths.tasks_index),
+                ):
+                    if os.path.exists(source):
+                        os.rename(source, target)
                 session.reopen_tasks()
         except BaseException:
             session.remove()
@@ -275,10 +292,10 @@ class Session:
         work_dir = Path(work_dir).absolute()
         if not work_dir.is_dir():
             return None
-        names = [p.name for p in work_dir.iterdir() if p.name.split("_")[1:2] == [key]]
+        names = [p.name for p in work_dir.iterdir() if _layout.key_of(p.name) == key]
         for name in sorted(names, reverse=True):
             session = cls(work_dir / name)
-            if (session.dir / "session.json").exists() and not session.is_done():
+            if os.path.exists(session.paths.manifest) and not session.is_done():
                 return session
         return None
 
@@ -286,11 +303,12 @@ class Session:
     def name(self) -> str:
         return self.dir.name
 
-    # -- the driver lock -------------------------------------------------------------
-
     @property
-    def lock_path(self) -> Path:
-        return self.dir / "driver.lock"
+    def key(self) -> str:
+        """The :class:`SessionKey` of the map, from the directory's name."""
+        return _layout.key_of(self.name)
+
+    # -- the driver lock -------------------------------------------------------------
 
     def acquire(self) -> None:
         """Become this session's driver; take over a stale lock.
@@ -301,7 +319,7 @@ class Session:
             If another driver that is alive holds the lock.
         """
         for _ in range(3):  # a lost race against another driver is tried again
-            if _layout.create_exclusively(str(self.lock_path), _lock_payload()):
+            if _layout.create_exclusively(self.paths.lock, _lock_payload()):
                 return
             holder = self.lock_holder()
             if holder is not None and not holder.is_stale(self.lock_age_s()):
@@ -309,42 +327,56 @@ class Session:
                     f"the session {self.dir} is driven by process {holder.pid} on "
                     f"{holder.host} (heartbeat {time.ctime(holder.heartbeat)})"
                 )
-            stale = self.lock_path.with_name(f"driver.lock.stale.{os.getpid()}")
+            stale = self.paths.stale_lock(os.getpid())
             try:
-                os.rename(self.lock_path, stale)
+                os.rename(self.paths.lock, stale)
             except FileNotFoundError:
                 continue
-            stale.unlink()
+            os.unlink(stale)
         raise SessionBusyError(f"could not take the lock of {self.dir}")
 
     def lock_holder(self) -> DriverLock | None:
         try:
-            return DriverLock(**json.loads(self.lock_path.read_text()))
+            return DriverLock(**json.loads(Path(self.paths.lock).read_text()))
         except (FileNotFoundError, json.JSONDecodeError, TypeError):
             return None  # gone, or half written by a crashed driver
 
     def lock_age_s(self) -> float:
         """How long ago the lock was written (:func:`file_age_s`); 0 if it is gone."""
         try:
-            return file_age_s(self.lock_path)
+            return file_age_s(self.paths.lock)
         except FileNotFoundError:
             return 0.0
 
     def heartbeat(self) -> None:
         """Rewrite the lock in place (the same file: another host that holds it open or
         cached sees the new content and time)."""
-        _layout.write_in_place(str(self.lock_path), _lock_payload())
+        _layout.write_in_place(self.paths.lock, _lock_payload())
 
     def release(self) -> None:
         holder = self.lock_holder()
-        if holder is not None and holder.is_mine() and self.lock_path.exists():
-            self.lock_path.unlink()
+        if holder is not None and holder.is_mine():
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.paths.lock)
+
+    def live_driver(self) -> DriverLock | None:
+        """The driver that drives the session now, if one holds its lock and is alive."""
+        holder = self.lock_holder()
+        if holder is None or holder.is_stale(self.lock_age_s()):
+            return None
+        return holder
+
+    def state(self) -> SessionState:
+        """Where the map stands, as the session's files tell."""
+        if self.is_done():
+            return SessionState.FINISHED
+        return SessionState.RUNNING if self.live_driver() else SessionState.NOT_FINISHED
 
     # -- what the driver writes before posting tickets -------------------------------
 
     @property
     def function_path(self) -> Path:
-        return self.dir / _layout.FUNCTION_FILE
+        return Path(self.paths.function)
 
     def write_function(self, payload: bytes) -> None:
         write_file(self.function_path, payload)
@@ -354,8 +386,8 @@ class Session:
         pickles are not all held at once); closed before return, so that a worker on
         another host that opens them later sees them (NFS)."""
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
-        tasks_fd = os.open(self.dir / _layout.TASKS_FILE, flags, 0o600)
-        index_fd = os.open(self.dir / _layout.TASKS_INDEX_FILE, flags, 0o600)
+        tasks_fd = os.open(self.paths.tasks, flags, 0o600)
+        index_fd = os.open(self.paths.tasks_index, flags, 0o600)
         with os.fdopen(tasks_fd, "ab") as tasks, os.fdopen(index_fd, "ab") as index:
             for payload in pickled_tasks:
                 end = self._tasks_end + len(payload)
@@ -366,8 +398,8 @@ class Session:
 
     def reopen_tasks(self) -> None:
         """Know the tasks already written (a re-attached session)."""
-        self._tasks_end = _size(self.dir / _layout.TASKS_FILE)
-        self._num_tasks_written = _size(self.dir / _layout.TASKS_INDEX_FILE) // 16
+        self._tasks_end = file_size(self.paths.tasks)
+        self._num_tasks_written = file_size(self.paths.tasks_index) // _layout.TASK_INDEX.size
 
     @property
     def num_tasks_written(self) -> int:
@@ -375,12 +407,12 @@ class Session:
 
     def write_manifest(self, manifest: Manifest) -> None:
         """Written last: a session with a manifest is complete."""
-        write_file(self.dir / "session.json", json.dumps(asdict(manifest), indent=1).encode())
+        write_file(self.paths.manifest, json.dumps(asdict(manifest), indent=1).encode())
 
     def manifest(self) -> Manifest:
         """The manifest; a :class:`NotASessionError` for a session that another
         batchpool version laid out, which this one would misread."""
-        fields = json.loads((self.dir / "session.json").read_text())
+        fields = json.loads(Path(self.paths.manifest).read_text())
         layout = fields.get("layout")  # batchpool 0.1 wrote none
         if layout != LAYOUT_VERSION:
             writer = "batchpool 0.1" if layout is None else f"session layout {layout}"
@@ -396,7 +428,7 @@ class Session:
 
     def record_path(self, chunk: int, tries: int) -> Path:
         """The record file of ``chunk`` posted for the ``tries``-th time."""
-        return self.dir / _layout.RESULTS_DIR / _layout.record_file_name(chunk, tries)
+        return Path(self.paths.record(chunk, tries))
 
     def archive_result(self, chunk: int, start: int, *pickled_envelopes: bytes) -> None:
         """Keep envelopes the driver made itself (a task that killed its worker) as the
@@ -415,7 +447,7 @@ class Session:
     def record_claim(self, chunk: int, tries: int) -> Claim | None:
         """Who claimed a try of a chunk (the claim in its record file); None if nobody
         yet, or the claim is still being written."""
-        data = _layout.read_file(str(self.record_path(chunk, tries)))
+        data = _layout.read_file(self.paths.record(chunk, tries))
         return None if data is None else ChunkResult.parse(chunk, data).claim
 
     def withdraw(self, chunk: int, tries: int) -> bool:
@@ -423,20 +455,20 @@ class Session:
         the driver's claim); False if a worker claimed it first."""
         claim = Claim(_layout.WITHDRAWN, socket.gethostname(), os.getpid())
         record = _layout.encode_record(_layout.BEGIN, 0, time.time(), claim.encode())
-        path = self.record_path(chunk, tries)
+        path = self.paths.record(chunk, tries)
         try:
-            return _layout.create_exclusively(str(path), record)
+            return _layout.create_exclusively(path, record)
         except FileNotFoundError:  # the session's results are gone: nothing to take
             return True
         except OSError as error:
-            if error.errno not in _layout.NO_SPACE_ERRNOS or not path.exists():
+            if error.errno not in _layout.NO_SPACE_ERRNOS or not os.path.exists(path):
                 raise
             return True  # created, its claim unwritten for want of room: taken all the same
 
     def remove_record(self, chunk: int, tries: int) -> None:
         """Remove a record file that is done with (withdrawn, or folded into the archive)."""
         with contextlib.suppress(FileNotFoundError):
-            self.record_path(chunk, tries).unlink()
+            os.unlink(self.paths.record(chunk, tries))
 
     def _take(self, path: Path, chunk: int, whole_only: bool) -> ChunkResult | None:
         data = _layout.read_file(str(path))
@@ -462,17 +494,13 @@ class Session:
 
     def _archive(self, chunk: int, record_file: bytes) -> None:
         record = _layout.encode_record(ARCHIVE_RECORD, chunk, time.time(), record_file)
-        append_durably(self.archive_path, record)
-
-    @property
-    def archive_path(self) -> Path:
-        return self.dir / "results.archive"
+        append_durably(self.paths.archive, record)
 
     def quarantine(self, path: Path) -> Path:
         """Keep a damaged file of the session for inspection, out of every reader's way:
         renamed ``NAME.damaged`` (``NAME.damaged.N`` if that exists)."""
         for n in range(1000):
-            target = path.with_name(path.name + DAMAGED_SUFFIX + (f".{n}" if n else ""))
+            target = Path(SessionPaths.damaged(path, n))
             if not target.exists():
                 os.rename(path, target)
                 return target
@@ -480,10 +508,10 @@ class Session:
 
     def quarantined(self) -> list[Path]:
         """The damaged record files kept in ``results/``."""
-        results_dir = self.dir / _layout.RESULTS_DIR
+        results_dir = Path(self.paths.results)
         if not results_dir.is_dir():
             return []
-        return sorted(p for p in results_dir.iterdir() if DAMAGED_SUFFIX in p.name)
+        return sorted(p for p in results_dir.iterdir() if SessionPaths.is_damaged(p.name))
 
     def archived_results(self) -> list[ChunkResult]:
         return self.read_archive().results
@@ -491,7 +519,7 @@ class Session:
     def read_archive(self) -> Archive:
         """The collected results, and the damaged spans of the archive that were skipped."""
         results, damaged = [], []
-        for chunk, payload, span in _scan_archive(_layout.read_file(str(self.archive_path))):
+        for chunk, payload, span in _scan_archive(_layout.read_file(self.paths.archive)):
             if payload is None:
                 damaged.append(span)
             else:
@@ -503,7 +531,7 @@ class Session:
         results = {r.chunk: r for r in self.archived_results()}
         for chunk, tries in self.record_files():
             if chunk not in results:
-                data = _layout.read_file(str(self.record_path(chunk, tries)))
+                data = _layout.read_file(self.paths.record(chunk, tries))
                 result = None if data is None else ChunkResult.parse(chunk, data)
                 if result is not None and result.complete:
                     results[chunk] = result
@@ -511,8 +539,8 @@ class Session:
 
     def record_files(self) -> list[tuple[int, int]]:
         """``(chunk, tries)`` of the record files in ``results/`` (a fresh listing)."""
-        results_dir = self.dir / _layout.RESULTS_DIR
-        if not results_dir.is_dir():
+        results_dir = self.paths.results
+        if not os.path.isdir(results_dir):
             return []
         names = (_layout.parse_record_file_name(entry.name) for entry in os.scandir(results_dir))
         return sorted(name for name in names if name is not None)
@@ -520,12 +548,11 @@ class Session:
     # -- chunks, cancellation, the end -----------------------------------------------
 
     def record_chunks(self, events: Sequence[ChunkEvent]) -> None:
-        append_text(
-            self.dir / "chunks.jsonl", "".join(json.dumps(vars(e)) + "\n" for e in events)
-        )
+        lines = "".join(json.dumps(vars(e)) + "\n" for e in events)
+        append_text(self.paths.chunk_events, lines)
 
     def chunk_events(self) -> list[ChunkEvent]:
-        return [ChunkEvent(**row) for row in read_json_lines(self.dir / "chunks.jsonl")]
+        return [ChunkEvent(**row) for row in read_json_lines(self.paths.chunk_events)]
 
     def log(self, message: str, **fields: object) -> None:
         """Append one line to ``log.jsonl``: ``{"t": time, "l": "INFO", "m": message}``
@@ -540,11 +567,12 @@ class Session:
         line = (json.dumps(row, default=str) + "\n").encode()
         try:
             if self._log_fd is None:
-                self._log_fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+                flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+                self._log_fd = os.open(self.paths.log, flags, 0o600)
             os.write(self._log_fd, line)
         except OSError as error:
             if not self._log_failed:
-                sys.stderr.write(f"batchpool: cannot write {self.log_path}: {error}\n")
+                sys.stderr.write(f"batchpool: cannot write {self.paths.log}: {error}\n")
             self._log_failed = True
 
     def close_log(self) -> None:
@@ -552,16 +580,12 @@ class Session:
             os.close(self._log_fd)
             self._log_fd = None
 
-    @property
-    def log_path(self) -> Path:
-        return self.dir / "log.jsonl"
-
     def mark_done(self) -> None:
-        write_file(self.dir / "done", b"")
+        write_file(self.paths.done, b"")
 
     def is_done(self) -> bool:
         """True once the map of this session succeeded."""
-        return (self.dir / "done").exists()
+        return os.path.exists(self.paths.done)
 
     def remove(self) -> None:
         self.close_log()
@@ -570,7 +594,6 @@ class Session:
 
 ARCHIVE_RECORD = b"A"
 """The kind of a ``results.archive`` record: number, the chunk; payload, its record file."""
-DAMAGED_SUFFIX = ".damaged"
 
 
 @dataclass(frozen=True)
@@ -652,10 +675,11 @@ class WorkerReport:
 class PoolDirectory:
     """The queue of one pool (module docstring of :mod:`batchpool._layout`)."""
 
-    PREFIX = "pool_"
+    PREFIX = _layout.POOL_PREFIX
 
     def __init__(self, directory: Path) -> None:
         self.dir = Path(directory)
+        self.paths = PoolPaths(self.dir)
         self.reports: dict[str, WorkerReport] = {}
         """What each job's mailbox said so far, by job id."""
         self.claims: dict[int, Claim] = {}
@@ -666,10 +690,10 @@ class PoolDirectory:
     @classmethod
     def create(cls, work_dir: Path) -> PoolDirectory:
         key = f"{os.getpid()}_{secrets.token_hex(3)}"
-        pool = cls(_private_directory(Path(work_dir), key, prefix=cls.PREFIX))
-        for sub in (_layout.LOGS_DIR, _layout.WORKERS_DIR):
-            (pool.dir / sub).mkdir(mode=0o700)
-        write_file(pool.dir / _layout.TICKETS_FILE, b"")  # before any job can look for it
+        pool = cls(private_directory(Path(work_dir), key, prefix=cls.PREFIX))
+        for sub in (pool.paths.logs, pool.paths.workers):
+            os.mkdir(sub, mode=0o700)
+        write_file(pool.paths.tickets, b"")  # before any job can look for it
         return pool
 
     @property
@@ -683,7 +707,7 @@ class PoolDirectory:
 
     @property
     def log_dir(self) -> Path:
-        return self.dir / _layout.LOGS_DIR
+        return Path(self.paths.logs)
 
     def write_setup(
         self, initializer: bytes, worker_idle_s: float, maxtasksperchild: Optional[int]
@@ -691,15 +715,14 @@ class PoolDirectory:
         """What every worker reads when it starts: the driver's environment, the
         initializer and the worker settings."""
         snapshot = {"environ": dict(os.environb), "sys_path": list(sys.path), "cwd": os.getcwd()}
-        write_file(self.dir / _layout.ENVIRONMENT_FILE, pickle.dumps(snapshot))
-        write_file(self.dir / _layout.INITIALIZER_FILE, initializer)
-        config = _layout.format_config(worker_idle_s, maxtasksperchild)
-        write_file(self.dir / _layout.CONFIG_FILE, config)
+        write_file(self.paths.environment, pickle.dumps(snapshot))
+        write_file(self.paths.initializer, initializer)
+        write_file(self.paths.config, _layout.format_config(worker_idle_s, maxtasksperchild))
 
     def staging_dir(self) -> Path:
         """A new private directory for files whose place is not known yet."""
         for n in range(1000):
-            path = self.dir / f"{_layout.STAGING_PREFIX}{n}"
+            path = Path(self.paths.staging(n))
             try:
                 path.mkdir(mode=0o700)
             except FileExistsError:
@@ -731,7 +754,7 @@ class PoolDirectory:
         self._log(_layout.encode_record(_layout.STOP, 0, 0.0))
 
     def _log(self, records: bytes) -> None:
-        append_durably(self.dir / _layout.TICKETS_FILE, records)
+        append_durably(self.paths.tickets, records)
 
     # -- the jobs' mailboxes ----------------------------------------------------------
 
@@ -739,8 +762,7 @@ class PoolDirectory:
         """Create the mailboxes of new jobs, before anyone here looks at them (a lookup
         of a name that is not there yet is cached as missing on a shared filesystem)."""
         for job_id in job_ids:
-            path = self.dir / _layout.WORKERS_DIR / job_id
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+            os.close(os.open(self.paths.mailbox(job_id), os.O_WRONLY | os.O_CREAT, 0o600))
             self._report(job_id)
 
     def read_mailboxes(self, job_ids: Iterable[str]) -> None:
@@ -757,7 +779,7 @@ class PoolDirectory:
     def _report(self, job_id: str) -> WorkerReport:
         report = self.reports.get(job_id)
         if report is None:
-            reader = RecordReader(str(self.dir / _layout.WORKERS_DIR / job_id))
+            reader = RecordReader(self.paths.mailbox(job_id))
             report = self.reports[job_id] = WorkerReport(reader)
         return report
 
@@ -788,7 +810,7 @@ class PoolDirectory:
 
     def heartbeat(self, counter: int) -> None:
         beat = DriverBeat(socket.gethostname(), _layout.process_space(), os.getpid(), counter)
-        _layout.write_in_place(str(self.dir / _layout.DRIVER_FILE), beat.encode())
+        _layout.write_in_place(self.paths.heartbeat, beat.encode())
 
     def driver(self) -> tuple[str, int, bool]:
         """Host, pid and whether the driver of this pool lives: its process, if it is of
@@ -796,9 +818,9 @@ class PoolDirectory:
         :data:`STALE_LOCK_S` by the filesystem's clock (:func:`file_age_s`). A pool that
         has no heartbeat yet counts as alive while its directory is that young (a driver
         that is starting)."""
-        path = self.dir / _layout.DRIVER_FILE
+        path = self.paths.heartbeat
         try:
-            data = path.read_bytes()
+            data = Path(path).read_bytes()
             age_s = file_age_s(path)
         except FileNotFoundError:
             try:
@@ -826,16 +848,24 @@ class PoolDirectory:
         (with the job ids) after it, ``ended`` once the pool deleted its jobs, ``swept``
         once another driver deleted what this one's death left in the queue."""
         row = {"event": event, "time": time.time(), **fields}
-        append_text(self.dir / _layout.JOBS_JOURNAL, json.dumps(row) + "\n")
+        append_text(self.paths.journal, json.dumps(row) + "\n")
+
+    def mark_detached(self, marker: bytes) -> None:
+        """Keep the workers when the driver is gone; ``marker`` is for ``attach`` (JSON)."""
+        write_file(self.paths.detached, marker)
+
+    def detached_marker(self) -> bytes | None:
+        """What :meth:`mark_detached` wrote; None for a pool that was not detached."""
+        return _layout.read_file(self.paths.detached)
 
     def may_have_left_jobs(self) -> bool:
         """Whether jobs of this pool may be in the queue with nobody to delete them: it
         submitted, did not end, was not swept, was not detached (its jobs are meant to
         run on without it), and its driver is dead."""
-        events = {row.get("event") for row in read_json_lines(self.dir / _layout.JOBS_JOURNAL)}
+        events = {row.get("event") for row in read_json_lines(self.paths.journal)}
         if "submitting" not in events or events & {"ended", "swept"}:
             return False
-        if (self.dir / _layout.DETACHED_FILE).exists():
+        if os.path.exists(self.paths.detached):
             return False
         return not self.driver_alive()
 
@@ -850,119 +880,3 @@ class PoolDirectory:
 
     def remove(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def _private_directory(work_dir: Path, key: str, prefix: str = "") -> Path:
-    """A new directory ``work_dir/<prefix><time>_<key>``, mode 0700."""
-    work_dir = work_dir.absolute()
-    work_dir.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.datetime.now().strftime("%Y%m%dT%H%M%S")
-    for n in range(1000):
-        name = f"{prefix}{stamp}_{key}" if n == 0 else f"{prefix}{stamp}_{key}_{n}"
-        try:
-            (work_dir / name).mkdir(mode=0o700)
-        except FileExistsError:
-            continue
-        os.chmod(work_dir / name, 0o700)  # mkdir's mode is masked by the umask
-        return work_dir / name
-    raise FileExistsError(f"no free directory name for {key} in {work_dir}")
-
-
-NO_ROOM_BYTES = 64 * 1024
-"""Less free space than this on the session's filesystem is no room for a result."""
-
-
-def no_room_left(path: Path) -> bool:
-    """Whether the filesystem of ``path`` is read-only or (nearly) full."""
-    try:
-        stat = os.statvfs(path)
-    except OSError:
-        return False  # not there: a question for whoever writes next
-    return bool(stat.f_flag & os.ST_RDONLY) or stat.f_bavail * stat.f_frsize < NO_ROOM_BYTES
-
-
-def describe_filesystem(path: Path) -> str:
-    """``"tmpfs mounted at /scratch, 2.0 MB, 12 kB free"``: what a user needs to know
-    about the filesystem of ``path`` to make room on it."""
-    path = Path(path).absolute()
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    mount = path
-    while not os.path.ismount(mount) and mount != mount.parent:
-        mount = mount.parent
-    kind = "a filesystem"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/self/mounts").read_text().splitlines():
-            fields = line.split()
-            if len(fields) > 2 and fields[1] == str(mount):
-                kind = fields[2]  # the last mount at a point is the one in effect
-    try:
-        stat = os.statvfs(path)
-    except OSError as error:
-        return f"{kind} mounted at {mount}: {error.strerror}"
-    size, free = stat.f_blocks * stat.f_frsize, stat.f_bavail * stat.f_frsize
-    read_only = ", read-only" if stat.f_flag & os.ST_RDONLY else ""
-    return f"{kind} mounted at {mount}, {_bytes(size)}, {_bytes(free)} free{read_only}"
-
-
-def _bytes(n: float) -> str:
-    units = ("bytes", "kB", "MB", "GB", "TB")
-    power = 0
-    while n >= 1000 and power < len(units) - 1:
-        n, power = n / 1000, power + 1
-    return f"{n:.0f} bytes" if power == 0 else f"{n:.1f} {units[power]}"
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return 0
-
-
-def write_file(path: Path, payload: bytes) -> None:
-    """Write a private file atomically."""
-    _layout.write_atomically(str(path), payload)
-
-
-def append_durably(path: Path, data: bytes) -> None:
-    """Append ``data`` to a private file whole or not at all: an append that fails (a full
-    disk, a quota) is cut off again before the error is raised."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    try:
-        size = os.fstat(fd).st_size
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-        except OSError:
-            with contextlib.suppress(OSError):  # the error raised says what happened
-                os.ftruncate(fd, size)
-            raise
-    finally:
-        os.close(fd)
-
-
-def append_text(path: Path, text: str) -> None:
-    append_durably(path, text.encode("utf-8"))
-
-
-def read_json_lines(path: Path) -> list[dict]:
-    """The lines of a journal; a line that is not JSON (torn by a crash) is skipped."""
-    if not path.exists():
-        return []
-    rows = []
-    for line in path.read_bytes().splitlines():
-        try:
-            row = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            continue
-        if isinstance(row, dict):
-            rows.append(row)
-    return rows
-
-
-def read_text(path: Path) -> str:
-    """A text file another host writes (a job's log), read whole; "" if it is not there."""
-    data = _layout.read_file(str(path))
-    return "" if data is None else data.decode(errors="replace")

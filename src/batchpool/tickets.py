@@ -262,7 +262,7 @@ class ChunkTable:
             if chunk.ticket >= 0:
                 said = chunk.ticket in pool_dir.finished
             else:
-                data = read_file(str(chunk.session.record_path(chunk.number, chunk.tries)))
+                data = read_file(chunk.session.paths.record(chunk.number, chunk.tries))
                 said = data is not None and ChunkResult.parse(chunk.number, data).complete
             result = self.take(chunk, pool_dir) if said else None
             if result is not None:

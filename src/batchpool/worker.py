@@ -51,29 +51,22 @@ from ._layout import (
     CANCELLED,
     CLAIMED,
     CLOSED,
-    CONFIG_FILE,
-    DETACHED_FILE,
-    DRIVER_FILE,
     END,
     ENDED,
-    ENVIRONMENT_FILE,
     EXITED,
     FINISHED,
-    FUNCTION_FILE,
-    INITIALIZER_FILE,
     NO_SPACE_ERRNOS,
     NO_SPACE_EXIT,
     POSTED,
     READY,
-    RESULTS_DIR,
     STOP,
     TASK,
-    TICKETS_FILE,
-    WORKERS_DIR,
     Claim,
     DriverBeat,
     Failure,
+    PoolPaths,
     RecordReader,
+    SessionPaths,
     Ticket,
     append_record,
     encode_record,
@@ -84,7 +77,6 @@ from ._layout import (
     process_alive,
     read_file,
     read_tasks,
-    record_file_name,
 )
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
@@ -124,7 +116,7 @@ def merge_environment(driver: dict, job: dict) -> dict:
 
 
 def _restore_environment(pool_dir: str) -> None:
-    with open(os.path.join(pool_dir, ENVIRONMENT_FILE), "rb") as f:
+    with open(PoolPaths(pool_dir).environment, "rb") as f:
         saved = pickle.load(f)
     target = merge_environment(saved["environ"], dict(os.environb))
     needs_reexec = any(os.environb.get(k) != target.get(k) for k in STARTUP_VARIABLES)
@@ -215,17 +207,18 @@ class Worker:
         self, pool_dir: str, job_id: str, host: str = "", pid: int = 0, tier: int = 0
     ) -> None:
         self.pool_dir = pool_dir
+        self.paths = PoolPaths(pool_dir)
         self.tier = tier
         self.claim = Claim(job_id, host or os.uname().nodename, pid or os.getpid()).encode()
-        self.mailbox = self._path(WORKERS_DIR, job_id)
-        config = read_file(os.path.join(pool_dir, CONFIG_FILE))
+        self.mailbox = self.paths.mailbox(job_id)
+        config = read_file(self.paths.config)
         if config is None:
             raise FileNotFoundError(not_shared(pool_dir))
         self.idle_s, self.max_chunks = parse_config(config)
         if self.idle_s == 0:  # no standing: one chunk per job
             self.max_chunks = 1
         self.functions: dict[str, Callable[[Any], Any]] = {}
-        self.log = RecordReader(self._path(TICKETS_FILE))
+        self.log = RecordReader(self.paths.tickets)
         self.pending: dict[int, Ticket] = {}
         """Tickets of this worker's tier that it has not tried to claim, in order."""
         self.cancelled: set[str] = set()
@@ -336,7 +329,7 @@ class Worker:
     def _function(self, ticket: Ticket) -> Callable[[Any], Any]:
         function = self.functions.get(ticket.function_key)
         if function is None:
-            with open(os.path.join(ticket.session_dir, FUNCTION_FILE), "rb") as f:
+            with open(SessionPaths(ticket.session_dir).function, "rb") as f:
                 payload = f.read()
             try:
                 function = pickle.loads(payload)
@@ -351,9 +344,9 @@ class Worker:
         """The driver's process is gone (same process space), or its heartbeat stood still
         too long by this worker's clock; never for a detached pool, whose driver left on
         purpose (``batchpool.submit``)."""
-        if os.path.exists(self._path(DETACHED_FILE)):
+        if os.path.exists(self.paths.detached):
             return False
-        data = read_file(self._path(DRIVER_FILE)) or b""
+        data = read_file(self.paths.heartbeat) or b""
         beat = DriverBeat.decode(data)
         if beat is not None and beat.here:
             return not process_alive(beat.pid)
@@ -364,14 +357,10 @@ class Worker:
             return False
         return now - since > DRIVER_SILENT_S
 
-    def _path(self, *names: str) -> str:
-        return os.path.join(self.pool_dir, *names)
-
 
 def record_path(ticket: Ticket) -> str:
     """The record file of ``ticket``'s chunk for this try."""
-    name = record_file_name(ticket.chunk, ticket.attempt)
-    return os.path.join(ticket.session_dir, RESULTS_DIR, name)
+    return SessionPaths(ticket.session_dir).record(ticket.chunk, ticket.attempt)
 
 
 NOT_SHARED_MARK = "is not there on this node: the work_dir must be on a filesystem"
@@ -390,7 +379,7 @@ def not_shared(pool_dir: str) -> str:
 
 
 def _run_initializer(pool_dir: str) -> None:
-    data = read_file(os.path.join(pool_dir, INITIALIZER_FILE))
+    data = read_file(PoolPaths(pool_dir).initializer)
     if data is not None:
         initializer, initargs = pickle.loads(data)
         if initializer is not None:
@@ -412,7 +401,7 @@ def main(argv: list[str]) -> int:
     pool_dir, template = args[0], args[2]
     tier = int(args[4]) if len(args) == 5 else 0
     os.umask(0o077)
-    if not os.path.exists(os.path.join(pool_dir, CONFIG_FILE)):
+    if not os.path.exists(PoolPaths(pool_dir).config):
         sys.stderr.write(not_shared(pool_dir) + "\n")
         return NOT_SHARED_EXIT
     if REEXEC_MARK not in os.environb:
@@ -462,7 +451,7 @@ def _watch(child: int, pool_dir: str, job_id: str) -> int:
     if received:
         how += f" after signal {received[0]}"
     try:
-        append_record(os.path.join(pool_dir, WORKERS_DIR, job_id), ENDED, code, how.encode())
+        append_record(PoolPaths(pool_dir).mailbox(job_id), ENDED, code, how.encode())
     except OSError as error:  # the pool directory is gone: nobody waits for the answer
         sys.stderr.write(f"batchpool worker: could not record its exit ({how}): {error}\n")
     return code

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -315,10 +316,10 @@ def test_log_appends_lines(tmp_path):
     session.close_log()
     session.log("third")  # a closed log is opened again
     session.close_log()
-    lines = session.log_path.read_text().splitlines()
+    lines = Path(session.paths.log).read_text().splitlines()
     assert len(lines) == 3
     assert "first" in lines[0] and "chunk" in lines[0] and "third" in lines[2]
-    assert session.log_path.stat().st_mode & 0o777 == 0o600
+    assert Path(session.paths.log).stat().st_mode & 0o777 == 0o600
 
 
 def test_remove(tmp_path):
@@ -352,10 +353,10 @@ def test_whole_files_are_private(tmp_path):
 
 def write_lock(session: Session, lock: DriverLock, age_s: float = 0.0) -> None:
     """``lock`` as ``driver.lock``, written ``age_s`` ago."""
-    session.lock_path.write_text(json.dumps(lock.__dict__))
+    Path(session.paths.lock).write_text(json.dumps(lock.__dict__))
     if age_s:
         then = time.time() - age_s
-        os.utime(session.lock_path, (then, then))
+        os.utime(session.paths.lock, (then, then))
 
 
 HERE = _layout.process_space()
@@ -366,7 +367,7 @@ def test_create_takes_the_lock_and_release_gives_it_back(tmp_path):
     holder = session.lock_holder()
     assert holder is not None and holder.is_mine()
     session.release()
-    assert not session.lock_path.exists()
+    assert not Path(session.paths.lock).exists()
     assert session.lock_holder() is None
     session.acquire()
     assert session.lock_holder().is_mine()
@@ -428,7 +429,7 @@ def test_file_age_is_read_by_the_filesystems_clock(tmp_path):
 
 def test_a_half_written_lock_is_taken_over(tmp_path):
     session = Session.create(tmp_path, "k")
-    session.lock_path.write_text('{"host": "elsewh')
+    Path(session.paths.lock).write_text('{"host": "elsewh')
     assert session.lock_holder() is None
     Session(session.dir).acquire()
     assert session.lock_holder().is_mine()
@@ -436,11 +437,11 @@ def test_a_half_written_lock_is_taken_over(tmp_path):
 
 def test_heartbeat_renews_the_lock_in_place(tmp_path):
     session = Session.create(tmp_path, "k")
-    inode = session.lock_path.stat().st_ino
+    inode = Path(session.paths.lock).stat().st_ino
     write_lock(session, DriverLock(socket.gethostname(), os.getpid(), 1.0, HERE), age_s=500)
     session.heartbeat()
     assert session.lock_holder().heartbeat > time.time() - 60
-    assert session.lock_path.stat().st_ino == inode
+    assert Path(session.paths.lock).stat().st_ino == inode
     assert session.lock_age_s() < 60
 
 
