@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import functools
+import inspect
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -38,6 +39,7 @@ from typing import Any, Callable, Optional, Union
 from . import proto_pool, worker
 from .backend import Backend
 from .dispatcher import Call, CallKind, Dispatcher, batch_of_applies, pickle_for_jobs
+from .options import bind_given, compose_signature, typed_signature, with_self
 from .proto_pool import task_error
 
 GATHER_S = 0.05
@@ -69,8 +71,9 @@ class Executor(concurrent.futures.Executor):
         (:mod:`batchpool.config`); explicit options win. Not used with a backend
         object.
     **options
-        The options of the backend's ``Pool`` (``work_dir``, ``partition``, ``time``,
-        ``polling_interval``, ...).
+        The options of the backend's ``Pool``: those of its backend (``partition``,
+        ``time``, ...) and those of every pool (``work_dir``, ``polling_interval``, ...,
+        in the signature, from :mod:`batchpool.options`).
     """
 
     def __init__(
@@ -87,11 +90,15 @@ class Executor(concurrent.futures.Executor):
         if max_workers is not None and max_workers < 1:
             raise ValueError("max_workers must be greater than 0")
         args = (max_workers, initializer, tuple(initargs), max_tasks_per_child)
+        caller = "batchpool.Executor"
         if backend is None or isinstance(backend, str):
             from .config import make_pool
 
-            self._pool: proto_pool.Pool = make_pool(args, options, backend=backend, profile=profile)
+            self._pool: proto_pool.Pool = make_pool(
+                args, options, backend=backend, profile=profile, caller=caller
+            )
         else:
+            bind_given(inspect.signature(proto_pool.Pool), caller, args, options)
             self._pool = proto_pool.Pool(*args, backend=backend, **options)
         self._gatherer = _Gatherer(self._pool._dispatcher)
         self._shutdown_lock = threading.Lock()
@@ -187,6 +194,18 @@ class Executor(concurrent.futures.Executor):
 
     def __reduce__(self) -> Any:
         raise NotImplementedError("executors cannot be passed between processes or pickled")
+
+
+def _signature() -> inspect.Signature:
+    """The parameters of ``Executor.__init__`` but ``**options``, then the options of
+    every pool (before ``profile``) and ``**options`` for those of the backend."""
+    own = list(typed_signature(Executor.__init__).parameters.values())
+    leading = [p for p in own if p.name not in ("self", "profile", "options")]
+    return compose_signature(leading=leading, more=True)
+
+
+Executor.__signature__ = _signature()  # type: ignore[attr-defined]
+Executor.__init__.__signature__ = with_self(_signature())  # type: ignore[attr-defined]
 
 
 class _FutureSink:
