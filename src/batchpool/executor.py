@@ -39,7 +39,14 @@ from typing import Any, Callable, Optional, Union
 from . import proto_pool, worker
 from .backend import Backend
 from .dispatcher import Call, CallKind, Dispatcher, batch_of_applies, pickle_for_jobs
-from .options import bind_given, compose_signature, typed_signature, with_self
+from .options import (
+    OPTIONS,
+    bind_given,
+    compose_signature,
+    parameters_doc,
+    typed_signature,
+    with_self,
+)
 from .proto_pool import task_error
 
 GATHER_S = 0.05
@@ -49,32 +56,32 @@ MAX_GATHER_S = 1.0
 
 
 class Executor(concurrent.futures.Executor):
-    """A ``concurrent.futures.Executor`` whose calls run as jobs of a cluster (module
-    docstring).
-
-    Parameters
-    ----------
-    max_workers
-        Cap on the executor's jobs at once (the pool's ``processes``); for the local
-        backend, the number of worker processes.
-    initializer, initargs
-        Called as ``initializer(*initargs)`` once in every worker, before its tasks.
-    max_tasks_per_child
-        A worker exits after this many chunks (the pool's ``maxtasksperchild``).
-    backend
-        A name of :data:`batchpool.BACKENDS` (``"slurm.array"``, ``"slurm"``, ``"sge"``,
-        ``"local"``, ...), or a :class:`~batchpool.backend.Backend` object. Default:
-        as :func:`batchpool.Pool`, the profile's backend or the one
-        :func:`batchpool.pick_backend` picks.
-    profile
-        The profile of the configuration file to take options from
-        (:mod:`batchpool.config`); explicit options win. Not used with a backend
-        object.
-    **options
-        The options of the backend's ``Pool``: those of its backend (``partition``,
-        ``time``, ...) and those of every pool (``work_dir``, ``polling_interval``, ...,
-        in the signature, from :mod:`batchpool.options`).
-    """
+    __doc__ = proto_pool.pool_doc(
+        """A ``concurrent.futures.Executor`` whose calls run as jobs of a cluster (module
+        docstring).""",
+        """\
+        max_workers
+            Cap on the executor's jobs at once (the pool's ``processes``); for the local
+            backend, the number of worker processes.
+        initializer, initargs
+            Called as ``initializer(*initargs)`` once in every worker, before its tasks.
+        max_tasks_per_child
+            A worker exits after this many chunks (the pool's ``maxtasksperchild``).
+        backend
+            A name of :data:`batchpool.BACKENDS` (``"slurm.array"``, ``"slurm"``, ``"sge"``,
+            ``"local"``, ...), or a :class:`~batchpool.backend.Backend` object. Default:
+            as :func:`batchpool.Pool`, the profile's backend or the one
+            :func:`batchpool.pick_backend` picks.
+        profile
+            The profile of the configuration file to take options from
+            (:mod:`batchpool.config`); explicit options win. Not used with a backend
+            object.
+        **options
+            The options of the backend's ``Pool`` (``partition``, ``time``, ...), and these
+            of every pool:
+        """,
+        parameters_doc(OPTIONS),
+    )
 
     def __init__(
         self,
