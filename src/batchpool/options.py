@@ -249,8 +249,7 @@ ARGUMENTS = _typed(
         Option(
             "initializer",
             None,
-            """Called as ``initializer(*initargs)`` once in every worker, before its
-            tasks.""",
+            "Called as ``initializer(*initargs)`` once in every worker, before its tasks.",
             function(),
         ),
         Option("initargs", (), "The arguments of ``initializer``.", iterable()),
