@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 from .errors import ConfigError
+from .options import ARGUMENTS, bind_given, check
 
 if TYPE_CHECKING:
     from . import proto_pool
@@ -58,7 +59,7 @@ if TYPE_CHECKING:
 CONFIG_FILE_NAMES = ("batchpool.toml", "~/.config/batchpool/config.toml")
 """Where the configuration is looked for, in this order (the first that exists)."""
 ENV_PREFIX = "BATCHPOOL_"
-POSITIONAL = ("processes", "initializer", "initargs", "maxtasksperchild", "context")
+POSITIONAL = tuple(o.name for o in ARGUMENTS)
 """The positional parameters of every ``Pool``, as ``multiprocessing.Pool``'s."""
 NOT_OPTIONS = frozenset((*POSITIONAL, "backend", "profile"))
 """Parameters of a pool that no profile or variable sets (``num_simultaneously_running_tasks``
@@ -191,6 +192,7 @@ def effective(
     where = f"profile {name!r} ({path})"
     for key, value in values.items():
         _check(key, value, kinds, chosen, where)
+        _check_value(key, value, where)
     settings = []
     for key, kind in kinds.items():
         if key in explicit:
@@ -198,6 +200,7 @@ def effective(
         elif ENV_PREFIX + key.upper() in os.environ:
             variable = ENV_PREFIX + key.upper()
             value = _from_text(os.environ[variable], kind, variable)
+            _check_value(key, value, f"environment {variable}")
             settings.append(Setting(key, value, f"environment {variable}"))
         elif key in values:
             settings.append(Setting(key, values[key], where))
@@ -236,19 +239,22 @@ class OptionKind:
     option no profile can set (a policy object, a callable)."""
     optional: bool
     default: Any
+    numbers: bool = False
+    """A ``str`` option that takes numbers too (a time or memory, :mod:`batchpool.units`)."""
 
 
 def option_kinds(backend: str) -> dict[str, OptionKind]:
     """Every option a pool of ``backend`` takes, by name, in signature order: the
-    keyword-only parameters of its ``Pool`` but ``profile``."""
+    keyword-only parameters of its ``Pool`` but ``profile`` (the signature is composed
+    from :mod:`batchpool.options`, its annotations are types)."""
     from . import BACKENDS
 
-    init = importlib.import_module(BACKENDS[backend]).Pool.__init__
-    hints = typing.get_type_hints(init)
+    pool_class = importlib.import_module(BACKENDS[backend]).Pool
     kinds: dict[str, OptionKind] = {}
-    for parameter in inspect.signature(init).parameters.values():
+    for parameter in inspect.signature(pool_class).parameters.values():
         if parameter.kind is parameter.KEYWORD_ONLY and parameter.name not in NOT_OPTIONS:
-            kinds[parameter.name] = _kind(hints.get(parameter.name, Any), parameter.default)
+            annotation = Any if parameter.annotation is parameter.empty else parameter.annotation
+            kinds[parameter.name] = _kind(annotation, parameter.default)
     return kinds
 
 
@@ -265,6 +271,8 @@ def _kind(annotation: Any, default: Any) -> OptionKind:
     default = None if default is inspect.Parameter.empty else default
     if typing.get_origin(first) in _SEQUENCES and typing.get_args(first)[:1] == (str,):
         return OptionKind(list, optional, list(default) if default is not None else None)
+    if str in members and set(members) <= {str, int, float, type(None)}:
+        return OptionKind(str, optional, default, numbers=True)  # a time or memory
     if first in (bool, int, float, str):
         return OptionKind(first, optional, default)
     return OptionKind(object, optional, default)
@@ -287,13 +295,24 @@ def _check(key: str, value: Any, kinds: Mapping[str, OptionKind], backend: str, 
         )
 
 
+def _check_value(key: str, value: Any, where: str) -> None:
+    """The check of the option ``key`` (:func:`batchpool.options.check`), as a
+    :class:`ConfigError` that says where ``value`` came from."""
+    try:
+        check(key, value)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"{error} (in {where})") from None
+
+
 def _fits(value: Any, kind: OptionKind) -> bool:
     if kind.type is list:
         return isinstance(value, list) and all(isinstance(v, str) for v in value)
     if kind.type is float:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if kind.type is int:
-        return isinstance(value, int) and not isinstance(value, bool)
+    if kind.type is int or (kind.numbers and not isinstance(value, str)):
+        return isinstance(value, (int, float) if kind.numbers else int) and not isinstance(
+            value, bool
+        )
     return isinstance(value, kind.type)
 
 
@@ -336,16 +355,19 @@ def make_pool(
     *,
     backend: Optional[str] = None,
     profile: Optional[str] = None,
+    caller: str = "batchpool.Pool",
 ) -> proto_pool.Pool:
     """A pool of ``backend`` (else the configured one), with the configured options
     under the explicit ``options``: what :func:`batchpool.Pool` returns. ``args`` are
-    ``Pool``'s positional arguments (``processes, initializer, initargs, ...``)."""
+    ``Pool``'s positional arguments (``processes, initializer, initargs, ...``); an
+    unknown keyword is a ``TypeError`` that names ``caller``, what the user called."""
     from . import BACKENDS
 
     options = dict(options)
     profile = options.pop("profile", None) or profile  # attach() passes it among them
     found = effective(backend, options, profile)
     pool_class = importlib.import_module(BACKENDS[found.backend]).Pool
+    bind_given(inspect.signature(pool_class), caller, args, options)
     # The pool resolves the same profile again, for the options not given (its backend
     # is the profile's, so the profile is not left out).
     pool: proto_pool.Pool = pool_class(*args, profile=found.profile, **options)
@@ -357,7 +379,7 @@ def configured_options(
 ) -> dict[str, Any]:
     """The options of a pool whose class fixes ``backend``: the explicit ``options`` (also
     those that are no option of the backend: the pool's own call raises the
-    ``TypeError``) over the configured ones (:func:`batchpool.proto_pool.configured`)."""
+    ``TypeError``) over the configured ones (:class:`batchpool.proto_pool.BackendPool`)."""
     found = effective(backend, options, profile, backend_fixed=True)
     return _with_explicit(dict(options), found)
 

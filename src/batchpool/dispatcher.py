@@ -410,7 +410,7 @@ class Dispatcher:
         fleet.no_work_since.pop(0, None)
         chunks = len(first_tier) + sum(c.most_chunks for c in calls)
         task_s = self.table.slowest_task_time(calls)
-        cap = self.settings.max_workers
+        cap = self.settings.max_jobs
         wanted = chunking.workers_wanted(self.table.num_held(), unclaimed, task_s, cap, chunks)
         self._request(fleet.within_cap(wanted - len(fleet.live(tier=0))), 0, Resources())
 

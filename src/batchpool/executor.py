@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import functools
+import inspect
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -38,6 +39,14 @@ from typing import Any, Callable, Optional, Union
 from . import proto_pool, worker
 from .backend import Backend
 from .calls import Call, CallKind, batch_of_applies, pickle_for_jobs
+from .options import (
+    OPTIONS,
+    bind_given,
+    compose_signature,
+    parameters_doc,
+    typed_signature,
+    with_self,
+)
 from .proto_pool import task_error
 
 GATHER_S = 0.05
@@ -47,31 +56,32 @@ MAX_GATHER_S = 1.0
 
 
 class Executor(concurrent.futures.Executor):
-    """A ``concurrent.futures.Executor`` whose calls run as jobs of a cluster (module
-    docstring).
-
-    Parameters
-    ----------
-    max_workers
-        Cap on the executor's jobs at once (the pool's ``processes``); for the local
-        backend, the number of worker processes.
-    initializer, initargs
-        Called as ``initializer(*initargs)`` once in every worker, before its tasks.
-    max_tasks_per_child
-        A worker exits after this many chunks (the pool's ``maxtasksperchild``).
-    backend
-        A name of :data:`batchpool.BACKENDS` (``"slurm.array"``, ``"slurm"``, ``"sge"``,
-        ``"local"``, ...), or a :class:`~batchpool.backend.Backend` object. Default:
-        as :func:`batchpool.Pool`, the profile's backend or the one
-        :func:`batchpool.pick_backend` picks.
-    profile
-        The profile of the configuration file to take options from
-        (:mod:`batchpool.config`); explicit options win. Not used with a backend
-        object.
-    **options
-        The options of the backend's ``Pool`` (``work_dir``, ``partition``, ``time``,
-        ``polling_interval``, ...).
-    """
+    __doc__ = proto_pool.pool_doc(
+        """A ``concurrent.futures.Executor`` whose calls run as jobs of a cluster (module
+        docstring).""",
+        """\
+        max_workers
+            Cap on the executor's jobs at once (the pool's ``processes``); for the local
+            backend, the number of worker processes.
+        initializer, initargs
+            Called as ``initializer(*initargs)`` once in every worker, before its tasks.
+        max_tasks_per_child
+            A worker exits after this many chunks (the pool's ``maxtasksperchild``).
+        backend
+            A name of :data:`batchpool.BACKENDS` (``"slurm.array"``, ``"slurm"``, ``"sge"``,
+            ``"local"``, ...), or a :class:`~batchpool.backend.Backend` object. Default:
+            as :func:`batchpool.Pool`, the profile's backend or the one
+            :func:`batchpool.pick_backend` picks.
+        profile
+            The profile of the configuration file to take options from
+            (:mod:`batchpool.config`); explicit options win. Not used with a backend
+            object.
+        **options
+            The options of the backend's ``Pool`` (``partition``, ``time``, ...), and these
+            of every pool:
+        """,
+        parameters_doc(OPTIONS),
+    )
 
     def __init__(
         self,
@@ -87,11 +97,15 @@ class Executor(concurrent.futures.Executor):
         if max_workers is not None and max_workers < 1:
             raise ValueError("max_workers must be greater than 0")
         args = (max_workers, initializer, tuple(initargs), max_tasks_per_child)
+        caller = "batchpool.Executor"
         if backend is None or isinstance(backend, str):
             from .config import make_pool
 
-            self._pool: proto_pool.Pool = make_pool(args, options, backend=backend, profile=profile)
+            self._pool: proto_pool.Pool = make_pool(
+                args, options, backend=backend, profile=profile, caller=caller
+            )
         else:
+            bind_given(inspect.signature(proto_pool.Pool), caller, args, options)
             self._pool = proto_pool.Pool(*args, backend=backend, **options)
         self._gatherer = _Gatherer(self._pool.submit_call)
         self._shutdown_lock = threading.Lock()
@@ -187,6 +201,18 @@ class Executor(concurrent.futures.Executor):
 
     def __reduce__(self) -> Any:
         raise NotImplementedError("executors cannot be passed between processes or pickled")
+
+
+def _signature() -> inspect.Signature:
+    """The parameters of ``Executor.__init__`` but ``**options``, then the options of
+    every pool (before ``profile``) and ``**options`` for those of the backend."""
+    own = list(typed_signature(Executor.__init__).parameters.values())
+    leading = [p for p in own if p.name not in ("self", "profile", "options")]
+    return compose_signature(leading=leading, more=True)
+
+
+Executor.__signature__ = _signature()  # type: ignore[attr-defined]
+Executor.__init__.__signature__ = with_self(_signature())  # type: ignore[attr-defined]
 
 
 class _FutureSink:

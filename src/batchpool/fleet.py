@@ -154,7 +154,7 @@ class Fleet:
 
     def within_cap(self, missing: int) -> int:
         """``missing`` workers, or fewer if the pool's cap on jobs would be exceeded."""
-        cap = self.settings.max_workers
+        cap = self.settings.max_jobs
         return missing if cap is None else min(missing, cap - len(self.live()))
 
     def counts(self) -> Counts:

@@ -11,25 +11,17 @@ import os
 import signal
 import subprocess
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Optional, Union
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ._layout import is_job_variable
 from .backend import Backend, Cancel, Job, JobRequest, JobState, JobStatus, Statuses
-from .policy import RetryPolicy
-from .proto_pool import (
-    DEFAULT_MAX_NUM_RESUBMISSIONS,
-    DEFAULT_SCHEDULER_OUTAGE_S,
-    DEFAULT_WORK_DIR,
-    DEFAULT_WORKER_IDLE_S,
-    POOL_ARGUMENTS_DOC,
-    POOL_OPTIONS_DOC,
-    PROFILE_DOC,
-    configured,
-    pool_doc,
-)
-from .proto_pool import Pool as _Pool
+from .options import BackendPoolOptions
+from .proto_pool import BackendPool
+
+if TYPE_CHECKING:
+    from .options import Unpack
 
 
 class LocalBackend(Backend):
@@ -139,62 +131,23 @@ LOCAL_GRACE_PERIOD_S = 0.0
 """Local files are seen at once."""
 
 
-class Pool(_Pool):
-    __doc__ = pool_doc(
-        """A pool whose workers are subprocesses of this machine, ``processes`` at most
-        (default: the number of CPUs).
+class Pool(BackendPool):
+    """A pool whose workers are subprocesses of this machine, ``processes`` at most
+    (default: the number of CPUs).
 
-        Here ``polling_interval`` defaults to 0.5 s and ``lost_job_grace_period_s`` to 0 s,
-        since asking local processes for their state costs nothing and local files are seen
-        at once.""",
-        POOL_ARGUMENTS_DOC,
-        POOL_OPTIONS_DOC,
-        PROFILE_DOC,
-    )
+    Here ``polling_interval`` defaults to 0.5 s and ``lost_job_grace_period_s`` to 0 s,
+    since asking local processes for their state costs nothing and local files are seen
+    at once."""
 
-    @configured("local")
-    def __init__(
-        self,
-        processes: Optional[int] = None,
-        initializer: Optional[Callable[..., object]] = None,
-        initargs: Iterable[Any] = (),
-        maxtasksperchild: Optional[int] = None,
-        context: object = None,
-        *,
-        work_dir: Union[str, os.PathLike[str]] = DEFAULT_WORK_DIR,
-        python_path: Optional[Union[str, os.PathLike[str]]] = None,
-        polling_interval: float = LOCAL_POLLING_INTERVAL,
-        max_num_resubmissions: int = DEFAULT_MAX_NUM_RESUBMISSIONS,
-        num_simultaneously_running_tasks: Optional[int] = None,
-        keep_work_dir: bool = False,
-        verbose: bool = False,
-        lost_job_grace_period_s: float = LOCAL_GRACE_PERIOD_S,
-        resume: bool = True,
-        worker_idle_s: float = DEFAULT_WORKER_IDLE_S,
-        scheduler_outage_s: float = DEFAULT_SCHEDULER_OUTAGE_S,
-        retry_policy: Optional[RetryPolicy] = None,
-        profile: Optional[str] = None,
-    ) -> None:
-        if processes is None:
-            processes = os.cpu_count() or 1
-        # ``profile`` was applied by @configured: it filled in the options not given.
-        super().__init__(
-            processes,
-            initializer,
-            initargs,
-            maxtasksperchild,
-            context,
-            backend=LocalBackend(),
-            work_dir=work_dir,
-            python_path=python_path,
-            polling_interval=polling_interval,
-            max_num_resubmissions=max_num_resubmissions,
-            num_simultaneously_running_tasks=num_simultaneously_running_tasks,
-            keep_work_dir=keep_work_dir,
-            verbose=verbose,
-            lost_job_grace_period_s=lost_job_grace_period_s,
-            resume=resume,
-            worker_idle_s=worker_idle_s,
-            scheduler_outage_s=scheduler_outage_s,
-            retry_policy=retry_policy,
-        )
+    backend_class = LocalBackend
+    option_defaults = {
+        "polling_interval": LOCAL_POLLING_INTERVAL,
+        "lost_job_grace_period_s": LOCAL_GRACE_PERIOD_S,
+    }
+
+    def __init__(self, *args: Any, **options: Unpack[BackendPoolOptions]) -> None:
+        super().__init__(*args, **options)
+
+    @staticmethod
+    def _default_processes() -> int:
+        return os.cpu_count() or 1

@@ -113,7 +113,7 @@ import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ._layout import JobLogs, create_exclusively
 from .backend import (
@@ -132,25 +132,14 @@ from .backend import (
 )
 from .commands import CommandPolicy, parsed, run_command
 from .errors import SchedulerError
-from .policy import RetryPolicy
-from .proto_pool import (
-    DEFAULT_GRACE_PERIOD_S,
-    DEFAULT_MAX_NUM_RESUBMISSIONS,
-    DEFAULT_POLLING_INTERVAL,
-    DEFAULT_SCHEDULER_OUTAGE_S,
-    DEFAULT_WORK_DIR,
-    DEFAULT_WORKER_IDLE_S,
-    POOL_ARGUMENTS_DOC,
-    POOL_OPTIONS_DOC,
-    PROFILE_DOC,
-    configured,
-    parameters_of,
-    pool_doc,
-)
-from .proto_pool import Pool as _Pool
+from .options import BackendPoolOptions
+from .proto_pool import BackendPool
 from .slurm import CLIENT_SLURM_VARIABLES
 from .slurm import scheduler_environment as slurm_environment
 from .units import Duration, Memory, parse_mem_mb, parse_time_s
+
+if TYPE_CHECKING:
+    from .options import Unpack
 
 __all__ = [
     "Dialect",
@@ -800,86 +789,32 @@ def is_pbs_qstat(qstat_path: str = "qstat", timeout_s: float = 10.0) -> bool:
     return True
 
 
-class Pool(_Pool):
-    __doc__ = pool_doc(
-        """A ``multiprocessing.Pool`` whose workers run as Torque, PBS Pro/OpenPBS jobs (or
-        through Slurm's Torque wrappers), an array of them per submission where the dialect
-        has arrays.""",
-        POOL_ARGUMENTS_DOC,
-        parameters_of(PbsBackend),
-        POOL_OPTIONS_DOC,
-        PROFILE_DOC,
-    )
+class PbsPoolOptions(BackendPoolOptions, total=False):
+    """What :class:`Pool` takes by keyword: the options of :class:`PbsBackend` (their
+    defaults are its own) and those of every pool."""
 
-    @configured("pbs")
-    def __init__(
-        self,
-        processes: Optional[int] = None,
-        initializer: Optional[Callable[..., object]] = None,
-        initargs: Iterable[Any] = (),
-        maxtasksperchild: Optional[int] = None,
-        context: object = None,
-        *,
-        queue: Optional[str] = None,
-        walltime: Union[str, int, None] = None,
-        mem: Union[str, int, None] = None,
-        ncpus: Optional[int] = None,
-        account: Optional[str] = None,
-        qsub_args: Sequence[str] = (),
-        dialect: Optional[str] = None,
-        status_format: Optional[str] = None,
-        max_array_size: int = MAX_ARRAY_SIZE,
-        qsub_path: str = "qsub",
-        qstat_path: str = "qstat",
-        qdel_path: str = "qdel",
-        command_policy: CommandPolicy = DEFAULT_COMMAND_POLICY,
-        work_dir: Union[str, os.PathLike[str]] = DEFAULT_WORK_DIR,
-        python_path: Optional[Union[str, os.PathLike[str]]] = None,
-        polling_interval: float = DEFAULT_POLLING_INTERVAL,
-        max_num_resubmissions: int = DEFAULT_MAX_NUM_RESUBMISSIONS,
-        num_simultaneously_running_tasks: Optional[int] = None,
-        keep_work_dir: bool = False,
-        verbose: bool = False,
-        lost_job_grace_period_s: float = DEFAULT_GRACE_PERIOD_S,
-        resume: bool = True,
-        worker_idle_s: float = DEFAULT_WORKER_IDLE_S,
-        scheduler_outage_s: float = DEFAULT_SCHEDULER_OUTAGE_S,
-        retry_policy: Optional[RetryPolicy] = None,
-        profile: Optional[str] = None,
-    ) -> None:
-        backend = PbsBackend(
-            queue=queue,
-            walltime=walltime,
-            mem=mem,
-            ncpus=ncpus,
-            account=account,
-            qsub_args=qsub_args,
-            dialect=dialect,
-            status_format=status_format,
-            max_array_size=max_array_size,
-            qsub_path=qsub_path,
-            qstat_path=qstat_path,
-            qdel_path=qdel_path,
-            command_policy=command_policy,
-        )
-        # ``profile`` was applied by @configured: it filled in the options not given.
-        super().__init__(
-            processes,
-            initializer,
-            initargs,
-            maxtasksperchild,
-            context,
-            backend=backend,
-            work_dir=work_dir,
-            python_path=python_path,
-            polling_interval=polling_interval,
-            max_num_resubmissions=max_num_resubmissions,
-            num_simultaneously_running_tasks=num_simultaneously_running_tasks,
-            keep_work_dir=keep_work_dir,
-            verbose=verbose,
-            lost_job_grace_period_s=lost_job_grace_period_s,
-            resume=resume,
-            worker_idle_s=worker_idle_s,
-            scheduler_outage_s=scheduler_outage_s,
-            retry_policy=retry_policy,
-        )
+    queue: Optional[str]
+    walltime: Optional[Duration]
+    mem: Optional[Memory]
+    ncpus: Optional[int]
+    account: Optional[str]
+    qsub_args: Sequence[str]
+    dialect: Optional[str]
+    status_format: Optional[str]
+    max_array_size: int
+    qsub_path: str
+    qstat_path: str
+    qdel_path: str
+    command_policy: CommandPolicy
+
+
+class Pool(BackendPool):
+    """A ``multiprocessing.Pool`` whose workers run as Torque, PBS Pro/OpenPBS jobs (or
+    through Slurm's Torque wrappers), an array of them per submission where the dialect
+    has arrays."""
+
+    backend_class = PbsBackend
+    options_type = PbsPoolOptions
+
+    def __init__(self, *args: Any, **options: Unpack[PbsPoolOptions]) -> None:
+        super().__init__(*args, **options)

@@ -15,14 +15,13 @@ import inspect
 import multiprocessing
 import os
 import pickle
-import sys
 import textwrap
 import threading
 import typing
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Callable, Optional, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Optional
 
 from . import worker
 from ._layout import Failure
@@ -30,91 +29,24 @@ from .backend import Backend
 from .calls import Call, CallKind, pickle_for_jobs, short_argument
 from .dispatcher import TASKS_AHEAD, Dispatcher, PoolStatistics
 from .errors import RemoteError, RemoteTraceback
-from .options import PoolSettings
-from .policy import RetryPolicy
+from .options import (
+    ARGUMENTS,
+    OPTIONS,
+    PROFILE,
+    BackendPoolOptions,
+    PoolKeywords,
+    PoolSettings,
+    bind_given,
+    check,
+    compose_signature,
+    parameters_doc,
+    with_self,
+)
 
-DEFAULT_WORK_DIR = ".batchpool"
-DEFAULT_POLLING_INTERVAL = 5.0
-"""Seconds between two status queries of a cluster pool (``polling_interval``)."""
-DEFAULT_MAX_NUM_RESUBMISSIONS = 10
-DEFAULT_GRACE_PERIOD_S = 10.0
-"""How long a cluster job may be gone without its result (``lost_job_grace_period_s``)."""
-DEFAULT_WORKER_IDLE_S = 5.0
-"""A worker with nothing to do for this long exits (module docstring of the pool)."""
-DEFAULT_SCHEDULER_OUTAGE_S = 1800.0
+if TYPE_CHECKING:
+    from .options import Unpack
 
 _RUN, _CLOSE, _TERMINATE = "RUN", "CLOSE", "TERMINATE"
-
-# -- the documentation every pool shares -------------------------------------------------
-
-POOL_ARGUMENTS_DOC = """\
-processes
-    As in ``multiprocessing.Pool``: for the local backend the number of worker
-    processes; for a cluster backend a cap on this pool's jobs at once (unless
-    ``num_simultaneously_running_tasks`` is given).
-initializer, initargs
-    Called as ``initializer(*initargs)`` once in every worker, before its tasks.
-maxtasksperchild
-    A worker exits after this many chunks (a chunk is what ``multiprocessing``
-    counts as a task), and a new one takes its place if work remains.
-context
-    Accepted for compatibility with ``multiprocessing.Pool``; not used.
-"""
-"""The positional parameters of every pool, as ``multiprocessing.Pool``'s."""
-
-POOL_OPTIONS_DOC = """\
-work_dir
-    Where the pool's queue and each map's session directory are made; must be
-    reachable from the compute nodes. Default ``./.batchpool``.
-python_path
-    The interpreter that runs the jobs. Default: this one, by absolute path.
-polling_interval
-    Seconds: the longest wait between two status queries to the scheduler (one
-    query for all of the pool's jobs). Claims and results are looked for often.
-max_num_resubmissions
-    How often the tasks of one chunk may be put back in the queue after their job
-    failed or vanished while holding them. Tasks a dying job had finished are kept;
-    what is retried, and how, depends on why the job died (``retry_policy``).
-num_simultaneously_running_tasks
-    Cap on this pool's jobs in the scheduler at once (fair share).
-keep_work_dir
-    Keep session directories after a successful map (they are always kept when
-    something went wrong).
-verbose
-    Print one line to stderr for every state change.
-lost_job_grace_period_s
-    How long a job may be out of the queue without the result of the chunk it
-    held before that chunk counts as lost (shared filesystems show files late).
-resume
-    Re-attach to the unfinished session of the same map (same function, tasks,
-    chunksize and backend in the same ``work_dir``), keeping its results and the
-    chunks that live workers hold. ``False`` always starts a new session.
-worker_idle_s
-    Seconds a worker waits for new work before its job exits, and a job still
-    queued when the work ran out before it is deleted. The default, 5 s,
-    bridges the pauses between consecutive maps of a script (an MCMC step, a
-    loop's own bookkeeping) while giving an idle job's slot back to the
-    cluster soon. 0 gives one chunk per job.
-scheduler_outage_s
-    How long a scheduler that cannot be asked is waited out before
-    :class:`~batchpool.SchedulerError` (default 30 minutes). Results that arrive
-    meanwhile are collected, and no job is deleted for it.
-retry_policy
-    How lost jobs are retried by their cause (time limit, memory limit, a task that
-    crashes its worker, ...): a :class:`~batchpool.RetryPolicy`, e.g.
-    ``RetryPolicy(max_mem="16G", max_time="4:00:00")`` to let a task killed by a
-    limit retry with more. The table is in :mod:`batchpool.policy`.
-"""
-"""The keyword options common to every pool, documented once: each pool's docstring
-is composed of these texts (:func:`pool_doc`)."""
-
-PROFILE_DOC = """\
-profile
-    The profile of the configuration file whose options this pool takes where
-    they are not given here (:mod:`batchpool.config`); also the ``BATCHPOOL_*``
-    variables. None: ``$BATCHPOOL_PROFILE``, else the file's default profile if it
-    is one of this backend.
-"""
 
 
 def pool_doc(summary: str, *parameters: str) -> str:
@@ -141,48 +73,14 @@ def _is_underline(line: str) -> bool:
     return len(line.strip()) >= 3 and set(line.strip()) == {"-"}
 
 
-# -- typed signatures ----------------------------------------------------------------------
-
-_Function = TypeVar("_Function", bound=Callable[..., Any])
-
-
-def typed_signature(function: Callable[..., Any]) -> inspect.Signature:
-    """``function``'s signature with its annotations evaluated: under ``from __future__
-    import annotations`` they are strings, which ``help()`` would show in quotes."""
-    hints = typing.get_type_hints(function)
-    signature = inspect.signature(function)
-    parameters = [
-        p.replace(annotation=hints.get(p.name, p.annotation))
-        for p in signature.parameters.values()
-    ]
-    returns = hints.get("return", signature.empty)
-    return signature.replace(
-        parameters=parameters, return_annotation=None if returns is type(None) else returns
-    )
+def public_name(klass: type) -> str:
+    """``batchpool.slurm.array.Pool``: how a user calls ``klass``, for error messages."""
+    return f"{klass.__module__}.{klass.__qualname__}"
 
 
-def _show_types(function: _Function) -> _Function:
-    function.__signature__ = typed_signature(function)  # type: ignore[attr-defined]
-    return function
-
-
-def configured(backend: str) -> Callable[[_Function], _Function]:
-    """Decorates the ``__init__`` of the ``Pool`` of ``backend`` (a name of
-    :data:`batchpool.BACKENDS`): the options that are not given come from the profile and
-    the ``BATCHPOOL_*`` variables (:mod:`batchpool.config`). The signature stays the
-    one written, so an unknown keyword is the ``TypeError`` of the call."""
-
-    def decorate(init: _Function) -> _Function:
-        @functools.wraps(init)
-        def configured_init(self: Pool, *args: Any, **options: Any) -> None:
-            from .config import configured_options
-
-            init(self, *args, **configured_options(backend, options, options.get("profile")))
-
-        configured_init.__signature__ = typed_signature(init)  # type: ignore[attr-defined]
-        return typing.cast(_Function, configured_init)
-
-    return decorate
+_BACKEND_PARAMETER = inspect.Parameter(
+    "backend", inspect.Parameter.KEYWORD_ONLY, annotation=Backend
+)
 
 
 class Pool:
@@ -197,67 +95,41 @@ class Pool:
         The pools of the backends (:class:`batchpool.slurm.array.Pool`, ...) take the
         options of their backend in place of ``backend``, and a ``profile``.
         """,
-        POOL_ARGUMENTS_DOC,
+        parameters_doc(ARGUMENTS),
         """\
         backend
             The scheduler: see :mod:`batchpool.backend`.
         """,
-        POOL_OPTIONS_DOC,
+        parameters_doc(OPTIONS),
     )
 
-    @_show_types
-    def __init__(
-        self,
-        processes: Optional[int] = None,
-        initializer: Optional[Callable[..., object]] = None,
-        initargs: Iterable[Any] = (),
-        maxtasksperchild: Optional[int] = None,
-        context: object = None,
-        *,
-        backend: Backend,
-        work_dir: Union[str, os.PathLike[str]] = DEFAULT_WORK_DIR,
-        python_path: Optional[Union[str, os.PathLike[str]]] = None,
-        polling_interval: float = DEFAULT_POLLING_INTERVAL,
-        max_num_resubmissions: int = DEFAULT_MAX_NUM_RESUBMISSIONS,
-        num_simultaneously_running_tasks: Optional[int] = None,
-        keep_work_dir: bool = False,
-        verbose: bool = False,
-        lost_job_grace_period_s: float = DEFAULT_GRACE_PERIOD_S,
-        resume: bool = True,
-        worker_idle_s: float = DEFAULT_WORKER_IDLE_S,
-        scheduler_outage_s: float = DEFAULT_SCHEDULER_OUTAGE_S,
-        retry_policy: Optional[RetryPolicy] = None,
-    ) -> None:
-        _check_options(processes, initializer, maxtasksperchild, max_num_resubmissions)
-        if polling_interval <= 0:
-            raise ValueError(f"polling_interval must be positive, not {polling_interval}")
-        if num_simultaneously_running_tasks is not None and num_simultaneously_running_tasks < 1:
-            raise ValueError("num_simultaneously_running_tasks must be at least 1")
-        if worker_idle_s < 0 or scheduler_outage_s < 0:
-            raise ValueError("worker_idle_s and scheduler_outage_s must not be negative")
-        self._processes = processes
+    __signature__: ClassVar[inspect.Signature]
+    """What :func:`inspect.signature` and ``help()`` show: composed (:mod:`batchpool.options`)."""
+    option_defaults: ClassVar[Mapping[str, Any]] = {}
+    """This pool's defaults where they are not those of :mod:`batchpool.options`."""
+
+    def __init__(self, *args: Any, backend: Backend, **options: Unpack[PoolKeywords]) -> None:
+        values = self._checked(args, {"backend": backend, **options})
+        self._processes = values["processes"]
         self.backend = backend
-        self.work_dir = Path(work_dir).absolute()
-        self.settings = PoolSettings(
-            work_dir=self.work_dir,
-            python_path=_check_python_path(python_path),
-            polling_interval=float(polling_interval),
-            max_num_resubmissions=max_num_resubmissions,
-            max_workers=num_simultaneously_running_tasks or processes,
-            keep_work_dir=keep_work_dir,
-            verbose=verbose,
-            lost_job_grace_period_s=float(lost_job_grace_period_s),
-            resume=resume,
-            worker_idle_s=float(worker_idle_s),
-            maxtasksperchild=maxtasksperchild,
-            scheduler_outage_s=float(scheduler_outage_s),
-            retry_policy=retry_policy if retry_policy is not None else RetryPolicy(),
-        )
+        self.settings = PoolSettings.of(values)
+        self.work_dir = self.settings.work_dir
         self._state = _RUN
-        self._dispatcher = Dispatcher(backend, self.settings, initializer, tuple(initargs))
+        initializer, initargs = values["initializer"], tuple(values["initargs"])
+        self._dispatcher = Dispatcher(backend, self.settings, initializer, initargs)
         self._feeder = _Feeder(self._dispatcher)
         # At exit or when collected unclosed, as multiprocessing's finalizer: jobs go.
         self._finalizer = weakref.finalize(self, _terminate, self._dispatcher, self._feeder)
+
+    def _checked(self, args: tuple, options: Mapping[str, Any]) -> dict[str, Any]:
+        """Every argument of the pool by name, given or this pool's default, checked."""
+        given = bind_given(_SIGNATURE, public_name(type(self)), args, options)
+        values = {}
+        for name, parameter in _SIGNATURE.parameters.items():
+            default = self.option_defaults.get(name, parameter.default)
+            values[name] = value = given.get(name, default)
+            check(name, value)
+        return values
 
     # -- the multiprocessing.Pool surface -------------------------------------------
 
@@ -385,7 +257,7 @@ class Pool:
     @property
     def size(self) -> int:
         """How many tasks the pool runs at once, at most (what schwimmbad and dynesty ask)."""
-        return self.settings.max_workers or os.cpu_count() or 1
+        return self.settings.max_jobs or os.cpu_count() or 1
 
     def __enter__(self) -> Pool:
         self._check_running()
@@ -448,8 +320,67 @@ class Pool:
             raise
 
 
+_SIGNATURE = compose_signature([_BACKEND_PARAMETER], profile=False)
+"""What :class:`Pool` takes (its ``__init__`` reads them from ``*args, **options``)."""
+Pool.__signature__ = _SIGNATURE
+Pool.__init__.__signature__ = with_self(_SIGNATURE)  # type: ignore[attr-defined]
+
+
 ProtoPool = Pool
 """The name of :class:`Pool` in batchpool 0.1."""
+
+
+class BackendPool(Pool):
+    """The pool of one backend: its subclasses (:class:`batchpool.slurm.Pool`, ...) name
+    their backend class and the ``TypedDict`` of its options, and take these options
+    in place of ``backend``, and a ``profile`` (:mod:`batchpool.config`).
+
+    A subclass's signature and the ``Parameters`` of its docstring are composed when it
+    is defined, from :mod:`batchpool.options`, the ``TypedDict`` and the backend class
+    (the defaults of its options, and their documentation)."""
+
+    backend_class: ClassVar[type[Backend]]
+    options_type: ClassVar[type] = BackendPoolOptions
+    """A ``TypedDict`` that extends :class:`~batchpool.options.BackendPoolOptions` by the
+    options of ``backend_class``."""
+    backend_options: ClassVar[tuple[str, ...]] = ()
+    """The names of the options of ``backend_class`` (set from ``options_type``)."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        backend = _backend_parameters(cls.backend_class, cls.options_type)
+        cls.backend_options = tuple(p.name for p in backend)
+        signature = compose_signature(backend, defaults=cls.option_defaults)
+        cls.__signature__ = signature
+        if "__init__" in cls.__dict__:
+            cls.__init__.__signature__ = with_self(signature)  # type: ignore[attr-defined]
+        cls.__doc__ = pool_doc(
+            cls.__doc__ or "",
+            parameters_doc(ARGUMENTS),
+            *(parameters_of(k) for k in _declaring_classes(cls.backend_class)),
+            parameters_doc(OPTIONS),
+            parameters_doc([PROFILE]),
+        )
+
+    def __init__(self, *args: Any, **options: Any) -> None:
+        given = bind_given(type(self).__signature__, public_name(type(self)), args, options)
+        for name, value in given.items():
+            check(name, value)  # before anything is made or read
+        from .config import configured_options
+
+        given = configured_options(self.backend_class.name, given, given.pop("profile", None))
+        backend = self.backend_class(
+            **{name: given.pop(name) for name in self.backend_options if name in given}
+        )
+        positional = [given.pop(o.name, o.default) for o in ARGUMENTS]
+        if positional[0] is None:
+            positional[0] = self._default_processes()
+        super().__init__(*positional, backend=backend, **given)
+
+    @staticmethod
+    def _default_processes() -> Optional[int]:
+        """``processes`` where none is given: None, no cap on the jobs but the pool's."""
+        return None
 
 
 class ApplyResult:
@@ -786,22 +717,49 @@ def task_error(payload: tuple, session_dir: Path, index: Optional[int] = None) -
     return error
 
 
-def _check_options(
-    processes: Optional[int],
-    initializer: Optional[Callable],
-    maxtasksperchild: Optional[int],
-    max_num_resubmissions: int,
-) -> None:
-    if processes is not None and processes < 1:
-        raise ValueError("Number of processes must be at least 1")
-    if initializer is not None and not callable(initializer):
-        raise TypeError("initializer must be a callable")
-    if maxtasksperchild is not None and (
-        not isinstance(maxtasksperchild, int) or maxtasksperchild <= 0
-    ):
-        raise ValueError("maxtasksperchild must be a positive int or None")
-    if max_num_resubmissions < 0:
-        raise ValueError("max_num_resubmissions must be at least 0")
+def _backend_parameters(backend_class: type[Backend], declared: type) -> list:
+    """The options of ``backend_class`` as keyword parameters of its pool: each key that
+    ``declared`` adds to :class:`~batchpool.options.BackendPoolOptions`, with its type
+    from there and its default from the signature of ``backend_class``."""
+    hints = typing.get_type_hints(declared)
+    defaults = _keyword_defaults(backend_class)
+    parameters = []
+    for name in hints.keys() - BackendPoolOptions.__annotations__.keys():
+        if name not in defaults:
+            raise TypeError(f"{declared.__name__}: {backend_class} has no option {name!r}")
+        parameters.append(
+            inspect.Parameter(
+                name, inspect.Parameter.KEYWORD_ONLY, default=defaults[name],
+                annotation=hints[name],
+            )
+        )
+    order = list(hints)
+    return sorted(parameters, key=lambda p: order.index(p.name))
+
+
+def _declaring_classes(backend_class: type[Backend]) -> list[type]:
+    """The classes whose ``__init__`` declare the options of ``backend_class``, base first."""
+    classes = []
+    for klass in backend_class.__mro__:
+        init = klass.__dict__.get("__init__")
+        kinds = [p.kind for p in inspect.signature(init).parameters.values()] if init else []
+        if inspect.Parameter.KEYWORD_ONLY not in kinds:
+            continue
+        classes.append(klass)
+        if inspect.Parameter.VAR_KEYWORD not in kinds:
+            break  # it takes no more options than its own
+    return classes[::-1]
+
+
+def _keyword_defaults(backend_class: type[Backend]) -> dict[str, Any]:
+    """The keyword options of ``backend_class`` (of its bases, where it passes them on as
+    ``**options``) and their defaults."""
+    defaults: dict[str, Any] = {}
+    for klass in _declaring_classes(backend_class):
+        for parameter in inspect.signature(klass.__dict__["__init__"]).parameters.values():
+            if parameter.kind is inspect.Parameter.KEYWORD_ONLY:
+                defaults[parameter.name] = parameter.default
+    return defaults
 
 
 def _check_callable(func: object) -> None:
@@ -812,16 +770,6 @@ def _check_callable(func: object) -> None:
 def _check_chunksize(chunksize: Optional[int]) -> None:
     if chunksize is not None and chunksize < 1:
         raise ValueError(f"chunksize must be at least 1, not {chunksize}")
-
-
-def _check_python_path(python_path: Optional[str | os.PathLike[str]]) -> str:
-    path = Path(python_path) if python_path is not None else Path(sys.executable)
-    if not str(path) or not path.is_file() or not os.access(path, os.X_OK):
-        raise ValueError(
-            f"python_path {str(path)!r} is not an executable file; give the absolute path "
-            "of a Python interpreter (with batchpool installed) that the compute nodes can run."
-        )
-    return str(path.absolute())
 
 
 def _apply(func: Callable) -> Callable:

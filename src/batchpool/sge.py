@@ -67,7 +67,7 @@ import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional
 
 from .backend import (
     Backend,
@@ -84,22 +84,11 @@ from .backend import (
 )
 from .commands import CommandPolicy, parsed, run_command
 from .errors import SchedulerError
-from .policy import RetryPolicy
-from .proto_pool import (
-    DEFAULT_GRACE_PERIOD_S,
-    DEFAULT_MAX_NUM_RESUBMISSIONS,
-    DEFAULT_POLLING_INTERVAL,
-    DEFAULT_SCHEDULER_OUTAGE_S,
-    DEFAULT_WORK_DIR,
-    DEFAULT_WORKER_IDLE_S,
-    POOL_ARGUMENTS_DOC,
-    POOL_OPTIONS_DOC,
-    PROFILE_DOC,
-    configured,
-    parameters_of,
-    pool_doc,
-)
-from .proto_pool import Pool as _Pool
+from .options import BackendPoolOptions
+from .proto_pool import BackendPool
+
+if TYPE_CHECKING:
+    from .options import Unpack
 
 __all__ = [
     "Pool",
@@ -765,74 +754,25 @@ class SgeBackend(Backend):
             )
 
 
-class Pool(_Pool):
-    __doc__ = pool_doc(
-        """A ``multiprocessing.Pool`` whose workers run as one Grid Engine job each.""",
-        POOL_ARGUMENTS_DOC,
-        parameters_of(SgeBackend),
-        POOL_OPTIONS_DOC,
-        PROFILE_DOC,
-    )
+class SgePoolOptions(BackendPoolOptions, total=False):
+    """What :class:`Pool` takes by keyword: the options of :class:`SgeBackend` (their
+    defaults are its own) and those of every pool."""
 
-    @configured("sge")
-    def __init__(
-        self,
-        processes: Optional[int] = None,
-        initializer: Optional[Callable[..., object]] = None,
-        initargs: Iterable[Any] = (),
-        maxtasksperchild: Optional[int] = None,
-        context: object = None,
-        *,
-        queue_name: Optional[str] = None,
-        resources: Sequence[str] = (),
-        qsub_args: Sequence[str] = (),
-        qsub_path: str = "qsub",
-        qstat_path: str = "qstat",
-        qdel_path: str = "qdel",
-        qacct_path: str = "qacct",
-        command_policy: CommandPolicy = DEFAULT_COMMAND_POLICY,
-        work_dir: Union[str, os.PathLike[str]] = DEFAULT_WORK_DIR,
-        python_path: Optional[Union[str, os.PathLike[str]]] = None,
-        polling_interval: float = DEFAULT_POLLING_INTERVAL,
-        max_num_resubmissions: int = DEFAULT_MAX_NUM_RESUBMISSIONS,
-        num_simultaneously_running_tasks: Optional[int] = None,
-        keep_work_dir: bool = False,
-        verbose: bool = False,
-        lost_job_grace_period_s: float = DEFAULT_GRACE_PERIOD_S,
-        resume: bool = True,
-        worker_idle_s: float = DEFAULT_WORKER_IDLE_S,
-        scheduler_outage_s: float = DEFAULT_SCHEDULER_OUTAGE_S,
-        retry_policy: Optional[RetryPolicy] = None,
-        profile: Optional[str] = None,
-    ) -> None:
-        backend = SgeBackend(
-            queue_name=queue_name,
-            resources=resources,
-            qsub_args=qsub_args,
-            qsub_path=qsub_path,
-            qstat_path=qstat_path,
-            qdel_path=qdel_path,
-            qacct_path=qacct_path,
-            command_policy=command_policy,
-        )
-        # ``profile`` was applied by @configured: it filled in the options not given.
-        super().__init__(
-            processes,
-            initializer,
-            initargs,
-            maxtasksperchild,
-            context,
-            backend=backend,
-            work_dir=work_dir,
-            python_path=python_path,
-            polling_interval=polling_interval,
-            max_num_resubmissions=max_num_resubmissions,
-            num_simultaneously_running_tasks=num_simultaneously_running_tasks,
-            keep_work_dir=keep_work_dir,
-            verbose=verbose,
-            lost_job_grace_period_s=lost_job_grace_period_s,
-            resume=resume,
-            worker_idle_s=worker_idle_s,
-            scheduler_outage_s=scheduler_outage_s,
-            retry_policy=retry_policy,
-        )
+    queue_name: Optional[str]
+    resources: Sequence[str]
+    qsub_args: Sequence[str]
+    qsub_path: str
+    qstat_path: str
+    qdel_path: str
+    qacct_path: str
+    command_policy: CommandPolicy
+
+
+class Pool(BackendPool):
+    """A ``multiprocessing.Pool`` whose workers run as one Grid Engine job each."""
+
+    backend_class = SgeBackend
+    options_type = SgePoolOptions
+
+    def __init__(self, *args: Any, **options: Unpack[SgePoolOptions]) -> None:
+        super().__init__(*args, **options)

@@ -38,7 +38,7 @@ def settings(work_dir: Path, **changes) -> PoolSettings:
         python_path=sys.executable,
         polling_interval=5.0,
         max_num_resubmissions=3,
-        max_workers=None,
+        max_jobs=None,
         keep_work_dir=False,
         verbose=False,
         lost_job_grace_period_s=0.0,
@@ -67,7 +67,7 @@ def submit_map(dispatcher, tasks, chunksize=None):
 
 
 def test_fifty_maps_in_flight_share_one_status_query_per_interval_and_the_cap(tmp_path):
-    dispatcher, backend, clock = make(tmp_path, max_workers=3)
+    dispatcher, backend, clock = make(tmp_path, max_jobs=3)
     results = [submit_map(dispatcher, range(i, i + 4)) for i in range(0, 200, 4)]
     elapsed = run_until(dispatcher.step, backend, clock, lambda: all(r.ready() for r in results))
     expected = [[10 * x for x in range(i, i + 4)] for i in range(0, 200, 4)]
@@ -88,7 +88,7 @@ def test_a_queued_job_keeps_its_place_between_maps_for_worker_idle_s(tmp_path):
     a second apart keep it there, in its place, instead of deleting it when one map ends
     and asking for a new one, at the back of the queue, at the next; once no work came
     for ``worker_idle_s`` it is deleted, as a running worker exits after as long."""
-    dispatcher, backend, clock = make(tmp_path, slots=1, max_workers=2, worker_idle_s=5.0)
+    dispatcher, backend, clock = make(tmp_path, slots=1, max_jobs=2, worker_idle_s=5.0)
     for m in range(4):
         result = submit_map(dispatcher, range(10 * m, 10 * m + 4), chunksize=1)
         run_until(dispatcher.step, backend, clock, result.ready)
@@ -211,7 +211,7 @@ def test_apply_calls_that_arrive_together_share_a_session_and_a_submission(tmp_p
 
 @pytest.mark.parametrize("queue_removed", [False, True])
 def test_resume_keeps_results_and_withdraws_the_dead_drivers_tickets(tmp_path, queue_removed):
-    first, backend, clock = make(tmp_path, slots=1, max_workers=1)
+    first, backend, clock = make(tmp_path, slots=1, max_jobs=1)
     result = submit_map(first, range(6), chunksize=1)
     run_until(first.step, backend, clock, lambda: sum(EXECUTIONS.values()) >= 2)
     first.step()  # collect what is there
@@ -222,7 +222,7 @@ def test_resume_keeps_results_and_withdraws_the_dead_drivers_tickets(tmp_path, q
     if queue_removed:  # e.g. by `batchpool clean`: its tickets are dead
         shutil.rmtree(first.pool_dir.dir)
 
-    second, backend2, clock2 = make(tmp_path, max_workers=2)
+    second, backend2, clock2 = make(tmp_path, max_jobs=2)
     again = submit_map(second, range(6), chunksize=1)
     run_until(second.step, backend2, clock2, again.ready)
     assert again.get(0) == [10 * x for x in range(6)]
@@ -251,7 +251,7 @@ def test_pending_jobs_are_deleted_once_no_work_is_left(tmp_path):
 
 
 def test_a_result_written_just_before_its_job_ended_is_delivered(tmp_path):
-    dispatcher, backend, clock = make(tmp_path, max_workers=1)
+    dispatcher, backend, clock = make(tmp_path, max_jobs=1)
     result = submit_map(dispatcher, [1, 2], chunksize=2)
     for _ in range(20):  # until the worker claimed the chunk and wrote its result
         dispatcher.step()

@@ -215,7 +215,7 @@ def test_the_fleet_deletes_jobs_that_wait_with_no_work_after_worker_idle_s(tmp_p
 
 
 def test_the_fleet_keeps_to_the_cap(tmp_path, pool_dir):
-    fleet, _, _, _ = make_fleet(tmp_path, pool_dir, max_workers=3)
+    fleet, _, _, _ = make_fleet(tmp_path, pool_dir, max_jobs=3)
     fleet.request(fleet.within_cap(5))
     assert len(fleet.jobs) == 3 and fleet.within_cap(5) == 0
 

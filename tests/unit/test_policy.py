@@ -346,7 +346,7 @@ def test_a_wait_for_the_cluster_is_shown_and_never_counted_or_bypassed(tmp_path)
     clock = FakeClock()
     backend = _NodeDown(clock, start_delay_s=1e9)
     dispatcher = Dispatcher(
-        backend, settings(tmp_path / "work", max_workers=2), clock=clock, threaded=False
+        backend, settings(tmp_path / "work", max_jobs=2), clock=clock, threaded=False
     )
     result = MapResult(4, None, None)
     dispatcher.submit(Call(CallKind.MAP, task, list(range(4)), result, None))

@@ -50,9 +50,9 @@ import os
 import re
 import subprocess
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from .._layout import is_job_variable
 from ..backend import (
@@ -72,22 +72,8 @@ from ..backend import (
 )
 from ..commands import CommandPolicy, parsed, run_command
 from ..errors import SchedulerError
-from ..policy import RetryPolicy
-from ..proto_pool import (
-    DEFAULT_GRACE_PERIOD_S,
-    DEFAULT_MAX_NUM_RESUBMISSIONS,
-    DEFAULT_POLLING_INTERVAL,
-    DEFAULT_SCHEDULER_OUTAGE_S,
-    DEFAULT_WORK_DIR,
-    DEFAULT_WORKER_IDLE_S,
-    POOL_ARGUMENTS_DOC,
-    POOL_OPTIONS_DOC,
-    PROFILE_DOC,
-    configured,
-    parameters_of,
-    pool_doc,
-)
-from ..proto_pool import Pool as _Pool
+from ..options import BackendPoolOptions
+from ..proto_pool import BackendPool
 from ..units import Duration, Memory, parse_mem_mb, parse_time_s
 from .squeue import (
     SqueueLine,
@@ -104,6 +90,9 @@ from .squeue import (
     squeue_argv,
     stderr_ending,
 )
+
+if TYPE_CHECKING:
+    from ..options import Unpack
 
 __all__ = ["Pool", "SlurmBackend", "scheduler_environment"]
 
@@ -584,87 +573,33 @@ def _scancel_accept(result: subprocess.CompletedProcess) -> bool:
     return bool(lines) and all(any(g in line for g in _SCANCEL_GONE) for line in lines)
 
 
-class Pool(_Pool):
-    __doc__ = pool_doc(
-        """A ``multiprocessing.Pool`` whose workers run as one Slurm job each.""",
-        POOL_ARGUMENTS_DOC,
-        parameters_of(SlurmBackend),
-        POOL_OPTIONS_DOC,
-        PROFILE_DOC,
-    )
+class SlurmPoolOptions(BackendPoolOptions, total=False):
+    """What :class:`Pool` takes by keyword: the options of :class:`SlurmBackend` (their
+    defaults are its own) and those of every pool."""
 
-    @configured("slurm")
-    def __init__(
-        self,
-        processes: Optional[int] = None,
-        initializer: Optional[Callable[..., object]] = None,
-        initargs: Iterable[Any] = (),
-        maxtasksperchild: Optional[int] = None,
-        context: object = None,
-        *,
-        partition: Optional[str] = None,
-        time: Optional[str] = None,
-        mem: Optional[str] = None,
-        cpus_per_task: Optional[int] = None,
-        account: Optional[str] = None,
-        qos: Optional[str] = None,
-        sbatch_args: Sequence[str] = (),
-        sbatch_path: str = "sbatch",
-        squeue_path: str = "squeue",
-        scancel_path: str = "scancel",
-        sacct_path: str = "sacct",
-        sinfo_path: str = "sinfo",
-        command_policy: CommandPolicy = DEFAULT_COMMAND_POLICY,
-        work_dir: Union[str, os.PathLike[str]] = DEFAULT_WORK_DIR,
-        python_path: Optional[Union[str, os.PathLike[str]]] = None,
-        polling_interval: float = DEFAULT_POLLING_INTERVAL,
-        max_num_resubmissions: int = DEFAULT_MAX_NUM_RESUBMISSIONS,
-        num_simultaneously_running_tasks: Optional[int] = None,
-        keep_work_dir: bool = False,
-        verbose: bool = False,
-        lost_job_grace_period_s: float = DEFAULT_GRACE_PERIOD_S,
-        resume: bool = True,
-        worker_idle_s: float = DEFAULT_WORKER_IDLE_S,
-        scheduler_outage_s: float = DEFAULT_SCHEDULER_OUTAGE_S,
-        retry_policy: Optional[RetryPolicy] = None,
-        profile: Optional[str] = None,
-    ) -> None:
-        backend = SlurmBackend(
-            partition=partition,
-            time=time,
-            mem=mem,
-            cpus_per_task=cpus_per_task,
-            account=account,
-            qos=qos,
-            sbatch_args=sbatch_args,
-            sbatch_path=sbatch_path,
-            squeue_path=squeue_path,
-            scancel_path=scancel_path,
-            sacct_path=sacct_path,
-            sinfo_path=sinfo_path,
-            command_policy=command_policy,
-        )
-        # ``profile`` was applied by @configured: it filled in the options not given.
-        super().__init__(
-            processes,
-            initializer,
-            initargs,
-            maxtasksperchild,
-            context,
-            backend=backend,
-            work_dir=work_dir,
-            python_path=python_path,
-            polling_interval=polling_interval,
-            max_num_resubmissions=max_num_resubmissions,
-            num_simultaneously_running_tasks=num_simultaneously_running_tasks,
-            keep_work_dir=keep_work_dir,
-            verbose=verbose,
-            lost_job_grace_period_s=lost_job_grace_period_s,
-            resume=resume,
-            worker_idle_s=worker_idle_s,
-            scheduler_outage_s=scheduler_outage_s,
-            retry_policy=retry_policy,
-        )
+    partition: Optional[str]
+    time: Optional[Duration]
+    mem: Optional[Memory]
+    cpus_per_task: Optional[int]
+    account: Optional[str]
+    qos: Optional[str]
+    sbatch_args: Sequence[str]
+    sbatch_path: str
+    squeue_path: str
+    scancel_path: str
+    sacct_path: str
+    sinfo_path: str
+    command_policy: CommandPolicy
+
+
+class Pool(BackendPool):
+    """A ``multiprocessing.Pool`` whose workers run as one Slurm job each."""
+
+    backend_class = SlurmBackend
+    options_type = SlurmPoolOptions
+
+    def __init__(self, *args: Any, **options: Unpack[SlurmPoolOptions]) -> None:
+        super().__init__(*args, **options)
 
 
 def __getattr__(name: str) -> object:

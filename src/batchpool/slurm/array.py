@@ -8,34 +8,19 @@ deletion are those of :class:`~batchpool.slurm.SlurmBackend`.
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 import warnings
-from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional
 
 from ..backend import Job, JobRequest
-from ..commands import CommandPolicy
 from ..errors import SchedulerError
-from ..policy import RetryPolicy
-from ..proto_pool import (
-    DEFAULT_GRACE_PERIOD_S,
-    DEFAULT_MAX_NUM_RESUBMISSIONS,
-    DEFAULT_POLLING_INTERVAL,
-    DEFAULT_SCHEDULER_OUTAGE_S,
-    DEFAULT_WORK_DIR,
-    DEFAULT_WORKER_IDLE_S,
-    POOL_ARGUMENTS_DOC,
-    POOL_OPTIONS_DOC,
-    PROFILE_DOC,
-    configured,
-    parameters_of,
-    pool_doc,
-)
-from ..proto_pool import Pool as _Pool
-from . import DEFAULT_COMMAND_POLICY, SlurmBackend, rejection_advice
+from ..proto_pool import BackendPool
+from . import SlurmBackend, SlurmPoolOptions, rejection_advice
+
+if TYPE_CHECKING:
+    from ..options import Unpack
 
 __all__ = ["Pool", "SlurmArrayBackend", "parse_max_array_size"]
 
@@ -132,87 +117,18 @@ class SlurmArrayBackend(SlurmBackend):
         return rejection_advice(stderr, self._max_array_size)
 
 
-class Pool(_Pool):
-    __doc__ = pool_doc(
-        """A ``multiprocessing.Pool`` whose workers run as the elements of Slurm job arrays.""",
-        POOL_ARGUMENTS_DOC,
-        parameters_of(SlurmBackend),
-        parameters_of(SlurmArrayBackend),
-        POOL_OPTIONS_DOC,
-        PROFILE_DOC,
-    )
+class SlurmArrayPoolOptions(SlurmPoolOptions, total=False):
+    """What :class:`Pool` takes by keyword: :class:`~batchpool.slurm.SlurmPoolOptions`
+    and the options that :class:`SlurmArrayBackend` adds."""
 
-    @configured("slurm.array")
-    def __init__(
-        self,
-        processes: Optional[int] = None,
-        initializer: Optional[Callable[..., object]] = None,
-        initargs: Iterable[Any] = (),
-        maxtasksperchild: Optional[int] = None,
-        context: object = None,
-        *,
-        partition: Optional[str] = None,
-        time: Optional[str] = None,
-        mem: Optional[str] = None,
-        cpus_per_task: Optional[int] = None,
-        account: Optional[str] = None,
-        qos: Optional[str] = None,
-        sbatch_args: Sequence[str] = (),
-        sbatch_path: str = "sbatch",
-        squeue_path: str = "squeue",
-        scancel_path: str = "scancel",
-        sacct_path: str = "sacct",
-        sinfo_path: str = "sinfo",
-        scontrol_path: str = "scontrol",
-        command_policy: CommandPolicy = DEFAULT_COMMAND_POLICY,
-        work_dir: Union[str, os.PathLike[str]] = DEFAULT_WORK_DIR,
-        python_path: Optional[Union[str, os.PathLike[str]]] = None,
-        polling_interval: float = DEFAULT_POLLING_INTERVAL,
-        max_num_resubmissions: int = DEFAULT_MAX_NUM_RESUBMISSIONS,
-        num_simultaneously_running_tasks: Optional[int] = None,
-        keep_work_dir: bool = False,
-        verbose: bool = False,
-        lost_job_grace_period_s: float = DEFAULT_GRACE_PERIOD_S,
-        resume: bool = True,
-        worker_idle_s: float = DEFAULT_WORKER_IDLE_S,
-        scheduler_outage_s: float = DEFAULT_SCHEDULER_OUTAGE_S,
-        retry_policy: Optional[RetryPolicy] = None,
-        profile: Optional[str] = None,
-    ) -> None:
-        backend = SlurmArrayBackend(
-            partition=partition,
-            time=time,
-            mem=mem,
-            cpus_per_task=cpus_per_task,
-            account=account,
-            qos=qos,
-            sbatch_args=sbatch_args,
-            sbatch_path=sbatch_path,
-            squeue_path=squeue_path,
-            scancel_path=scancel_path,
-            sacct_path=sacct_path,
-            sinfo_path=sinfo_path,
-            scontrol_path=scontrol_path,
-            command_policy=command_policy,
-        )
-        # ``profile`` was applied by @configured: it filled in the options not given.
-        super().__init__(
-            processes,
-            initializer,
-            initargs,
-            maxtasksperchild,
-            context,
-            backend=backend,
-            work_dir=work_dir,
-            python_path=python_path,
-            polling_interval=polling_interval,
-            max_num_resubmissions=max_num_resubmissions,
-            num_simultaneously_running_tasks=num_simultaneously_running_tasks,
-            keep_work_dir=keep_work_dir,
-            verbose=verbose,
-            lost_job_grace_period_s=lost_job_grace_period_s,
-            resume=resume,
-            worker_idle_s=worker_idle_s,
-            scheduler_outage_s=scheduler_outage_s,
-            retry_policy=retry_policy,
-        )
+    scontrol_path: str
+
+
+class Pool(BackendPool):
+    """A ``multiprocessing.Pool`` whose workers run as the elements of Slurm job arrays."""
+
+    backend_class = SlurmArrayBackend
+    options_type = SlurmArrayPoolOptions
+
+    def __init__(self, *args: Any, **options: Unpack[SlurmArrayPoolOptions]) -> None:
+        super().__init__(*args, **options)
