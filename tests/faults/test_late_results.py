@@ -13,12 +13,12 @@ from typing import Optional
 import pytest
 
 import batchpool
-from batchpool.backend import Job, JobRequest, JobStatus, Resources
+from batchpool.backend import Backend, Job, JobRequest, JobStatus, Resources
 from batchpool.proto_pool import Pool
 from batchpool.session import Session
 
 
-class LateResultsBackend:
+class LateResultsBackend(Backend):
     """Runs a worker to its end when it is submitted (the queue forgets the job at
     once), but the result files it wrote show only ``delay_s`` later."""
 
