@@ -19,12 +19,12 @@ import sys
 import time
 
 import pytest
-from scripted_driver import ScriptedDriver
 
 import batchpool
 import batchpool.local
 from batchpool import cli, results
 from batchpool.session import PoolDirectory, Session, process_alive
+from helpers.scripted_driver import ScriptedDriver
 
 
 def raise_it(x):

@@ -20,13 +20,13 @@ import time
 from pathlib import Path
 
 import pytest
-from scripted_driver import ScriptedDriver
 
 import batchpool
 import batchpool.local
 from batchpool import _layout, cli, results
 from batchpool.results import ChunkState, TaskStatus
 from batchpool.session import STALE_LOCK_S, ChunkEvent, PoolDirectory, Session
+from helpers.scripted_driver import ScriptedDriver
 
 
 def square(x):
