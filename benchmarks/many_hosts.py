@@ -6,7 +6,7 @@ see ci/README.md, "Cluster simulator"): partition ``sim`` of the real Slurm, nod
 shared directories through its own caching view. Every pool is a
 ``batchpool.slurm.array.Pool(work_dir=DIR, partition="sim")`` (other options default),
 ``DIR`` a fresh directory under ``/var/tmp/batchpool-sim/shared/<profile>/``
-(``tests/cluster_sim.work_dir``), which this driver sees through its own view:
+(``tests/helpers/cluster_sim.work_dir``), which this driver sees through its own view:
 
 - ``nfs``: 30 s entry, negative-entry and attribute caches (Linux NFS's ``acdirmin``);
 - ``coherent``: no caching (Lustre/GPFS-like): the baseline of every ratio.
@@ -55,7 +55,7 @@ import batchpool.slurm.array
 from batchpool import _layout
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-import cluster_sim  # noqa: E402  (tests/cluster_sim.py: the simulator's paths)
+from helpers import cluster_sim  # noqa: E402  (tests/helpers/cluster_sim.py: the simulator's paths)
 
 HERE = Path(__file__).resolve().parent
 SIM = "sim"

@@ -24,7 +24,7 @@
 # Env:
 #   BATCHPOOL_SIM_ROOT  [/var/tmp/batchpool-sim]
 #   SIM_PYTHON          interpreter the wrappers in $ROOT/bin run [python3's
-#                       sys.executable] (tests/cluster_sim.py makes its own wrappers
+#                       sys.executable] (tests/helpers/cluster_sim.py makes its own wrappers
 #                       for the test's interpreter)
 #   SIM_WAIT_S          seconds to wait for the sim nodes and the smoke job [60]
 #   SLURM_LOCAL_ROOT    as in ci/slurm/start.sh [/var/spool/slurm-local]

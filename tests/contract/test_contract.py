@@ -1,4 +1,4 @@
-"""The drop-in contract: each test runs against every pool kind of conftest.POOL_KINDS,
+"""The drop-in contract: each test runs against every pool kind of helpers.pools.POOL_KINDS,
 ``multiprocessing.Pool`` itself included."""
 
 from __future__ import annotations

@@ -11,10 +11,10 @@ import pytest
 
 from batchpool.backend import Job, JobRequest, JobState
 from batchpool.pbs import parse_qstat_f, parse_qstat_json, parse_qstat_xml
-from dummy_programs import pbs_backend, wait_until
-from dummy_programs import pbs_qsub as qsub
-from dummy_programs import pbs_states as states
-from dummy_programs import run_pbs as run
+from helpers.dummy_programs import pbs_backend, wait_until
+from helpers.dummy_programs import pbs_qsub as qsub
+from helpers.dummy_programs import pbs_states as states
+from helpers.dummy_programs import run_pbs as run
 
 
 def test_version_names_the_dialect(dummy_cluster):

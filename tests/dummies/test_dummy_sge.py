@@ -9,9 +9,9 @@ from pathlib import Path
 from batchpool.backend import Ending, Job, JobState
 from batchpool.sge import SgeBackend, acct_status, parse_qacct, parse_qstat_j
 from batchpool.testing import DummyConfig, Fault, FaultKind
-from dummy_programs import qsub, run
-from dummy_programs import sge_states as qstat_states
-from dummy_programs import wait_sge_gone as wait_gone
+from helpers.dummy_programs import qsub, run
+from helpers.dummy_programs import sge_states as qstat_states
+from helpers.dummy_programs import wait_sge_gone as wait_gone
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "sge"
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from batchpool.slurm.squeue import parse_squeue, squeue_argv
 from batchpool.testing import Fault, FaultKind, Phase
-from dummy_programs import DEADLINE_S, run, sbatch
-from dummy_programs import slurm_states as states
-from dummy_programs import wait_slurm_ended as wait_ended
+from helpers.dummy_programs import DEADLINE_S, run, sbatch
+from helpers.dummy_programs import slurm_states as states
+from helpers.dummy_programs import wait_slurm_ended as wait_ended
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "slurm"
 

@@ -13,7 +13,7 @@ import pytest
 from batchpool.backend import Ending, JobRequest, JobState
 from batchpool.pbs import parse_qstat_f
 from batchpool.testing import Fault, FaultKind
-from dummy_programs import (
+from helpers.dummy_programs import (
     DEADLINE_S,
     pbs_backend,
     pbs_qsub,

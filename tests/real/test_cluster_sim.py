@@ -1,4 +1,4 @@
-"""The cluster simulator itself (``ci/cluster-sim/``, helper ``cluster_sim``), not
+"""The cluster simulator itself (``ci/cluster-sim/``, helper ``helpers.cluster_sim``), not
 batchpool: its Slurm nodes and python_path wrappers are separate hosts with their own
 pid namespaces, their views of a shared directory cache like NFS (or not, ``coherent``),
 ``notshared`` is not shared, and a skew wrapper's clock is off. Skipped where the
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-import cluster_sim
-from conftest import require_real
+from helpers import cluster_sim
+from helpers.pools import require_real
 
 DEADLINE_S = 40.0
 

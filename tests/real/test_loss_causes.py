@@ -28,7 +28,7 @@ from batchpool import (
     WorkerCrashedError,
 )
 from batchpool.slurm.squeue import node_failed
-from conftest import cluster_pool, require_real
+from helpers.pools import cluster_pool, require_real
 
 ALL = [
     pytest.param("local"),

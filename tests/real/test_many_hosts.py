@@ -1,6 +1,6 @@
 """batchpool's real-tier scenarios with its jobs on *simulated compute nodes*.
 
-The cluster simulator (``ci/cluster-sim/``, helper :mod:`cluster_sim`; ci/README.md,
+The cluster simulator (``ci/cluster-sim/``, helper :mod:`helpers.cluster_sim`; ci/README.md,
 "Cluster simulator") makes each job a host of its own: its own hostname, pid namespace
 and mount namespace, in which the work_dir is a view with its *own* NFS-like cache of
 the directory the driver sees through another view. Slurm jobs go to the partition
@@ -55,10 +55,10 @@ from test_loss_causes import lost_events
 from test_standing_workers import final_states, live, wait_for
 from test_submission_faults import our_jobs_after, write_wrapper
 
-import cluster_sim
 from batchpool import BrokenEnvironmentError, WorkerCrashedError
 from batchpool.session import PoolDirectory
-from conftest import cluster_pool, require_real
+from helpers import cluster_sim
+from helpers.pools import cluster_pool, require_real
 
 TESTS_REAL = str(Path(__file__).parent)
 REPO = Path(__file__).resolve().parents[2]

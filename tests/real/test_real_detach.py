@@ -16,7 +16,7 @@ import batchpool
 from batchpool import results
 
 try:
-    from conftest import require_real
+    from helpers.pools import require_real
 except ImportError:  # run with --noconftest
     import shutil
 

@@ -13,7 +13,7 @@ from batchpool import cli, results
 from batchpool.commands import CommandPolicy
 
 try:
-    from conftest import require_real
+    from helpers.pools import require_real
 except ImportError:  # run with --noconftest
     import shutil
 

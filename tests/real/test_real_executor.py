@@ -18,7 +18,7 @@ from batchpool.commands import CommandPolicy
 from batchpool.errors import RemoteTraceback
 
 try:
-    from conftest import require_real
+    from helpers.pools import require_real
 except ImportError:  # run with --noconftest
     import shutil
 

@@ -1,7 +1,7 @@
 """batchpool.pbs on a real scheduler: Slurm's own Torque wrappers (Debian
 ``slurm-wlm-torque``, unpacked by ``ci/pbs/install.sh`` off PATH, where SGE's ``qsub``
 is) in front of the real Slurm. The contract suite runs on them too (``real-pbs`` in
-``conftest.POOL_KINDS``); here: what only a real scheduler shows, through the wrappers'
+``helpers.pools.POOL_KINDS``); here: what only a real scheduler shows, through the wrappers'
 own ``qsub``, ``qstat -f`` and ``qdel``."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from test_real_schedulers import pool_job_name, wait_for
 
 from batchpool.backend import JobRequest, JobState
 from batchpool.pbs import Dialect, PbsBackend, parse_qstat_f, pbs_job_name
-from conftest import FAST_COMMANDS, cluster_pool, real_pbs_paths, require_real
+from helpers.pools import FAST_COMMANDS, cluster_pool, real_pbs_paths, require_real
 
 pytestmark = pytest.mark.pbs
 

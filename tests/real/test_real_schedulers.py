@@ -1,6 +1,6 @@
 """What only a real scheduler can show: jobs deleted behind the pool's back, Ctrl-C,
 and maps larger than ``MaxArraySize``. The contract suite itself runs against the
-real schedulers through ``conftest.POOL_KINDS``."""
+real schedulers through ``helpers.pools.POOL_KINDS``."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 import tasks
 
 import batchpool
-from conftest import cluster_pool, require_real
+from helpers.pools import cluster_pool, require_real
 
 SLURM_KINDS = [
     pytest.param("slurm", marks=pytest.mark.slurm),

@@ -13,7 +13,7 @@ import pytest
 from batchpool.backend import Ending, Job, JobRequest, JobState, JobStatus, Resources
 from batchpool.commands import CommandPolicy
 from batchpool.sge import SgeBackend
-from conftest import require_real
+from helpers.pools import require_real
 
 pytestmark = pytest.mark.sge
 

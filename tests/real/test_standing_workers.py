@@ -35,7 +35,7 @@ from batchpool.session import PoolDirectory, Session
 from batchpool.sge import parse_qstat_xml
 
 try:
-    from conftest import FAST_COMMANDS, cluster_pool, require_real
+    from helpers.pools import FAST_COMMANDS, cluster_pool, require_real
 except ImportError:  # tests/conftest.py cannot be imported (run with --noconftest)
     import importlib
 

@@ -22,7 +22,7 @@ import pytest
 from test_real_schedulers import queued_job_ids
 
 from batchpool.session import PoolDirectory
-from conftest import require_real
+from helpers.pools import require_real
 
 WRAPPER = textwrap.dedent(
     """\

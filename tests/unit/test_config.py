@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import textwrap
-from pathlib import Path
-
 import pytest
 
 import batchpool
 from batchpool import cli, config
-from batchpool.testing import DummyConfig, install_dummies
-from batchpool.testing.plugin import program_paths
-
-
-def square(x):
-    return x * x
+from batchpool.testing import install_dummies
+from helpers.profiles import dummy_profile, logging_sbatch, write_config
 
 
 @pytest.fixture
@@ -25,59 +18,6 @@ def here(tmp_path, monkeypatch):
     for name in ("BATCHPOOL_BACKEND", "BATCHPOOL_PROFILE", "BATCHPOOL_CONFIG"):
         monkeypatch.delenv(name, raising=False)
     return tmp_path
-
-
-def write_config(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text))
-    return path
-
-
-def logging_sbatch(tmp_path: Path, real: Path) -> tuple[Path, Path]:
-    """A wrapper of the dummy ``sbatch`` that logs its arguments, one call a line."""
-    log = tmp_path / "sbatch.calls"
-    wrapper = tmp_path / "sbatch-wrapper"
-    wrapper.write_text(f"#!/bin/sh\necho \"$*\" >> '{log}'\nexec '{real}' \"$@\"\n")
-    wrapper.chmod(0o700)
-    return wrapper, log
-
-
-def dummy_profile(tmp_path: Path, cluster, sbatch: Path, **extra: str) -> str:
-    paths = program_paths(cluster, "slurm.array")
-    paths["sbatch_path"] = str(sbatch)
-    lines = [f'{k} = "{v}"' for k, v in {**paths, **extra}.items()]
-    return "\n".join(lines)
-
-
-def test_a_profile_for_slurm_array_is_picked_up_without_arguments(here):
-    cluster = install_dummies(here / "dummy", config=DummyConfig(partitions=("local", "debug")))
-    try:
-        sbatch, log = logging_sbatch(here, cluster.sbatch_path)
-        write_config(
-            here / "batchpool.toml",
-            f"""\
-            default_profile = "short"
-
-            [profiles.short]
-            backend = "slurm.array"
-            partition = "debug"
-            time = "0:07:00"
-            work_dir = "{here / 'work'}"
-            polling_interval = 0.3
-            lost_job_grace_period_s = 1.0
-            """
-            + dummy_profile(here, cluster, sbatch)
-            + "\n",
-        )
-        with batchpool.Pool() as pool:
-            assert pool.backend.name == "slurm.array"
-            assert pool.work_dir == here / "work"
-            assert pool.map(square, range(4)) == [0, 1, 4, 9]
-        calls = log.read_text().splitlines()
-        assert calls
-        assert all("--partition debug" in c and "--time 00:07:00" in c for c in calls), calls
-    finally:
-        cluster.kill_all()
 
 
 def test_a_typo_in_an_option_fails_before_anything_is_submitted(here):

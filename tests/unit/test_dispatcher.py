@@ -6,17 +6,14 @@ from __future__ import annotations
 import collections
 import pickle
 import shutil
-import sys
-from pathlib import Path
 
 import pytest
 
 from batchpool import BrokenEnvironmentError, JobsLostError, SchedulerError
 from batchpool.calls import Call, CallKind, pickle_for_jobs
-from batchpool.dispatcher import Dispatcher
-from batchpool.options import PoolSettings
 from batchpool.proto_pool import ApplyResult, MapResult, _apply
-from batchpool.testing.fake_backend import FakeBackend, FakeClock, FakeFaults, run_until
+from batchpool.testing.fake_backend import FakeClock, FakeFaults, run_until
+from helpers.engine import make
 
 EXECUTIONS: collections.Counter = collections.Counter()
 
@@ -30,34 +27,6 @@ def record(x):
 @pytest.fixture(autouse=True)
 def fresh_counts():
     EXECUTIONS.clear()
-
-
-def settings(work_dir: Path, **changes) -> PoolSettings:
-    values = dict(
-        work_dir=work_dir,
-        python_path=sys.executable,
-        polling_interval=5.0,
-        max_num_resubmissions=3,
-        max_jobs=None,
-        keep_work_dir=False,
-        verbose=False,
-        lost_job_grace_period_s=0.0,
-        resume=True,
-        worker_idle_s=5.0,
-        maxtasksperchild=None,
-        scheduler_outage_s=1800.0,
-    )
-    values.update(changes)
-    return PoolSettings(**values)
-
-
-def make(tmp_path, faults=None, slots=None, **changes):
-    clock = FakeClock()
-    backend = FakeBackend(clock, slots=slots, faults=faults or FakeFaults())
-    dispatcher = Dispatcher(
-        backend, settings(tmp_path / "work", **changes), clock=clock, threaded=False
-    )
-    return dispatcher, backend, clock
 
 
 def submit_map(dispatcher, tasks, chunksize=None):

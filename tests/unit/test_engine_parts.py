@@ -10,7 +10,6 @@ import threading
 from pathlib import Path
 
 import pytest
-from test_dispatcher import settings as dispatcher_settings
 
 from batchpool import _layout
 from batchpool.backend import Ending, JobState, JobStatus, Resources
@@ -25,6 +24,7 @@ from batchpool.session import PoolDirectory
 from batchpool.testing.fake_backend import FakeBackend, FakeClock, FakeFaults
 from batchpool.tickets import ChunkTable
 from batchpool.worker import Worker, record_path
+from helpers.engine import settings as dispatcher_settings
 
 
 def square(x):

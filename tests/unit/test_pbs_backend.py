@@ -7,7 +7,6 @@ import stat
 from pathlib import Path
 
 import pytest
-from fake_programs import FakeProgram
 
 import batchpool
 from batchpool._layout import job_id_from_environment
@@ -15,6 +14,7 @@ from batchpool.backend import Ending, Job, JobRequest, JobState, Resources
 from batchpool.commands import CommandPolicy
 from batchpool.errors import SchedulerError
 from batchpool.pbs import Dialect, PbsBackend
+from helpers.fake_programs import FakeProgram
 
 FAST = CommandPolicy(timeout_s=20.0, num_retries=0, backoff_s=0.0)
 TORQUE_VERSION = ("Version: 6.1.3\nCommit: 0\n", "", 0)

@@ -7,7 +7,6 @@ import collections
 import json
 
 import pytest
-from test_dispatcher import make, settings
 
 from batchpool import (
     JobsLostError,
@@ -32,6 +31,7 @@ from batchpool.testing.fake_backend import (
     run_until,
 )
 from batchpool.worker import Worker
+from helpers.engine import make, settings
 
 RUNS: collections.Counter = collections.Counter()
 DEATHS: dict = {}

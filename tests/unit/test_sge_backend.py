@@ -15,7 +15,6 @@ import shlex
 from pathlib import Path
 
 import pytest
-from fake_programs import FakeProgram
 
 from batchpool._layout import job_id_from_environment
 from batchpool.backend import Ending, Job, JobRequest, JobState, JobStatus
@@ -33,6 +32,7 @@ from batchpool.sge import (
     sge_job_name,
     state_ending,
 )
+from helpers.fake_programs import FakeProgram
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "sge"
 FAST = CommandPolicy(timeout_s=20.0, num_retries=0, backoff_s=0.0)

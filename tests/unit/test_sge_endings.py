@@ -10,7 +10,6 @@ import threading
 from pathlib import Path
 
 import pytest
-from fake_programs import FakeProgram
 
 from batchpool.backend import Ending, Job, JobState, JobStatus
 from batchpool.commands import Cancelled, CommandPolicy
@@ -26,6 +25,7 @@ from batchpool.sge import (
     parse_qstat_j,
     qacct_queries,
 )
+from helpers.fake_programs import FakeProgram
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "sge"
 FAST = CommandPolicy(timeout_s=20.0, num_retries=0, backoff_s=0.0)

@@ -12,7 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fake_programs import FakeProgram
 
 from batchpool.backend import JobRequest, Resources
 from batchpool.commands import CommandPolicy
@@ -25,6 +24,7 @@ from batchpool.sge import (
     parse_sge_time,
     resource_requests,
 )
+from helpers.fake_programs import FakeProgram
 
 FAST = CommandPolicy(timeout_s=20.0, num_retries=0, backoff_s=0.0)
 LOGS = ("/work/pool_x/logs/sge.x.out", "/work/pool_x/logs/sge.x.err")

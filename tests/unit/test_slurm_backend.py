@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Optional
 
 import pytest
-from fake_programs import FakeProgram
 
 import batchpool.proto_pool
 from batchpool._layout import job_id_from_environment
@@ -36,6 +35,7 @@ from batchpool.slurm.squeue import (
     parse_squeue,
     squeue_argv,
 )
+from helpers.fake_programs import FakeProgram
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "slurm"
 FAST = CommandPolicy(timeout_s=20.0, num_retries=0, backoff_s=0.0)

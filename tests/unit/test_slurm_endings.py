@@ -4,7 +4,7 @@ time, excluded nodes).
 
 Parsers run on output recorded from the real Slurm 22.05.8 of ci/slurm/start.sh and on
 sacct output quoted in public issue threads (tests/data/slurm/*_real.txt, sacct_public.txt;
-each file names its source). Backends run against fake programs (fake_programs.py).
+each file names its source). Backends run against fake programs (helpers/fake_programs.py).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Optional
 
 import pytest
-from fake_programs import FakeProgram
 
 from batchpool.backend import Ending, Job, JobRequest, JobState, JobStatus, Resources
 from batchpool.commands import Cancelled, CommandPolicy
@@ -44,6 +43,7 @@ from batchpool.slurm.squeue import (
     sacct_statuses,
     stderr_ending,
 )
+from helpers.fake_programs import FakeProgram
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "slurm"
 FAST = CommandPolicy(timeout_s=20.0, num_retries=0, backoff_s=0.0)
