@@ -117,25 +117,8 @@ def Pool(  # noqa: N802 (multiprocessing's name)
     return make_pool(args, options, profile=profile)
 
 
-_ERRORS = (
-    "BrokenEnvironmentError",
-    "ConfigError",
-    "JobsLostError",
-    "NotASessionError",
-    "PoolError",
-    "RemoteError",
-    "ResultsError",
-    "SchedulerError",
-    "SessionBusyError",
-    "TaskKilledError",
-    "TaskMemoryError",
-    "TaskTimeoutError",
-    "WorkerCrashedError",
-)
-
-
 def __getattr__(name: str) -> Any:
-    if name in _ERRORS:
+    if name.endswith("Error") and name in __all__:
         return getattr(importlib.import_module(".errors", __name__), name)
     if name == "RetryPolicy":
         return importlib.import_module(".policy", __name__).RetryPolicy

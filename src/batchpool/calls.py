@@ -51,6 +51,15 @@ class Sink(Protocol):
         ...
 
 
+class PoolState(enum.Enum):
+    """Where a pool is in its life, as ``multiprocessing.Pool`` has it: taking work,
+    closed (what was given runs to its end), or terminated."""
+
+    RUN = "run"
+    CLOSE = "close"
+    TERMINATE = "terminate"
+
+
 class CallKind(enum.Enum):
     MAP = "map"
     IMAP = "imap"

@@ -29,7 +29,6 @@ fake clock and :mod:`batchpool.testing.fake_backend`.
 from __future__ import annotations
 
 import collections
-import enum
 import sys
 import threading
 import time
@@ -44,6 +43,7 @@ from .calls import (
     Adopted,
     Call,
     CallKind,
+    PoolState,
     attach,
     batch_of_applies,
     describe_function,
@@ -70,30 +70,20 @@ TASKS_AHEAD = 1000
 """An ``imap`` reads at most this many tasks ahead of what its caller has consumed."""
 
 
-class _State(enum.Enum):
-    RUN = "run"
-    CLOSE = "close"
-    TERMINATE = "terminate"
-
-
 @dataclass(frozen=True)
 class PoolStatistics:
-    """What a pool did so far (:meth:`batchpool.proto_pool.ProtoPool.statistics`)."""
+    """What a pool did so far (:meth:`batchpool.proto_pool.Pool.statistics`): the
+    submission commands it ran and the jobs they started, the status queries the
+    scheduler answered, its directory in the work_dir and the
+    name its jobs are submitted with (None and "" before the first map), and whether the
+    last status query failed (an outage is being waited out)."""
 
     num_submissions: int
-    """Submission commands run (one may start many jobs: an array)."""
     num_jobs_submitted: int
-    """Jobs those submissions started."""
     num_status_queries: int
-    """Status queries the scheduler answered."""
-    jobs: int
-    """Jobs of the pool in the queue now (pending or running)."""
     pool_dir: Optional[Path]
-    """The pool's directory in the work_dir (None before the first map)."""
     job_name: str
-    """The name its jobs are submitted with (empty before the first map)."""
     scheduler_unreachable: bool
-    """The last status query failed: an outage is being waited out."""
 
 
 class Dispatcher:
@@ -116,7 +106,7 @@ class Dispatcher:
         self.clock = clock
         self._inbox: collections.deque[tuple[str, Any]] = collections.deque()
         self._wake = threading.Event()
-        self._state = _State.RUN
+        self._state = PoolState.RUN
         self._thread: Optional[threading.Thread] = None
         self._lock = threading.Lock()
         self.calls: list[Call] = []
@@ -180,7 +170,6 @@ class Dispatcher:
             fleet.num_submissions,
             fleet.num_jobs_submitted,
             fleet.num_status_queries,
-            len(fleet.jobs),
             self.pool_dir.dir if self.pool_dir is not None else None,
             self.pool_dir.job_name if self.pool_dir is not None else "",
             fleet.outage_since is not None,
@@ -220,7 +209,7 @@ class Dispatcher:
 
     def _step(self) -> None:
         progressed = self._take_inbox()
-        if self._state is _State.TERMINATE:
+        if self._state is PoolState.TERMINATE:
             for call in list(self.calls):
                 self._fail(call, PoolError("The pool was terminated while the map ran."))
             self._stop_workers(delete_all=True)
@@ -234,7 +223,7 @@ class Dispatcher:
         self._adjust_workers()
         self._heartbeat()
         self._end_calls()
-        if self._state is _State.CLOSE and not self.calls:
+        if self._state is PoolState.CLOSE and not self.calls:
             self._stop_workers(delete_all=False)
             self.finished.set()
         per_look = POLL_S_PER_CHUNK * (len(self.fleet.jobs) + len(self.table.claimed))
@@ -267,10 +256,10 @@ class Dispatcher:
                 self._open(payload)
             elif kind == "tasks":
                 self._add_tasks(*payload)
-            elif kind == "close" and self._state is _State.RUN:
-                self._state = _State.CLOSE
+            elif kind == "close" and self._state is PoolState.RUN:
+                self._state = PoolState.CLOSE
             elif kind == "terminate":
-                self._state = _State.TERMINATE
+                self._state = PoolState.TERMINATE
         for batch in batch_of_applies(applies):
             self._open(batch)
         return progressed

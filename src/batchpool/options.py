@@ -139,12 +139,15 @@ class Check:
     in_range: Callable[[Any], bool] = _anything
     optional: bool = False
     """None is a good value too."""
+    wrong_type: type[Exception] = TypeError
+    """What a value of another type raises (``maxtasksperchild``: ValueError, as in
+    ``multiprocessing``)."""
 
     def __call__(self, name: str, value: object) -> None:
         if value is None and self.optional:
             return
         if not self.has_type(value):
-            raise TypeError(self.message(name, value))
+            raise self.wrong_type(self.message(name, value))
         if not self.in_range(value):
             raise ValueError(self.message(name, value))
 
@@ -168,9 +171,12 @@ def seconds(*, positive: bool, example: str, optional: bool = False) -> Check:
     return Check(_is_number, "a number of seconds >= 0", example, lambda v: v >= 0, optional)
 
 
-def count(minimum: int, example: str, *, optional: bool = False) -> Check:
+def count(
+    minimum: int, example: str, *, optional: bool = False, wrong_type: type[Exception] = TypeError
+) -> Check:
     """An integer, at least ``minimum``."""
-    return Check(_is_int, f"an integer >= {minimum}", example, lambda v: v >= minimum, optional)
+    at_least = f"an integer >= {minimum}"
+    return Check(_is_int, at_least, example, lambda v: v >= minimum, optional, wrong_type)
 
 
 def flag() -> Check:
@@ -258,7 +264,7 @@ ARGUMENTS = _typed(
             None,
             """A worker exits after this many chunks (a chunk is what ``multiprocessing``
             counts as a task), and a new one takes its place if work remains.""",
-            count(1, "100", optional=True),
+            count(1, "100", optional=True, wrong_type=ValueError),
         ),
         Option(
             "context",

@@ -56,9 +56,8 @@ class JobCounts:
 
     pending: int = 0
     running: int = 0
-    failed: int = 0
-    """Jobs that ended in an error state or vanished, so far."""
     resubmitted: int = 0
+    """Chunks lost with their jobs so far (and run again, or failed)."""
     unreachable_since: str = ""
     """When the scheduler stopped answering (``HH:MM:SS``), while it does not."""
     waiting_for: str = ""

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Optional
 from . import worker
 from ._layout import Failure
 from .backend import Backend
-from .calls import Call, CallKind, pickle_for_jobs, short_argument
+from .calls import Call, CallKind, PoolState, pickle_for_jobs, short_argument
 from .dispatcher import TASKS_AHEAD, Dispatcher, PoolStatistics
 from .errors import RemoteError, RemoteTraceback
 from .options import (
@@ -46,7 +46,6 @@ from .options import (
 if TYPE_CHECKING:
     from .options import Unpack
 
-_RUN, _CLOSE, _TERMINATE = "RUN", "CLOSE", "TERMINATE"
 
 
 def pool_doc(summary: str, *parameters: str) -> str:
@@ -114,7 +113,7 @@ class Pool:
         self.backend = backend
         self.settings = PoolSettings.of(values)
         self.work_dir = self.settings.work_dir
-        self._state = _RUN
+        self._state = PoolState.RUN
         initializer, initargs = values["initializer"], tuple(values["initargs"])
         self._dispatcher = Dispatcher(backend, self.settings, initializer, initargs)
         self._feeder = _Feeder(self._dispatcher)
@@ -213,21 +212,21 @@ class Pool:
 
     def close(self) -> None:
         """Accept no more work; what was given runs to its end, then the workers exit."""
-        if self._state == _RUN:
-            self._state = _CLOSE
+        if self._state is PoolState.RUN:
+            self._state = PoolState.CLOSE
             self._feeder.close()
             self._dispatcher.close()
 
     def terminate(self) -> None:
         """Stop at once: delete every job of this pool; unfinished calls raise
         :class:`~batchpool.PoolError`."""
-        self._state = _TERMINATE
+        self._state = PoolState.TERMINATE
         self._finalizer()
 
     def join(self) -> None:
         """Wait for the work given and for the workers to stop; call :meth:`close` or
         :meth:`terminate` first."""
-        if self._state == _RUN:
+        if self._state is PoolState.RUN:
             raise ValueError("Pool is still running")
         self._feeder.join()
         self._dispatcher.join()
@@ -280,7 +279,7 @@ class Pool:
     # -- one path for all of them ---------------------------------------------------
 
     def _check_running(self) -> None:
-        if self._state != _RUN:
+        if self._state is not PoolState.RUN:
             raise ValueError("Pool not running")
 
     def _map_async(

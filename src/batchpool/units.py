@@ -72,21 +72,9 @@ MEM_EXAMPLES = "write MB (4096), '4G', '1.5G' or '500M'"
 
 
 def parse_time_s(value: Duration, name: str = "time") -> int:
-    """Seconds of a time limit in the module's grammar (``"90"``, ``"1:30:00"``, ``"1.5h"``:
-    5400).
-
-    Parameters
-    ----------
-    value
-        The user's value.
-    name
-        The option's name, for the error message.
-
-    Raises
-    ------
-    ValueError
-        If ``value`` is not a duration, or is not positive.
-    """
+    """Seconds of a time limit in the module's grammar (``"90"``, ``"1:30:00"`` and
+    ``"1.5h"`` are 5400). Anything else, or no time at all, is a ValueError that names
+    the option ``name`` and shows good values."""
     seconds = _time_s(value, name)
     if seconds <= 0:
         raise ValueError(f"{name}={value!r} is not a time limit: it must be more than zero")
@@ -114,21 +102,9 @@ def _time_s(value: Duration, name: str) -> int:
 
 
 def parse_mem_mb(value: Memory, name: str = "mem") -> int:
-    """MB of an amount of memory in the module's grammar (``1536``, ``"1536M"``, ``"1.5G"``:
-    1536).
-
-    Parameters
-    ----------
-    value
-        The user's value.
-    name
-        The option's name, for the error message.
-
-    Raises
-    ------
-    ValueError
-        If ``value`` is not an amount of memory, or is not positive.
-    """
+    """MB of an amount of memory in the module's grammar (``1536``, ``"1536M"`` and
+    ``"1.5G"`` are 1536). Anything else, or none at all, is a ValueError that names the
+    option ``name`` and shows good values."""
     mb = _mem_mb(value, name)
     if mb <= 0:
         raise ValueError(f"{name}={value!r} is not an amount of memory: it must be more than zero")
