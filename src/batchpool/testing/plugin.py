@@ -109,25 +109,22 @@ def dummy_cluster(tmp_path: Path) -> Iterator[DummyCluster]:
     cluster.kill_all()
 
 
-@pytest.fixture
-def dummy_slurm_pool(dummy_cluster: DummyCluster, tmp_path: Path) -> Iterator[PoolFactory]:
-    """Call with pool options: a :class:`batchpool.slurm.Pool` on ``dummy_cluster``."""
-    yield from _pool_factory("slurm", dummy_cluster, tmp_path)
+def _pool_fixture(backend: str, module: str) -> Callable[..., Iterator[PoolFactory]]:
+    """The fixture ``dummy_<backend>_pool``: call it with pool options for a
+    ``batchpool.<module>.Pool`` on ``dummy_cluster``."""
+
+    def factory(dummy_cluster: DummyCluster, tmp_path: Path) -> Iterator[PoolFactory]:
+        yield from _pool_factory(backend, dummy_cluster, tmp_path)
+
+    name = f"dummy_{backend.replace('.', '_')}_pool"
+    factory.__name__ = factory.__qualname__ = name
+    factory.__doc__ = (
+        f"Call with pool options: a :class:`batchpool.{module}.Pool` on ``dummy_cluster``."
+    )
+    return pytest.fixture(name=name)(factory)
 
 
-@pytest.fixture
-def dummy_slurm_array_pool(dummy_cluster: DummyCluster, tmp_path: Path) -> Iterator[PoolFactory]:
-    """Call with pool options: a :class:`batchpool.slurm.array.Pool` on ``dummy_cluster``."""
-    yield from _pool_factory("slurm.array", dummy_cluster, tmp_path)
-
-
-@pytest.fixture
-def dummy_sge_pool(dummy_cluster: DummyCluster, tmp_path: Path) -> Iterator[PoolFactory]:
-    """Call with pool options: a :class:`batchpool.sge.Pool` on ``dummy_cluster``."""
-    yield from _pool_factory("sge", dummy_cluster, tmp_path)
-
-
-@pytest.fixture
-def dummy_pbs_pool(dummy_cluster: DummyCluster, tmp_path: Path) -> Iterator[PoolFactory]:
-    """Call with pool options: a :class:`batchpool.pbs.Pool` on ``dummy_cluster``'s PBS."""
-    yield from _pool_factory("pbs", dummy_cluster, tmp_path)
+dummy_slurm_pool = _pool_fixture("slurm", "slurm")
+dummy_slurm_array_pool = _pool_fixture("slurm.array", "slurm.array")
+dummy_sge_pool = _pool_fixture("sge", "sge")
+dummy_pbs_pool = _pool_fixture("pbs", "pbs")
