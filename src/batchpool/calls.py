@@ -95,6 +95,9 @@ class Call:
         self.num_failed_tasks = 0
         self.next_chunk = 0
         self.ended = False
+        self.per_task = False
+        """Deliver each task's result as soon as its record is there, not a chunk at a
+        time (the Executor's futures)."""
         self.backend_name = ""
         """The backend's name, for the session's manifest (set when it is opened)."""
         self.attach_to: Optional[Path] = None

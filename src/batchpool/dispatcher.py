@@ -216,7 +216,7 @@ class Dispatcher:
             self.finished.set()
             return
         progressed |= self._look_for_claims()
-        progressed |= self._collect_results()
+        progressed |= self._collect_results() | self.losses.deliver_early()
         self._query_status()
         if self.pool_dir is not None:  # after the status: what a loss queued again goes out
             self.table.fill(self.calls, self.pool_dir, len(self.fleet.live()))

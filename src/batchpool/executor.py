@@ -169,8 +169,9 @@ class Executor(concurrent.futures.Executor):
                 for future in futures:
                     future.set_running_or_notify_cancel()
                 function = functools.partial(worker.starcall, fn)
-                sink = _FutureSink(futures)
-                self._pool.submit_call(Call(CallKind.MAP, function, tasks, sink, chunksize))
+                call = Call(CallKind.MAP, function, tasks, _FutureSink(futures), chunksize)
+                call.per_task = True  # each future completes as its task ends
+                self._pool.submit_call(call)
         return _results_in_order(futures, end_time)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
@@ -305,6 +306,7 @@ class _Gatherer:
         """The calls whose futures were not cancelled, one call per function."""
         calls = [call for _, call, future in batch if future.set_running_or_notify_cancel()]
         for batched in batch_of_applies(calls):
+            batched.per_task = True
             self._submit(batched)
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from . import policy
-from ._layout import NO_SPACE_EXIT
+from ._layout import NO_SPACE_EXIT, read_file
 from .backend import Ending, Resources
 from .calls import Call
 from .errors import PoolError
@@ -33,6 +33,9 @@ from .policy import Action, Cause, Loss, WorkerExit, classify, summary_line, unw
 from .session import ChunkEvent, ChunkResult
 from .tickets import Chunk, ChunkTable
 from .worker import NOT_SHARED_EXIT, NOT_SHARED_MARK
+
+PEEK_S = 0.25
+"""How often a running chunk's record file is read for its results so far."""
 
 
 class Losses:
@@ -68,7 +71,7 @@ class Losses:
         if result.complete and _kept_tasks(chunk.tasks, result) == chunk.tasks:
             self.say(chunk.call, "collected", chunk=chunk.number, tasks=len(result.tasks))
             self.table.learn_task_time(chunk.call.function_key, result)
-            chunk.call.deliver(result.tasks.start, result.envelopes())
+            self._deliver_kept(chunk, result)
             return
         rest = self._keep_finished(chunk, result)
         paths = chunk.session.paths
@@ -78,11 +81,35 @@ class Losses:
 
     def _keep_finished(self, chunk: Chunk, result: ChunkResult) -> range:
         """Deliver the tasks of ``chunk`` that ``result`` holds; the tasks left to run."""
+        kept = self._deliver_kept(chunk, result)
+        return range(max(kept.stop, chunk.tasks.start + chunk.delivered), chunk.tasks.stop)
+
+    def _deliver_kept(self, chunk: Chunk, result: ChunkResult) -> range:
+        """Deliver the tasks of ``chunk`` that ``result`` holds and that were not delivered
+        yet (:meth:`deliver_early`); the tasks it holds."""
         kept = _kept_tasks(chunk.tasks, result)
-        if kept:
-            envelopes = [pickle.loads(e) for e in result.pickled_envelopes[: len(kept)]]
-            chunk.call.deliver(kept.start, envelopes)
-        return range(kept.stop, chunk.tasks.stop)
+        if len(kept) > chunk.delivered:
+            pickled = result.pickled_envelopes[chunk.delivered : len(kept)]
+            chunk.call.deliver(kept.start + chunk.delivered, [pickle.loads(e) for e in pickled])
+            chunk.delivered = len(kept)
+        return kept
+
+    def deliver_early(self) -> bool:
+        """For the calls that want each result as soon as it is there (the Executor's
+        futures): what the running chunks recorded so far, read at most every
+        :data:`PEEK_S` per chunk. True if something was delivered."""
+        now = self.table.clock()
+        delivered = False
+        for chunk in self.table.claimed:
+            if not chunk.call.per_task or chunk.call.ended or now - chunk.peeked_at < PEEK_S:
+                continue
+            chunk.peeked_at = now
+            data = read_file(chunk.session.paths.record(chunk.number, chunk.tries))
+            if data is not None:
+                before = chunk.delivered
+                self._deliver_kept(chunk, ChunkResult.parse(chunk.number, data))
+                delivered |= chunk.delivered > before
+        return delivered
 
     def news(self, news: list[JobNews]) -> None:
         """Jobs that left the queue or went back to it: a job that never started counts
@@ -126,7 +153,7 @@ class Losses:
         if result is not None and result.complete:  # late on a shared filesystem
             self.collected(chunk, result)
             return
-        rest = chunk.tasks
+        rest = range(chunk.tasks.start + chunk.delivered, chunk.tasks.stop)
         if result is not None:
             rest = self._keep_finished(chunk, result)
         in_task = rest.start if result is not None and result.began and rest else None

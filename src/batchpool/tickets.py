@@ -47,6 +47,9 @@ class Chunk:
     tier: int = 0
     history: tuple[Loss, ...] = ()
     """Every loss of these tasks so far."""
+    delivered: int = 0
+    """Its first tasks whose results were delivered while it ran (:attr:`Call.per_task`)."""
+    peeked_at: float = -float("inf")
 
     @property
     def session(self) -> Session:

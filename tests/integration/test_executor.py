@@ -203,3 +203,23 @@ def test_an_unknown_backend_name_is_refused(tmp_path, monkeypatch):
 def test_max_workers_must_be_positive():
     with pytest.raises(ValueError, match="max_workers"):
         batchpool.Executor(0, backend="local")
+
+
+
+def nap(index):
+    time.sleep(0.3)
+    return index
+
+
+def test_the_results_of_a_map_come_one_by_one_within_their_chunks(tmp_path):
+    """10 tasks in 2 chunks of 5 (1.5 s each), on 2 workers: the first result is there
+    as its task ends, not when its chunk does; so is each future of ``as_completed``."""
+    with batchpool.Executor(max_workers=2, backend="local", work_dir=tmp_path / "w") as pool:
+        results = pool.map(nap, range(10), chunksize=5)
+        assert next(results) == 0
+        first_at = time.monotonic()
+        assert list(results) == list(range(1, 10))
+        assert time.monotonic() - first_at > 0.8  # the rest of the chunks: about 1.2 s
+        futures = {pool.submit(nap, i): i for i in range(4)}
+        ended = [future.result() for future in concurrent.futures.as_completed(futures)]
+        assert sorted(ended) == list(range(4))
