@@ -30,7 +30,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger("batchpool")
 logger.addHandler(logging.NullHandler())  # silent unless the application configures logging
 LINE_EVERY_S = 30.0
-"""Outside a terminal, the shortest time between two progress lines."""
+"""Outside a terminal, the shortest time between two progress lines, of all maps: a
+script of many short maps (an MCMC sampler's steps) writes one line per 30 s too."""
+_last_line = [-LINE_EVERY_S]
+"""When the last progress line of any map was written (time.monotonic)."""
 WARNINGS = frozenset(
     ("lost", "job failed before its first task", "scheduler unreachable", "stopped", "jobs wait")
 )
@@ -104,7 +107,8 @@ class Progress:
         self.done = 0
         self._bar = None
         self._lines = show and not verbose and not self.stream.isatty()
-        self._last_line = time.monotonic()
+        self._started = time.monotonic()
+        self._said = False
         if show and not verbose and self.stream.isatty():
             from tqdm import tqdm  # only where a bar is shown
 
@@ -140,16 +144,20 @@ class Progress:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
-        if self._lines:
-            self._line()
-            self._lines = False
+        if self._lines and (self._said or self._due()):
+            self._line()  # the end of a map that showed progress, or the first in 30 s
+        self._lines = False
+
+    def _due(self) -> bool:
+        return time.monotonic() - _last_line[0] >= LINE_EVERY_S
 
     def _line_if_due(self) -> None:
-        if self._lines and time.monotonic() - self._last_line >= LINE_EVERY_S:
+        if self._lines and self._due() and time.monotonic() - self._started >= LINE_EVERY_S:
             self._line()
 
     def _line(self) -> None:
-        self._last_line = time.monotonic()
+        _last_line[0] = time.monotonic()
+        self._said = True
         stamp = time.strftime("%H:%M:%S")
         done = f"{self.done}/{self.total} tasks done"
         self.stream.write(f"{stamp} batchpool: {self.title}: {done}; {self.counts.text()}\n")

@@ -10,9 +10,15 @@ from batchpool import progress
 from batchpool.progress import Progress, tell
 
 
-def test_lines_come_at_most_every_30_s_and_at_the_end(monkeypatch):
+def fake_time(monkeypatch) -> list:
     now = [100.0]
     monkeypatch.setattr(progress.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(progress, "_last_line", [-progress.LINE_EVERY_S])
+    return now
+
+
+def test_lines_come_at_most_every_30_s_and_at_the_end(monkeypatch):
+    now = fake_time(monkeypatch)
     stream = io.StringIO()
     bar = Progress(10, "map of analysis.fit", verbose=False, stream=stream)
     bar.advance(3)
@@ -28,6 +34,18 @@ def test_lines_come_at_most_every_30_s_and_at_the_end(monkeypatch):
     expected = "batchpool: map of analysis.fit: 5/10 tasks done; jobs: 2 pending, 5 running"
     assert first.endswith(expected)
     assert "6/10 tasks done" in last
+
+
+def test_many_short_maps_write_one_line_per_30_s(monkeypatch):
+    now = fake_time(monkeypatch)
+    stream = io.StringIO()
+    for step in range(40):  # an MCMC sampler's steps: a map a second
+        bar = Progress(4, f"map {step}", verbose=False, stream=stream)
+        bar.advance(4)
+        now[0] += 1.0
+        bar.close()
+    lines = stream.getvalue().splitlines()
+    assert [line.split(": ")[1] for line in lines] == ["map 0", "map 30"]
 
 
 def test_show_false_and_verbose_print_no_progress():
