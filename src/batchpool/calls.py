@@ -189,7 +189,7 @@ def open_session(
     work_dir: Path,
     resume: bool,
     verbose: bool,
-    progress: bool,
+    progress: bool = True,
 ) -> Optional[list[Adopted]]:
     """Write the call's function and tasks into its session: a new one (then None), or
     the unfinished session of the same map, resumed (then the chunks to adopt). The
@@ -239,7 +239,7 @@ def open_session(
     return None
 
 
-def attach(call: Call, work_dir: Path, verbose: bool, progress: bool) -> list[Adopted]:
+def attach(call: Call, work_dir: Path, verbose: bool, progress: bool = True) -> list[Adopted]:
     """Drive the session of a detached map (``call.attach_to``) as a resume of it, its
     function and tasks read from the session instead of given (:mod:`batchpool.detach`)."""
     assert call.attach_to is not None
@@ -256,7 +256,7 @@ def attach(call: Call, work_dir: Path, verbose: bool, progress: bool) -> list[Ad
 
 
 def reattach(
-    call: Call, work_dir: Path, key: str, num_tasks: int, verbose: bool, progress: bool
+    call: Call, work_dir: Path, key: str, num_tasks: int, verbose: bool, progress: bool = True
 ) -> Optional[list[Adopted]]:
     """Take over the unfinished session of the same map: deliver its results, withdraw
     the dead driver's unclaimed tickets; the chunks its live workers hold, to adopt.
