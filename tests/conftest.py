@@ -5,6 +5,11 @@
 Test helpers are in ``tests/helpers/`` (``from helpers.pools import cluster_pool``);
 task modules that jobs import by name stay beside their tests.
 
+The tests that submit to a real scheduler (``tests/real``, the ``real-*`` kinds) run
+only when asked: ``--real``, or ``BATCHPOOL_TEST_REAL=1`` (``.ci/run`` sets it); else
+they are skipped, saying so, and a run that skipped every test for it exits 5, as
+pytest does when it collected nothing (:mod:`helpers.pools`).
+
 The end of the run prints how long each tier (``tests/unit``, ``tests/faults``, ...)
 took: in its tests, and from its first test to its last.
 """
@@ -12,6 +17,7 @@ took: in its tests, and from its first test to its last.
 from __future__ import annotations
 
 import collections
+import os
 import sys
 import time
 from pathlib import Path
@@ -22,7 +28,38 @@ TESTS = Path(__file__).parent
 sys.path[:0] = [str(TESTS), str(TESTS / "contract")]  # helpers; tasks, imported by jobs by name
 
 from batchpool.testing import plugin  # noqa: E402
+from helpers import pools  # noqa: E402
 from helpers.pools import POOL_KINDS, make_pool  # noqa: E402
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        pools.REAL_OPTION,
+        action="store_true",
+        help="also run the tests that submit to a real Slurm, SGE or PBS (tests/real, the "
+        f"real-* pool kinds); so does {pools.REAL_VARIABLE}=1",
+    )
+
+
+def pytest_configure(config):
+    pools.real_is_asked = pools.real_asked(config.getoption(pools.REAL_OPTION), os.environ)
+
+
+def pytest_collection_modifyitems(config, items):
+    if pools.real_is_asked:
+        return
+    for item in items:
+        if pools.is_real(item):
+            item.add_marker(pytest.mark.skip(reason=pools.NOT_ASKED))
+            NOT_ASKED_IDS.add(item.nodeid)
+
+
+NOT_ASKED_IDS: set[str] = set()
+"""The tests to skip because the real-scheduler tests were not asked for."""
+SKIPPED_NOT_ASKED: set[str] = set()
+"""Those of them reported skipped (not when only collected)."""
+RAN_IDS: set[str] = set()
+"""The tests that ran: passed, or failed in any phase."""
 
 
 @pytest.fixture(params=POOL_KINDS)
@@ -94,9 +131,22 @@ def pytest_runtest_logfinish(nodeid, location):
 
 def pytest_runtest_logreport(report):
     TIER_DURATIONS_S[_tier(report.nodeid)] += report.duration
+    if report.when == "call" and not report.skipped or report.failed:
+        RAN_IDS.add(report.nodeid)
+    elif report.skipped and report.nodeid in NOT_ASKED_IDS:
+        SKIPPED_NOT_ASKED.add(report.nodeid)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if exitstatus == pytest.ExitCode.OK and SKIPPED_NOT_ASKED and not RAN_IDS:
+        session.exitstatus = pytest.ExitCode.NO_TESTS_COLLECTED  # it tested nothing
 
 
 def pytest_terminal_summary(terminalreporter):
+    if SKIPPED_NOT_ASKED:
+        terminalreporter.write_line(
+            f"{len(SKIPPED_NOT_ASKED)} tests skipped: each {pools.NOT_ASKED}", yellow=True
+        )
     if not TIER_DURATIONS_S:
         return
     terminalreporter.section("time per tier")

@@ -187,7 +187,12 @@ class Adopted:
 
 
 def open_session(
-    call: Call, pool_dir: PoolDirectory, work_dir: Path, resume: bool, verbose: bool
+    call: Call,
+    pool_dir: PoolDirectory,
+    work_dir: Path,
+    resume: bool,
+    verbose: bool,
+    progress: bool = True,
 ) -> Optional[list[Adopted]]:
     """Write the call's function and tasks into its session: a new one (then None), or
     the unfinished session of the same map, resumed (then the chunks to adopt). The
@@ -213,7 +218,7 @@ def open_session(
         except OSError as error:
             raise unwritable_error(work_dir, error) from error
         if resumable:
-            adopted = reattach(call, work_dir, key.hexdigest(), num_tasks, verbose)
+            adopted = reattach(call, work_dir, key.hexdigest(), num_tasks, verbose, progress)
             if adopted is not None:
                 return adopted
         else:
@@ -233,11 +238,11 @@ def open_session(
     if num_tasks:
         call.uncut.append(range(num_tasks))
     if call.kind is CallKind.MAP:
-        call.progress = Progress(num_tasks, call.describe(), verbose)
+        call.progress = Progress(num_tasks, call.describe(), verbose, show=progress)
     return None
 
 
-def attach(call: Call, work_dir: Path, verbose: bool) -> list[Adopted]:
+def attach(call: Call, work_dir: Path, verbose: bool, progress: bool = True) -> list[Adopted]:
     """Drive the session of a detached map (``call.attach_to``) as a resume of it, its
     function and tasks read from the session instead of given (:mod:`batchpool.detach`)."""
     assert call.attach_to is not None
@@ -247,14 +252,14 @@ def attach(call: Call, work_dir: Path, verbose: bool) -> list[Adopted]:
     key = session.key
     adopted = None
     if manifest.num_tasks is not None:
-        adopted = reattach(call, work_dir, key, manifest.num_tasks, verbose)
+        adopted = reattach(call, work_dir, key, manifest.num_tasks, verbose, progress)
     if adopted is None:
         raise PoolError(f"{session.dir} is no unfinished session of a map", session.dir)
     return adopted
 
 
 def reattach(
-    call: Call, work_dir: Path, key: str, num_tasks: int, verbose: bool
+    call: Call, work_dir: Path, key: str, num_tasks: int, verbose: bool, progress: bool = True
 ) -> Optional[list[Adopted]]:
     """Take over the unfinished session of the same map: deliver its results, withdraw
     the dead driver's unclaimed tickets; the chunks its live workers hold, to adopt.
@@ -287,7 +292,7 @@ def reattach(
     adopted = _claimed_chunks(call, session, {r.chunk for r in results})
     call.uncut.extend(_complement(num_tasks, kept + [a.tasks for a in adopted]))
     if call.kind is CallKind.MAP:
-        call.progress = Progress(num_tasks, call.describe(), verbose)
+        call.progress = Progress(num_tasks, call.describe(), verbose, show=progress)
         call.progress.advance(call.num_delivered)
     return adopted
 

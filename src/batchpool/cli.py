@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import html
+import importlib
 import json
 import math
 import os
@@ -25,21 +26,68 @@ def demo_task(x: int) -> tuple[int, str]:
     return sum(math.isqrt(i) for i in range(x * 1000)), os.uname().nodename
 
 
+DEMO_MAX_JOBS = 2
+"""On a cluster, the demo's jobs at once (and each is retried at most once)."""
+DEMO_TIME = "0:01:00"
+DEMO_MEM = "256M"
+QUEUE_OPTIONS = ("queue", "partition", "queue_name")
+"""The options that name where a pool's jobs go (Slurm's partition, SGE's or PBS's queue)."""
+
+
+def demo_limits(backend: str) -> dict[str, Any]:
+    """The demo's small limits, in the options of ``backend``: a minute and
+    :data:`DEMO_MEM` a job, :data:`DEMO_MAX_JOBS` jobs at once; none locally."""
+    if backend == "local":
+        return {}
+    limits: dict[str, Any] = {"processes": DEMO_MAX_JOBS, "max_num_resubmissions": 1}
+    if backend == "sge":
+        return {**limits, "resources": [f"h_rt={DEMO_TIME}", f"h_vmem={DEMO_MEM}"]}
+    if backend == "pbs":
+        return {**limits, "walltime": DEMO_TIME, "mem": DEMO_MEM}
+    return {**limits, "time": DEMO_TIME, "mem": DEMO_MEM}  # slurm, slurm.array
+
+
 def demo(args: argparse.Namespace) -> int:
-    if args.backend:
-        os.environ["BATCHPOOL_BACKEND"] = args.backend
-    backend = batchpool.pick_backend()
-    print(
-        f"batchpool {batchpool.__version__}: a map of {args.tasks} tasks on the {backend!r} backend"
-    )
+    """A small map on the local backend, or with ``--backend`` a few small jobs there,
+    after saying where (:func:`demo_limits`)."""
+    backend = args.backend or "local"
+    options = {
+        "work_dir": args.work_dir,
+        "polling_interval": args.polling_interval,
+        **demo_limits(backend),
+    }
+    pool_class = importlib.import_module(batchpool.BACKENDS[backend]).Pool
+    version = batchpool.__version__
+    print(f"batchpool {version}: a map of {args.tasks} tasks on the {backend!r} backend")
+    if backend == "local":
+        print("(on this machine; --backend slurm, sge, pbs... submits a few small jobs instead)")
+    else:
+        print(_demo_where(backend, options))
     start = time.monotonic()
-    with batchpool.Pool(work_dir=args.work_dir, polling_interval=args.polling_interval) as pool:
+    with pool_class(**options) as pool:
         results = pool.map(demo_task, range(args.tasks))
     seconds = time.monotonic() - start
     hosts = sorted({host for _, host in results})
     print(f"results: {[value for value, _ in results]}")
     print(f"{len(results)} results in {seconds:.1f} s, computed on {', '.join(hosts)}")
     return 0
+
+
+def _demo_where(backend: str, options: dict[str, Any]) -> str:
+    """Where the demo's jobs go (the queue of the profile or a variable, else the
+    scheduler's default), and their limits."""
+    from batchpool import config
+
+    found = config.effective(backend, options, backend_fixed=True)
+    settings = {setting.name: setting for setting in found.settings}
+    queue = next((settings[n] for n in QUEUE_OPTIONS if n in settings), None)
+    where = "the scheduler's default queue"
+    if queue is not None and queue.value:
+        where = f"{queue.name} {queue.value!r} ({queue.source})"
+    return (
+        f"jobs go to {where}; at most {DEMO_MAX_JOBS} at once, "
+        f"each at most {DEMO_TIME} and {DEMO_MEM}"
+    )
 
 
 # -- status -----------------------------------------------------------------------------
@@ -595,10 +643,15 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _add_demo(commands: argparse._SubParsersAction) -> None:
-    demo_parser = commands.add_parser("demo", help="run a small map on the picked backend")
+    demo_parser = commands.add_parser(
+        "demo", help="run a small map on this machine, or a few small jobs with --backend"
+    )
     demo_parser.add_argument("--tasks", type=int, default=8, help="number of tasks (8)")
     demo_parser.add_argument(
-        "--backend", choices=sorted(batchpool.BACKENDS), help="default: picked as batchpool.Pool()"
+        "--backend",
+        choices=sorted(batchpool.BACKENDS),
+        help=f"default: local; a cluster gets at most {DEMO_MAX_JOBS} jobs at once, "
+        f"each at most {DEMO_TIME} and {DEMO_MEM}",
     )
     demo_parser.add_argument("--work-dir", default=".batchpool", help="default: ./.batchpool")
     demo_parser.add_argument(

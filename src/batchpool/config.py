@@ -27,6 +27,13 @@ variable ``BATCHPOOL_<NAME>`` (``BATCHPOOL_PARTITION=gpu``,
 arguments win over the environment, which wins over the profile; the backend is
 ``$BATCHPOOL_BACKEND``, else the profile's, else the one found on ``PATH``.
 
+A ``BATCHPOOL_*`` variable that is no option of the backend and none of the package's
+own (:data:`OWN_VARIABLES`, :data:`PROJECT_PREFIXES`) is a :class:`ConfigError` with the
+nearest names (``BATCHPOOL_PARTITON=gpu``: "did you mean BATCHPOOL_PARTITION?"), so that
+a misspelt one is not ignored without a word. The option of another backend is only a
+warning: an environment set up for the cluster (``BATCHPOOL_PARTITION=short``) still
+runs the same script on this machine (``BATCHPOOL_BACKEND=local``).
+
 A profile applies to pools of its own backend: ``batchpool.sge.Pool()`` leaves out a
 default profile made for Slurm (and raises if that profile was asked for by name).
 An option that the backend does not have, or a value of the wrong type, raises
@@ -37,8 +44,10 @@ shows the effective options and where each came from.
 
 from __future__ import annotations
 
+import collections
 import collections.abc
 import dataclasses
+import difflib
 import importlib
 import inspect
 import os
@@ -46,7 +55,8 @@ import shlex
 import sys
 import types
 import typing
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Union
 
@@ -64,6 +74,17 @@ POSITIONAL = tuple(o.name for o in ARGUMENTS)
 NOT_OPTIONS = frozenset((*POSITIONAL, "backend", "profile"))
 """Parameters of a pool that no profile or variable sets (``num_simultaneously_running_tasks``
 caps the jobs of a cluster pool, as ``processes`` does)."""
+OWN_VARIABLES = frozenset(
+    ENV_PREFIX + name
+    for name in ("BACKEND", "CONFIG", "PROFILE", "DUMMY_DIR", "JOB_ID", "WORKER_REEXEC")
+)
+"""The package's variables that are no option: the backend, the configuration file and
+the profile (this module), the dummy cluster's directory (:mod:`batchpool.testing`), a
+variable a job keeps from its own environment (:mod:`batchpool._layout`) and the
+worker's mark of its re-execution (:mod:`batchpool.worker`)."""
+PROJECT_PREFIXES = tuple(ENV_PREFIX + p for p in ("TEST_", "TESTS_", "SIM_", "PBS_WRAPPERS"))
+"""Variables of batchpool's own tests and CI (``BATCHPOOL_TEST_REAL``, which runs the
+real-scheduler tests; ``BATCHPOOL_SIM_ROOT`` of the cluster simulator...)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,6 +210,7 @@ def effective(
     if chosen not in BACKENDS:
         raise ConfigError(f"backend {chosen!r} is not one of {', '.join(BACKENDS)}")
     kinds = option_kinds(chosen)
+    check_environment(chosen, kinds)
     where = f"profile {name!r} ({path})"
     for key, value in values.items():
         _check(key, value, kinds, chosen, where)
@@ -228,6 +250,59 @@ def _backend(
             raise ConfigError(f"backend of profile {profile!r} ({path}) must be a string")
         return value, f"profile {profile!r} ({path})"
     return pick_backend(), "found on PATH"
+
+
+def check_environment(backend: str, kinds: Mapping[str, OptionKind]) -> None:
+    """Raise a :class:`ConfigError` for a ``BATCHPOOL_*`` variable that names no option
+    of ``backend`` (whose options are ``kinds``) and none of the package's own; warn of
+    one that names an option of another backend (module docstring)."""
+    known = {ENV_PREFIX + key.upper() for key in kinds} | OWN_VARIABLES
+    unknown = [
+        variable
+        for variable in sorted(os.environ)
+        if variable.startswith(ENV_PREFIX)
+        and variable not in known
+        and not variable.startswith(PROJECT_PREFIXES)
+    ]
+    if not unknown:
+        return
+    others = _options_of_every_backend()
+    for variable in unknown:
+        if variable in others:
+            warnings.warn(
+                f"{variable} is no option of the {backend!r} backend (it is one of "
+                f"{', '.join(others[variable])}): ignored",
+                stacklevel=1,  # where does not matter: shown once
+            )
+            continue
+        raise ConfigError(
+            f"{variable}={os.environ[variable]!r} names no option of the {backend!r} backend "
+            f"(unset it; `batchpool config` lists the options)"
+            f"{_nearest(variable, known | set(others))}"
+        )
+
+
+def _nearest(variable: str, known: Iterable[str]) -> str:
+    """``; did you mean BATCHPOOL_X?``, or what to do instead of a positional option."""
+    name = variable[len(ENV_PREFIX) :].lower()
+    if name in POSITIONAL:
+        instead = ENV_PREFIX + "NUM_SIMULTANEOUSLY_RUNNING_TASKS"
+        hint = f"; did you mean {instead}?" if name == "processes" else ""
+        return f"; {name} is given to the pool, not by a variable{hint}"
+    names = {k[len(ENV_PREFIX) :]: k for k in known}  # the common prefix would match
+    near = difflib.get_close_matches(variable[len(ENV_PREFIX) :], sorted(names), n=1)
+    return f"; did you mean {names[near[0]]}?" if near else ""
+
+
+def _options_of_every_backend() -> dict[str, list[str]]:
+    """The ``BATCHPOOL_*`` variable of each option of any backend, and their backends."""
+    from . import BACKENDS
+
+    backends: dict[str, list[str]] = collections.defaultdict(list)
+    for backend in BACKENDS:
+        for key in option_kinds(backend):
+            backends[ENV_PREFIX + key.upper()].append(backend)
+    return dict(backends)
 
 
 @dataclasses.dataclass(frozen=True)

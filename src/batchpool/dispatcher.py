@@ -269,11 +269,12 @@ class Dispatcher:
         try:
             pool_dir = self._ensure_pool_dir()
             call.backend_name = self.backend.name
+            verbose, progress = self.settings.verbose, self.settings.progress
             if call.attach_to is not None:
-                adopted: Optional[list[Adopted]] = attach(call, work_dir, self.settings.verbose)
+                adopted: Optional[list[Adopted]] = attach(call, work_dir, verbose, progress)
             else:
-                resume, verbose = self.settings.resume, self.settings.verbose
-                adopted = open_session(call, pool_dir, work_dir, resume, verbose)
+                resume = self.settings.resume
+                adopted = open_session(call, pool_dir, work_dir, resume, verbose, progress)
         except BaseException as error:  # pickling errors, full disks: this call fails alone
             if isinstance(error, OSError) and error.errno in NO_SPACE_ERRNOS:
                 # while resuming: what was kept stays, for a later resume

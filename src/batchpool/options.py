@@ -100,6 +100,7 @@ class PoolOptions(TypedDict, total=False):
     num_simultaneously_running_tasks: Optional[int]
     keep_work_dir: bool
     verbose: bool
+    progress: bool
     lost_job_grace_period_s: float
     resume: bool
     worker_idle_s: float
@@ -323,6 +324,14 @@ OPTIONS = _typed(
         ),
         Option("verbose", False, "Print one line to stderr for every state change.", flag()),
         Option(
+            "progress",
+            True,
+            """Show a map's progress on stderr: a bar on a terminal, a time-stamped line
+            at most every 30 s elsewhere (:mod:`batchpool.progress`). ``False`` shows
+            neither; the ``batchpool`` logger and ``verbose`` are not affected.""",
+            flag(),
+        ),
+        Option(
             "lost_job_grace_period_s",
             DEFAULT_GRACE_PERIOD_S,
             """How long a job may be out of the queue without the result of the chunk it
@@ -505,6 +514,8 @@ class PoolSettings:
     maxtasksperchild: Optional[int]
     scheduler_outage_s: float
     retry_policy: RetryPolicy = RetryPolicy()
+    progress: bool = True
+    """Show a map's progress bar or lines (:class:`batchpool.progress.Progress`)."""
 
     @classmethod
     def of(cls, values: Mapping[str, Any]) -> PoolSettings:
@@ -525,6 +536,7 @@ class PoolSettings:
             maxtasksperchild=values["maxtasksperchild"],
             scheduler_outage_s=float(values["scheduler_outage_s"]),
             retry_policy=retry_policy if retry_policy is not None else RetryPolicy(),
+            progress=values["progress"],
         )
 
 

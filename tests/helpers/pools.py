@@ -6,7 +6,8 @@ batchpool's local backend; ``dummy-*`` are made by the factory fixtures of the
 pytest plugin batchpool ships (``dummy_slurm_pool``, ... of
 :mod:`batchpool.testing.plugin`), as a user's tests would make them; ``real-*`` run
 against a real Slurm or SGE, or (``real-pbs``) Slurm's Torque wrappers in front of that
-Slurm (marked, and skipped only where the scheduler's programs are not installed).
+Slurm (marked), only when asked (:func:`real_asked`), and skipped where the scheduler's
+programs are not installed.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import importlib
 import multiprocessing
 import os
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -36,6 +38,32 @@ REAL = {
 }
 """Real scheduler kinds: the program that must be on PATH (or at that path), and their mark."""
 
+REAL_OPTION = "--real"
+REAL_VARIABLE = "BATCHPOOL_TEST_REAL"
+"""``--real`` on pytest's command line, or this variable set to ``1``, runs the tests that
+submit to a real scheduler (``tests/real``, the ``real-*`` kinds); ``.ci/run`` sets it."""
+REAL_MARKS = ("slurm", "sge", "pbs")
+REAL_TIER = Path(__file__).resolve().parents[1] / "real"
+NOT_ASKED = (
+    f"submits to a real scheduler: run with {REAL_OPTION} or {REAL_VARIABLE}=1 "
+    "(README.rst, Tests)"
+)
+"""Why a real-scheduler test was skipped."""
+real_is_asked = False
+"""Set once by ``tests/conftest.py`` from :func:`real_asked`."""
+
+
+def real_asked(option: bool, environ: Mapping[str, str]) -> bool:
+    """Whether the real-scheduler tests run: ``--real`` was given (``option``), or
+    ``$BATCHPOOL_TEST_REAL`` is set to anything but empty or ``0``."""
+    return option or environ.get(REAL_VARIABLE, "").strip() not in ("", "0")
+
+
+def is_real(item: pytest.Item) -> bool:
+    """Whether ``item`` submits to a real scheduler: it is in ``tests/real`` or marked."""
+    in_real_tier = REAL_TIER in Path(item.path).resolve().parents
+    return in_real_tier or any(item.get_closest_marker(mark) for mark in REAL_MARKS)
+
 POOL_KINDS = [
     "multiprocessing",
     "local",
@@ -56,6 +84,9 @@ def cluster_pool(backend: str, **options):
 
 
 def require_real(backend: str) -> None:
+    """Skip unless the real-scheduler tests were asked for and ``backend`` is here."""
+    if not real_is_asked:
+        pytest.skip(NOT_ASKED)
     program = REAL[backend][0]
     if shutil.which(program) is None:
         pytest.skip(f"{program} is not installed: no real {backend} here")

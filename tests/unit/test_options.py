@@ -33,6 +33,7 @@ COMMON = [
     "num_simultaneously_running_tasks",
     "keep_work_dir",
     "verbose",
+    "progress",
     "lost_job_grace_period_s",
     "resume",
     "worker_idle_s",
