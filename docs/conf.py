@@ -29,7 +29,8 @@ nitpick_ignore_regex = [
     (r"py:(mod|class|func|meth|data)",
      r"batchpool\.(backend|worker|chunking|testing\.pbs|testing\.queue|pbs\.|proto_pool\._)"
      r".*"),
-    (r"py:(class|meth|func)", r"(_Feeder|Dialect|ProtoPool|proto_pool\.Pool|ResultsError|Unresolved)"),
+    (r"py:(class|meth|func)", r"(_Feeder|Dialect|ProtoPool|proto_pool\.Pool|ResultsError)"),
+    (r"py:(class|meth|func)", r"Unresolved"),
     (r"py:(class|meth|func)", r"batchpool\.policy\.(Loss|Decision|WorkerExit|classify).*"),
 ]
 exclude_patterns = ["_build"]
