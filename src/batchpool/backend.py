@@ -143,6 +143,7 @@ class JobResources:
         if unknown:
             raise TypeError(f"unknown resource options {unknown}; known: {sorted(RESOURCE_NAMES)}")
         values = {k: v for k, v in given.items() if v is not None}
+        spelt = {name: name for name in RESOURCE_NAMES}  # as the user wrote it
         for alias, (name, value) in aliases.items():
             if value is None:
                 continue
@@ -151,13 +152,13 @@ class JobResources:
                     f"{alias}={value!r} and {name}={values[name]!r} both given: {alias} is "
                     f"another name for {name}; give one of them, like {name}={value!r}"
                 )
-            values[name] = value
+            values[name], spelt[name] = value, alias
         setup = values.get("setup", ())
         return cls(
             queue=values.get("queue"),
-            time_s=parse_time_s(values["time"], "time") if "time" in values else None,
+            time_s=parse_time_s(values["time"], spelt["time"]) if "time" in values else None,
             mem_mb=parse_mem_mb(values["mem"], "mem") if "mem" in values else None,
-            cpus=_count(values, "cpus", 1),
+            cpus=_count(values, spelt["cpus"], 1),
             gpus=_count(values, "gpus", 0) or None,
             account=values.get("account"),
             setup=tuple(setup.splitlines() if isinstance(setup, str) else setup),
@@ -178,7 +179,7 @@ class JobResources:
 
 
 def _count(values: Mapping[str, Any], name: str, minimum: int) -> Optional[int]:
-    value = values.get(name)
+    value = values.get("cpus" if name in ("cpus_per_task", "ncpus") else name)
     if value is None:
         return None
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
