@@ -10,8 +10,11 @@ session own all the rest.
 
 A backend subclasses :class:`Backend` and spells only what differs from its
 defaults: one job per submission, no ``explain``, no resources, a stderr without
-noise. Times and amounts of memory in its options are read by
-:mod:`batchpool.units`; the backend writes them in its scheduler's syntax.
+noise. What its jobs ask for comes in one vocabulary for every backend
+(:data:`batchpool.options.RESOURCES`), read once into a :class:`JobResources` (times
+and amounts of memory by :mod:`batchpool.units`); the backend writes it in its
+scheduler's syntax, and its ``setup`` lines before the worker's command
+(:func:`with_setup`).
 
 Every job a backend starts runs the same standing worker,
 ``python -m batchpool.worker POOL_DIR --job-id TEMPLATE``, which takes chunks from
@@ -27,9 +30,11 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Protocol, runtime_checkable
+from typing import Any, Optional, Protocol, runtime_checkable
 
 from ._layout import JobLogs, read_file
+from .units import parse_mem_mb, parse_time_s
+from .worker import SETUP_SNAPSHOT, SNAPSHOT_CODE
 
 
 class JobState(enum.Enum):
@@ -103,6 +108,129 @@ class Resources:
         if self.exclude_nodes:
             parts.append("exclude=" + ",".join(self.exclude_nodes))
         return " ".join(parts)
+
+
+RESOURCE_NAMES = frozenset(("queue", "time", "mem", "cpus", "gpus", "account", "setup"))
+"""The options :class:`JobResources` is read from (:data:`batchpool.options.RESOURCES`)."""
+
+
+@dataclass(frozen=True)
+class JobResources:
+    """What every job of a pool asks for, in the vocabulary of every backend
+    (:data:`batchpool.options.RESOURCES`), times and memory read by :mod:`batchpool.units`;
+    made by :meth:`of`. None and ``()``: the scheduler's default."""
+
+    queue: Optional[str] = None
+    time_s: Optional[int] = None
+    mem_mb: Optional[int] = None
+    cpus: Optional[int] = None
+    gpus: Optional[int] = None
+    account: Optional[str] = None
+    setup: tuple[str, ...] = ()
+    """Shell lines run in the job before its worker (:func:`with_setup`)."""
+
+    @classmethod
+    def of(
+        cls,
+        given: Mapping[str, Any],
+        aliases: Mapping[str, tuple[str, Any]] = {},  # noqa: B006 (read only)
+    ) -> JobResources:
+        """The resources of the options ``given`` (``queue``, ``time``, ... as a pool takes
+        them), where ``aliases`` give a scheduler's own names for some:
+        ``{"partition": ("queue", "short")}``. An alias and its name both given is a
+        ``TypeError``; a bad value a ``ValueError`` that names the option."""
+        unknown = sorted(given.keys() - RESOURCE_NAMES)
+        if unknown:
+            raise TypeError(f"unknown resource options {unknown}; known: {sorted(RESOURCE_NAMES)}")
+        values = {k: v for k, v in given.items() if v is not None}
+        spelt = {name: name for name in RESOURCE_NAMES}  # as the user wrote it
+        for alias, (name, value) in aliases.items():
+            if value is None:
+                continue
+            if name in values:
+                raise TypeError(
+                    f"{alias}={value!r} and {name}={values[name]!r} both given: {alias} is "
+                    f"another name for {name}; give one of them, like {name}={value!r}"
+                )
+            values[name], spelt[name] = value, alias
+        setup = values.get("setup", ())
+        return cls(
+            queue=values.get("queue"),
+            time_s=parse_time_s(values["time"], spelt["time"]) if "time" in values else None,
+            mem_mb=parse_mem_mb(values["mem"], "mem") if "mem" in values else None,
+            cpus=_count(values, spelt["cpus"], 1),
+            gpus=_count(values, "gpus", 0) or None,
+            account=values.get("account"),
+            setup=tuple(setup.splitlines() if isinstance(setup, str) else setup),
+        )
+
+    def given(self, *names: str) -> dict[str, Any]:
+        """Which of the options ``names`` (``"queue"``, ``"time"``...) are set, with the
+        values they were read as: for a backend to say what it ignores."""
+        values = {
+            "queue": self.queue,
+            "time": None if self.time_s is None else f"{self.time_s}s",
+            "mem": None if self.mem_mb is None else f"{self.mem_mb}M",
+            "cpus": self.cpus,
+            "gpus": self.gpus,
+            "account": self.account,
+        }
+        return {n: values[n] for n in names if values.get(n) is not None}
+
+
+def _count(values: Mapping[str, Any], name: str, minimum: int) -> Optional[int]:
+    value = values.get("cpus" if name in ("cpus_per_task", "ncpus") else name)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{name}={value!r}: must be an integer >= {minimum}, like {name}=2")
+    return value
+
+
+SETUP_FAILED_MARK = "batchpool: setup line failed"
+"""How a job's stderr says that a ``setup`` line failed: ``batchpool: setup line failed
+(exit 127): module load nosuch`` (:func:`setup_commands`)."""
+
+
+def setup_commands(setup: Sequence[str]) -> list[str]:
+    """Shell lines that run each line of ``setup`` in the job's shell (so ``source`` and
+    ``export`` hold for the worker) and, if one fails, end the job with its exit code and
+    :data:`SETUP_FAILED_MARK`, the code and the line on stderr."""
+    commands = []
+    for line in setup:
+        report = " ".join(
+            [
+                "printf '%s (exit %s): %s\\n'",
+                shlex.quote(SETUP_FAILED_MARK),
+                '"$batchpool_rc"',
+                shlex.quote(line),
+                ">&2",
+            ]
+        )
+        commands.append(
+            f"{{ {line}\n}} || {{ batchpool_rc=$?; {report}; exit \"$batchpool_rc\"; }}"
+        )
+    return commands
+
+
+def script_body(setup: Sequence[str], argv: Sequence[str]) -> str:
+    """The lines of a job script after its ``#!``: ``exec argv`` (the worker's command,
+    the interpreter first), after the :func:`setup_commands` of ``setup`` if any. The
+    worker keeps what they set or unset in the environment (it restores the driver's
+    otherwise): the interpreter writes down the variables before them
+    (:data:`batchpool.worker.SETUP_SNAPSHOT`)."""
+    command = f"exec {shlex.join(argv)}"
+    if not setup:
+        return command
+    python = shlex.quote(argv[0])
+    snapshot = f'export {SETUP_SNAPSHOT.decode()}="$({python} -c {shlex.quote(SNAPSHOT_CODE)})"'
+    return "\n".join([snapshot, *setup_commands(setup), command])
+
+
+def with_setup(setup: Sequence[str], argv: Sequence[str]) -> str:
+    """The shell text of a job (Slurm's ``--wrap``): ``argv`` as one line without
+    ``setup``, else its :func:`script_body`."""
+    return script_body(setup, argv) if setup else shlex.join(argv)
 
 
 @dataclass(frozen=True)

@@ -39,12 +39,12 @@ def demo_limits(backend: str) -> dict[str, Any]:
     :data:`DEMO_MEM` a job, :data:`DEMO_MAX_JOBS` jobs at once; none locally."""
     if backend == "local":
         return {}
-    limits: dict[str, Any] = {"processes": DEMO_MAX_JOBS, "max_num_resubmissions": 1}
-    if backend == "sge":
-        return {**limits, "resources": [f"h_rt={DEMO_TIME}", f"h_vmem={DEMO_MEM}"]}
-    if backend == "pbs":
-        return {**limits, "walltime": DEMO_TIME, "mem": DEMO_MEM}
-    return {**limits, "time": DEMO_TIME, "mem": DEMO_MEM}  # slurm, slurm.array
+    return {
+        "processes": DEMO_MAX_JOBS,
+        "max_num_resubmissions": 1,
+        "time": DEMO_TIME,
+        "mem": DEMO_MEM,
+    }
 
 
 def demo(args: argparse.Namespace) -> int:

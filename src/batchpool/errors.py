@@ -193,7 +193,7 @@ class WorkerCrashedError(TaskKilledError):
 
 
 class TaskTimeoutError(TaskKilledError):
-    """The task alone runs longer than the jobs' time limit (``time``, ``h_rt``), even
+    """The task alone runs longer than the jobs' time limit (``time``), even
     in a chunk of its own (and with ``max_time``, where given)."""
 
 

@@ -13,29 +13,62 @@ import subprocess
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Optional
 
 from ._layout import is_job_variable
-from .backend import Backend, Cancel, Job, JobRequest, JobState, JobStatus, Statuses
+from .backend import (
+    Backend,
+    Cancel,
+    Job,
+    JobRequest,
+    JobResources,
+    JobState,
+    JobStatus,
+    Statuses,
+    script_body,
+)
 from .options import BackendPoolOptions
+from .progress import logger
 from .proto_pool import BackendPool
 
 if TYPE_CHECKING:
-    from .options import Unpack
+    from .options import ResourceOptions, Unpack
+
+
+IGNORED_HERE = ("queue", "time", "mem", "cpus", "account")
+"""Resources that mean nothing to a subprocess of this machine: accepted, so that a
+script written for a cluster runs here unchanged, and said once to be ignored."""
 
 
 class LocalBackend(Backend):
     """Runs each job as a subprocess (its own process group), started at once. Its jobs have
-    no memory or time limit, and nothing explains their end more than their exit code."""
+    no memory or time limit, and nothing explains their end more than their exit code.
+
+    Parameters
+    ----------
+    queue, time, mem, cpus, gpus, account, setup
+        The resources of every backend (:data:`batchpool.options.RESOURCES`): ``queue``,
+        ``time``, ``mem``, ``cpus`` and ``account`` mean nothing here and are ignored
+        (one INFO line on the ``batchpool`` logger says so); ``setup`` lines run in
+        ``/bin/sh`` before each worker; with ``gpus=N`` each worker gets N of the devices
+        in ``CUDA_VISIBLE_DEVICES`` (in turn), which must list at least N.
+    """
 
     name = "local"
 
-    def __init__(self) -> None:
+    def __init__(self, **resources: Unpack[ResourceOptions]) -> None:
+        self.job_resources = job = JobResources.of(resources)
+        ignored = job.given(*IGNORED_HERE)
+        if ignored:
+            said = ", ".join(f"{name}={value!r}" for name, value in ignored.items())
+            logger.info("batchpool: the local backend ignores %s (they mean nothing here)", said)
+        self._gpu_groups = gpu_groups(job.gpus, os.environ.get("CUDA_VISIBLE_DEVICES"))
         self._lock = threading.Lock()
         self._processes: dict[str, subprocess.Popen] = {}
         self._names: dict[str, str] = {}
         self._ids = itertools.count(1)
         self._prefix = f"{os.getpid()}."
+        self._gpu_turns = itertools.count()
 
     def max_jobs_per_submit(self) -> int:
         return 64
@@ -51,11 +84,11 @@ class LocalBackend(Backend):
             )
             with _private(job.stdout_path) as out, _private(job.stderr_path) as err:
                 process = subprocess.Popen(
-                    request.worker_argv(job_id),
+                    self.job_argv(request, job_id),
                     stdin=subprocess.DEVNULL,
                     stdout=out,
                     stderr=err,
-                    env=_job_environment(),
+                    env=self.job_environment(),
                     start_new_session=True,  # so that delete() can kill the whole group
                 )
             with self._lock:
@@ -63,6 +96,21 @@ class LocalBackend(Backend):
                 self._names[job_id] = request.job_name
             jobs.append(job)
         return jobs
+
+    def job_argv(self, request: JobRequest, job_id: str) -> list[str]:
+        """The worker's command line, after the ``setup`` lines in ``/bin/sh`` if any."""
+        argv = request.worker_argv(job_id)
+        setup = self.job_resources.setup
+        return ["/bin/sh", "-c", script_body(setup, argv)] if setup else argv
+
+    def job_environment(self) -> dict[bytes, bytes]:
+        """:func:`_job_environment`, with the next group of GPUs if the pool asks for any."""
+        env = _job_environment()
+        if self._gpu_groups:
+            with self._lock:
+                group = self._gpu_groups[next(self._gpu_turns) % len(self._gpu_groups)]
+            env[b"CUDA_VISIBLE_DEVICES"] = group.encode()
+        return env
 
     def status(self, jobs: Sequence[Job], cancel: Cancel = None) -> Statuses:
         statuses = {}
@@ -96,6 +144,28 @@ class LocalBackend(Backend):
                 for job_id, process in self._processes.items()
                 if process.poll() is None and self._names.get(job_id) == name
             }
+
+
+def gpu_groups(gpus: Optional[int], visible: Optional[str]) -> list[str]:
+    """The devices of ``CUDA_VISIBLE_DEVICES`` (``visible``) in groups of ``gpus``, one
+    group per worker in turn (``"0,1"``, ``"2,3"``); none without ``gpus``.
+
+    Raises
+    ------
+    ValueError
+        If ``visible`` lists fewer than ``gpus`` devices.
+    """
+    if not gpus:
+        return []
+    devices = [d.strip() for d in (visible or "").split(",") if d.strip()]
+    if len(devices) < gpus:
+        raise ValueError(
+            f"gpus={gpus}: the local backend gives each worker {gpus} of the devices listed "
+            f"in CUDA_VISIBLE_DEVICES, which lists {len(devices)} ({visible or 'not set'}); "
+            f"list them (CUDA_VISIBLE_DEVICES={','.join(map(str, range(gpus)))}) or ask "
+            f"for fewer, like gpus={max(len(devices), 1)}"
+        )
+    return [",".join(devices[i : i + gpus]) for i in range(0, len(devices) - gpus + 1, gpus)]
 
 
 def _private(path: Path) -> BinaryIO:

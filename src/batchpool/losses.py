@@ -121,9 +121,9 @@ class Losses:
                 self._lose(chunk, item)
 
     def _failed_start(self, news: JobNews) -> bool:
-        """A job ended before its worker took any work. Two that said the same on stderr
-        (or were put in the same error state) stop the map: retrying cannot help. True
-        if every call failed for it."""
+        """A job ended before its worker took any work. One whose ``setup`` line failed,
+        or two that said the same on stderr (or were put in the same error state), stop
+        the map: retrying cannot help. True if every call failed for it."""
         loss = self.classify(news, None, False, news.worker.resources)
         key = summary_line(loss.detail)
         same = [f for f in self.start_failures if key and summary_line(f.detail) == key]
@@ -131,9 +131,12 @@ class Losses:
         self.say_pool("job failed before its first task", loss=loss.describe())
         settings, hint = self.settings, self.session_dir_hint()
         evidence = self._work_dir_unseen(news.worker, loss)
+        setup_line = policy.failed_setup_line(loss.detail)
         error: Optional[PoolError] = None
         if evidence:
             error = policy.not_shared_error(loss, evidence, settings.work_dir, hint)
+        elif setup_line is not None:
+            error = policy.setup_failed_error(loss, setup_line, hint)
         elif same:
             error = policy.broken_environment_error(
                 loss, same[0], settings.python_path, settings.work_dir, hint

@@ -1,7 +1,8 @@
 """The options of a pool, declared once.
 
 Every pool takes ``multiprocessing.Pool``'s five arguments (:data:`ARGUMENTS`), the
-options common to every backend (:data:`OPTIONS`), the options of its backend and a
+options common to every backend (:data:`OPTIONS`), the resources of its jobs in the one
+vocabulary of every backend (:data:`RESOURCES`), the options of its backend and a
 ``profile`` (:data:`PROFILE`). Each common one is declared here once: its type in a
 ``TypedDict`` (:class:`PoolArguments`, :class:`PoolOptions`), for type checkers, and its
 default, documentation and check in an :class:`Option` of the table. From them come
@@ -9,6 +10,8 @@ default, documentation and check in an :class:`Option` of the table. From them c
 - the signature of every pool and of the Executor (:func:`compose_signature`), which
   ``help()``, ``inspect.signature`` and :mod:`batchpool.config` read;
 - the ``Parameters`` of the pools' docstrings (:func:`parameters_doc`);
+- the :class:`~batchpool.backend.JobResources` each backend is given and writes in its
+  scheduler's syntax (``queue`` is Slurm's ``--partition``, SGE's and PBS's ``-q``);
 - the checks made when a pool is made, before any thread or job starts, and on what a
   profile or a ``BATCHPOOL_*`` variable gives (:func:`check`), and the error for an
   unknown keyword (:func:`bind_given`);
@@ -40,6 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional, TypedDict, Union
 
 from .policy import RetryPolicy
+from .units import Duration, Memory, parse_mem_mb, parse_time_s
 
 if TYPE_CHECKING:  # the pools import it from here: ``**options: Unpack[PoolKeywords]``
     if sys.version_info >= (3, 11):
@@ -51,6 +55,7 @@ __all__ = [
     "ARGUMENTS",
     "OPTIONS",
     "PROFILE",
+    "RESOURCES",
     "BackendPoolOptions",
     "Check",
     "Option",
@@ -58,6 +63,7 @@ __all__ = [
     "PoolKeywords",
     "PoolOptions",
     "PoolSettings",
+    "ResourceOptions",
     "bind_given",
     "check",
     "compose_signature",
@@ -112,7 +118,19 @@ class PoolKeywords(PoolArguments, PoolOptions, total=False):
     """Every keyword of :class:`batchpool.proto_pool.Pool` but ``backend``."""
 
 
-class BackendPoolOptions(PoolKeywords, total=False):
+class ResourceOptions(TypedDict, total=False):
+    """What every job of a pool asks for, the same on every backend (:data:`RESOURCES`)."""
+
+    queue: Optional[str]
+    time: Optional[Duration]
+    mem: Optional[Memory]
+    cpus: Optional[int]
+    gpus: Optional[int]
+    account: Optional[str]
+    setup: Sequence[str]
+
+
+class BackendPoolOptions(PoolKeywords, ResourceOptions, total=False):
     """Every keyword of a backend's pool but its backend's options, which the pool's own
     ``TypedDict`` adds (``class SlurmPoolOptions(BackendPoolOptions)``)."""
 
@@ -192,6 +210,48 @@ def path(example: str, *, optional: bool = False) -> Check:
         example,
         lambda v: bool(os.fspath(v)),
         optional,
+    )
+
+
+def identifier(want: str, example: str) -> Check:
+    """A name (of a queue, an account), or None."""
+    return Check(lambda v: isinstance(v, str), want, example, lambda v: bool(v), optional=True)
+
+
+def _parses(parse: Callable[[Any], int]) -> Callable[[Any], bool]:
+    def parses(value: Any) -> bool:
+        try:
+            parse(value)
+        except ValueError:
+            return False
+        return True
+
+    return parses
+
+
+def _is_amount(value: object) -> bool:
+    return isinstance(value, str) or _is_number(value)
+
+
+def time_limit() -> Check:
+    """A time limit in the grammar of :mod:`batchpool.units`."""
+    want = "a time limit: minutes (90), 'H:MM:SS', 'D-HH:MM:SS' or '90min'"
+    return Check(_is_amount, want, "'1:30:00'", _parses(parse_time_s), optional=True)
+
+
+def memory() -> Check:
+    """An amount of memory in the grammar of :mod:`batchpool.units`."""
+    want = "an amount of memory: MB (4096), '4G', '1.5G' or '500M'"
+    return Check(_is_amount, want, "'4G'", _parses(parse_mem_mb), optional=True)
+
+
+def shell_lines() -> Check:
+    """Shell lines: one string, or a sequence of strings."""
+    return Check(
+        lambda v: isinstance(v, str)
+        or (isinstance(v, Sequence) and all(isinstance(line, str) for line in v)),
+        "shell lines: a string or a list of strings",
+        "['module load python/3.11', 'source venv/bin/activate']",
     )
 
 
@@ -378,6 +438,70 @@ OPTIONS = _typed(
 )
 """The keyword options common to every pool."""
 
+RESOURCES = _typed(
+    (
+        Option(
+            "queue",
+            None,
+            """Where the jobs go: Slurm's partition (``--partition``), SGE's and PBS's queue
+            (``-q``); ignored by the local backend. None: the scheduler's default.""",
+            identifier("the name of a queue or partition", "'short'"),
+        ),
+        Option(
+            "time",
+            None,
+            """Time limit per job: a bare number is minutes (``90``), or ``"1:30:00"``,
+            ``"2-00:00:00"``, ``"90min"``, ``"1.5h"`` (:mod:`batchpool.units`); ignored by
+            the local backend. None: the scheduler's default.""",
+            time_limit(),
+        ),
+        Option(
+            "mem",
+            None,
+            """Memory per job: a bare number is MB (``4096``), or ``"4G"``, ``"1.5G"``,
+            ``"500M"`` (1024-based, :mod:`batchpool.units`); ignored by the local backend.
+            None: the scheduler's default.""",
+            memory(),
+        ),
+        Option(
+            "cpus",
+            None,
+            """CPUs per job (Slurm ``--cpus-per-task``, PBS ``ncpus``/``ppn``, SGE the slots
+            of the parallel environment ``pe_name``). None: the scheduler's default.""",
+            count(1, "4", optional=True),
+        ),
+        Option(
+            "gpus",
+            None,
+            """GPUs per job (Slurm ``--gres=gpu:N``, SGE the complex ``gpu_resource``, PBS
+            ``ngpus``/``gpus``); locally each worker gets that many of the devices in
+            ``CUDA_VISIBLE_DEVICES``. None or 0: none.""",
+            count(0, "1", optional=True),
+        ),
+        Option(
+            "account",
+            None,
+            """The account the jobs are charged to (Slurm ``--account``, SGE and PBS
+            ``-A``); ignored by the local backend.""",
+            identifier("the name of an account", "'myproject'"),
+        ),
+        Option(
+            "setup",
+            (),
+            """Shell lines run in each job before its worker starts, in order and in the
+            job's shell (``["module load python/3.11", "source venv/bin/activate",
+            "export OMP_NUM_THREADS=1"]``; one string is split into lines). A line that
+            fails ends the job before its worker starts, and the map with a
+            :class:`~batchpool.BrokenEnvironmentError` that quotes it.""",
+            shell_lines(),
+        ),
+    ),
+    ResourceOptions,
+)
+"""The resources of every job, one vocabulary for every backend (``help(batchpool.Pool)``);
+a backend's pool takes them beside its own options and hands its backend a
+:class:`~batchpool.backend.JobResources`."""
+
 PROFILE = Option(
     "profile",
     None,
@@ -389,7 +513,7 @@ PROFILE = Option(
     annotation=Optional[str],
 )
 
-DECLARED = {o.name: o for o in (*ARGUMENTS, *OPTIONS, PROFILE)}
+DECLARED = {o.name: o for o in (*ARGUMENTS, *OPTIONS, *RESOURCES, PROFILE)}
 """Every option declared here, by name."""
 
 
@@ -413,15 +537,20 @@ def compose_signature(
     defaults: Mapping[str, Any] = {},  # noqa: B006 (read only)
     profile: bool = True,
     more: bool = False,
+    resources: bool = False,
     returns: Any = None,
 ) -> inspect.Signature:
     """A pool's signature: ``leading`` (default: :data:`ARGUMENTS`), then as keywords only
-    ``backend`` (its backend, or its backend's options), :data:`OPTIONS` with their
+    :data:`RESOURCES` if ``resources``, ``backend`` (its backend, or its backend's
+    options), :data:`OPTIONS` with their
     ``defaults`` where a pool has its own, the ``profile`` and, if ``more``, ``**options``
     (the options of a backend chosen later: the Executor's)."""
     if leading is None:
         leading = [o.parameter(_POSITIONAL, defaults.get(o.name, o.default)) for o in ARGUMENTS]
-    parameters = [*leading, *backend]
+    parameters = list(leading)
+    if resources:
+        parameters += [o.parameter(_KEYWORD, o.default) for o in RESOURCES]
+    parameters += backend
     parameters += [o.parameter(_KEYWORD, defaults.get(o.name, o.default)) for o in OPTIONS]
     if profile:
         parameters.append(PROFILE.parameter(_KEYWORD, PROFILE.default))

@@ -50,13 +50,15 @@ A single job's output goes to ``-o``/``-e`` files; the elements of an array redi
 own output to files named by their index (``-o``/``-e`` are ``/dev/null``), as Torque and
 PBS Pro name array output files differently.
 
-Resources: ``queue`` (``-q``), ``walltime`` (``walltime=HH:MM:SS``), ``mem`` and ``ncpus``
-(Torque and the Slurm wrappers: ``mem=<N>mb``, ``nodes=1:ppn=<N>``; PBS Pro:
-``select=1:ncpus=<N>:mem=<N>mb``), all in one ``-l`` list (Slurm's wrapper keeps only the
-last ``-l`` it is given, so a ``-l`` in ``qsub_args`` replaces them there), ``account``
-(``-A``), and raw ``qsub_args`` last.
-``walltime`` and ``mem`` are read by :mod:`batchpool.units` (``walltime="90"`` is 90
-minutes, ``mem="1.5G"`` 1536 MB).
+Resources (:class:`~batchpool.backend.JobResources`): ``queue`` (``-q``), ``time`` or its
+alias ``walltime`` (``walltime=HH:MM:SS``), ``mem``, ``cpus`` or its alias ``ncpus`` and
+``gpus`` (Torque and the Slurm wrappers: ``mem=<N>mb``, ``nodes=1:ppn=<N>:gpus=<N>``; PBS
+Pro: ``select=1:ncpus=<N>:mem=<N>mb:ngpus=<N>``), all in one ``-l`` list (Slurm's
+wrapper keeps only the last ``-l`` it is given, so a ``-l`` in ``qsub_args`` replaces them
+there), ``account`` (``-A``), and raw ``qsub_args`` last.
+``time`` and ``mem`` are read by :mod:`batchpool.units` (``time="90"`` is 90
+minutes, ``mem="1.5G"`` 1536 MB); the ``setup`` lines run in the job script before the
+worker.
 A retry with more memory or time (:class:`~batchpool.backend.Resources`) replaces ``mem``
 and ``walltime``; PBS has no way to exclude nodes in a request, so ``exclude_nodes`` is
 not applied.
@@ -122,12 +124,14 @@ from .backend import (
     Ending,
     Job,
     JobRequest,
+    JobResources,
     JobState,
     JobStatus,
     Nodes,
     Resources,
     Statuses,
     id_batches,
+    script_body,
     still_queued,
 )
 from .commands import CommandPolicy, parsed, run_command
@@ -136,10 +140,10 @@ from .options import BackendPoolOptions
 from .proto_pool import BackendPool
 from .slurm import CLIENT_SLURM_VARIABLES
 from .slurm import scheduler_environment as slurm_environment
-from .units import Duration, Memory, parse_mem_mb, parse_time_s
+from .units import Duration
 
 if TYPE_CHECKING:
-    from .options import Unpack
+    from .options import ResourceOptions, Unpack
 
 __all__ = [
     "Dialect",
@@ -524,16 +528,9 @@ class PbsBackend(Backend):
 
     Parameters
     ----------
-    queue
-        ``qsub -q``; None leaves it to the server.
-    walltime
-        Time limit per job (``"1:30:00"``, ``"90"`` minutes, ``"1.5h"``: :mod:`batchpool.units`).
-    mem
-        Memory per job (``"4G"``, ``"4096"`` MB: :mod:`batchpool.units`).
-    ncpus
-        CPUs per job (``-l nodes=1:ppn=N``, PBS Pro ``-l select=1:ncpus=N``).
-    account
-        ``qsub -A``.
+    walltime, ncpus
+        PBS's names of ``time`` (``-l walltime=``) and ``cpus`` (``ncpus``/``ppn``), for
+        those used to them; one of each pair at most.
     qsub_args
         Further raw ``qsub`` arguments, placed last.
     dialect
@@ -548,6 +545,12 @@ class PbsBackend(Backend):
         The programs to run (tests point them at dummies or at wrappers off ``PATH``).
     command_policy
         Timeout and bounded retries of every scheduler command.
+    queue, time, mem, cpus, gpus, account, setup
+        The resources of every backend (:data:`batchpool.options.RESOURCES`): ``queue``
+        ``-q``, ``account`` ``-A``, and in one ``-l`` list ``walltime=HH:MM:SS`` and, PBS
+        Pro, ``select=1:ncpus=N:mem=<N>mb:ngpus=N``, Torque and the Slurm wrappers
+        ``mem=<N>mb,nodes=1:ppn=N:gpus=N``; ``setup`` lines run in the job script before
+        the worker.
     """
 
     name = "pbs"
@@ -555,11 +558,8 @@ class PbsBackend(Backend):
     def __init__(
         self,
         *,
-        queue: Optional[str] = None,
         walltime: Optional[Duration] = None,
-        mem: Optional[Memory] = None,
         ncpus: Optional[int] = None,
-        account: Optional[str] = None,
         qsub_args: Sequence[str] = (),
         dialect: Optional[str] = None,
         status_format: Optional[str] = None,
@@ -568,18 +568,19 @@ class PbsBackend(Backend):
         qstat_path: str = "qstat",
         qdel_path: str = "qdel",
         command_policy: CommandPolicy = DEFAULT_COMMAND_POLICY,
+        **resources: Unpack[ResourceOptions],
     ) -> None:
         if status_format is not None and status_format not in STATUS_FORMATS:
             raise ValueError(f"status_format {status_format!r} is not one of {STATUS_FORMATS}")
-        if ncpus is not None and ncpus < 1:
-            raise ValueError(f"ncpus must be at least 1, not {ncpus}")
         if max_array_size < 1:
             raise ValueError(f"max_array_size must be at least 1, not {max_array_size}")
-        self.queue = queue
-        self.walltime_s = None if walltime is None else parse_time_s(walltime, "walltime")
-        self.mem_mb = None if mem is None else parse_mem_mb(mem)
-        self.ncpus = ncpus
-        self.account = account
+        own = {"walltime": ("time", walltime), "ncpus": ("cpus", ncpus)}
+        self.job_resources = job = JobResources.of(resources, own)
+        self.queue = job.queue
+        self.walltime_s = job.time_s
+        self.mem_mb = job.mem_mb
+        self.ncpus = job.cpus
+        self.account = job.account
         self.qsub_args = [str(a) for a in qsub_args]
         self._dialect = None if dialect is None else Dialect(dialect)
         self.status_format = status_format
@@ -624,7 +625,8 @@ class PbsBackend(Backend):
             index = "$PBS_ARRAY_INDEX" if dialect is Dialect.PBSPRO else "$PBS_ARRAYID"
             out, err = (_expanding(p, index) for p in request.logs.pair(f"{array_name}.{index}"))
             lines.append(f"exec >>{out} 2>>{err}")
-        lines.append(f"exec {request.worker_command(self.job_id_template(dialect))}")
+        argv = request.worker_argv(self.job_id_template(dialect))
+        lines.append(script_body(self.job_resources.setup, argv))
         return "\n".join(lines) + "\n"
 
     def resource_argv(self, dialect: Dialect, changes: Resources) -> list[str]:
@@ -635,17 +637,22 @@ class PbsBackend(Backend):
         items: list[str] = []
         if time_s is not None:
             items.append(f"walltime={format_walltime(time_s)}")
+        gpus = self.job_resources.gpus
         if dialect is Dialect.PBSPRO:
-            if self.ncpus is not None or mem_mb is not None:
+            if self.ncpus is not None or mem_mb is not None or gpus is not None:
                 chunk = "select=1"
                 chunk += f":ncpus={self.ncpus}" if self.ncpus is not None else ""
                 chunk += f":mem={mem_mb}mb" if mem_mb is not None else ""
+                chunk += f":ngpus={gpus}" if gpus is not None else ""
                 items.append(chunk)
         else:
             if mem_mb is not None:
                 items.append(f"mem={mem_mb}mb")
-            if self.ncpus is not None:
-                items.append(f"nodes=1:ppn={self.ncpus}")
+            if self.ncpus is not None or gpus is not None:
+                nodes = "nodes=1"
+                nodes += f":ppn={self.ncpus}" if self.ncpus is not None else ""
+                nodes += f":gpus={gpus}" if gpus is not None else ""
+                items.append(nodes)
         return ["-l", ",".join(items)] if items else []
 
     def qsub_argv(
@@ -793,11 +800,8 @@ class PbsPoolOptions(BackendPoolOptions, total=False):
     """What :class:`Pool` takes by keyword: the options of :class:`PbsBackend` (their
     defaults are its own) and those of every pool."""
 
-    queue: Optional[str]
     walltime: Optional[Duration]
-    mem: Optional[Memory]
     ncpus: Optional[int]
-    account: Optional[str]
     qsub_args: Sequence[str]
     dialect: Optional[str]
     status_format: Optional[str]

@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Optional
 
 from ._layout import Failure
-from .backend import Ending, JobStatus, Resources
+from .backend import SETUP_FAILED_MARK, Ending, JobStatus, Resources
 from .errors import (
     BrokenEnvironmentError,
     JobsLostError,
@@ -207,13 +207,13 @@ _KILLED = {
     Cause.TIME_LIMIT: (
         TaskTimeoutError,
         "was stopped by the jobs' time limit{resources} {times} times, the last time in a "
-        "chunk of its own. Give the jobs more time (`time`, `h_rt`), or let the pool retry "
+        "chunk of its own. Give the jobs more `time`, or let the pool retry "
         "with more: retry_policy=RetryPolicy(max_time=...).",
     ),
     Cause.MEMORY_LIMIT: (
         TaskMemoryError,
         "was stopped by the jobs' memory limit{resources} {times} times. Give the jobs more "
-        "memory (`mem`, `h_vmem`), or let the pool retry with more: "
+        "memory (`mem`), or let the pool retry with more: "
         "retry_policy=RetryPolicy(max_mem=...).",
     ),
 }
@@ -319,6 +319,32 @@ def not_shared_error(
         "    " + said.replace("\n", "\n    "),
     ]
     return BrokenEnvironmentError("\n".join(lines), session_dir, said)
+
+
+def failed_setup_line(stderr: str) -> Optional[str]:
+    """The line of a job's stderr that says a ``setup`` line failed
+    (:data:`batchpool.backend.SETUP_FAILED_MARK`), or None."""
+    for line in reversed(stderr.splitlines()):
+        if line.startswith(SETUP_FAILED_MARK):
+            return line
+    return None
+
+
+def setup_failed_error(
+    loss: Loss, said: str, session_dir: Optional[Path]
+) -> BrokenEnvironmentError:
+    """A job's ``setup`` line failed (``said``: the job's line that says so): every job
+    would fail the same, so the map stops at the first."""
+    failure = re.match(r".*?\(exit (\d+)\): (.*)", said)
+    code, line = failure.groups() if failure else ("?", said)
+    lines = [
+        f"A setup line failed (exit {code}), so no worker started: {line}",
+        "Fix or remove that line of setup=... (run it by hand in a job's shell to see "
+        "why: a module that is not there, a path that is not on the compute nodes...).",
+        f"Job {loss.job_id}'s stderr ends:",
+        "    " + (loss.detail.strip() or said).replace("\n", "\n    "),
+    ]
+    return BrokenEnvironmentError("\n".join(lines), session_dir, loss.detail)
 
 
 def unwritable_error(work_dir: Path, error: OSError, during_map: bool = False) -> PoolError:

@@ -33,6 +33,7 @@ from .options import (
     ARGUMENTS,
     OPTIONS,
     PROFILE,
+    RESOURCES,
     BackendPoolOptions,
     PoolKeywords,
     PoolSettings,
@@ -343,19 +344,21 @@ class BackendPool(Pool):
     """A ``TypedDict`` that extends :class:`~batchpool.options.BackendPoolOptions` by the
     options of ``backend_class``."""
     backend_options: ClassVar[tuple[str, ...]] = ()
-    """The names of the options of ``backend_class`` (set from ``options_type``)."""
+    """The names of the options of ``backend_class`` (set from ``options_type``); it takes
+    those of :data:`~batchpool.options.RESOURCES` too."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         backend = _backend_parameters(cls.backend_class, cls.options_type)
         cls.backend_options = tuple(p.name for p in backend)
-        signature = compose_signature(backend, defaults=cls.option_defaults)
+        signature = compose_signature(backend, defaults=cls.option_defaults, resources=True)
         cls.__signature__ = signature
         if "__init__" in cls.__dict__:
             cls.__init__.__signature__ = with_self(signature)  # type: ignore[attr-defined]
         cls.__doc__ = pool_doc(
             cls.__doc__ or "",
             parameters_doc(ARGUMENTS),
+            parameters_doc(RESOURCES),
             *(parameters_of(k) for k in _declaring_classes(cls.backend_class)),
             parameters_doc(OPTIONS),
             parameters_doc([PROFILE]),
@@ -368,9 +371,8 @@ class BackendPool(Pool):
         from .config import configured_options
 
         given = configured_options(self.backend_class.name, given, given.pop("profile", None))
-        backend = self.backend_class(
-            **{name: given.pop(name) for name in self.backend_options if name in given}
-        )
+        names = (*self.backend_options, *(o.name for o in RESOURCES))
+        backend = self.backend_class(**{name: given.pop(name) for name in names if name in given})
         positional = [given.pop(o.name, o.default) for o in ARGUMENTS]
         if positional[0] is None:
             positional[0] = self._default_processes()

@@ -75,12 +75,14 @@ from .backend import (
     Ending,
     Job,
     JobRequest,
+    JobResources,
     JobState,
     JobStatus,
     Nodes,
     Resources,
     Statuses,
     id_batches,
+    script_body,
 )
 from .commands import CommandPolicy, parsed, run_command
 from .errors import SchedulerError
@@ -88,7 +90,7 @@ from .options import BackendPoolOptions
 from .proto_pool import BackendPool
 
 if TYPE_CHECKING:
-    from .options import Unpack
+    from .options import ResourceOptions, Unpack
 
 __all__ = [
     "Pool",
@@ -123,9 +125,10 @@ def sge_job_name(name: str) -> str:
 JOB_ID_TEMPLATE = "{JOB_ID}"
 
 
-def job_script(request: JobRequest) -> str:
-    """The job script of a worker: ``exec`` it with the absolute python path."""
-    return f"#!/bin/sh\nexec {request.worker_command(JOB_ID_TEMPLATE)}\n"
+def job_script(request: JobRequest, setup: Sequence[str] = ()) -> str:
+    """The job script of a worker: the ``setup`` lines, then ``exec`` the worker with the
+    absolute python path (:func:`batchpool.backend.script_body`)."""
+    return f"#!/bin/sh\n{script_body(setup, request.worker_argv(JOB_ID_TEMPLATE))}\n"
 
 
 def parse_qsub_terse(stdout: str) -> str:
@@ -249,6 +252,20 @@ def job_resource_lists(pool_lists: Sequence[str], changes: Resources) -> list[st
         elif remaining:
             kept.append(",".join(remaining))
     return kept + added
+
+
+def own_resource_lists(job: JobResources, gpu_resource: str = "gpu") -> list[str]:
+    """The ``-l`` list of a pool's resources, if any: ``h_rt=<seconds>``,
+    ``h_vmem=<N>M`` per slot (SGE multiplies ``h_vmem`` by the slots of a parallel
+    job, so the job's ``mem`` is divided among its ``cpus``) and ``<gpu_resource>=N``."""
+    items = []
+    if job.time_s is not None:
+        items.append(f"h_rt={job.time_s}")
+    if job.mem_mb is not None:
+        items.append(f"h_vmem={math.ceil(job.mem_mb / (job.cpus or 1))}M")
+    if job.gpus is not None:
+        items.append(f"{gpu_resource}={job.gpus}")
+    return [",".join(items)] if items else []
 
 
 def host_exclusion(pool_lists: Sequence[str], nodes: Sequence[str]) -> str:
@@ -600,16 +617,30 @@ class SgeBackend(Backend):
     Parameters
     ----------
     queue_name
-        ``qsub -q``; None leaves it to SGE.
+        Another name of ``queue`` (``qsub -q``), the one of batchpool 0.2.
+    pe_name
+        The parallel environment (``qsub -pe NAME N``) that gives a job ``cpus`` slots;
+        SGE has no standard one (``qconf -spl`` lists the site's: ``smp``...), so
+        ``cpus`` above 1 needs it.
+    gpu_resource
+        The site's consumable complex for GPUs, requested as ``-l <gpu_resource>=N``
+        (default ``gpu``; ``qconf -sc`` lists the site's).
     resources
-        Each becomes ``-l X`` (e.g. ``"h_vmem=4G"``, ``"h_rt=1:00:00,h_vmem=2G"``).
-        ``h_vmem`` and ``h_rt`` are the memory and time a retry with more starts from.
+        Each becomes ``-l X`` (e.g. ``"h_vmem=4G"``, ``"h_rt=1:00:00,h_vmem=2G"``), after
+        the pool's own: for one resource SGE keeps the last. ``h_vmem`` and ``h_rt`` are
+        the memory and time a retry with more starts from.
     qsub_args
         Further raw ``qsub`` arguments, placed last (a ``-l`` there wins over a retry's).
     qsub_path, qstat_path, qdel_path, qacct_path
         The programs to run (tests point them at dummies).
     command_policy
         Timeout and bounded retries of every scheduler command.
+    queue, time, mem, cpus, gpus, account, setup
+        The resources of every backend (:data:`batchpool.options.RESOURCES`): ``queue``
+        ``-q``, ``time`` ``-l h_rt=<seconds>``, ``mem`` ``-l h_vmem=<N>M`` (per slot,
+        as SGE counts it: the job's ``mem`` divided among its ``cpus``), ``cpus``
+        ``-pe <pe_name> N``, ``gpus`` ``-l <gpu_resource>=N``, ``account`` ``-A``,
+        ``setup`` lines in the job script before the worker.
     """
 
     name = "sge"
@@ -618,6 +649,8 @@ class SgeBackend(Backend):
         self,
         *,
         queue_name: Optional[str] = None,
+        pe_name: Optional[str] = None,
+        gpu_resource: str = "gpu",
         resources: Sequence[str] = (),
         qsub_args: Sequence[str] = (),
         qsub_path: str = "qsub",
@@ -625,9 +658,19 @@ class SgeBackend(Backend):
         qdel_path: str = "qdel",
         qacct_path: str = "qacct",
         command_policy: CommandPolicy = DEFAULT_COMMAND_POLICY,
+        **job_resources: Unpack[ResourceOptions],
     ) -> None:
-        self.queue_name = queue_name
-        self.resources = [str(r) for r in resources]
+        alias = {"queue_name": ("queue", queue_name)}
+        self.job_resources = job = JobResources.of(job_resources, alias)
+        if job.cpus is not None and job.cpus > 1 and pe_name is None:
+            raise ValueError(
+                f"cpus={job.cpus} on SGE needs a parallel environment: give pe_name, "
+                "like pe_name='smp' (qconf -spl lists this cluster's)"
+            )
+        self.queue_name = job.queue
+        self.pe_name = pe_name
+        self.gpu_resource = gpu_resource
+        self.resources = [*own_resource_lists(job, gpu_resource), *map(str, resources)]
         self.qsub_args = [str(a) for a in qsub_args]
         self.qsub_path = qsub_path
         self.qstat_path = qstat_path
@@ -658,6 +701,10 @@ class SgeBackend(Backend):
         ]
         if self.queue_name is not None:
             argv += ["-q", self.queue_name]
+        if self.job_resources.account is not None:
+            argv += ["-A", self.job_resources.account]
+        if self.pe_name is not None and self.job_resources.cpus is not None:
+            argv += ["-pe", self.pe_name, str(self.job_resources.cpus)]
         for resource in job_resource_lists(self.resources, request.resources):
             argv += ["-l", resource]
         return argv + self.qsub_args
@@ -670,7 +717,10 @@ class SgeBackend(Backend):
         logs = request.logs.new_pair("sge")
         argv = self.qsub_argv(request, logs)
         result = run_command(
-            argv, self.command_policy, stdin_text=job_script(request), cancel=cancel
+            argv,
+            self.command_policy,
+            stdin_text=job_script(request, self.job_resources.setup),
+            cancel=cancel,
         )
         job_id = parsed(parse_qsub_terse, result)
         return [Job(job_id, request.job_name, *map(Path, logs))]
@@ -759,6 +809,8 @@ class SgePoolOptions(BackendPoolOptions, total=False):
     defaults are its own) and those of every pool."""
 
     queue_name: Optional[str]
+    pe_name: Optional[str]
+    gpu_resource: str
     resources: Sequence[str]
     qsub_args: Sequence[str]
     qsub_path: str

@@ -9,8 +9,9 @@ or a literal id); the worker writes it into every claim it makes.
 The worker
 
 1. restores the driver's environment exactly, except the variables that belong
-   to this job (``SLURM_*``, ``SGE_*``, ``JOB_ID``, ...), which it keeps from the
-   job; if a variable that only takes effect at interpreter start differs
+   to this job (``SLURM_*``, ``SGE_*``, ``JOB_ID``, ...) and those the pool's
+   ``setup`` lines set or unset (:func:`setup_changes`), which it keeps from the job;
+   if a variable that only takes effect at interpreter start differs
    (``LD_LIBRARY_PATH``, ...), it re-executes itself once with the full environment;
 2. takes the driver's ``sys.path`` and working directory, and runs the pool's
    ``initializer`` once;
@@ -45,6 +46,7 @@ import os
 import pickle
 import sys
 import time
+import zlib
 
 from ._layout import (
     BEGIN,
@@ -115,15 +117,41 @@ def merge_environment(driver: dict, job: dict) -> dict:
     return merged
 
 
+SETUP_SNAPSHOT = b"BATCHPOOL_BEFORE_SETUP"
+"""The job's variables before its ``setup`` lines ran, as ``NAME:crc32`` words, which the
+job script sets with :data:`SNAPSHOT_CODE` (:func:`batchpool.backend.script_body`)."""
+SNAPSHOT_CODE = (
+    "import os,sys,zlib;sys.stdout.write(' '.join('%s:%x' % (k.decode('latin-1'), "
+    "zlib.crc32(v)) for k, v in os.environb.items()))"
+)
+
+
+def setup_changes(target: dict, job: dict, snapshot: bytes) -> dict:
+    """``target`` with the variables that the ``setup`` lines set or unset in ``job``:
+    those whose value differs from ``snapshot`` (:data:`SETUP_SNAPSHOT`)."""
+    before = dict(word.rsplit(b":", 1) for word in snapshot.split())
+    merged = dict(target)
+    merged.update(
+        (k, v) for k, v in job.items() if before.get(k) != b"%x" % zlib.crc32(v)
+    )
+    for name in before.keys() - job.keys():
+        merged.pop(name, None)
+    return merged
+
+
 def _restore_environment(pool_dir: str) -> None:
     with open(PoolPaths(pool_dir).environment, "rb") as f:
         saved = pickle.load(f)
     target = merge_environment(saved["environ"], dict(os.environb))
+    snapshot = os.environb.get(SETUP_SNAPSHOT)
+    if snapshot is not None:  # kept through a re-exec, which merges again
+        target = setup_changes(target, dict(os.environb), snapshot)
     needs_reexec = any(os.environb.get(k) != target.get(k) for k in STARTUP_VARIABLES)
     if needs_reexec and REEXEC_MARK not in os.environb:
         target[REEXEC_MARK] = b"1"
         os.execve(sys.executable, [sys.executable, "-m", "batchpool.worker", *sys.argv[1:]], target)
     target.pop(REEXEC_MARK, None)
+    target.pop(SETUP_SNAPSHOT, None)
     os.environb.clear()
     os.environb.update(target)
     sys.path[:] = saved["sys_path"]

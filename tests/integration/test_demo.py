@@ -40,7 +40,7 @@ def test_on_a_host_with_sbatch_and_qsub_the_demo_runs_here(
     ("partition", "where"),
     [
         (None, "jobs go to the scheduler's default queue"),
-        ("local", "jobs go to partition 'local' (environment BATCHPOOL_PARTITION)"),
+        ("local", "jobs go to queue 'local' (environment BATCHPOOL_QUEUE)"),
     ],
 )
 def test_with_a_backend_it_says_where_and_submits_small_jobs(
@@ -51,7 +51,7 @@ def test_with_a_backend_it_says_where_and_submits_small_jobs(
     for name, path in {**program_paths(cluster, "slurm"), "sbatch_path": sbatch}.items():
         monkeypatch.setenv(f"BATCHPOOL_{name.upper()}", str(path))
     if partition:
-        monkeypatch.setenv("BATCHPOOL_PARTITION", partition)
+        monkeypatch.setenv("BATCHPOOL_QUEUE", partition)
     argv = ["demo", "--backend", "slurm", "--tasks", "3", "--polling-interval", "0.2"]
     code, out, _ = run(capsys, *argv, "--work-dir", tmp_path / "work")
     assert code == 0, out

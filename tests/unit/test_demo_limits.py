@@ -22,16 +22,11 @@ def test_the_limits_are_options_of_the_backend(backend):
         assert limits["processes"] == cli.DEMO_MAX_JOBS
 
 
-@pytest.mark.parametrize("backend", ["slurm", "slurm.array", "pbs"])
-def test_a_minute_and_256_mb(backend):
+@pytest.mark.parametrize("backend", ["slurm", "slurm.array", "sge", "pbs"])
+def test_a_minute_and_256_mb_in_the_one_vocabulary(backend):
     limits = cli.demo_limits(backend)
-    time_option = "walltime" if backend == "pbs" else "time"
-    assert units.parse_time_s(limits[time_option]) == 60
+    assert units.parse_time_s(limits["time"]) == 60
     assert units.parse_mem_mb(limits["mem"]) == 256
-
-
-def test_sge_gets_them_as_resources():
-    assert cli.demo_limits("sge")["resources"] == ["h_rt=0:01:00", "h_vmem=256M"]
 
 
 def test_nothing_to_limit_locally():

@@ -192,13 +192,19 @@ def test_a_pool_takes_its_backends_options_with_the_backends_defaults(name):
 
 
 def test_the_backend_options_by_hand():
-    assert {"partition", "time", "mem", "sbatch_args", "command_policy"} <= set(
+    assert {"partition", "cpus_per_task", "sbatch_args", "command_policy"} <= set(
         batchpool.slurm.Pool.backend_options
     )
     assert "scontrol_path" in batchpool.slurm.array.Pool.backend_options
-    assert {"queue_name", "resources", "qsub_args"} <= set(batchpool.sge.Pool.backend_options)
-    assert {"queue", "walltime", "mem", "dialect"} <= set(batchpool.pbs.Pool.backend_options)
+    assert {"queue_name", "pe_name", "resources", "qsub_args"} <= set(
+        batchpool.sge.Pool.backend_options
+    )
+    assert {"walltime", "ncpus", "dialect"} <= set(batchpool.pbs.Pool.backend_options)
     assert batchpool.local.Pool.backend_options == ()
+    resources = {o.name for o in options.RESOURCES}
+    for pool_class in BACKEND_POOLS.values():  # the vocabulary of every backend, declared once
+        assert resources <= set(keyword_options(pool_class))
+        assert not resources & set(pool_class.backend_options)
 
 
 @pytest.mark.parametrize("pool_class", [*ALL_POOLS, batchpool.Executor], ids=str)
@@ -234,7 +240,8 @@ def test_help_of_the_slurm_array_pool_lists_its_options_with_types():
     assert "polling_interval: float = 5.0" in text
     assert "max_num_resubmissions: int = 10" in text
     assert "worker_idle_s: float = 5.0" in text
-    assert re.search(r"\n \|  partition, time, mem, cpus_per_task, account, qos\n", text)
+    assert re.search(r"\n \|  partition, cpus_per_task\n", text)
+    assert "time: Union[int, float, str, NoneType] = None" in text
     assert "**options" not in text
 
 
@@ -368,6 +375,7 @@ def test_the_settings_are_the_declared_options_and_one_job_cap():
         "initargs",
         "context",
         "profile",
+        *(o.name for o in options.RESOURCES),  # the backend's (JobResources)
     }
 
 

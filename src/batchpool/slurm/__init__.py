@@ -35,9 +35,13 @@ refuses two of them together), ``--time``/``-t`` and ``--exclude``/``-x`` (whose
 stay excluded, followed by the new ones). :meth:`SlurmBackend.base_resources` reads the
 pool's ``mem`` and ``time``, or the last ``--mem``/``--time`` in ``sbatch_args``.
 
-The pool's ``time`` and ``mem`` are read by :mod:`batchpool.units` (``time="90"`` is 90
-minutes, ``mem="1.5G"`` 1536 MB) and given to ``sbatch`` as ``--time HH:MM:SS`` and
-``--mem <N>M``; ``sbatch_args`` are Slurm's to read (:func:`parse_slurm_time_s`,
+The pool's resources (:class:`~batchpool.backend.JobResources`: ``queue`` or its alias
+``partition``, ``time``, ``mem``, ``cpus`` or ``cpus_per_task``, ``gpus``, ``account``)
+become ``--partition``, ``--time HH:MM:SS``, ``--mem <N>M``, ``--cpus-per-task``,
+``--gres gpu:<N>`` and ``--account``; its ``setup`` lines run before the worker in the
+``--wrap`` command (:func:`batchpool.backend.with_setup`). ``time`` and ``mem`` are read
+by :mod:`batchpool.units` (``time="90"`` is 90 minutes, ``mem="1.5G"`` 1536 MB);
+``sbatch_args`` are Slurm's to read (:func:`parse_slurm_time_s`,
 :func:`parse_slurm_mem_mb`), and there ``--time=UNLIMITED`` and ``--mem=0`` (all of a
 node's memory) still work.
 """
@@ -61,6 +65,7 @@ from ..backend import (
     Ending,
     Job,
     JobRequest,
+    JobResources,
     JobState,
     JobStatus,
     Nodes,
@@ -69,12 +74,13 @@ from ..backend import (
     id_batches,
     read_job_stderr,
     still_queued,
+    with_setup,
 )
 from ..commands import CommandPolicy, parsed, run_command
 from ..errors import SchedulerError
 from ..options import BackendPoolOptions
 from ..proto_pool import BackendPool
-from ..units import Duration, Memory, parse_mem_mb, parse_time_s
+from ..units import parse_time_s
 from .squeue import (
     SqueueLine,
     filter_stderr_noise,
@@ -92,7 +98,7 @@ from .squeue import (
 )
 
 if TYPE_CHECKING:
-    from ..options import Unpack
+    from ..options import ResourceOptions, Unpack
 
 __all__ = ["Pool", "SlurmBackend", "scheduler_environment"]
 
@@ -334,17 +340,23 @@ class SlurmBackend(Backend):
 
     Parameters
     ----------
-    partition, time, mem, cpus_per_task, account, qos
-        ``sbatch`` ``--partition``, ``--time`` (``"1:30:00"``, ``"90"`` minutes, ``"1.5h"``),
-        ``--mem`` (``"4G"``, ``"4096"`` MB), ``--cpus-per-task``, ``--account``, ``--qos``;
-        ``None`` leaves them to the cluster's defaults. Times and memory: see
-        :mod:`batchpool.units`.
+    partition, cpus_per_task
+        Slurm's names of ``queue`` (``--partition``) and ``cpus`` (``--cpus-per-task``),
+        for those used to them; one of each pair at most.
+    qos
+        ``sbatch --qos``.
     sbatch_args
         Further raw ``sbatch`` arguments, placed after the ones above.
     sbatch_path, squeue_path, scancel_path, sacct_path, sinfo_path
         The programs to run (tests point them at dummies).
     command_policy
         Timeout and bounded retries of every scheduler command.
+    queue, time, mem, cpus, gpus, account, setup
+        The resources of every backend (:data:`batchpool.options.RESOURCES`): ``queue``
+        ``--partition``, ``time`` ``--time`` (``"90"`` is 90 minutes, ``"1:30:00"``),
+        ``mem`` ``--mem`` (``"1.5G"``, ``4096`` MB), ``cpus`` ``--cpus-per-task``, ``gpus``
+        ``--gres=gpu:N``, ``account`` ``--account``, ``setup`` lines run before the worker
+        in the ``--wrap`` command. None leaves each to the cluster's defaults.
     """
 
     name = "slurm"
@@ -353,10 +365,7 @@ class SlurmBackend(Backend):
         self,
         *,
         partition: Optional[str] = None,
-        time: Optional[Duration] = None,
-        mem: Optional[Memory] = None,
         cpus_per_task: Optional[int] = None,
-        account: Optional[str] = None,
         qos: Optional[str] = None,
         sbatch_args: Sequence[str] = (),
         sbatch_path: str = "sbatch",
@@ -365,16 +374,20 @@ class SlurmBackend(Backend):
         sacct_path: str = "sacct",
         sinfo_path: str = "sinfo",
         command_policy: CommandPolicy = DEFAULT_COMMAND_POLICY,
+        **resources: Unpack[ResourceOptions],
     ) -> None:
-        self.time_s = None if time is None else parse_time_s(time)
-        self.mem_mb = None if mem is None else parse_mem_mb(mem)
+        own = {"partition": ("queue", partition), "cpus_per_task": ("cpus", cpus_per_task)}
+        self.job_resources = job = JobResources.of(resources, own)
+        self.time_s = job.time_s
+        self.mem_mb = job.mem_mb
         self.options: dict[str, Any] = dict(
-            partition=partition,
+            partition=job.queue,
             time=None if self.time_s is None else format_time(self.time_s),
             mem=None if self.mem_mb is None else f"{self.mem_mb}M",
-            cpus_per_task=cpus_per_task,
-            account=account,
+            cpus_per_task=job.cpus,
+            account=job.account,
             qos=qos,
+            gres=None if job.gpus is None else f"gpu:{job.gpus}",
         )
         self.resource_args = _resource_args(**self.options)
         self.sbatch_args = [str(a) for a in sbatch_args]
@@ -405,6 +418,10 @@ class SlurmBackend(Backend):
         options = {k: (None if replaced.get(k) else v) for k, v in self.options.items()}
         return [*_resource_args(**options), *resource_change_args(self.sbatch_args, resources)]
 
+    def wrap_command(self, request: JobRequest) -> str:
+        """The ``--wrap`` command of a worker of ``request``, after the ``setup`` lines."""
+        return with_setup(self.job_resources.setup, request.worker_argv(self.job_id_template))
+
     def sbatch_argv(self, request: JobRequest) -> list[str]:
         """``sbatch`` for one worker of ``request``."""
         out, err = request.logs.pair("%j")
@@ -419,7 +436,7 @@ class SlurmBackend(Backend):
             err,
             *self.request_args(request),
             "--wrap",
-            request.worker_command(self.job_id_template),
+            self.wrap_command(request),
         ]
 
     def submit(self, request: JobRequest, cancel: Cancel = None) -> list[Job]:
@@ -578,10 +595,7 @@ class SlurmPoolOptions(BackendPoolOptions, total=False):
     defaults are its own) and those of every pool."""
 
     partition: Optional[str]
-    time: Optional[Duration]
-    mem: Optional[Memory]
     cpus_per_task: Optional[int]
-    account: Optional[str]
     qos: Optional[str]
     sbatch_args: Sequence[str]
     sbatch_path: str

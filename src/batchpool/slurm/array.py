@@ -105,7 +105,7 @@ class SlurmArrayBackend(SlurmBackend):
             err,
             *self.request_args(request),
             "--wrap",
-            request.worker_command(self.job_id_template),
+            self.wrap_command(request),
         ]
 
     def jobs_of(self, request: JobRequest, job_id: str) -> list[Job]:
