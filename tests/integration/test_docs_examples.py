@@ -6,8 +6,6 @@ directory, with a time limit. An rst comment on the line before a block says how
 
     .. example: dummies       run with the dummy Slurm/SGE/PBS first on PATH
                               (batchpool.Pool() then picks the dummy Slurm array)
-    .. example: vocabulary    uses the options every backend takes (queue, cpus, gpus,
-                              setup...): skipped until this batchpool has them
     .. example: needs NAME    skipped if the module NAME is not installed
     .. example: pytest        a test module: run with pytest and the shipped plugin
 
@@ -18,7 +16,6 @@ Without a comment, a block runs on the local backend (``BATCHPOOL_BACKEND=local`
 from __future__ import annotations
 
 import importlib.util
-import inspect
 import os
 import re
 import subprocess
@@ -29,12 +26,12 @@ from pathlib import Path
 import pytest
 
 import batchpool.slurm
-from batchpool.testing import install_dummies
+from batchpool.testing import DummyConfig, install_dummies
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 SRC = Path(batchpool.__file__).resolve().parent.parent
 TIME_LIMIT_S = 120
-KNOWN_WORDS = {"dummies", "vocabulary", "needs", "pytest"}
+KNOWN_WORDS = {"dummies", "needs", "pytest"}
 
 _BLOCK = re.compile(r"^\.\. code-block:: (\w+)[^\n]*\n((?:[ \t]*:[^\n]*\n)*)\n", re.M)
 _MARK = re.compile(r"^\.\. example: ([^\n]*)\n\s*\n\Z", re.M)
@@ -90,12 +87,6 @@ PYTHON_EXAMPLES = [e for e in examples() if e.language == "python"]
 TOML_EXAMPLES = [e for e in examples() if e.language == "toml"]
 
 
-def has_one_vocabulary() -> bool:
-    """Whether every backend takes the shared options (queue, cpus, gpus, setup)."""
-    names = inspect.signature(batchpool.slurm.Pool).parameters
-    return all(name in names for name in ("queue", "cpus", "gpus", "setup"))
-
-
 def test_the_docs_have_examples_and_known_marks():
     assert len(PYTHON_EXAMPLES) >= 15, [e.name for e in PYTHON_EXAMPLES]
     for example in examples():
@@ -122,8 +113,6 @@ def test_python_example_runs(example, tmp_path):
         module = words[words.index("needs") + 1]
         if importlib.util.find_spec(module) is None:
             pytest.skip(f"{module} is not installed")
-    if "vocabulary" in words and not has_one_vocabulary():
-        pytest.skip("needs the options every backend takes (issue 23): not in this batchpool")
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SRC), env.get("PYTHONPATH")]))
     for name in [n for n in env if n.startswith("BATCHPOOL_")]:
@@ -132,7 +121,8 @@ def test_python_example_runs(example, tmp_path):
     work.mkdir()
     cluster = None
     if "dummies" in words:
-        cluster = install_dummies(tmp_path / "cluster")
+        queues = DummyConfig(partitions=("local", "short"))  # the docs' queue="short"
+        cluster = install_dummies(tmp_path / "cluster", config=queues)
         pythonpath = env["PYTHONPATH"]
         env.update(cluster.environment())
         env["PYTHONPATH"] = pythonpath
