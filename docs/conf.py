@@ -27,7 +27,7 @@ nitpick_ignore = [
 ]
 nitpick_ignore_regex = [
     (r"py:(mod|class|func|meth|data)",
-     r"batchpool\.(backend|worker|chunking|testing\.pbs|testing\.queue|pbs\.|proto_pool\._)"
+     r"batchpool\.(backend|options|worker|chunking|testing\.pbs|testing\.queue|pbs\.|proto_pool\._)"
      r".*"),
     (r"py:(class|meth|func)", r"(_Feeder|Dialect|ProtoPool|proto_pool\.Pool|ResultsError)"),
     (r"py:(class|meth|func)", r"Unresolved"),

@@ -28,7 +28,7 @@ arguments win over the environment, which wins over the profile; the backend is
 ``$BATCHPOOL_BACKEND``, else the profile's, else the one found on ``PATH``.
 
 A ``BATCHPOOL_*`` variable that is no option of the backend and none of the package's
-own (:data:`OWN_VARIABLES`, :data:`PROJECT_PREFIXES`) is a :class:`ConfigError` with the
+own (``OWN_VARIABLES``, ``PROJECT_PREFIXES``) is a :class:`~batchpool.ConfigError` with the
 nearest names (``BATCHPOOL_PARTITON=gpu``: "did you mean BATCHPOOL_PARTITION?"), so that
 a misspelt one is not ignored without a word. The option of another backend is only a
 warning: an environment set up for the cluster (``BATCHPOOL_PARTITION=short``) still

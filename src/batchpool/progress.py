@@ -3,14 +3,14 @@
 - On a terminal: a progress bar named after the map's function, that fits the width
   (80 columns included) with the job counts beside it.
 - Elsewhere (a batch job's log, Jupyter, a pipe): a time-stamped line at most every
-  :data:`LINE_EVERY_S` seconds and one when the map ends::
+  ``LINE_EVERY_S`` (30) seconds and one when the map ends::
 
       03:40:12 batchpool: map of analysis.fit: 120/1000 tasks done; jobs: 3 pending, 5 running
 
 - ``progress=False`` shows neither; ``verbose=True`` prints one line per event instead.
 
 Every event (a session opened, jobs submitted, a chunk collected or lost...) also goes
-to the standard :mod:`logging` logger ``batchpool`` (:func:`tell`): at INFO, and at
+to the standard ``logging`` logger ``batchpool`` (``tell``): at INFO, and at
 WARNING for losses, retries, failed starts, waits and outages. The session's own
 ``log.jsonl`` records the same events for ``batchpool status`` and ``report``.
 """
