@@ -196,3 +196,9 @@ class Backend(Protocol):
     def filter_stderr(self, text: str) -> str:
         """A job's stderr without the scheduler's own noise lines, for error messages."""
         ...
+
+    def num_nodes(self, cancel: Optional[threading.Event] = None) -> Optional[int]:
+        """How many nodes the pool's jobs can run on, where this backend can exclude
+        nodes from a job (:attr:`Resources.exclude_nodes`) and the scheduler tells; None
+        otherwise. The policy never excludes so many that none is left."""
+        ...

@@ -121,6 +121,10 @@ class LocalBackend:
         """Local jobs have no memory or time limit."""
         return Resources()
 
+    def num_nodes(self, cancel: Optional[threading.Event] = None) -> Optional[int]:
+        """None: local jobs all run on this one machine."""
+        return None
+
     def filter_stderr(self, text: str) -> str:
         return text
 

@@ -687,6 +687,10 @@ class PbsBackend:
     def base_resources(self) -> Resources:
         return Resources(mem_mb=self.mem_mb, time_s=self.walltime_s)
 
+    def num_nodes(self, cancel: Optional[threading.Event] = None) -> Optional[int]:
+        """None: PBS cannot exclude nodes in a request (module docstring)."""
+        return None
+
     # -- submission -------------------------------------------------------------------------
 
     def job_id_template(self, dialect: Dialect) -> str:

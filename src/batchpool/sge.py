@@ -657,6 +657,11 @@ class SgeBackend:
         """``h_vmem`` and ``h_rt`` of :attr:`resources` (:func:`base_resources_of`)."""
         return base_resources_of(self.resources)
 
+    def num_nodes(self, cancel: Optional[threading.Event] = None) -> Optional[int]:
+        """Not asked of SGE (its queue's hosts are not counted yet): a node failure's
+        retry excludes no host."""
+        return None
+
     def qsub_argv(self, request: JobRequest, log_stem: Path) -> list[str]:
         """``qsub`` for one worker, its output into ``log_stem.out`` and ``.err``; the job
         script comes on stdin (:func:`job_script`)."""

@@ -77,6 +77,8 @@ from .squeue import (
     parse_sacct,
     parse_sinfo_nodes,
     parse_squeue,
+    partition_nodes,
+    partition_nodes_argv,
     sacct_argv,
     sacct_statuses,
     sinfo_argv,
@@ -279,6 +281,7 @@ def without_options(args: Sequence[str], names: Sequence[str]) -> list[str]:
 MEM_OPTIONS = ("--mem", "--mem-per-cpu", "--mem-per-gpu")
 TIME_OPTIONS = ("--time", "-t")
 EXCLUDE_OPTIONS = ("--exclude", "-x")
+PARTITION_OPTIONS = ("--partition", "-p")
 
 
 def resource_change_args(sbatch_args: Sequence[str], resources: Resources) -> list[str]:
@@ -384,6 +387,7 @@ class SlurmBackend:
         self.sinfo_path = sinfo_path
         self.command_policy = command_policy
         self._accounting_disabled = False
+        self._num_nodes: Optional[int] = None
 
     job_id_template = "{SLURM_JOB_ID}"
     """How a worker knows its job id (:func:`batchpool._layout.job_id_from_environment`)."""
@@ -398,6 +402,24 @@ class SlurmBackend:
     def base_resources(self) -> Resources:
         """The pool's memory and time per job (:func:`base_resources`)."""
         return base_resources(self.options["mem"], self.options["time"], self.sbatch_args)
+
+    def num_nodes(self, cancel: Optional[threading.Event] = None) -> Optional[int]:
+        """How many nodes the pool's jobs can run on: those of its partition (``sinfo``;
+        the cluster's default partition if the pool names none), less the ones its own
+        ``--exclude`` leaves out. Asked once; None if ``sinfo`` does not tell."""
+        if self._num_nodes is None:
+            named = self.options["partition"] or _last(
+                option_values(self.sbatch_args, PARTITION_OPTIONS)
+            )
+            argv = partition_nodes_argv(self.sinfo_path, named)
+            try:
+                result = self._run(argv, cancel=cancel)
+            except SchedulerError:
+                return None
+            own = option_values(self.sbatch_args, EXCLUDE_OPTIONS)
+            excluded = {node for value in own for node in value.split(",")}
+            self._num_nodes = len(partition_nodes(result.stdout, named) - excluded)
+        return self._num_nodes or None
 
     def request_args(self, request: JobRequest) -> list[str]:
         """The pool's resource options, ``sbatch_args`` and ``request.resources``' changes

@@ -498,6 +498,28 @@ def parse_sinfo_nodes(text: str) -> dict[str, str]:
     return states
 
 
+def partition_nodes_argv(sinfo_path: str, partitions: Optional[str]) -> list[str]:
+    """One ``sinfo`` line per node and partition, ``NODE|PARTITION`` (the default partition
+    marked ``*``), of ``partitions`` (``a,b``) or of every partition."""
+    argv = [sinfo_path, "-h", "-N", "-o", "%N|%P"]
+    return [*argv, "-p", partitions] if partitions else argv
+
+
+def partition_nodes(text: str, partitions: Optional[str]) -> set[str]:
+    """The nodes of ``sinfo -h -N -o "%N|%P"`` output in ``partitions`` (``a,b``), or,
+    for None, in the default partition (the one marked ``*``)."""
+    wanted = set(partitions.split(",")) if partitions else None
+    nodes = set()
+    for line in text.splitlines():
+        node, sep, partition = line.strip().partition("|")
+        name = partition.strip()
+        if not sep or not node:
+            continue
+        if (wanted is None and name.endswith("*")) or (wanted and name.rstrip("*") in wanted):
+            nodes.add(node)
+    return nodes
+
+
 def node_failed(state: str) -> bool:
     """A node that does not respond (``*``) or is down or failing: the jobs that ran
     there were lost to it (Slurm requeues them without saying why)."""

@@ -126,6 +126,11 @@ class FakeBackend:
         :class:`FakeFaults`.
     max_jobs_per_submit
         As a backend with job arrays of this size.
+    resources
+        The pool's own resources (:meth:`base_resources`).
+    nodes
+        How many nodes it says the pool can use (:meth:`num_nodes`; None: it cannot
+        exclude nodes).
     """
 
     name = "fake"
@@ -138,6 +143,7 @@ class FakeBackend:
         faults: FakeFaults = FakeFaults(),
         max_jobs_per_submit: int = 100,
         resources: Optional[Resources] = None,
+        nodes: Optional[int] = None,
     ) -> None:
         self.clock = clock
         self.slots = slots
@@ -145,6 +151,7 @@ class FakeBackend:
         self.faults = faults
         self._max_jobs_per_submit = max_jobs_per_submit
         self.resources = resources or Resources()
+        self.nodes = nodes
         self.requests: list[JobRequest] = []
         self.jobs: list[FakeJob] = []
         self.counts = FakeCounts()
@@ -229,6 +236,9 @@ class FakeBackend:
 
     def base_resources(self) -> Resources:
         return self.resources
+
+    def num_nodes(self, cancel: Optional[threading.Event] = None) -> Optional[int]:
+        return self.nodes
 
     def filter_stderr(self, text: str) -> str:
         return text
