@@ -11,8 +11,10 @@ state met by every job stops the map after two of them. Short limits throughout.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -134,3 +136,27 @@ def test_a_dead_nodes_chunk_reruns_on_another_node_which_excludes_it():
     argv = ["squeue", "-h", "-t", "all", "-j", rerun_job, "-o", "%x"]  # sacct does not keep it
     excluded = subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip()
     assert node in excluded.split(","), excluded
+
+
+@pytest.mark.slurm
+def test_status_shows_slurms_accounting_beside_the_workers_figures(tmp_path):
+    log = tmp_path / "runs"
+    with new_pool("slurm.array", tmp_path, processes=1, mem="1G") as pool:
+        assert [v for v, _ in pool.map(real_tasks.hog, [(str(log), 0, 200, 1)])] == [0]
+    (session,) = [p for p in (tmp_path / "work").iterdir() if not p.name.startswith("pool_")]
+    (job,) = {r.job for r in read_runs(log)}
+    # A step's MaxRSS is recorded when it ends: once the pool deleted its idle worker.
+    wait_for(lambda: [f for f in sacct([job], "JobID,MaxRSS", steps=True) if f[1]], 30, "MaxRSS")
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    argv = [sys.executable, "-m", "batchpool", "status", str(session)]
+    shown = subprocess.run(argv, capture_output=True, text=True, env=env, check=True).stdout
+    print(shown)
+    line = re.search(
+        r"job (\S+): sacct elapsed (\d+) s, MaxRSS (\d+) MiB; worker: tasks ([\d.]+) s, "
+        r"peak RSS (\d+) MiB",
+        shown,
+    )
+    assert line, shown
+    elapsed_s, sacct_mb, task_s, worker_mb = (float(line.group(i)) for i in range(2, 6))
+    assert worker_mb >= 200 and abs(sacct_mb - worker_mb) <= 0.1 * worker_mb, line.group(0)
+    assert task_s >= 4 and elapsed_s >= task_s, line.group(0)

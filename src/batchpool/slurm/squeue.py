@@ -53,6 +53,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ..backend import Ending, JobState, JobStatus
+from ..policy import parse_time_s
 
 SQUEUE_FORMAT = "%i|%A|%K|%N|%j|%T|%r"
 """``%i`` job id as the user sees it (``123``, ``7055_3``), ``%A`` the unique job id,
@@ -388,6 +389,55 @@ def sacct_statuses(lines: Iterable[SacctLine], job_ids: Iterable[str]) -> dict[s
             detail=f"sacct: {line.raw_state}, exit code {line.exit_code}, reason {line.reason}",
         )
     return statuses
+
+
+USAGE_FIELDS = "JobID,Elapsed,MaxRSS"
+"""``sacct -o`` for what a job used: its wall time (``00:00:06``, ``1-02:03:04``) on the
+allocation's line, and the largest resident memory of a step (``219968K``) on the steps'
+lines (``ID.batch``); the allocation's own ``MaxRSS`` is empty."""
+
+
+def usage_argv(sacct_path: str, job_ids: Sequence[str]) -> list[str]:
+    """One ``sacct`` call for the usage of ``job_ids``, steps included (no ``-X``)."""
+    return [sacct_path, "-n", "-P", "-j", ",".join(job_ids), "-o", USAGE_FIELDS]
+
+
+@dataclass(frozen=True)
+class JobUsage:
+    """What Slurm's accounting says a job used."""
+
+    elapsed_s: Optional[int]
+    max_rss_kb: Optional[int]
+    """The largest ``MaxRSS`` of its steps (KiB); None if no step has one."""
+
+
+_RSS_UNITS = {"": 1 / 1024, "K": 1, "M": 1024, "G": 1024**2, "T": 1024**3}
+
+
+def parse_max_rss_kb(text: str) -> Optional[int]:
+    """``sacct``'s ``MaxRSS`` (``219968K``, ``1.50G``, ``0``) in KiB; None if empty."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)([KMGT]?)\s*", text)
+    return None if match is None else round(float(match.group(1)) * _RSS_UNITS[match.group(2)])
+
+
+def parse_usage(text: str) -> dict[str, JobUsage]:
+    """``sacct -n -P -o JobID,Elapsed,MaxRSS`` output -> job id -> :class:`JobUsage`."""
+    elapsed: dict[str, Optional[int]] = {}
+    rss: dict[str, int] = {}
+    for raw in text.splitlines():
+        fields = raw.strip().split("|")
+        if len(fields) < 3:
+            continue
+        job_id, step = fields[0].partition(".")[::2]
+        if not step:
+            try:
+                elapsed[job_id] = parse_time_s(fields[1])
+            except ValueError:
+                elapsed[job_id] = None
+        kb = parse_max_rss_kb(fields[2])
+        if kb is not None:
+            rss[job_id] = max(rss.get(job_id, 0), kb)
+    return {job: JobUsage(elapsed.get(job), rss.get(job)) for job in {*elapsed, *rss}}
 
 
 def is_sacct_unavailable(stderr: str) -> bool:
