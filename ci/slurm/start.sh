@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# ci/slurm/start.sh -- install (if missing) and start a single-node Slurm 22.05
-# (Debian slurmctld slurmd slurm-client munge) on this host, as root, without
-# systemd or cgroups. Idempotent: run again while all is up, it only re-checks.
-# Ends with a smoke test (`sbatch --wait --wrap true`). Coexists with
-# ci/sge/start.sh (Slurm uses ports 6817/6818, SGE 6444/6445).
+# ci/slurm/start.sh -- install (if missing) and start Slurm 22.05 with accounting
+# (Debian slurmctld slurmd slurmdbd slurm-client munge mariadb-server) on this host,
+# as root, without systemd. Idempotent: run again while all is up, it only re-checks.
+# Ends with a smoke test (`sbatch --wait --wrap true`, then `sacct -j` of that job).
+# Coexists with ci/sge/start.sh (Slurm uses ports 6817/6818/6819, MariaDB 3306 on
+# 127.0.0.1, SGE 6444/6445).
 #
-# Memory: a job is killed within ~1 s of using more than its --mem (polled RSS,
-# JobAcctGatherParams=OverMemoryKill; it ends FAILED/JobLaunchFailure, exit 0:9,
-# with "Exceeded job memory limit" in its stderr: OUT_OF_MEMORY needs task/cgroup).
-# Jobs without --mem get DefMemPerCPU = the host's memory, and RealMemory is CPUs
-# times that, so memory never limits how many jobs run. SlurmdTimeout=15: a dead
-# slurmd makes the node DOWN (NODE_FAIL, requeue) within ~30 s. See ci/README.md.
+# Accounting: MariaDB (database slurm_acct_db, user slurm) and slurmdbd; the cluster
+# "local" is registered with sacctmgr, so `sacct -j ID` answers for every job.
+# Memory: task/cgroup with ConstrainRAMSpace=yes (the cgroup v1 memory controller at
+# /sys/fs/cgroup/memory): a job above its --mem is killed by the kernel's OOM killer
+# and ends OUT_OF_MEMORY. Jobs without --mem get DefMemPerCPU = the host's memory,
+# and RealMemory is CPUs times that, so memory never limits how many jobs run.
+# SlurmdTimeout=15: a dead slurmd makes the node DOWN (NODE_FAIL, requeue) within
+# ~30 s. See ci/README.md.
 #
 # Env:
 #   SLURM_LOCAL_ROOT       state/spool/log/pid directory  [/var/spool/slurm-local]
@@ -41,13 +44,20 @@ MUNGE_PID=/run/munge/munged.pid
 RUN="$ROOT/run"
 CTLD_PID="$RUN/slurmctld.pid"
 SLURMD_PID="$RUN/slurmd.pid"
+DBD_PID="$RUN/slurmdbd.pid"
+DBD_CONF=/etc/slurm/slurmdbd.conf
+CGROUP_CONF=/etc/slurm/cgroup.conf
+DB_PID=/run/mysqld/mysqld.pid
+OUR_DB_PID="$RUN/mariadbd.pid"     # exists only if this script started mariadbd
+DB_PASS_FILE=/etc/slurm/.slurmdbd-db-pass
 OUR_MUNGE_PID="$RUN/munged.pid"    # exists only if this script started munged
 
 log() { echo "[slurm/start] $*"; }
 die() {
   echo "[slurm/start] ERROR: $*" >&2
   local f
-  for f in "$ROOT/log/slurmctld.log" "$ROOT/log/slurmd.log" /var/log/munge/munged.log; do
+  for f in "$ROOT/log/slurmctld.log" "$ROOT/log/slurmd.log" "$ROOT/log/slurmdbd.log" \
+    "$ROOT/log/mariadb.log" /var/log/munge/munged.log; do
     [ -r "$f" ] && { echo "--- tail $f" >&2; tail -n 20 "$f" >&2; }
   done
   exit 1
@@ -70,11 +80,103 @@ munge_ok() { munge -n 2>/dev/null | unmunge >/dev/null 2>&1; }
 
 install_packages() {
   command -v slurmctld >/dev/null && command -v slurmd >/dev/null \
-    && command -v sbatch >/dev/null && command -v munged >/dev/null && return 0
-  log "installing slurmctld slurmd slurm-client munge"
+    && command -v sbatch >/dev/null && command -v munged >/dev/null \
+    && command -v slurmdbd >/dev/null && command -v mariadbd >/dev/null && return 0
+  log "installing slurmctld slurmd slurmdbd slurm-client munge mariadb-server"
   apt-get update -q
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-    -o DPkg::Lock::Timeout=600 slurmctld slurmd slurm-client munge
+    -o DPkg::Lock::Timeout=600 slurmctld slurmd slurmdbd slurm-client munge mariadb-server
+}
+
+db_ok() { mariadb-admin --protocol=socket ping >/dev/null 2>&1; }
+
+start_mariadb() {  # the accounting database: mariadbd by hand (no systemd), user slurm
+  if db_ok; then log "mariadbd already running"
+  else
+    log "starting mariadbd"
+    install -d -o mysql -g mysql -m 0755 /run/mysqld
+    [ -d /var/lib/mysql/mysql ] || mariadb-install-db --user=mysql >/dev/null \
+      || die "mariadb-install-db failed"
+    # a daemon of its own session; it writes its pid file itself
+    setsid /usr/sbin/mariadbd --user=mysql --pid-file="$DB_PID" \
+      --log-error="$ROOT/log/mariadb.log" < /dev/null > /dev/null 2>&1 &
+    for _ in $(seq 150); do db_ok && break; sleep 0.2; done
+    db_ok || die "mariadbd does not answer"
+    cp "$DB_PID" "$OUR_DB_PID"
+  fi
+  if [ ! -s "$DB_PASS_FILE" ]; then
+    (umask 077; head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' > "$DB_PASS_FILE")
+  fi
+  mariadb --protocol=socket -e "CREATE USER IF NOT EXISTS 'slurm'@'localhost';
+    ALTER USER 'slurm'@'localhost' IDENTIFIED BY '$(cat "$DB_PASS_FILE")';
+    CREATE DATABASE IF NOT EXISTS slurm_acct_db;
+    GRANT ALL ON slurm_acct_db.* TO 'slurm'@'localhost';" \
+    || die "cannot create the database user slurm"
+}
+
+# install_if_changed NEW DEST MODE: prints 1 if DEST changed, else 0
+install_if_changed() {
+  if cmp -s "$1" "$2"; then rm -f "$1"; echo 0; return 0; fi
+  [ -f "$2" ] && cp -f "$2" "$2.bak"
+  install -m "$3" "$1" "$2"
+  rm -f "$1"
+  echo 1
+}
+
+write_dbd_conf() {  # prints 1 if slurmdbd.conf changed, else 0
+  local new
+  new="$(mktemp)"
+  cat > "$new" <<EOF
+# generated by batchpool ci/slurm/start.sh -- accounting in the local MariaDB
+AuthType=auth/munge
+DbdHost=localhost
+DbdAddr=127.0.0.1
+DbdPort=6819
+SlurmUser=root
+StorageType=accounting_storage/mysql
+StorageHost=localhost
+StorageLoc=slurm_acct_db
+StorageUser=slurm
+StoragePass=$(cat "$DB_PASS_FILE")
+PidFile=${DBD_PID}
+LogFile=${ROOT}/log/slurmdbd.log
+DebugLevel=info
+EOF
+  install_if_changed "$new" "$DBD_CONF" 0600
+}
+
+dbd_ok() { sacctmgr -n -P show cluster format=cluster >/dev/null 2>&1; }
+
+start_slurmdbd() {  # after slurm.conf is written: sacctmgr reads it
+  if pid_alive "$DBD_PID" slurmdbd; then
+    log "slurmdbd already running (pid $(cat "$DBD_PID"))"
+  else
+    log "starting slurmdbd"
+    rm -f "$DBD_PID"
+    slurmdbd || die "slurmdbd failed to start"   # daemonizes
+  fi
+  for _ in $(seq 150); do dbd_ok && break; sleep 0.2; done
+  dbd_ok || die "slurmdbd does not answer sacctmgr"
+  if ! sacctmgr -n -P show cluster format=cluster | grep -qx local; then
+    log "registering the cluster 'local' with slurmdbd"
+    sacctmgr -i add cluster local >/dev/null || die "sacctmgr add cluster local failed"
+  fi
+}
+
+write_cgroup_conf() {  # prints 1 if cgroup.conf changed, else 0
+  local new
+  new="$(mktemp)"
+  cat > "$new" <<EOF
+# generated by batchpool ci/slurm/start.sh -- the kernel enforces --mem (cgroup v1)
+CgroupPlugin=cgroup/v1
+CgroupMountpoint=/sys/fs/cgroup
+ConstrainCores=no
+ConstrainDevices=no
+ConstrainRAMSpace=yes
+AllowedRAMSpace=100
+ConstrainSwapSpace=no
+EOF
+  install_if_changed "$new" "$CGROUP_CONF" 0644
 }
 
 start_munge() {
@@ -102,8 +204,8 @@ write_conf() {  # prints 1 if slurm.conf changed, else 0
   mem_mb=$(awk '/^MemTotal:/ {print int($2 / 1024 * 0.95)}' /proc/meminfo)
   new="$(mktemp)"
   cat > "$new" <<EOF
-# generated by batchpool ci/slurm/start.sh -- single node, no cgroups, no accounting,
-# memory limits by polling (OverMemoryKill); see ci/README.md
+# generated by batchpool ci/slurm/start.sh -- accounting in slurmdbd, --mem enforced
+# by task/cgroup (cgroup v1, cgroup.conf); see ci/README.md
 ClusterName=local
 SlurmctldHost=${HOST}(127.0.0.1)
 SlurmUser=root
@@ -112,12 +214,13 @@ AuthType=auth/munge
 CredType=cred/munge
 MpiDefault=none
 SwitchType=switch/none
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
+ProctrackType=proctrack/cgroup
+TaskPlugin=task/cgroup
 JobAcctGatherType=jobacct_gather/linux
-JobAcctGatherParams=OverMemoryKill
 JobAcctGatherFrequency=task=1
-AccountingStorageType=accounting_storage/none
+AccountingStorageType=accounting_storage/slurmdbd
+AccountingStorageHost=127.0.0.1
+AccountingStoragePort=6819
 JobCompType=jobcomp/none
 SchedulerType=sched/backfill
 SchedulerParameters=batch_sched_delay=0
@@ -154,11 +257,7 @@ EOF
     echo "PartitionName=local Nodes=${HOST} Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO" >> "$new"
     echo "PartitionName=sim Nodes=sim[1-${SIM_NODES}] Default=NO MaxTime=INFINITE State=UP OverSubscribe=NO" >> "$new"
   fi
-  if cmp -s "$new" "$CONF"; then rm -f "$new"; echo 0; return 0; fi
-  [ -f "$CONF" ] && cp -f "$CONF" "$CONF.bak"
-  install -m 0644 "$new" "$CONF"
-  rm -f "$new"
-  echo 1
+  install_if_changed "$new" "$CONF" 0644
 }
 
 start_slurmctld() {
@@ -202,15 +301,22 @@ wait_idle() {
   done
 }
 
-smoke_test() {
-  local out
+smoke_test() {  # a job runs, and the accounting knows how it ended
+  local out id st=""
   out="$(mktemp -d)"
-  if ! timeout 60 sbatch --wait --job-name ci-smoke --output "$out/o" --wrap true; then
+  if ! id="$(timeout 60 sbatch --parsable --wait --job-name ci-smoke --output "$out/o" \
+    --wrap true)"; then
     rm -rf "$out"
     die "smoke test 'sbatch --wait --wrap true' failed"
   fi
   rm -rf "$out"
-  log "smoke test passed"
+  for _ in $(seq 50); do
+    st="$(sacct -n -P -X -j "$id" -o State 2>/dev/null || true)"
+    [ "$st" = COMPLETED ] && break
+    sleep 0.2
+  done
+  [ "$st" = COMPLETED ] || die "sacct -j $id: '$st', not COMPLETED"
+  log "smoke test passed (job $id, sacct: $st)"
 }
 
 main() {
@@ -221,8 +327,16 @@ main() {
   install_packages
   mkdir -p /etc/slurm "$ROOT"/ctld "$ROOT"/d "$ROOT"/log "$RUN"
   start_munge
-  if [ "$(write_conf)" = 1 ]; then
-    log "wrote $CONF"
+  local changed=0
+  [ "$(write_cgroup_conf)" = 1 ] && { log "wrote $CGROUP_CONF"; changed=1; }
+  [ "$(write_conf)" = 1 ] && { log "wrote $CONF"; changed=1; }
+  start_mariadb
+  if [ "$(write_dbd_conf)" = 1 ]; then
+    log "wrote $DBD_CONF"
+    stop_pid "$DBD_PID" slurmdbd
+  fi
+  start_slurmdbd   # before slurmctld, which registers with it
+  if [ "$changed" = 1 ]; then
     # node and array settings need a restart of our daemons
     stop_pid "$SLURMD_PID" slurmd
     stop_pid "$CTLD_PID" slurmctld
@@ -231,7 +345,7 @@ main() {
   start_slurmd
   wait_idle
   smoke_test
-  log "up: munged $(cat "$MUNGE_PID" 2>/dev/null || echo '?'), slurmctld $(cat "$CTLD_PID"), slurmd $(cat "$SLURMD_PID")"
+  log "up: munged $(cat "$MUNGE_PID" 2>/dev/null || echo '?'), mariadbd $(cat "$DB_PID" 2>/dev/null || echo '?'), slurmdbd $(cat "$DBD_PID"), slurmctld $(cat "$CTLD_PID"), slurmd $(cat "$SLURMD_PID")"
   sinfo
 }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # ci/slurm/stop.sh -- stop only the daemons ci/slurm/start.sh started, by the
-# pid files it keeps under $SLURM_LOCAL_ROOT/run (munged only if start.sh
-# started it). Bounded: TERM, up to 10 s, then KILL. Leaves packages, config
+# pid files it keeps under $SLURM_LOCAL_ROOT/run (munged and mariadbd only if
+# start.sh started them). Bounded: TERM, up to 10 s, then KILL. Leaves packages, config
 # and state in place, so start.sh brings the same cluster back.
 set -euo pipefail
 ROOT="${SLURM_LOCAL_ROOT:-/var/spool/slurm-local}"
@@ -25,4 +25,6 @@ stop_one() {  # stop_one PIDFILE COMM
 
 stop_one "$ROOT/run/slurmd.pid" slurmd
 stop_one "$ROOT/run/slurmctld.pid" slurmctld
+stop_one "$ROOT/run/slurmdbd.pid" slurmdbd
+stop_one "$ROOT/run/mariadbd.pid" mariadbd
 stop_one "$ROOT/run/munged.pid" munged

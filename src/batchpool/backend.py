@@ -359,6 +359,13 @@ class Backend(Protocol):
         :meth:`filter_stderr`): what the job itself said, for error messages."""
         return self.filter_stderr(read_job_stderr(job))
 
+    def num_nodes(self, cancel: Cancel = None) -> Optional[int]:
+        """How many nodes the pool's jobs can run on, where this backend can exclude
+        nodes from a job (:attr:`Resources.exclude_nodes`) and the scheduler tells; by
+        default None (not known: a node failure's retry excludes no node). The policy
+        never excludes so many that none is left."""
+        return None
+
 
 def id_batches(jobs: Sequence[Job], size: int) -> Iterator[list[str]]:
     """The ids of ``jobs``, ``size`` at a time: for a command that takes many ids."""

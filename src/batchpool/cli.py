@@ -9,6 +9,8 @@ import json
 import math
 import os
 import pickle
+import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -19,6 +21,7 @@ import batchpool
 from batchpool import results
 from batchpool._layout import PoolPaths, SessionPaths
 from batchpool.session import PoolDirectory, Session, SessionState
+from batchpool.slurm.squeue import parse_usage, usage_argv
 
 
 def demo_task(x: int) -> tuple[int, str]:
@@ -131,7 +134,9 @@ def session_status(session_dir: Path) -> str:
     if damaged:
         lines.append("kept aside, failed its checks:")
         lines.extend(f"  {line}" for line in damaged)
-    lines.extend(efficiency_lines(results.efficiency(summary.directory)))
+    found = results.efficiency(summary.directory)
+    lines.extend(efficiency_lines(found))
+    lines.extend(accounting_lines(summary, found))
     work_dir = summary.directory.parent
     for name in results.pools_of_session(summary.directory):
         logs = PoolPaths(work_dir / name).logs
@@ -154,6 +159,44 @@ def efficiency_lines(found: Optional[results.Efficiency]) -> list[str]:
         f"suggested for the next run: {found.suggestion()} (the longest chunk took "
         f"{found.longest_chunk_s:.1f} s)",
     ]
+
+
+def accounting_lines(
+    summary: results.SessionSummary, found: Optional[results.Efficiency]
+) -> list[str]:
+    """Slurm's own accounting of the session's jobs (``sacct``: elapsed, MaxRSS) beside
+    what their workers measured (the tasks' time, the peak RSS); nothing where the
+    session ran elsewhere or ``sacct`` does not answer."""
+    if found is None or not summary.manifest.backend.startswith("slurm"):
+        return []
+    jobs = sorted(job for job, _ in found.max_rss_mb_by_job if job != "?")
+    if not jobs or shutil.which("sacct") is None:
+        return []
+    try:
+        answer = subprocess.run(
+            usage_argv("sacct", jobs), capture_output=True, text=True, timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    told = parse_usage(answer.stdout) if answer.returncode == 0 else {}
+    if not told:
+        return []
+    peaks = dict(found.max_rss_mb_by_job)
+    task_s: dict[str, float] = {}
+    for usage in results.task_usage(summary.directory):
+        task_s[usage.job_id] = task_s.get(usage.job_id, 0.0) + usage.wall_s
+    lines = ["Slurm's accounting (sacct) of each job beside its worker's own figures:"]
+    for job in jobs:
+        said = told.get(job)
+        if said is None:
+            continue
+        elapsed = "?" if said.elapsed_s is None else f"{said.elapsed_s} s"
+        rss = "?" if said.max_rss_kb is None else f"{said.max_rss_kb / 1024:.0f} MiB"
+        lines.append(
+            f"  job {job}: sacct elapsed {elapsed}, MaxRSS {rss}; worker: tasks "
+            f"{task_s.get(job, 0.0):.1f} s, peak RSS {peaks[job]:.0f} MiB"
+        )
+    return lines
 
 
 def _task_range(tasks: range) -> str:

@@ -181,7 +181,8 @@ class Losses:
             return
         limit = self.settings.max_num_resubmissions
         resources = self.fleet.effective(chunk.resources)
-        decision = self.policy.decide(loss, chunk.history, chunk.spent, limit, resources)
+        nodes = self.fleet.backend.num_nodes() if loss.cause is Cause.NODE_FAILURE else None
+        decision = self.policy.decide(loss, chunk.history, chunk.spent, limit, resources, nodes)
         history = (*chunk.history, loss)
         action = decision.action
         self.say(call, "lost", chunk=chunk.number, loss=loss.describe(), then=action.value)
@@ -197,7 +198,8 @@ class Losses:
                 call, policy.lost_error(call.describe(), chunk.number, rest, history, limit, where)
             )
         elif action in (Action.RETRY, Action.RETRY_FREE):
-            requeue(chunk, rest, history, chunk.spent + (action is Action.RETRY))
+            spent = chunk.spent + (action is Action.RETRY)
+            requeue(chunk, rest, history, spent, decision.resources)  # None: its own
         else:  # the task that was running apart from the rest
             task, after = range(rest.start, rest.start + 1), range(rest.start + 1, rest.stop)
             if action is Action.RAISE:

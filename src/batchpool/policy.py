@@ -22,8 +22,11 @@ task *i*               :class:`~batchpool.WorkerCrashedError` (``crashes_per_tas
 preempted / requeued   the unfinished tasks run again; not counted against
                        ``max_num_resubmissions`` (at most ``max_preemptions`` times)
 node failure,          the unfinished tasks run again, counted; after
-vanished, result       ``max_num_resubmissions``: :class:`~batchpool.JobsLostError`
-damaged
+vanished, result       ``max_num_resubmissions``: :class:`~batchpool.JobsLostError`.
+damaged                After a node failure they run on other nodes: the failed node is
+                       excluded from the retry's job where the scheduler can exclude
+                       nodes and tells how many the pool can use, never so many that
+                       none is left (the oldest exclusions are dropped first)
 cancelled from         run again once; deleted a second time, the map stops with
 outside, error state   :class:`~batchpool.JobsLostError` (someone meant it)
 failed before its      counted per job; two such jobs with the same stderr stop the
@@ -382,8 +385,9 @@ class Action(enum.Enum):
 @dataclass(frozen=True)
 class Decision:
     action: Action
-    resources: Resources = Resources()
-    """For ESCALATE: the task's new resources."""
+    resources: Optional[Resources] = None
+    """The new resources of what runs again: for ESCALATE the task's, for a RETRY after
+    a node failure the chunk's with the node excluded; None: its own."""
 
 
 @dataclass(frozen=True)
@@ -430,9 +434,12 @@ class RetryPolicy:
         attempt: int,
         max_num_resubmissions: int,
         resources: Resources,
+        num_nodes: Optional[int] = None,
     ) -> Decision:
         """What to do about ``loss`` of a chunk whose lineage lost ``earlier`` before
-        and spent ``attempt`` resubmissions; ``resources``: what its jobs had."""
+        and spent ``attempt`` resubmissions; ``resources``: what its jobs had;
+        ``num_nodes``: how many nodes the pool's jobs can run on (None: not known, or
+        the scheduler cannot exclude nodes)."""
         cause = loss.cause
         same = [e for e in earlier if e.cause is cause]
         in_task = loss.task is not None
@@ -468,7 +475,20 @@ class RetryPolicy:
             return Decision(Action.STOP)
         if cause in (Cause.CANCELLED, Cause.ERROR_STATE) and same:
             return Decision(Action.FAIL)
-        return Decision(Action.FAIL if spent_out else Action.RETRY)
+        if spent_out:
+            return Decision(Action.FAIL)
+        if cause is Cause.NODE_FAILURE and loss.node:
+            return Decision(Action.RETRY, _excluding(resources, loss.node, num_nodes))
+        return Decision(Action.RETRY)
+
+
+def _excluding(resources: Resources, node: str, num_nodes: Optional[int]) -> Optional[Resources]:
+    """``resources`` with ``node`` excluded too, keeping at most ``num_nodes - 1``
+    exclusions (the newest); None when no node can be excluded."""
+    if num_nodes is None or num_nodes < 2:
+        return None
+    nodes = tuple(n for n in resources.exclude_nodes if n != node) + (node,)
+    return Resources(resources.mem_mb, resources.time_s, nodes[-(num_nodes - 1) :])
 
 
 def _more(current: Optional[int], limit: Optional[int]) -> Optional[int]:

@@ -414,12 +414,23 @@ def _qstat_j_accept(result: subprocess.CompletedProcess) -> bool:
     return result.returncode == 0 or "do not exist" in result.stdout + result.stderr
 
 
+_REASON_STAMP = re.compile(r"^\d\d/\d\d/\d{4} \d\d:\d\d:\d\d \[\d+:\d+\]: ")
+"""What SGE puts before an error reason: when and which execd process (uid:pid) met it,
+``11/21/2026 18:22:24 [0:23963]: `` (different for every job)."""
+
+
+def error_reason_text(reason: str) -> str:
+    """An ``error reason`` without its time and process stamp, so that jobs that failed
+    alike say the same: ``error: can't open output file "/x/y": No such file or directory``."""
+    return _REASON_STAMP.sub("", reason)
+
+
 def error_state_status(detail: QstatJobDetail) -> JobStatus:
     return JobStatus(
         JobState.FAILED,
         "E",
         ending=Ending.ERROR_STATE,
-        detail="; ".join(detail.error_reasons),
+        detail="; ".join(error_reason_text(r) for r in detail.error_reasons),
     )
 
 

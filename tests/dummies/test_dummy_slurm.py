@@ -8,7 +8,18 @@ import subprocess
 import time
 from pathlib import Path
 
-from batchpool.slurm.squeue import parse_squeue, squeue_argv
+from batchpool.slurm.squeue import (
+    SACCT_FIELDS,
+    JobUsage,
+    is_sacct_unavailable,
+    parse_sacct,
+    parse_squeue,
+    parse_usage,
+    sacct_argv,
+    sacct_statuses,
+    squeue_argv,
+    usage_argv,
+)
 from batchpool.testing import Fault, FaultKind, Phase
 from helpers.dummy_programs import DEADLINE_S, run, sbatch
 from helpers.dummy_programs import slurm_states as states
@@ -306,3 +317,66 @@ def test_pending_s_and_min_job_age(dummy_cluster, work):
     time.sleep(0.6)
     assert job_id not in states(dummy_cluster)
     assert os.path.exists(work / f"slurm-{job_id}.out")
+
+
+def recorded_sacct(command: str) -> list[str]:
+    """The lines the real Slurm printed for the command of ``sacct_accounting_real.txt``
+    that starts with ``command``."""
+    lines = (DATA / "sacct_accounting_real.txt").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("$ " + command))
+    end = next(i for i in range(start, len(lines)) if lines[i].startswith("rc="))
+    return lines[start + 1 : end]
+
+
+def test_sacct_with_accounting_prints_as_the_real_one(dummy_cluster, work):
+    """The dummy's ``sacct`` (accounting on, as the CI Slurm) against the real one's
+    recorded answer for jobs that ended alike, field by field (the node's name aside,
+    and the reason only of jobs that ran: the dummy forgets why a job waited)."""
+    dummy_cluster.set_config(slots=2, accounting=True)
+    done = sbatch(dummy_cluster, "--wrap", "exit 0", cwd=work)
+    failed = sbatch(dummy_cluster, "--wrap", "exit 3", cwd=work)
+    running = sbatch(dummy_cluster, "--wrap", "sleep 30", cwd=work)
+    held = sbatch(dummy_cluster, "--hold", "--wrap", "true", cwd=work)
+    for job in (done, failed):
+        wait_ended(dummy_cluster, job)
+    run(dummy_cluster, "scancel", running, held)
+    ours = {done: "3829", failed: "3830", running: "3833", held: "3834"}
+    argv = sacct_argv("sacct", list(ours))
+    answer = run(dummy_cluster, *argv)
+    assert answer.returncode == 0, answer.stderr
+    real = {line.split("|")[0]: line.split("|") for line in recorded_sacct("sacct -n -P -X")}
+    dummy = [line.split("|") for line in answer.stdout.splitlines()]
+    assert sorted(fields[0] for fields in dummy) == sorted(ours)
+    for fields in dummy:
+        expected = real[ours[fields[0]]]
+        assert len(fields) == len(expected) == len(SACCT_FIELDS.split(","))
+        assert fields[1:3] == expected[1:3], (fields, expected)
+        assert (fields[3] == "None assigned") == (expected[3] == "None assigned")
+        if expected[3] != "None assigned":
+            assert fields[4] == expected[4]
+    statuses = sacct_statuses(parse_sacct(answer.stdout), list(ours))
+    endings = {ours[job]: (s.ending, s.exit_code, s.signal) for job, s in statuses.items()}
+    real_statuses = sacct_statuses(
+        parse_sacct("\n".join("|".join(f) for f in real.values())), list(ours.values())
+    )
+    assert endings == {job: (s.ending, s.exit_code, s.signal) for job, s in real_statuses.items()}
+
+
+def test_sacct_usage_lines_parse_as_the_real_ones(dummy_cluster, work):
+    dummy_cluster.set_config(accounting=True)
+    job = sbatch(dummy_cluster, "--wrap", "sleep 1", cwd=work)
+    wait_ended(dummy_cluster, job)
+    answer = run(dummy_cluster, *usage_argv("sacct", [job]))
+    assert answer.returncode == 0, answer.stderr
+    assert [line.split("|")[0] for line in answer.stdout.splitlines()] == [job, f"{job}.batch"]
+    assert parse_usage(answer.stdout)[job].elapsed_s >= 1
+    real = parse_usage("\n".join(recorded_sacct("sacct -n -P -j")))
+    assert real["3836"] == JobUsage(elapsed_s=6, max_rss_kb=219968)  # 200 MB touched
+    assert real["3832"] == JobUsage(elapsed_s=2, max_rss_kb=144880)  # killed at --mem=200M
+
+
+def test_sacct_without_accounting_as_recorded(dummy_cluster, work):
+    job = sbatch(dummy_cluster, "--wrap", "true", cwd=work)
+    answer = run(dummy_cluster, *sacct_argv("sacct", [job]))
+    assert (answer.returncode, answer.stdout) == (1, "")
+    assert is_sacct_unavailable(answer.stderr)

@@ -94,3 +94,29 @@ def mark(args: tuple) -> tuple:
         time.sleep(sleep_s)
     open(stem + ".end", "w").close()
     return index * index, host, job_id()
+
+
+def hog(args: tuple) -> tuple:
+    """``(path, index, mb, processes)``: as :func:`record`, holding ``mb`` MB of touched
+    memory in each of ``processes`` processes (this one and children) for 4 s; ``mb`` 0:
+    nothing. Returns ``(index * index, job id)``."""
+    path, index, mb, processes = args
+    me = job_id()
+    append_line(path, f"start {index} {me} {os.getpid()} {time.time():.6f}")
+    if mb:
+        import subprocess
+        import sys
+
+        code = (
+            f"import time; b = bytearray({mb} << 20); b[::4096] = b'x' * len(b[::4096]); "
+            "time.sleep(4)"
+        )
+        children = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(processes - 1)]
+        block = bytearray(mb << 20)
+        block[::4096] = b"x" * len(block[::4096])
+        time.sleep(4)
+        del block
+        for child in children:
+            child.wait()
+    append_line(path, f"end {index} {me} {os.getpid()} {time.time():.6f}")
+    return index * index, me

@@ -260,7 +260,9 @@ def test_a_killed_slurmd_is_a_node_failure_and_every_result_arrives_once(tmp_pat
             wait_for(lambda: node_state() in ("idle", "mixed", "allocated"), 90, "node up")
         assert [v for v, _ in result.get(480)] == [0, 1, 4, 9]
     (lost,) = lost_events(work_dir)
-    # The node's state as sinfo gave it: down, or not responding yet (mixed*, idle*).
-    said = re.search(r"said: node \S+ (\S+)", lost["detail"])
-    assert lost["cause"] == "node failure" and said and node_failed(said.group(1)), lost
+    # The accounting's NODE_FAIL, or, where there is none, the node's state as sinfo gave
+    # it: down, or not responding yet (mixed*, idle*).
+    said = re.search(r"said: (?:sacct: (NODE_FAIL)|node \S+ (\S+))", lost["detail"])
+    assert lost["cause"] == "node failure" and said, lost
+    assert said.group(1) or node_failed(said.group(2)), lost
     assert starts_per_task(read_runs(log)) == {0: 1, 1: 2, 2: 1, 3: 1}

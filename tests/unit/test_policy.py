@@ -18,7 +18,7 @@ from batchpool import (
 from batchpool.backend import Ending, JobState, JobStatus, Resources
 from batchpool.calls import Call, CallKind
 from batchpool.dispatcher import Dispatcher
-from batchpool.policy import Action, Cause, Loss, WorkerExit, classify
+from batchpool.policy import Action, Cause, Decision, Loss, WorkerExit, classify
 from batchpool.proto_pool import MapResult
 from batchpool.testing.fake_backend import (
     FAKE_HOST,
@@ -119,6 +119,34 @@ def test_more_memory_and_time_up_to_the_maximum():
     assert time_limit.action is Action.ESCALATE and time_limit.resources.time_s == 5400
     full = policy.decide(loss(Cause.MEMORY_LIMIT), [], 0, 10, Resources(mem_mb=3072))
     assert full.action is Action.ISOLATE  # no more to give: alone once, then it raises
+
+
+def lost_on(node: str) -> Loss:
+    return Loss(Cause.NODE_FAILURE, "7", node=node)
+
+
+def test_a_node_failure_excludes_the_node_but_never_every_node():
+    policy = RetryPolicy()
+    base = Resources(mem_mb=512)
+    first = policy.decide(lost_on("sim1"), [], 0, 10, base, num_nodes=3)
+    assert first == Decision(Action.RETRY, Resources(mem_mb=512, exclude_nodes=("sim1",)))
+    assert first.resources is not None
+    second = policy.decide(lost_on("sim2"), [lost_on("sim1")], 1, 10, first.resources, 3)
+    assert second.resources == Resources(mem_mb=512, exclude_nodes=("sim1", "sim2"))
+    assert second.resources is not None
+    # Excluding a third of three would leave none: the oldest exclusion goes.
+    third = policy.decide(lost_on("sim3"), [], 2, 10, second.resources, 3)
+    assert third.resources == Resources(mem_mb=512, exclude_nodes=("sim2", "sim3"))
+    again = policy.decide(lost_on("sim2"), [], 2, 10, second.resources, 3)
+    assert again.resources == Resources(mem_mb=512, exclude_nodes=("sim1", "sim2"))
+    # One node, a node count not known, no node named, or the budget spent: no exclusion.
+    assert policy.decide(lost_on("vm"), [], 0, 10, base, 1) == Decision(Action.RETRY)
+    assert policy.decide(lost_on("vm"), [], 0, 10, base, None) == Decision(Action.RETRY)
+    assert policy.decide(lost_on(""), [], 0, 10, base, 3) == Decision(Action.RETRY)
+    assert policy.decide(lost_on("sim1"), [], 3, 3, base, 3) == Decision(Action.FAIL)
+    # Other causes keep their own resources.
+    vanished = Loss(Cause.VANISHED, "7", node="sim1")
+    assert policy.decide(vanished, [], 0, 10, base, 3) == Decision(Action.RETRY)
 
 
 def test_a_spent_budget_fails_and_preemptions_do_not_spend_it():

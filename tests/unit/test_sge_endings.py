@@ -20,6 +20,7 @@ from batchpool.sge import (
     acct_status,
     acct_statuses,
     category_requests,
+    error_reason_text,
     limit_ending,
     parse_qacct,
     parse_qstat_j,
@@ -86,6 +87,19 @@ def test_parse_qstat_j_of_a_job_without_error_and_of_array_tasks():
         QstatJobDetail("7", "plain", ()),
         QstatJobDetail("8", "arr", ("first", "second: with colons")),
     ]
+
+
+def test_error_reasons_of_jobs_that_failed_alike_read_the_same():
+    # Real SGE 8.1.9: every job of a pool with qsub -e /nonexistent/dir/x.err went to Eqw
+    # with the same reason but its own time and execd pid.
+    first, second = (
+        f'12/06/2026 03:14:{s} [0:{pid}]: error: can\'t open output file "/nonexistent/dir/x.err": '
+        "No such file or directory"
+        for s, pid in (("49", 22910), ("50", 23077))
+    )
+    assert error_reason_text(first) == error_reason_text(second)
+    assert error_reason_text(first).startswith("error: can't open output file")
+    assert error_reason_text("first") == "first"
 
 
 # -- qacct -j: the recorded endings --------------------------------------------------------
@@ -323,7 +337,10 @@ def test_explain_an_error_state_job_and_one_that_left_the_queue(tmp_path):
     )
     told = sge.explain([job("1020", "rec_eqw_wd"), job("1011", "rec_hrt")])
     assert told["1020"] == JobStatus(
-        JobState.FAILED, "E", ending=Ending.ERROR_STATE, detail=CHDIR_REASON
+        JobState.FAILED,
+        "E",
+        ending=Ending.ERROR_STATE,
+        detail="error: can't chdir to /nonexistent: No such file or directory",
     )
     assert told["1011"].ending is Ending.TIME_LIMIT
     assert [c["argv"] for c in qstat.calls] == [["-j", "1020,1011"]]

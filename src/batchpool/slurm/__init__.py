@@ -90,6 +90,8 @@ from .squeue import (
     parse_sacct,
     parse_sinfo_nodes,
     parse_squeue,
+    partition_nodes,
+    partition_nodes_argv,
     sacct_argv,
     sacct_statuses,
     sinfo_argv,
@@ -288,6 +290,7 @@ def without_options(args: Sequence[str], names: Sequence[str]) -> list[str]:
 MEM_OPTIONS = ("--mem", "--mem-per-cpu", "--mem-per-gpu")
 TIME_OPTIONS = ("--time", "-t")
 EXCLUDE_OPTIONS = ("--exclude", "-x")
+PARTITION_OPTIONS = ("--partition", "-p")
 
 
 def resource_change_args(sbatch_args: Sequence[str], resources: Resources) -> list[str]:
@@ -324,6 +327,10 @@ def base_resources(
     if time_s is None:
         time_s = _parsed_last(parse_slurm_time_s, option_values(sbatch_args, TIME_OPTIONS))
     return Resources(mem_mb=mem_mb, time_s=time_s)
+
+
+def _last(values: Sequence[str]) -> Optional[str]:
+    return values[-1] if values else None
 
 
 def _parsed_last(parse: Callable[[str], Optional[int]], values: Sequence[str]) -> Optional[int]:
@@ -398,6 +405,7 @@ class SlurmBackend(Backend):
         self.sinfo_path = sinfo_path
         self.command_policy = command_policy
         self._accounting_disabled = False
+        self._num_nodes: Optional[int] = None
 
     job_id_template = "{SLURM_JOB_ID}"
     """How a worker knows its job id (:func:`batchpool._layout.job_id_from_environment`)."""
@@ -409,6 +417,24 @@ class SlurmBackend(Backend):
     def base_resources(self) -> Resources:
         """The pool's memory and time per job (:func:`base_resources`)."""
         return base_resources(self.mem_mb, self.time_s, self.sbatch_args)
+
+    def num_nodes(self, cancel: Optional[threading.Event] = None) -> Optional[int]:
+        """How many nodes the pool's jobs can run on: those of its partition (``sinfo``;
+        the cluster's default partition if the pool names none), less the ones its own
+        ``--exclude`` leaves out. Asked once; None if ``sinfo`` does not tell."""
+        if self._num_nodes is None:
+            named = self.options["partition"] or _last(
+                option_values(self.sbatch_args, PARTITION_OPTIONS)
+            )
+            argv = partition_nodes_argv(self.sinfo_path, named)
+            try:
+                result = self._run(argv, cancel=cancel)
+            except SchedulerError:
+                return None
+            own = option_values(self.sbatch_args, EXCLUDE_OPTIONS)
+            excluded = {node for value in own for node in value.split(",")}
+            self._num_nodes = len(partition_nodes(result.stdout, named) - excluded)
+        return self._num_nodes or None
 
     def request_args(self, request: JobRequest) -> list[str]:
         """The pool's resource options, ``sbatch_args`` and ``request.resources``' changes

@@ -53,6 +53,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ..backend import Ending, JobState, JobStatus
+from ..units import parse_time_s
 
 SQUEUE_FORMAT = "%i|%A|%K|%N|%j|%T|%r"
 """``%i`` job id as the user sees it (``123``, ``7055_3``), ``%A`` the unique job id,
@@ -403,6 +404,56 @@ def sacct_statuses(lines: Iterable[SacctLine], job_ids: Iterable[str]) -> dict[s
     return statuses
 
 
+USAGE_FIELDS = "JobID,Elapsed,MaxRSS"
+"""``sacct -o`` for what a job used: its wall time (``00:00:06``, ``1-02:03:04``) on the
+allocation's line, and the largest resident memory of a step (``219968K``) on the steps'
+lines (``ID.batch``); the allocation's own ``MaxRSS`` is empty."""
+
+
+def usage_argv(sacct_path: str, job_ids: Sequence[str]) -> list[str]:
+    """One ``sacct`` call for the usage of ``job_ids``, steps included (no ``-X``)."""
+    return [sacct_path, "-n", "-P", "-j", ",".join(job_ids), "-o", USAGE_FIELDS]
+
+
+@dataclass(frozen=True)
+class JobUsage:
+    """What Slurm's accounting says a job used."""
+
+    elapsed_s: Optional[int]
+    max_rss_kb: Optional[int]
+    """The largest ``MaxRSS`` of its steps (KiB); None if no step has one."""
+
+
+_RSS_UNITS = {"": 1 / 1024, "K": 1, "M": 1024, "G": 1024**2, "T": 1024**3}
+
+
+def parse_max_rss_kb(text: str) -> Optional[int]:
+    """``sacct``'s ``MaxRSS`` (``219968K``, ``1.50G``, ``0``) in KiB; None if empty."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)([KMGT]?)\s*", text)
+    return None if match is None else round(float(match.group(1)) * _RSS_UNITS[match.group(2)])
+
+
+def parse_usage(text: str) -> dict[str, JobUsage]:
+    """``sacct -n -P -o JobID,Elapsed,MaxRSS`` output -> job id -> :class:`JobUsage`."""
+    elapsed: dict[str, Optional[int]] = {}
+    rss: dict[str, int] = {}
+    for raw in text.splitlines():
+        fields = raw.strip().split("|")
+        if len(fields) < 3:
+            continue
+        job_id, step = fields[0].partition(".")[::2]
+        if not step:
+            text = fields[1].strip()
+            try:  # sacct's HH:MM:SS or D-HH:MM:SS; all zeros for a job that took no time
+                elapsed[job_id] = 0 if re.fullmatch(r"[0:-]+", text) else parse_time_s(text)
+            except ValueError:
+                elapsed[job_id] = None
+        kb = parse_max_rss_kb(fields[2])
+        if kb is not None:
+            rss[job_id] = max(rss.get(job_id, 0), kb)
+    return {job: JobUsage(elapsed.get(job), rss.get(job)) for job in {*elapsed, *rss}}
+
+
 def is_sacct_unavailable(stderr: str) -> bool:
     """True if ``sacct`` said it will never answer here (:data:`SACCT_UNAVAILABLE`)."""
     return any(message in stderr for message in SACCT_UNAVAILABLE)
@@ -509,6 +560,28 @@ def parse_sinfo_nodes(text: str) -> dict[str, str]:
         if sep:
             states[node] = state.strip()
     return states
+
+
+def partition_nodes_argv(sinfo_path: str, partitions: Optional[str]) -> list[str]:
+    """One ``sinfo`` line per node and partition, ``NODE|PARTITION`` (the default partition
+    marked ``*``), of ``partitions`` (``a,b``) or of every partition."""
+    argv = [sinfo_path, "-h", "-N", "-o", "%N|%P"]
+    return [*argv, "-p", partitions] if partitions else argv
+
+
+def partition_nodes(text: str, partitions: Optional[str]) -> set[str]:
+    """The nodes of ``sinfo -h -N -o "%N|%P"`` output in ``partitions`` (``a,b``), or,
+    for None, in the default partition (the one marked ``*``)."""
+    wanted = set(partitions.split(",")) if partitions else None
+    nodes = set()
+    for line in text.splitlines():
+        node, sep, partition = line.strip().partition("|")
+        name = partition.strip()
+        if not sep or not node:
+            continue
+        if (wanted is None and name.endswith("*")) or (wanted and name.rstrip("*") in wanted):
+            nodes.add(node)
+    return nodes
 
 
 def node_failed(state: str) -> bool:

@@ -26,7 +26,17 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from .. import _layout
-from ..backend import Backend, Ending, Job, JobRequest, JobState, JobStatus, Resources, still_queued
+from ..backend import (
+    Backend,
+    Cancel,
+    Ending,
+    Job,
+    JobRequest,
+    JobState,
+    JobStatus,
+    Resources,
+    still_queued,
+)
 from ..errors import SchedulerError
 from ..worker import Worker
 
@@ -126,6 +136,11 @@ class FakeBackend(Backend):
         :class:`FakeFaults`.
     max_jobs_per_submit
         As a backend with job arrays of this size.
+    resources
+        The pool's own resources (:meth:`base_resources`).
+    nodes
+        How many nodes it says the pool can use (:meth:`num_nodes`; None: it cannot
+        exclude nodes).
     """
 
     name = "fake"
@@ -138,6 +153,7 @@ class FakeBackend(Backend):
         faults: FakeFaults = FakeFaults(),
         max_jobs_per_submit: int = 100,
         resources: Optional[Resources] = None,
+        nodes: Optional[int] = None,
     ) -> None:
         self.clock = clock
         self.slots = slots
@@ -145,6 +161,7 @@ class FakeBackend(Backend):
         self.faults = faults
         self._max_jobs_per_submit = max_jobs_per_submit
         self.resources = resources or Resources()
+        self.nodes = nodes
         self.requests: list[JobRequest] = []
         self.jobs: list[FakeJob] = []
         self.counts = FakeCounts()
@@ -217,6 +234,9 @@ class FakeBackend(Backend):
 
     def base_resources(self) -> Resources:
         return self.resources
+
+    def num_nodes(self, cancel: Cancel = None) -> Optional[int]:
+        return self.nodes
 
     # -- the jobs' side --
 

@@ -199,6 +199,9 @@ class DummyConfig:
         Slurm partitions (the first is the default) and SGE queues accepted.
     faults
         Faults to inject, see :class:`Fault`.
+    accounting
+        Whether Slurm keeps accounts: ``sacct`` answers as with slurmdbd (the CI Slurm);
+        False: ``Slurm accounting storage is disabled``, as without.
     """
 
     slots: int = 8
@@ -207,6 +210,7 @@ class DummyConfig:
     max_array_size: int = 1001
     partitions: tuple[str, ...] = ("local",)
     faults: tuple[Fault, ...] = ()
+    accounting: bool = False
 
     def to_json(self) -> dict:
         data = dataclasses.asdict(self)

@@ -11,8 +11,11 @@ real program prints. Output formats follow the recordings of a real Slurm 22.05.
 - ``squeue``: ``-h``, ``-r``, ``-t``, ``--name``, ``--jobs``, ``-u``/``--me`` and
   ``-o FORMAT`` with every ``%`` field letter (``%all`` too);
 - ``scancel``: job ids (``123``, ``123_4``, ``123_[1-3]``), ``--name``, ``-u``/``--me``;
-- ``scontrol show config``; ``sacct`` as on a cluster without accounting; ``sinfo``
-  with nothing to report.
+- ``scontrol show config``; ``sacct`` as on a cluster without accounting, or, with
+  :attr:`DummyConfig.accounting <batchpool.testing.queue.DummyConfig.accounting>`,
+  ``-n -P [-X] -j IDS -o FIELDS`` as recorded in ``tests/data/slurm/sacct_accounting_real.txt``
+  (a step's ``MaxRSS`` is ``0``: the dummy measures nothing); ``sinfo`` with nothing to
+  report.
 """
 
 from __future__ import annotations
@@ -836,10 +839,79 @@ def scontrol(args: Sequence[str], context: Context) -> int:
     raise UsageError([f"invalid entity: {' '.join(words[1:2])} for keyword: {' '.join(words[:1])}"])
 
 
+SACCT_OPTIONS = (
+    Option("noheader", "noheader", "n", takes_value=False),
+    Option("parsable2", "parsable2", "P", takes_value=False),
+    Option("allocations", "allocations", "X", takes_value=False),
+    Option("jobs", "jobs", "j"),
+    Option("format", "format", "o"),
+)
+
+
 def sacct(args: Sequence[str], context: Context) -> int:
-    """``sacct``: as on a cluster without accounting (``accounting_storage/none``)."""
-    sys.stderr.write("sacct: error: Slurm accounting storage is disabled\n")
-    return 1
+    """``sacct -n -P [-X] -j IDS -o FIELDS`` with accounting (module docstring); without,
+    as on a cluster with ``accounting_storage/none``."""
+    if not context.config.accounting:
+        sys.stderr.write("sacct: error: Slurm accounting storage is disabled\n")
+        return 1
+    pairs, _ = parse_options("sacct", args, SACCT_OPTIONS, stop_at_positional=False)
+    options = dict(pairs)
+    fields = options.get("format", "JobID,State,ExitCode").split(",")
+    unknown = [f for f in fields if f not in SACCT_FIELDS]
+    if unknown:
+        raise UsageError([f'sacct: error: Invalid field requested: "{unknown[0]}"'])
+    wanted = _split_list(options.get("jobs", ""))
+    if "noheader" not in options:
+        print("|".join(fields))
+    for job in context.state.of(Scheduler.SLURM):
+        label = Row(job).label
+        if wanted and not {label, str(job.job_id), str(job.array_job_id)} & wanted:
+            continue
+        print("|".join(SACCT_FIELDS[f](job, "") for f in fields))
+        if "allocations" not in options and job.start_time is not None:
+            print("|".join(SACCT_FIELDS[f](job, "batch") for f in fields))
+    return 0
+
+
+def _sacct_state(job: JobRecord) -> str:
+    state = Row(job).state
+    return f"CANCELLED by {os.getuid()}" if state == "CANCELLED" else state
+
+
+def _sacct_exit_code(job: JobRecord) -> str:
+    """``CODE:SIGNAL``; ``0:125`` for an out-of-memory kill, as Slurm's ``SIG_OOM``."""
+    if job.end_state == "OUT_OF_MEMORY":
+        return "0:125"
+    code = job.exit_code or 0
+    return f"0:{code - 128}" if code > 128 else f"{code}:0"
+
+
+def _sacct_reason(job: JobRecord) -> str:
+    """What the job last waited for; ``None`` once it started (the dummy forgets why it
+    had waited: the real one keeps ``JobArrayTaskLimit`` and the like)."""
+    return "None" if job.start_time is not None else job.reason
+
+
+def _sacct_elapsed(job: JobRecord) -> str:
+    """``HH:MM:SS`` (``D-HH:MM:SS``), always with hours, unlike ``squeue``'s ``%M``."""
+    if job.start_time is None:
+        return "00:00:00"
+    total = int((job.end_time or time.time()) - job.start_time)
+    days, rest = divmod(total, 86400)
+    clock = f"{rest // 3600:02d}:{rest % 3600 // 60:02d}:{rest % 60:02d}"
+    return f"{days}-{clock}" if days else clock
+
+
+SACCT_FIELDS: dict[str, Callable[[JobRecord, str], str]] = {
+    "JobID": lambda job, step: Row(job).label + (f".{step}" if step else ""),
+    "State": lambda job, step: _sacct_state(job),
+    "ExitCode": lambda job, step: _sacct_exit_code(job),
+    "NodeList": lambda job, step: host_name() if job.start_time is not None else "None assigned",
+    "Reason": lambda job, step: "" if step else _sacct_reason(job),
+    "Elapsed": lambda job, step: _sacct_elapsed(job),
+    "MaxRSS": lambda job, step: "0" if step else "",
+}
+"""The ``sacct -o`` fields the dummy knows: a job (or step) -> its value."""
 
 
 def sinfo(args: Sequence[str], context: Context) -> int:
