@@ -3,7 +3,7 @@ delivers the recorded errors unless asked to run them again; ``batchpool results
 writes JSON lines to stdout, with the tasks' inputs if asked.
 
 Sessions come from :class:`ScriptedDriver` (no job runs); the same on real maps is in
-``tests/integration/test_after_the_run.py``.
+``tests/integration/test_after_real_maps.py``.
 """
 
 from __future__ import annotations
