@@ -6,6 +6,7 @@ without running anything, and run the failed tasks again only with ``retry_faile
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 from pathlib import Path
@@ -29,12 +30,9 @@ def fails_while_flag_exists(args: tuple) -> int:
     return x
 
 
-def runs_per_task(markers: Path) -> dict[int, int]:
-    counts: dict[int, int] = {}
-    for marker in markers.iterdir():
-        task = int(marker.name.split(".")[0])
-        counts[task] = counts.get(task, 0) + 1
-    return counts
+def runs_per_task(markers: Path) -> collections.Counter[int]:
+    """How often each task ran: its markers are named ``TASK.PID``."""
+    return collections.Counter(int(marker.name.split(".")[0]) for marker in markers.iterdir())
 
 
 @pytest.fixture
