@@ -11,7 +11,8 @@ A map's session, :class:`Session` (``WORK_DIR/<time>_<key>/``, re-attached by ke
 function, tasks, manifest, the record files of its chunks (a record file that failed its
 checks is kept aside for inspection), the archive of collected results, the journals of
 its chunks and of what the pool did, its driver's lock and, once the map succeeded, its
-``done`` marker (:class:`batchpool._layout.SessionPaths` names each).
+``done`` marker, or once it ended on task errors, its ``failed`` marker
+(:class:`batchpool._layout.SessionPaths` names each).
 
 Directories are 0700 and files 0600. Whole files are written atomically
 (temporary name, then rename). The archive and the journals are appended to; an append
