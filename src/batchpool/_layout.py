@@ -123,6 +123,7 @@ CHUNK_EVENTS_FILE = "chunks.jsonl"
 LOG_FILE = "log.jsonl"
 LOCK_FILE = "driver.lock"
 DONE_FILE = "done"
+FAILED_FILE = "failed"
 
 WITHDRAWN = "-"
 """The job id in a claim that the driver made to take a ticket back."""
@@ -562,6 +563,8 @@ class SessionPaths(_Directory):
     """Host, pid and heartbeat of the driver driving the session now."""
     done = _Name(DONE_FILE)
     """Written when the map succeeded."""
+    failed = _Name(FAILED_FILE)
+    """Written when the map ended because tasks raised (their number, JSON)."""
 
     def record(self, chunk: int, tries: int) -> str:
         """The record file of a chunk posted for the ``tries``-th time: its claim, then

@@ -103,6 +103,9 @@ class Call:
         self.attach_to: Optional[Path] = None
         """The session of a detached map to drive (:func:`batchpool.attach`), instead of
         ``function`` and ``tasks``."""
+        self.retry_failed = True
+        """On resume, run again the chunks whose tasks raised; else deliver their errors
+        (:func:`batchpool.attach` with ``retry_failed=False``)."""
 
     @property
     def num_uncut(self) -> int:
@@ -283,12 +286,9 @@ def reattach(
     call.num_tasks_known = num_tasks
     results = _resumed_results(session)
     kept = []
-    for result in results:
-        envelopes = result.envelopes()
-        # A chunk whose tasks raised runs again (the failure may have been passing).
-        if all(ok for ok, _ in envelopes):
-            call.deliver(result.tasks.start, envelopes)
-            kept.append(result.tasks)
+    for start, envelopes in _newest_envelopes(results, call.retry_failed):
+        call.deliver(start, envelopes)
+        kept.append(range(start, start + len(envelopes)))
     adopted = _claimed_chunks(call, session, {r.chunk for r in results})
     call.uncut.extend(_complement(num_tasks, kept + [a.tasks for a in adopted]))
     if call.kind is CallKind.MAP:
@@ -314,6 +314,24 @@ def _resumed_results(session: Session) -> list[ChunkResult]:
                 results.append(taken)
                 archived.add(chunk)
     return results
+
+
+def _newest_envelopes(results: list[ChunkResult], retry_failed: bool) -> list[tuple[int, list]]:
+    """``(start, envelopes)`` to deliver on resume, in task order: where two chunks hold a
+    task (an earlier resume cut the tasks of a failed chunk again), the newer chunk's.
+    With ``retry_failed``, a chunk whose tasks raised is left out: it runs again (the
+    failure may have been passing)."""
+    covered: list[range] = []
+    found = []
+    for result in sorted(results, key=lambda r: r.chunk, reverse=True):
+        envelopes = result.envelopes()
+        if retry_failed and not all(ok for ok, _ in envelopes):
+            continue
+        first = result.tasks.start
+        for gap in _complement(result.tasks.stop, [range(first), *covered]):
+            found.append((gap.start, envelopes[gap.start - first : gap.stop - first]))
+        covered.append(result.tasks)
+    return sorted(found, key=lambda item: item[0])
 
 
 def _claimed_chunks(call: Call, session: Session, finished: set[int]) -> list[Adopted]:

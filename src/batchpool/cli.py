@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, TextIO
 
 import batchpool
 from batchpool import results
@@ -214,7 +214,9 @@ def _session_summary_line(summary: results.SessionSummary) -> str:
     driver = results.live_driver(session)
     driving = f"; driven now by process {driver.pid} on {driver.host}" if driver else ""
     failed = f", {summary.num_failed_tasks} failed" if summary.num_failed_tasks else ""
-    finished = SessionState.FINISHED if summary.finished else SessionState.NOT_FINISHED
+    # A session driven now reads "not finished; driven now by ...".
+    ended = (SessionState.FINISHED, SessionState.FAILED)
+    state = summary.state if summary.state in ended else SessionState.NOT_FINISHED
     return (
         f"{session.name}: {len(summary.chunks)} chunks: "
         f"{counts[results.ChunkState.DONE]} done, {counts[results.ChunkState.FAILED]} failed, "
@@ -222,7 +224,7 @@ def _session_summary_line(summary: results.SessionSummary) -> str:
         f"{f', {replaced} replaced' if replaced else ''}; "
         f"{summary.num_done_tasks}/{_num_tasks(summary)} tasks done{failed}; "
         f"{sum(c.num_resubmissions for c in summary.chunks)} resubmissions; "
-        f"{finished.value}{driving}"
+        f"{state.value}{driving}"
     )
 
 
@@ -265,16 +267,27 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 # -- results ----------------------------------------------------------------------------
 
-OUTCOME_WRITERS: dict[str, Callable[[list, Path], None]] = {}
+OutcomeWriter = Callable[[list, Path, Optional[list]], None]
+"""Writes outcomes (and the tasks' inputs, if given) to a file."""
+OUTCOME_WRITERS: dict[str, OutcomeWriter] = {}
+TO_STDOUT = "-"
 
 
 def export_results(args: argparse.Namespace) -> int:
+    """``batchpool results SESSION``: JSON lines on stdout, or a file by its suffix."""
+    if args.output in (None, TO_STDOUT):
+        outcomes = results.load(args.session, strict=False)
+        inputs = results.load_inputs(args.session, strict=False) if args.inputs else None
+        write_json_lines(outcomes, sys.stdout, inputs)
+        return 0
     output = Path(args.output)
     writer = OUTCOME_WRITERS.get(output.suffix)
     if writer is None:
         return _usage_error(f"--output must end in {' or '.join(OUTCOME_WRITERS)}: {output}")
-    outcomes = results.load(args.session, strict=output.suffix == ".pkl")
-    writer(outcomes, output)
+    strict = output.suffix == ".pkl"
+    outcomes = results.load(args.session, strict=strict)
+    inputs = results.load_inputs(args.session, strict=strict) if args.inputs else None
+    writer(outcomes, output, inputs)
     counts = {s: sum(o.status is s for o in outcomes) for s in results.TaskStatus}
     print(
         f"wrote {len(outcomes)} tasks to {output}: "
@@ -294,31 +307,76 @@ def outcome_dict(outcome: results.TaskOutcome) -> dict[str, Any]:
     }
 
 
-def write_pickle(outcomes: list, output: Path) -> None:
-    """A pickle of a list of :func:`outcome_dict` (the exceptions as objects)."""
-    output.write_bytes(pickle.dumps([outcome_dict(o) for o in outcomes]))
+def outcome_line(outcome: results.TaskOutcome) -> dict[str, Any]:
+    """A task outcome as one line of ``batchpool results``'s JSON lines: ``value`` is the
+    ``repr`` of a value that JSON cannot hold (``value_is_repr`` says so), ``error`` the
+    exception's ``Type: message``, ``traceback_last_line`` the last line of its remote
+    traceback (None where there is none)."""
+    value, value_is_repr = _json_or_repr(outcome.value)
+    tail = outcome.traceback.rstrip().rpartition("\n")[2]
+    return {
+        "index": outcome.index,
+        "status": outcome.status.value,
+        "value": value,
+        "value_is_repr": value_is_repr,
+        "error": outcome.failure_line() or None,
+        "traceback_last_line": tail or None,
+    }
 
 
-def write_json(outcomes: list, output: Path) -> None:
-    """JSON: values JSON cannot hold become their ``repr``; exceptions ``Type: message``."""
+def write_json_lines(outcomes: list, stream: TextIO, inputs: Optional[list] = None) -> None:
+    """One :func:`outcome_line` per task; with ``inputs``, each task's ``input`` (and
+    ``input_is_repr``) too."""
+    for i, outcome in enumerate(outcomes):
+        row = outcome_line(outcome)
+        if inputs is not None:
+            row["input"], row["input_is_repr"] = _json_or_repr(inputs[i])
+        stream.write(json.dumps(row, allow_nan=False) + "\n")
+
+
+def write_jsonl(outcomes: list, output: Path, inputs: Optional[list]) -> None:
+    """The lines of ``batchpool results`` on stdout (:func:`write_json_lines`), to a file."""
+    with output.open("w", encoding="utf-8") as stream:
+        write_json_lines(outcomes, stream, inputs)
+
+
+def write_pickle(outcomes: list, output: Path, inputs: Optional[list] = None) -> None:
+    """A pickle of a list of :func:`outcome_dict` (the exceptions as objects); with
+    ``inputs``, each dict has the task's ``input`` too."""
+    rows = [outcome_dict(o) for o in outcomes]
+    for row, task_input in zip(rows, inputs or ()):
+        row["input"] = task_input
+    output.write_bytes(pickle.dumps(rows))
+
+
+def write_json(outcomes: list, output: Path, inputs: Optional[list] = None) -> None:
+    """JSON: values JSON cannot hold become their ``repr``; exceptions ``Type: message``;
+    with ``inputs``, each task's ``input`` as its value is written."""
     rows = []
-    for outcome in outcomes:
+    for i, outcome in enumerate(outcomes):
         row = outcome_dict(outcome)
         row["value"] = _jsonable(outcome.value)
         row["exception"] = outcome.failure_line() or None
+        if inputs is not None:
+            row["input"] = _jsonable(inputs[i])
         rows.append(row)
     output.write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
 
 
 def _jsonable(value: Any) -> Any:
+    return _json_or_repr(value)[0]
+
+
+def _json_or_repr(value: Any) -> tuple[Any, bool]:
+    """``(value, False)`` if JSON holds ``value``, else ``(repr(value), True)``."""
     try:
         json.dumps(value, allow_nan=False)
     except (TypeError, ValueError):
-        return repr(value)
-    return value
+        return repr(value), True
+    return value, False
 
 
-OUTCOME_WRITERS.update({".pkl": write_pickle, ".json": write_json})
+OUTCOME_WRITERS.update({".pkl": write_pickle, ".json": write_json, ".jsonl": write_jsonl})
 
 
 # -- clean ------------------------------------------------------------------------------
@@ -337,8 +395,8 @@ def clean(args: argparse.Namespace) -> int:
     if not doomed and not doomed_pools:
         print(f"nothing to remove in {work_dir}")
         return 0
-    for directory, finished in doomed:
-        print(f"  {directory.name}  {'finished' if finished else 'NOT finished'}")
+    for directory, state in doomed:
+        print(f"  {directory.name}  {CLEAN_LABELS.get(state, 'NOT finished')}")
     for directory in doomed_pools:
         print(f"  {directory.name}  pool directory, its driver is gone")
     what = _what(doomed, doomed_pools)
@@ -360,8 +418,13 @@ def _what(sessions: Sequence[object], pools: Sequence[object]) -> str:
     return " and ".join(parts)
 
 
-def sessions_to_clean(work_dir: Path, include_unfinished: bool) -> list[tuple[Path, bool]]:
-    """``(session directory, finished)`` of the sessions ``clean`` removes.
+CLEAN_LABELS = {SessionState.FINISHED: "finished", SessionState.FAILED: "FAILED"}
+"""How ``clean`` lists a session it would remove; any other: ``NOT finished``."""
+
+
+def sessions_to_clean(work_dir: Path, include_unfinished: bool) -> list[tuple[Path, SessionState]]:
+    """``(session directory, state)`` of the sessions ``clean`` removes: the finished
+    ones, and with ``include_unfinished`` the failed and not finished ones too.
 
     A session that a live driver drives is never removed (it is named on stderr).
     """
@@ -378,7 +441,7 @@ def sessions_to_clean(work_dir: Path, include_unfinished: bool) -> list[tuple[Pa
                 f"on {driver.host}\n"
             )
             continue
-        doomed.append((directory, finished))
+        doomed.append((directory, session.state()))
     return doomed
 
 
@@ -610,7 +673,9 @@ def wait(args: argparse.Namespace) -> int:
     """``batchpool wait SESSION``: drive a detached map to its end; its session is kept."""
     import multiprocessing
 
-    attached = batchpool.attach(args.session, keep_work_dir=True, verbose=args.verbose)
+    attached = batchpool.attach(
+        args.session, retry_failed=args.retry_failed, keep_work_dir=True, verbose=args.verbose
+    )
     try:
         values = attached.get(args.timeout)
     except multiprocessing.TimeoutError:
@@ -631,6 +696,11 @@ def _add_wait(commands: argparse._SubParsersAction) -> None:
     wait_parser.add_argument("session", metavar="SESSION")
     wait_parser.add_argument("--timeout", type=float, help="seconds; default: no limit")
     wait_parser.add_argument("--verbose", "-v", action="store_true", help="every state change")
+    wait_parser.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="run the tasks that raised again (default: report their errors as recorded)",
+    )
     wait_parser.set_defaults(run=wait)
 
 
@@ -711,11 +781,18 @@ def _add_session_commands(commands: argparse._SubParsersAction) -> None:
     status_parser.set_defaults(run=status)
 
     results_parser = commands.add_parser(
-        "results", help="write every task's result, exception or absence to a file"
+        "results",
+        help="every task's result, exception or absence: JSON lines on stdout, or a file",
     )
     results_parser.add_argument("session", metavar="SESSION")
     results_parser.add_argument(
-        "--output", "-o", required=True, metavar="FILE", help="FILE.pkl or FILE.json"
+        "--output",
+        "-o",
+        metavar="FILE",
+        help="FILE.jsonl, FILE.json or FILE.pkl; default or -: JSON lines on stdout",
+    )
+    results_parser.add_argument(
+        "--inputs", action="store_true", help="add each task's argument (its input)"
     )
     results_parser.set_defaults(run=export_results)
 
@@ -724,7 +801,9 @@ def _add_session_commands(commands: argparse._SubParsersAction) -> None:
     )
     clean_parser.add_argument("work_dir", metavar="WORK_DIR")
     clean_parser.add_argument("--yes", "-y", action="store_true", help="do not ask")
-    clean_parser.add_argument("--all", action="store_true", help="remove unfinished sessions too")
+    clean_parser.add_argument(
+        "--all", action="store_true", help="remove failed and unfinished sessions too"
+    )
     clean_parser.set_defaults(run=clean)
 
     report_parser = commands.add_parser("report", help="a picture of a map's jobs over time")

@@ -14,9 +14,10 @@ session, and do not stop when the submitting process is gone (as the workers of 
 pools do). They exit once they have idled for ``worker_idle_s``.
 
 :func:`attach` is a resume of that map (see *Resume* in the README): a new driver
-takes the session over, keeps every result already recorded, adopts the chunks that
-live jobs hold, runs the rest again on new workers (a chunk whose job was lost too),
-and returns the results in input order, each task's exactly once. The detached pool's
+takes the session over, keeps every result already recorded (the errors of tasks that
+raised too, unless ``retry_failed=True``), adopts the chunks that live jobs hold, runs
+the rest again on new workers (a chunk whose job was lost too), and returns the results
+in input order, each task's exactly once. The detached pool's
 backend and options are kept in its ``detached`` file, so that ``attach`` needs none;
 options given to it win. On the local backend the detached workers are processes of this
 machine that outlive the submitting script; ``attach`` watches those that hold chunks by
@@ -85,13 +86,17 @@ def submit(
     return sessions[0]
 
 
-def attach(session_dir: PathLike, **options: Any) -> AttachedMap:
+def attach(session_dir: PathLike, *, retry_failed: bool = False, **options: Any) -> AttachedMap:
     """Take over the map of ``session_dir`` (from :func:`submit`, or a map whose driver
     died) and collect its results (module docstring).
 
-    ``options`` are those of :func:`batchpool.Pool`, over those the detached pool was
-    made with; ``work_dir`` is the session's. ``keep_work_dir=True`` keeps the session
-    for :func:`batchpool.load` after the results came.
+    Tasks that raised stay failed: their errors are delivered as they were recorded, and
+    the map ends with the first one once every task has ended (as ``multiprocessing``'s
+    ``map``). ``retry_failed=True`` runs the chunks that hold them again instead (as
+    running the same map again does). ``options`` are those of :func:`batchpool.Pool`,
+    over those the detached pool was made with; ``work_dir`` is the session's.
+    ``keep_work_dir=True`` keeps the session for :func:`batchpool.load` after the
+    results came.
     """
     from .results import open_session, pools_of_session
 
@@ -110,6 +115,7 @@ def attach(session_dir: PathLike, **options: Any) -> AttachedMap:
     call = Call(CallKind.MAP, _DetachedFunction(manifest.function), None, result)
     call.chunksize = manifest.chunksize
     call.attach_to = session.dir
+    call.retry_failed = retry_failed
     pool.submit_call(call)
     return AttachedMap(session.dir, pool, result)
 

@@ -454,6 +454,8 @@ class Dispatcher:
                 failed = call.num_failed_tasks or call.input_error is not None
                 error = PoolError(f"{call.num_failed_tasks} task(s) raised") if failed else None
                 self.something_failed |= bool(failed)  # its jobs' logs are kept too
+                if call.num_failed_tasks and call.session is not None:
+                    call.session.mark_failed(call.num_failed_tasks)  # "failed" in status
                 self._end_session(call, error)  # kept, to be resumed, when a task raised
                 call.sink.finish()
 

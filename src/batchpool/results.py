@@ -73,6 +73,7 @@ __all__ = [
     "is_session",
     "live_driver",
     "load",
+    "load_inputs",
     "log_events",
     "num_tasks",
     "open_session",
@@ -375,6 +376,40 @@ def load(session_dir: PathLike, *, strict: bool = True) -> list[TaskOutcome]:
         for o in outcomes
     ]
     return _with_usage(outcomes, session)
+
+
+def load_inputs(session_dir: PathLike, *, strict: bool = True) -> list[Any]:
+    """The argument of every task of the map kept in ``session_dir``, in input order, as
+    the session holds it: the item of a ``map``, the argument tuple of a ``starmap``,
+    ``(args, kwds)`` of an ``apply``. As many as :func:`load` returns outcomes.
+
+    Raises
+    ------
+    NotASessionError
+        ``session_dir`` is not a session.
+    ResultsError
+        A task cannot be unpickled here (with ``strict=True``; else objects whose class
+        cannot be imported come back as :class:`Unresolved` stand-ins).
+    """
+    session, manifest = open_session(session_dir)
+    total = num_tasks(session, manifest)
+    try:
+        pickled = _layout.read_tasks(str(session.dir), 0, total)
+    except (OSError, ValueError) as error:
+        message = f"The tasks of {session.dir} cannot be read: {error}"
+        raise ResultsError(message, session.dir) from error
+    inputs = []
+    for index, payload in enumerate(pickled):
+        try:
+            unpickler = pickle.Unpickler if strict else _TolerantUnpickler
+            inputs.append(unpickler(io.BytesIO(payload)).load())
+        except Exception as error:  # anything a foreign pickle may raise
+            raise ResultsError(
+                f"Task {index} of {session.dir} cannot be read here: {error!r}. Load it where "
+                "the modules of the tasks are importable (as the map's driver).",
+                session.dir,
+            ) from error
+    return inputs
 
 
 @dataclass(frozen=True)

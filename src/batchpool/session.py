@@ -11,7 +11,8 @@ A map's session, :class:`Session` (``WORK_DIR/<time>_<key>/``, re-attached by ke
 function, tasks, manifest, the record files of its chunks (a record file that failed its
 checks is kept aside for inspection), the archive of collected results, the journals of
 its chunks and of what the pool did, its driver's lock and, once the map succeeded, its
-``done`` marker (:class:`batchpool._layout.SessionPaths` names each).
+``done`` marker, or once it ended on task errors, its ``failed`` marker
+(:class:`batchpool._layout.SessionPaths` names each).
 
 Directories are 0700 and files 0600. Whole files are written atomically
 (temporary name, then rename). The archive and the journals are appended to; an append
@@ -87,9 +88,14 @@ class SessionState(enum.Enum):
     """The map succeeded (its ``done`` marker)."""
     RUNNING = "running"
     """A live driver holds its lock."""
+    FAILED = "failed"
+    """Every task ran and some raised: the map ended on their errors
+    (:meth:`Session.mark_failed`). A resume (:func:`batchpool.attach` with
+    ``retry_failed=True``, or the same map again) runs the failed tasks again."""
     NOT_FINISHED = "not finished"
-    """Neither: it failed, was interrupted or detached, or its driver died; a resume
-    (:func:`batchpool.attach`, or the same map again) takes it over."""
+    """None of these: it stopped early (an error of the pool, a lost job it gave up on,
+    an interrupt), was detached, or its driver died; a resume (:func:`batchpool.attach`,
+    or the same map again) takes it over."""
 
 
 @dataclass(frozen=True)
@@ -320,6 +326,8 @@ class Session:
         """
         for _ in range(3):  # a lost race against another driver is tried again
             if _layout.create_exclusively(self.paths.lock, _lock_payload()):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.paths.failed)  # a resume: how it ended is not known yet
                 return
             holder = self.lock_holder()
             if holder is not None and not holder.is_stale(self.lock_age_s()):
@@ -370,7 +378,11 @@ class Session:
         """Where the map stands, as the session's files tell."""
         if self.is_done():
             return SessionState.FINISHED
-        return SessionState.RUNNING if self.live_driver() else SessionState.NOT_FINISHED
+        if self.live_driver():
+            return SessionState.RUNNING
+        if os.path.exists(self.paths.failed):
+            return SessionState.FAILED
+        return SessionState.NOT_FINISHED
 
     # -- what the driver writes before posting tickets -------------------------------
 
@@ -582,6 +594,16 @@ class Session:
 
     def mark_done(self) -> None:
         write_file(self.paths.done, b"")
+
+    def mark_failed(self, num_failed_tasks: int) -> None:
+        """The map ended because ``num_failed_tasks`` tasks raised (its state is
+        :attr:`SessionState.FAILED` until a driver takes it over again). A marker that
+        cannot be written (a full disk) is said on stderr: the map counts as not
+        finished then."""
+        try:
+            write_file(self.paths.failed, json.dumps({"failed_tasks": num_failed_tasks}).encode())
+        except OSError as error:
+            sys.stderr.write(f"batchpool: cannot mark {self.dir} as failed: {error}\n")
 
     def is_done(self) -> bool:
         """True once the map of this session succeeded."""
