@@ -213,40 +213,19 @@ class Failure(NamedTuple):
     """The remote traceback, as text."""
 
 
-class Ticket:
-    """Ticket ``number``: run tasks ``start:stop`` of ``session_dir`` as its chunk ``chunk``."""
+class Ticket(NamedTuple):
+    """Ticket ``number``: run tasks ``start:stop`` of ``session_dir`` as its chunk ``chunk``
+    (posted for the ``attempt``-th time); only workers of ``tier`` take it (a retry with
+    more memory or time)."""
 
-    __slots__ = (
-        "number",
-        "session_dir",
-        "chunk",
-        "attempt",
-        "start",
-        "stop",
-        "function_key",
-        "tier",
-    )
-
-    def __init__(
-        self,
-        number: int,
-        session_dir: str,
-        chunk: int,
-        attempt: int,
-        start: int,
-        stop: int,
-        function_key: str,
-        tier: int = 0,
-    ) -> None:
-        self.number = number
-        self.session_dir = session_dir
-        self.chunk = chunk
-        self.attempt = attempt
-        self.start = start
-        self.stop = stop
-        self.function_key = function_key
-        self.tier = tier
-        """Only workers of this tier take the ticket (a retry with more memory or time)."""
+    number: int
+    session_dir: str
+    chunk: int
+    attempt: int
+    start: int
+    stop: int
+    function_key: str
+    tier: int = 0
 
     def encode(self) -> bytes:
         fields = (

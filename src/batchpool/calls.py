@@ -21,7 +21,7 @@ import shutil
 import time
 import types
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Protocol
 
@@ -66,46 +66,42 @@ class CallKind(enum.Enum):
     APPLY = "apply"
 
 
+@dataclass(eq=False)
 class Call:
     """The work of one ``map``, ``imap`` or batch of ``apply`` calls, and its session."""
 
-    def __init__(
-        self,
-        kind: CallKind,
-        function: Callable[..., Any],
-        tasks: Optional[list],
-        sink: Sink,
-        chunksize: Optional[int] = None,
-        inputs: Optional[Iterator] = None,
-    ) -> None:
-        self.kind = kind
-        self.function = function
-        self.tasks = tasks
-        self.sink = sink
-        self.chunksize = chunksize
-        self.inputs = inputs
-        self.session: Optional[Session] = None
-        self.function_key = ""
-        self.progress: Optional[Progress] = None
-        self.uncut: collections.deque[range] = collections.deque()
-        self.num_tasks_known = 0
-        self.input_done = inputs is None
-        self.input_error: Optional[tuple[int, BaseException]] = None
-        self.num_delivered = 0
-        self.num_failed_tasks = 0
-        self.next_chunk = 0
-        self.ended = False
-        self.per_task = False
-        """Deliver each task's result as soon as its record is there, not a chunk at a
-        time (the Executor's futures)."""
-        self.backend_name = ""
-        """The backend's name, for the session's manifest (set when it is opened)."""
-        self.attach_to: Optional[Path] = None
-        """The session of a detached map to drive (:func:`batchpool.attach`), instead of
-        ``function`` and ``tasks``."""
-        self.retry_failed = True
-        """On resume, run again the chunks whose tasks raised; else deliver their errors
-        (:func:`batchpool.attach` with ``retry_failed=False``)."""
+    kind: CallKind
+    function: Callable[..., Any]
+    tasks: Optional[list]
+    sink: Sink
+    chunksize: Optional[int] = None
+    inputs: Optional[Iterator] = None
+    """An ``imap``'s iterable, read by the pool's feeder (:meth:`add_tasks`)."""
+    session: Optional[Session] = field(default=None, init=False)
+    function_key: str = field(default="", init=False)
+    progress: Optional[Progress] = field(default=None, init=False)
+    uncut: collections.deque[range] = field(default_factory=collections.deque, init=False)
+    num_tasks_known: int = field(default=0, init=False)
+    input_done: bool = field(init=False)
+    input_error: Optional[tuple[int, BaseException]] = field(default=None, init=False)
+    num_delivered: int = field(default=0, init=False)
+    num_failed_tasks: int = field(default=0, init=False)
+    next_chunk: int = field(default=0, init=False)
+    ended: bool = field(default=False, init=False)
+    per_task: bool = field(default=False, init=False)
+    """Deliver each task's result as soon as its record is there, not a chunk at a
+    time (the Executor's futures)."""
+    backend_name: str = field(default="", init=False)
+    """The backend's name, for the session's manifest (set when it is opened)."""
+    attach_to: Optional[Path] = field(default=None, init=False)
+    """The session of a detached map to drive (:func:`batchpool.attach`), instead of
+    ``function`` and ``tasks``."""
+    retry_failed: bool = field(default=True, init=False)
+    """On resume, run again the chunks whose tasks raised; else deliver their errors
+    (:func:`batchpool.attach` with ``retry_failed=False``)."""
+
+    def __post_init__(self) -> None:
+        self.input_done = self.inputs is None
 
     @property
     def num_uncut(self) -> int:

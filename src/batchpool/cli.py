@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import html
 import importlib
 import json
 import math
@@ -116,7 +115,7 @@ def session_status(session_dir: Path) -> str:
     rows = [
         (
             str(c.chunk),
-            _task_range(c.tasks),
+            results.task_span(c.tasks),
             c.state.value,
             str(c.num_attempts),
             ",".join(c.job_ids) or "-",
@@ -135,7 +134,7 @@ def session_status(session_dir: Path) -> str:
         lines.append("kept aside, failed its checks:")
         lines.extend(f"  {line}" for line in damaged)
     found = results.efficiency(summary.directory)
-    lines.extend(efficiency_lines(found))
+    lines.extend(found.lines() if found is not None else [])
     lines.extend(accounting_lines(summary, found))
     work_dir = summary.directory.parent
     for name in results.pools_of_session(summary.directory):
@@ -143,22 +142,6 @@ def session_status(session_dir: Path) -> str:
         if os.path.isdir(logs):
             lines.append(f"logs of its jobs: {logs}")
     return "\n".join(lines)
-
-
-def efficiency_lines(found: Optional[results.Efficiency]) -> list[str]:
-    """What the tasks used (:func:`batchpool.results.efficiency`), and what to ask for."""
-    if found is None:
-        return []
-    wall, cpu, rss = found.wall_s, found.cpu_s, found.job_rss_mb
-    return [
-        f"time per task ({found.num_tasks} measured): median {wall.median:.2f} s, "
-        f"p95 {wall.p95:.2f} s, max {wall.max:.2f} s; CPU median {cpu.median:.2f} s, "
-        f"p95 {cpu.p95:.2f} s, max {cpu.max:.2f} s ({found.cpu_fraction:.0%} of the wall time)",
-        f"peak memory per job ({len(found.max_rss_mb_by_job)} jobs): median "
-        f"{rss.median:.0f} MiB, p95 {rss.p95:.0f} MiB, max {rss.max:.0f} MiB",
-        f"suggested for the next run: {found.suggestion()} (the longest chunk took "
-        f"{found.longest_chunk_s:.1f} s)",
-    ]
 
 
 def accounting_lines(
@@ -197,12 +180,6 @@ def accounting_lines(
             f"{task_s.get(job, 0.0):.1f} s, peak RSS {peaks[job]:.0f} MiB"
         )
     return lines
-
-
-def _task_range(tasks: range) -> str:
-    if len(tasks) == 1:
-        return str(tasks.start)
-    return f"{tasks.start}-{tasks.stop - 1}" if tasks else "-"
 
 
 def _session_summary_line(summary: results.SessionSummary) -> str:
@@ -485,185 +462,19 @@ def _confirm(question: str) -> bool:
 
 # -- report -----------------------------------------------------------------------------
 
-SVG_WIDTH, SVG_HEIGHT, SVG_MARGIN = 720, 320, 48
-
 
 def report(args: argparse.Namespace) -> int:
     output = Path(args.output)
     if output.suffix not in (".png", ".html"):
         return _usage_error(f"--output must end in .png or .html: {output}")
-    timeline = results.timeline(args.session)
-    usage = results.task_usage(args.session)
-    if output.suffix == ".html":
-        chunks = results.summarize_chunks(args.session)
-        usage_html = render_usage_html(args.session)
-        page = render_html(Path(args.session), timeline, chunks, usage_html)
-        output.write_text(page, encoding="utf-8")
-    else:
-        try:
-            write_png(timeline, output, title=Path(args.session).name, usage=usage)
-        except ImportError:
-            return _error("a PNG report needs matplotlib: pip install 'batchpool[report]'", 1)
+    from . import report as pictures
+
+    try:
+        pictures.write(Path(args.session), output)
+    except ImportError:
+        return _error("a PNG report needs matplotlib: pip install 'batchpool[report]'", 1)
     print(f"wrote {output}")
     return 0
-
-
-def render_usage_html(session_dir: str | os.PathLike[str]) -> str:
-    """The section of the HTML report on the time and memory the tasks used."""
-    found = results.efficiency(session_dir)
-    if found is None:
-        return "<h2>Time and memory</h2>\n<p>No task of this session was measured.</p>\n"
-    summary = "".join(f"<li>{html.escape(line)}</li>" for line in efficiency_lines(found))
-    jobs = "\n".join(
-        f"<tr><td>{html.escape(job)}</td><td>{mb:.0f}</td></tr>"
-        for job, mb in found.max_rss_mb_by_job
-    )
-    return (
-        f"<h2>Time and memory</h2>\n<ul>{summary}</ul>\n"
-        f"<table>\n<tr><th>job</th><th>peak memory (MiB)</th></tr>\n{jobs}\n</table>\n"
-    )
-
-
-def render_html(
-    session_dir: Path,
-    timeline: results.Timeline,
-    chunks: Sequence[results.ChunkSummary],
-    usage_html: str = "",
-) -> str:
-    """A self-contained page: the jobs against time (inline SVG), ``usage_html``
-    (:func:`render_usage_html`) and a table of the chunks."""
-    name = html.escape(session_dir.name)
-    rows = "\n".join(
-        f"<tr><td>{c.chunk}</td><td>{_task_range(c.tasks)}</td>"
-        f"<td>{html.escape(c.state.value)}</td><td>{c.num_attempts}</td>"
-        f"<td>{html.escape(', '.join(c.job_ids))}</td><td>{html.escape(c.first_failure)}</td></tr>"
-        for c in chunks
-    )
-    return f"""<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>batchpool {name}</title>
-<style>body{{font-family:sans-serif}} td,th{{padding:2px 8px;text-align:left}}</style>
-</head><body>
-<h1>batchpool session {name}</h1>
-<p>{html.escape(_timeline_summary(timeline))}</p>
-{render_svg(timeline)}
-<p><small>The jobs of a pool serve all of its maps: this counts every job the pool asked for
-while this map ran. A job counts as ended when it failed or vanished holding a chunk (which
-was posted again), when it was deleted while waiting, and at the latest when the map
-ended (idle jobs exit by themselves).</small></p>
-{usage_html}<h2>Chunks</h2>
-<table>
-<tr><th>chunk</th><th>tasks</th><th>state</th><th>attempts</th><th>claimed by jobs</th>\
-<th>first failure</th></tr>
-{rows}
-</table>
-</body></html>
-"""
-
-
-def _timeline_summary(timeline: results.Timeline) -> str:
-    if not timeline.points:
-        return "The session's log is empty."
-    last = timeline.points[-1]
-    end = {"done": "succeeded", "stopped": "stopped"}.get(timeline.end, "has not ended")
-    resumed = f"resumed {timeline.num_resumes} time(s); " if timeline.num_resumes else ""
-    return (
-        f"Started {timeline.start:%Y-%m-%d %H:%M:%S}; {last.submitted} jobs submitted; "
-        f"{timeline.num_resubmissions} chunk(s) posted again after their job was lost; "
-        f"{resumed}the map {end} after {last.time_s:.1f} s."
-    )
-
-
-def render_svg(timeline: results.Timeline) -> str:
-    """Jobs submitted and ended so far against seconds, as step lines in an ``<svg>``."""
-    points = timeline.points or (results.TimelinePoint(0.0, 0, 0),)
-    max_time = max(points[-1].time_s, 1e-3)
-    max_jobs = max(max(p.submitted for p in points), 1)
-
-    def xy(time_s: float, jobs: int) -> str:
-        plot_w, plot_h = SVG_WIDTH - 2 * SVG_MARGIN, SVG_HEIGHT - 2 * SVG_MARGIN
-        x = SVG_MARGIN + plot_w * time_s / max_time
-        y = SVG_HEIGHT - SVG_MARGIN - plot_h * jobs / max_jobs
-        return f"{x:.1f},{y:.1f}"
-
-    lines = []
-    for field, color in (("submitted", "#1f77b4"), ("ended", "#2ca02c")):
-        steps = []
-        for before, after in zip(points, points[1:]):
-            steps += [
-                xy(after.time_s, getattr(before, field)),
-                xy(after.time_s, getattr(after, field)),
-            ]
-        path = " ".join([xy(0.0, getattr(points[0], field)), *steps])
-        lines.append(
-            f'<polyline class="{field}" fill="none" stroke="{color}" stroke-width="2" '
-            f'points="{path}"><title>jobs {field}</title></polyline>'
-        )
-    return _svg_frame("\n".join(lines), max_time, max_jobs)
-
-
-def _svg_frame(content: str, max_time: float, max_jobs: int) -> str:
-    left, bottom = SVG_MARGIN, SVG_HEIGHT - SVG_MARGIN
-    right, top = SVG_WIDTH - SVG_MARGIN, SVG_MARGIN
-    return f"""<svg xmlns="http://www.w3.org/2000/svg" width="{SVG_WIDTH}" height="{SVG_HEIGHT}" \
-role="img" aria-label="jobs submitted and ended against time">
-<line x1="{left}" y1="{bottom}" x2="{right}" y2="{bottom}" stroke="black"/>
-<line x1="{left}" y1="{bottom}" x2="{left}" y2="{top}" stroke="black"/>
-<text x="{left}" y="{bottom + 18}" font-size="12">0</text>
-<text x="{right}" y="{bottom + 18}" font-size="12" text-anchor="end">{max_time:.1f} s</text>
-<text x="{left - 6}" y="{bottom}" font-size="12" text-anchor="end">0</text>
-<text x="{left - 6}" y="{top + 4}" font-size="12" text-anchor="end">{max_jobs}</text>
-<text x="{left}" y="{top - 18}" font-size="12">jobs: <tspan fill="#1f77b4">submitted</tspan> \
-<tspan fill="#2ca02c">ended</tspan></text>
-{content}
-</svg>"""
-
-
-def write_png(
-    timeline: results.Timeline,
-    output: Path,
-    title: str,
-    usage: Sequence[results.TaskUsage] = (),
-) -> None:
-    """The same picture as :func:`render_svg`, drawn by matplotlib (``batchpool[report]``);
-    with ``usage``, two more panels: the time of each task, and the peak memory of each
-    job."""
-    from matplotlib.figure import Figure
-
-    measured = [u for u in usage if u.cpu_s is not None]
-    figure = Figure(figsize=(8, 9) if measured else (8, 4), layout="constrained")
-    axes = figure.add_subplot(3, 1, 1) if measured else figure.add_subplot()
-    if measured:
-        _plot_usage(figure, measured)
-    times = [p.time_s for p in timeline.points]
-    axes.step(times, [p.submitted for p in timeline.points], where="post", label="submitted")
-    axes.step(times, [p.ended for p in timeline.points], where="post", label="ended")
-    axes.set_xlabel("seconds since the map started")
-    axes.set_ylabel("jobs")
-    axes.set_title(title)
-    axes.legend()
-    figure.savefig(output)
-
-
-def _plot_usage(figure: Any, measured: Sequence[results.TaskUsage]) -> None:
-    """Panels 2 and 3 of :func:`write_png`."""
-    times = figure.add_subplot(3, 1, 2)
-    num_bins = min(30, max(5, len(measured) // 3))
-    longest = max(max(u.wall_s, u.cpu_s or 0.0) for u in measured) or 1.0
-    bins = [longest * i / num_bins for i in range(num_bins + 1)]  # the same for both
-    times.hist([u.wall_s for u in measured], bins=bins, alpha=0.6, label="wall time")
-    times.hist([u.cpu_s for u in measured], bins=bins, alpha=0.6, label="CPU time")
-    times.set_xlabel("seconds per task")
-    times.set_ylabel("tasks")
-    times.legend()
-    peaks: dict[str, float] = {}
-    for u in measured:
-        peaks[u.job_id or "?"] = max(peaks.get(u.job_id or "?", 0.0), u.max_rss_mb or 0.0)
-    memory = figure.add_subplot(3, 1, 3)
-    jobs = sorted(peaks)
-    memory.bar(range(len(jobs)), [peaks[j] for j in jobs])
-    memory.set_xticks(range(len(jobs)), jobs, rotation=45, ha="right", fontsize="small")
-    memory.set_xlabel("job")
-    memory.set_ylabel("peak memory (MiB)")
 
 
 # -- wait -------------------------------------------------------------------------------

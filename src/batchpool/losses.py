@@ -18,6 +18,7 @@ from __future__ import annotations
 import errno
 import os
 import pickle
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -29,7 +30,16 @@ from .errors import PoolError
 from .files import no_room_left
 from .fleet import Fleet, JobNews, WorkerJob
 from .options import PoolSettings
-from .policy import Action, Cause, Loss, WorkerExit, classify, summary_line, unwritable_error
+from .policy import (
+    Action,
+    Cause,
+    Loss,
+    RetryPolicy,
+    WorkerExit,
+    classify,
+    summary_line,
+    unwritable_error,
+)
 from .session import ChunkEvent, ChunkResult
 from .tickets import Chunk, ChunkTable
 from .worker import NOT_SHARED_EXIT, NOT_SHARED_MARK
@@ -38,32 +48,27 @@ PEEK_S = 0.25
 """How often a running chunk's record file is read for its results so far."""
 
 
+@dataclass
 class Losses:
     """Delivers what chunks finished and acts on what their jobs lost (module docstring).
-    ``fail`` ends one call with an error, ``fail_all`` every call of the pool."""
+    ``fail`` ends one call with an error, ``fail_all`` every call of the pool; ``say`` and
+    ``say_pool`` tell an event of a call or of the pool; ``session_dir_hint`` names a
+    session for an error that is the pool's."""
 
-    def __init__(
-        self,
-        settings: PoolSettings,
-        table: ChunkTable,
-        fleet: Fleet,
-        fail: Callable[[Call, BaseException], None],
-        fail_all: Callable[[BaseException], None],
-        say: Callable[..., None],
-        say_pool: Callable[..., None],
-        session_dir_hint: Callable[[], Optional[Path]],
-    ) -> None:
-        self.settings = settings
-        self.policy = settings.retry_policy
-        self.table = table
-        self.fleet = fleet
-        self.fail = fail
-        self.fail_all = fail_all
-        self.say = say
-        self.say_pool = say_pool
-        self.session_dir_hint = session_dir_hint
-        self.start_failures: list[Loss] = []
-        """Jobs in a row that ended before their worker took any work."""
+    settings: PoolSettings
+    table: ChunkTable
+    fleet: Fleet
+    fail: Callable[[Call, BaseException], None]
+    fail_all: Callable[[BaseException], None]
+    say: Callable[..., None]
+    say_pool: Callable[..., None]
+    session_dir_hint: Callable[[], Optional[Path]]
+    start_failures: list[Loss] = field(default_factory=list)
+    """Jobs in a row that ended before their worker took any work."""
+
+    @property
+    def policy(self) -> RetryPolicy:
+        return self.settings.retry_policy
 
     def collected(self, chunk: Chunk, result: ChunkResult) -> None:
         """Deliver a chunk's result; a damaged one (kept aside by the session) gives

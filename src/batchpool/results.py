@@ -18,10 +18,8 @@ their ``driver`` file.
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import enum
 import io
-import json
 import os
 import pickle
 import statistics
@@ -34,10 +32,8 @@ from typing import Any, NamedTuple, Optional, Union
 from . import _layout
 from ._layout import PoolPaths, SessionPaths
 from .errors import NotASessionError, RemoteError, ResultsError
-from .files import read_json_lines
 from .proto_pool import task_error
 from .session import (
-    LOG_KEYS,
     ChunkEvent,
     ChunkResult,
     DriverLock,
@@ -52,7 +48,6 @@ PathLike = Union[str, os.PathLike]
 __all__ = [
     "ChunkState",
     "ChunkSummary",
-    "LogEvent",
     "NotASessionError",
     "PoolDriver",
     "ResultsError",
@@ -63,8 +58,6 @@ __all__ = [
     "TaskOutcome",
     "TaskStatus",
     "TaskUsage",
-    "Timeline",
-    "TimelinePoint",
     "Unresolved",
     "find_pool_dirs",
     "find_sessions",
@@ -74,7 +67,6 @@ __all__ = [
     "live_driver",
     "load",
     "load_inputs",
-    "log_events",
     "num_tasks",
     "open_session",
     "pool_driver",
@@ -83,7 +75,6 @@ __all__ = [
     "summarize_session",
     "efficiency",
     "task_usage",
-    "timeline",
 ]
 
 
@@ -466,15 +457,18 @@ def _envelopes(result: ChunkResult, session_dir: Path, strict: bool) -> list:
         return [_TolerantUnpickler(io.BytesIO(e)).load() for e in result.pickled_envelopes]
     except Exception as error:  # anything a foreign pickle may raise
         raise ResultsError(
-            f"The results of chunk {result.chunk} (tasks {_span(result.tasks)}) cannot be "
+            f"The results of chunk {result.chunk} (tasks {task_span(result.tasks)}) cannot be "
             f"read here: {error!r}. Load them where the modules of the results are "
             "importable (same environment and PYTHONPATH as the map's driver).",
             session_dir,
         ) from error
 
 
-def _span(tasks: range) -> str:
-    return f"{tasks.start}-{tasks.stop - 1}" if len(tasks) > 1 else str(tasks.start)
+def task_span(tasks: range) -> str:
+    """``"3-7"``, ``"3"``, or ``"-"`` for no task."""
+    if len(tasks) == 1:
+        return str(tasks.start)
+    return f"{tasks.start}-{tasks.stop - 1}" if tasks else "-"
 
 
 def _outcome(index: int, envelope: tuple, session_dir: Path) -> TaskOutcome:
@@ -663,124 +657,6 @@ def _chunk_events(session: Session) -> list[ChunkEvent]:
         return []
 
 
-# -- the pool's log ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LogEvent:
-    """One line of the session's ``log.jsonl``: what the pool did, and when."""
-
-    time: datetime.datetime
-    message: str
-    """The words before the details: ``session``, ``resumed``, ``submitted``,
-    ``resubmitting``, ``deleting``, ``scheduler unreachable``, ``done``, ``stopped``..."""
-    fields: dict
-    """The message's details, e.g. ``{"jobs": 3, "first_job": "17"}``."""
-
-
-def log_events(session_dir: PathLike) -> list[LogEvent]:
-    """The lines of the session's ``log.jsonl``, oldest first; unreadable lines are skipped."""
-    session, _ = open_session(session_dir)
-    events = []
-    for row in read_json_lines(session.paths.log):
-        event = _log_event(row)
-        if event is not None:
-            events.append(event)
-    return events
-
-
-def _log_event(row: dict) -> Optional[LogEvent]:
-    """One line of ``log.jsonl``: its fields are the line's own (``session.LOG_KEYS``
-    aside); in the lines of batchpool 0.1, they followed the message as a JSON text."""
-    try:
-        time = datetime.datetime.fromisoformat(row["t"])
-        message = str(row["m"])
-    except (KeyError, ValueError):
-        return None
-    fields = {k: v for k, v in row.items() if k not in LOG_KEYS and k != "c"}
-    brace = message.find(" {")
-    if not fields and brace >= 0:
-        try:
-            fields = json.loads(message[brace + 1 :])
-        except ValueError:
-            return None
-        message = message[:brace]
-    return LogEvent(time, message, fields if isinstance(fields, dict) else {})
-
-
-@dataclass(frozen=True)
-class TimelinePoint:
-    """The number of jobs submitted and ended so far, ``time_s`` seconds into the map."""
-
-    time_s: float
-    submitted: int
-    ended: int
-
-
-@dataclass(frozen=True)
-class Timeline:
-    """The jobs of a map against time, from its ``log.jsonl``.
-
-    ``log.jsonl`` records every submission of jobs (``submitted``, with their number;
-    the jobs of a pool serve all its maps, so a map's log counts every job its pool
-    asked for while it ran), every job that failed or vanished holding a chunk
-    (``resubmitting``), jobs deleted while waiting (``deleting``) and the end of
-    the map (``done`` or ``stopped``). Other jobs end when they have idled long
-    enough, which is not logged: every job counts as ended at the end of the map.
-    """
-
-    start: Optional[datetime.datetime]
-    points: tuple[TimelinePoint, ...]
-    num_resubmissions: int
-    """Chunks posted again after their job was lost."""
-    end: str
-    """``done``, ``stopped`` or ``""`` (still running, or its driver died)."""
-    num_resumes: int = 0
-    """How often a later driver took the map over."""
-
-
-def timeline(session_dir: PathLike) -> Timeline:
-    """The :class:`Timeline` of the map kept in ``session_dir``."""
-    events = log_events(session_dir)
-    start = events[0].time if events else None
-    submitted = ended = resubmissions = resumes = 0
-    ended_jobs: set[str] = set()
-    end = ""
-    points = [TimelinePoint(0.0, 0, 0)] if events else []
-    for event in events:
-        if event.message == "submitted":
-            submitted += _count(event.fields.get("jobs", event.fields.get("chunks", 1)))
-        elif event.message == "resubmitting":
-            resubmissions += 1
-            job = str(event.fields.get("job", ""))
-            if job not in ended_jobs:  # a job that held several chunks ended once
-                ended_jobs.add(job)
-                ended += 1
-        elif event.message == "deleting":
-            if str(event.fields.get("why", "")).startswith("error state"):
-                continue  # its chunk, if it held one, is resubmitted: counted there
-            ended += _count(event.fields.get("jobs", 1))
-        elif event.message in ("done", "stopped"):
-            ended, end = submitted, event.message
-        elif event.message == "resumed":
-            resumes += 1
-            end = ""
-            continue
-        else:
-            continue
-        assert start is not None  # there are events
-        seconds = (event.time - start).total_seconds()
-        points.append(TimelinePoint(seconds, submitted, min(ended, submitted)))
-    return Timeline(start, tuple(points), resubmissions, end, resumes)
-
-
-def _count(value: object) -> int:
-    try:
-        return max(0, int(str(value)))
-    except ValueError:
-        return 1
-
-
 # -- what the tasks used (recorded by the workers) -----------------------------------------
 
 
@@ -897,6 +773,19 @@ class Efficiency:
         """``time=H:MM:SS mem=NM``: options for the next run of the same work."""
         hours, rest = divmod(self.suggested_time_s, 3600)
         return f"time={hours}:{rest // 60:02d}:{rest % 60:02d} mem={self.suggested_mem_mb}M"
+
+    def lines(self) -> list[str]:
+        """What the tasks used, and what to ask for, as ``batchpool status`` says it."""
+        wall, cpu, rss = self.wall_s, self.cpu_s, self.job_rss_mb
+        return [
+            f"time per task ({self.num_tasks} measured): median {wall.median:.2f} s, "
+            f"p95 {wall.p95:.2f} s, max {wall.max:.2f} s; CPU median {cpu.median:.2f} s, "
+            f"p95 {cpu.p95:.2f} s, max {cpu.max:.2f} s ({self.cpu_fraction:.0%} of the wall time)",
+            f"peak memory per job ({len(self.max_rss_mb_by_job)} jobs): median "
+            f"{rss.median:.0f} MiB, p95 {rss.p95:.0f} MiB, max {rss.max:.0f} MiB",
+            f"suggested for the next run: {self.suggestion()} (the longest chunk took "
+            f"{self.longest_chunk_s:.1f} s)",
+        ]
 
 
 def efficiency(session_dir: PathLike) -> Optional[Efficiency]:

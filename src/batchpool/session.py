@@ -386,12 +386,8 @@ class Session:
 
     # -- what the driver writes before posting tickets -------------------------------
 
-    @property
-    def function_path(self) -> Path:
-        return Path(self.paths.function)
-
     def write_function(self, payload: bytes) -> None:
-        write_file(self.function_path, payload)
+        write_file(Path(self.paths.function), payload)
 
     def append_tasks(self, pickled_tasks: Iterable[bytes]) -> None:
         """Append tasks, each pickled on its own, and their offsets, as they come (the
@@ -438,10 +434,6 @@ class Session:
 
     # -- results ---------------------------------------------------------------------
 
-    def record_path(self, chunk: int, tries: int) -> Path:
-        """The record file of ``chunk`` posted for the ``tries``-th time."""
-        return Path(self.paths.record(chunk, tries))
-
     def archive_result(self, chunk: int, start: int, *pickled_envelopes: bytes) -> None:
         """Keep envelopes the driver made itself (a task that killed its worker) as the
         result of a chunk of their own."""
@@ -454,7 +446,7 @@ class Session:
         tasks that ended are folded into the archive (as chunk ``chunk``), and the file is
         removed. None if there is no such file, or it holds the driver's own claim (a
         ticket it withdrew)."""
-        return self._take(self.record_path(chunk, tries), chunk, whole_only)
+        return self._take(Path(self.paths.record(chunk, tries)), chunk, whole_only)
 
     def record_claim(self, chunk: int, tries: int) -> Claim | None:
         """Who claimed a try of a chunk (the claim in its record file); None if nobody

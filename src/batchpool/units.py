@@ -75,10 +75,7 @@ def parse_time_s(value: Duration, name: str = "time") -> int:
     """Seconds of a time limit in the module's grammar (``"90"``, ``"1:30:00"`` and
     ``"1.5h"`` are 5400). Anything else, or no time at all, is a ValueError that names
     the option ``name`` and shows good values."""
-    seconds = _time_s(value, name)
-    if seconds <= 0:
-        raise ValueError(f"{name}={value!r} is not a time limit: it must be more than zero")
-    return seconds
+    return _positive(_time_s(value, name), value, name, "a time limit")
 
 
 def _time_s(value: Duration, name: str) -> int:
@@ -105,10 +102,13 @@ def parse_mem_mb(value: Memory, name: str = "mem") -> int:
     """MB of an amount of memory in the module's grammar (``1536``, ``"1536M"`` and
     ``"1.5G"`` are 1536). Anything else, or none at all, is a ValueError that names the
     option ``name`` and shows good values."""
-    mb = _mem_mb(value, name)
-    if mb <= 0:
-        raise ValueError(f"{name}={value!r} is not an amount of memory: it must be more than zero")
-    return mb
+    return _positive(_mem_mb(value, name), value, name, "an amount of memory")
+
+
+def _positive(number: int, value: object, name: str, what: str) -> int:
+    if number <= 0:
+        raise ValueError(f"{name}={value!r} is not {what}: it must be more than zero")
+    return number
 
 
 def _mem_mb(value: Memory, name: str) -> int:

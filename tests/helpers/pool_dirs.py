@@ -15,6 +15,11 @@ from batchpool.session import ChunkResult, PoolDirectory, Session
 NODE = os.uname().nodename
 
 
+def record_path(session: Session, chunk: int, tries: int) -> Path:
+    """The record file of ``chunk`` posted for the ``tries``-th time."""
+    return Path(session.paths.record(chunk, tries))
+
+
 def new_pool(tmp_path: Path, idle_s: float = 0.05, max_chunks=None, initializer=(None, ())):
     pool = PoolDirectory.create(tmp_path / "work")
     pool.write_setup(pickle.dumps(initializer), idle_s, max_chunks)
@@ -37,7 +42,7 @@ def post(pool, number, session, chunk, start, stop, key="f1", attempt=0, tier=0)
 
 def result(session: Session, chunk: int, tries: int = 0) -> ChunkResult:
     """What the record file of try ``tries`` of ``chunk`` holds (it must be there)."""
-    data = session.record_path(chunk, tries).read_bytes()
+    data = record_path(session, chunk, tries).read_bytes()
     return ChunkResult.parse(chunk, data)
 
 

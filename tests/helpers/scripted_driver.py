@@ -13,6 +13,7 @@ import cloudpickle
 from batchpool import _layout
 from batchpool.session import ChunkEvent, Manifest, PoolDirectory, Session
 from batchpool.worker import Worker
+from helpers.pool_dirs import record_path
 
 CREATED = "2026-01-02T03:04:05"
 
@@ -80,7 +81,7 @@ class ScriptedDriver:
         """Job ``job_id`` claims the ticket and dies before it writes a result."""
         ticket = self.next_ticket - 1 if ticket is None else ticket
         claim = _layout.Claim(job_id, socket.gethostname(), os.getpid())
-        path = self.session.record_path(*self.chunk_of_ticket[ticket])
+        path = record_path(self.session, *self.chunk_of_ticket[ticket])
         begin = _layout.encode_record(_layout.BEGIN, 0, 0.0, claim.encode())
         assert _layout.create_exclusively(str(path), begin)
         mailbox = str(self.pool.dir / _layout.WORKERS_DIR / job_id)

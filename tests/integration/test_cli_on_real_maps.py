@@ -15,7 +15,7 @@ import pytest
 
 import batchpool
 import batchpool.local
-from batchpool import results
+from batchpool import report, results
 from batchpool.session import PoolDirectory, Session, process_alive
 from helpers.command import run, without_efficiency
 
@@ -177,7 +177,7 @@ def test_html_report_of_a_real_map(real_session, tmp_path, capsys):
         (job_id,) = chunk.job_ids
         row = f"<tr><td>{chunk.chunk}</td><td>{tasks}</td><td>done</td><td>1</td><td>{job_id}</td>"
         assert row in page
-    timeline = results.timeline(real_session)
+    timeline = report.timeline(real_session)
     assert f"{timeline.points[-1].submitted} jobs submitted" in page
     assert "0 chunk(s) posted again" in page and "the map succeeded after" in page
 

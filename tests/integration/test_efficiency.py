@@ -129,7 +129,6 @@ def test_a_record_of_an_older_worker_reads_without_usage(tmp_path):
     assert [o.value for o in outcomes] == [0, 1, 4]
     assert all(o.cpu_s is None and o.max_rss_mb is None for o in outcomes)
     assert results.efficiency(session) is None
-    assert cli.efficiency_lines(None) == []
 
 
 def test_the_usage_trailer_leaves_the_envelope_readable_by_pickle():

@@ -6,7 +6,7 @@ import pytest
 
 import batchpool
 import batchpool.local
-from batchpool import results
+from batchpool import report, results
 from batchpool.results import ChunkState, TaskStatus
 
 
@@ -42,10 +42,10 @@ def test_a_real_map(kept_map):
     assert all(len(c.job_ids) == 1 for c in chunks)
     (pool_name,) = results.pools_of_session(kept_map)
     assert (kept_map.parent / pool_name / "logs").is_dir()
-    timeline = results.timeline(kept_map)
+    timeline = report.timeline(kept_map)
     assert timeline.end == "done"
     assert timeline.points[-1].submitted == timeline.points[-1].ended >= 1
-    assert [e.message for e in results.log_events(kept_map)][0] == "session"
+    assert [e.message for e in report.log_events(kept_map)][0] == "session"
 
 
 def test_load_after_a_real_failed_map(tmp_path):
@@ -63,4 +63,4 @@ def test_load_after_a_real_failed_map(tmp_path):
     assert [o.value for o in done] == [0, 1, 4, 16]
     summary = results.summarize_session(session_dir)
     assert (summary.finished, summary.num_done_tasks, summary.num_failed_tasks) == (False, 4, 2)
-    assert results.timeline(session_dir).end == "stopped"
+    assert report.timeline(session_dir).end == "stopped"

@@ -18,7 +18,7 @@ import sys
 import pytest
 
 import batchpool
-from batchpool import cli, results
+from batchpool import cli, report, results
 from batchpool.session import Session
 from helpers.command import run, without_efficiency
 from helpers.scripted_driver import ScriptedDriver
@@ -259,19 +259,19 @@ def test_clean_refuses_a_session_a_pool_and_a_missing_directory(work_dir, tmp_pa
 
 
 def test_svg_steps():
-    timeline = results.Timeline(
+    timeline = report.Timeline(
         None,
         (
-            results.TimelinePoint(0.0, 0, 0),
-            results.TimelinePoint(2.0, 4, 0),
-            results.TimelinePoint(4.0, 4, 4),
+            report.TimelinePoint(0.0, 0, 0),
+            report.TimelinePoint(2.0, 4, 0),
+            report.TimelinePoint(4.0, 4, 4),
         ),
         0,
         "done",
     )
-    svg = cli.render_svg(timeline)
-    left, right = cli.SVG_MARGIN, cli.SVG_WIDTH - cli.SVG_MARGIN
-    bottom, top = cli.SVG_HEIGHT - cli.SVG_MARGIN, cli.SVG_MARGIN
+    svg = report.render_svg(timeline)
+    left, right = report.SVG_MARGIN, report.SVG_WIDTH - report.SVG_MARGIN
+    bottom, top = report.SVG_HEIGHT - report.SVG_MARGIN, report.SVG_MARGIN
     mid = (left + right) / 2
     assert (
         f'class="ended" fill="none" stroke="#2ca02c" stroke-width="2" points="{left:.1f},'

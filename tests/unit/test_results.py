@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 import batchpool
-from batchpool import _layout, cli, results
+from batchpool import _layout, cli, report, results
 from batchpool.results import ChunkState, TaskStatus
 from batchpool.session import STALE_LOCK_S, ChunkEvent, PoolDirectory, Session
 from helpers.scripted_driver import ScriptedDriver
@@ -337,7 +337,7 @@ def test_timeline_from_the_log(tmp_path):
             (9, "done"),
         ],
     )
-    events = results.log_events(session.dir)
+    events = report.log_events(session.dir)
     assert [e.message for e in events][:4] == [
         "session",
         "submitted",
@@ -347,7 +347,7 @@ def test_timeline_from_the_log(tmp_path):
     assert events[1].fields == {"jobs": 3, "first_job": "7"}
     assert events[2].fields == {"error": "sbatch: timeout"}
     assert (events[-1].message, events[-1].fields) == ("done", {})
-    timeline = results.timeline(session.dir)
+    timeline = report.timeline(session.dir)
     assert [(p.time_s, p.submitted, p.ended) for p in timeline.points] == [
         (0.0, 0, 0),
         (1.0, 3, 0),
@@ -374,7 +374,7 @@ def test_log_lines_carry_their_fields_as_json_fields_and_are_read_back(tmp_path)
         "tasks": 2,
         "job": "7_1",
     }
-    event = results.log_events(session.dir)[-1]
+    event = report.log_events(session.dir)[-1]
     assert (event.message, event.fields) == ("collected", {"chunk": 3, "tasks": 2, "job": "7_1"})
     with pytest.raises(ValueError, match="may not be called"):
         session_obj.log("bad", m="shadows the message")

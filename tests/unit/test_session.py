@@ -28,6 +28,7 @@ from batchpool.session import (
     session_key,
 )
 from batchpool.sge import sge_job_name
+from helpers.pool_dirs import record_path
 
 
 def result_file(start: int, stop: int, elapsed_s: float, envelopes: list) -> bytes:
@@ -37,7 +38,7 @@ def result_file(start: int, stop: int, elapsed_s: float, envelopes: list) -> byt
 
 
 def write_result(session: Session, chunk: int, data: bytes, tries: int = 0) -> None:
-    session.record_path(chunk, tries).write_bytes(data)
+    record_path(session, chunk, tries).write_bytes(data)
 
 
 @pytest.fixture
@@ -109,8 +110,8 @@ def test_a_reopened_session_appends_after_the_tasks_it_has(tmp_path):
 def test_function_file(tmp_path):
     session = Session.create(tmp_path, "k")
     session.write_function(b"function pickle")
-    assert session.function_path == session.dir / "function.pkl"
-    assert session.function_path.read_bytes() == b"function pickle"
+    assert Path(session.paths.function) == session.dir / "function.pkl"
+    assert Path(session.paths.function).read_bytes() == b"function pickle"
 
 
 # -- results -------------------------------------------------------------------------------
@@ -123,7 +124,7 @@ def test_a_taken_result_is_parsed_archived_and_its_file_removed(tmp_path):
     assert isinstance(result, ChunkResult)
     assert (result.chunk, result.tasks, result.elapsed_s) == (4, range(8, 10), 0.25)
     assert result.envelopes() == [(True, "a"), (True, "b")]
-    assert not session.record_path(4, 1).exists()
+    assert not record_path(session, 4, 1).exists()
     assert session.archived_results() == [result]
     assert session.take_record(4, 1) is None
     assert session.take_record(5, 0) is None
@@ -134,10 +135,10 @@ def test_a_record_file_being_written_is_taken_only_when_whole_is_not_asked(tmp_p
     whole = result_file(0, 2, 0.1, [(True, 0), (True, 1)])
     write_result(session, 0, whole[: -_layout.RECORD_HEAD.size])  # no END yet
     assert session.take_record(0, 0, whole_only=True) is None
-    assert session.record_path(0, 0).exists()
+    assert record_path(session, 0, 0).exists()
     partial = session.take_record(0, 0)
     assert partial is not None and not partial.complete and partial.tasks == range(0, 2)
-    assert not session.record_path(0, 0).exists()
+    assert not record_path(session, 0, 0).exists()
 
 
 def test_a_withdrawn_ticket_holds_the_drivers_claim_and_no_result(tmp_path):
@@ -157,7 +158,7 @@ def test_a_claimed_ticket_cannot_be_withdrawn(tmp_path):
     session = Session.create(tmp_path, "k")
     mine = _layout.Claim("7055_3", "node7", 4242, "another space")
     begin = _layout.encode_record(_layout.BEGIN, 0, 0.0, mine.encode())
-    assert _layout.create_exclusively(str(session.record_path(5, 2)), begin)
+    assert _layout.create_exclusively(str(record_path(session, 5, 2)), begin)
     assert not session.withdraw(5, 2)
     claim = session.record_claim(5, 2)
     assert (claim.job_id, claim.host, claim.pid) == ("7055_3", "node7", 4242)
@@ -166,7 +167,7 @@ def test_a_claimed_ticket_cannot_be_withdrawn(tmp_path):
 
 def test_a_claim_being_written_is_no_claim_yet(tmp_path):
     session = Session.create(tmp_path, "k")
-    session.record_path(2, 0).write_bytes(b"")  # created, its claim not written yet
+    record_path(session, 2, 0).write_bytes(b"")  # created, its claim not written yet
     assert session.record_claim(2, 0) is None
     assert not session.withdraw(2, 0)  # but the ticket is taken
 
