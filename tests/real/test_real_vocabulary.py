@@ -45,10 +45,13 @@ def one_script() -> dict:
 
 def own_options(backend: str) -> dict:
     """What a backend needs besides the vocabulary: SGE a parallel environment for more
-    than one CPU, PBS the wrappers off PATH."""
+    than one CPU, and ``-V`` so that the job starts with the driver's environment and
+    a variable that ``setup`` unsets is seen as unset (README, "Resources"); PBS the
+    wrappers off PATH."""
     if backend == "sge":
         pe = os.environ.get("BATCHPOOL_TEST_PE")
-        return dict(pe_name=pe, cpus=2) if pe else dict(cpus=1)
+        cpus = dict(pe_name=pe, cpus=2) if pe else dict(cpus=1)
+        return dict(cpus, qsub_args=["-V"])
     if backend == "pbs":
         return dict(real_pbs_paths(), cpus=2, command_policy=FAST_COMMANDS)
     return dict(cpus=2)
