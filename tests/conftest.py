@@ -62,6 +62,17 @@ RAN_IDS: set[str] = set()
 """The tests that ran: passed, or failed in any phase."""
 
 
+@pytest.fixture
+def here(tmp_path, monkeypatch):
+    """An empty working directory and home, and no BATCHPOOL_* variable: what a profile,
+    the environment and ``batchpool config`` see is what the test writes."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for name in [n for n in os.environ if n.startswith("BATCHPOOL_")]:
+        monkeypatch.delenv(name)
+    return tmp_path
+
+
 @pytest.fixture(params=POOL_KINDS)
 def pool_kind(request):
     return request.param

@@ -4,8 +4,6 @@ profile's options (``batchpool.config``; the rest of its tests are
 
 from __future__ import annotations
 
-import pytest
-
 import batchpool
 from batchpool.testing import DummyConfig, install_dummies
 from helpers.profiles import dummy_profile, logging_sbatch, write_config
@@ -13,16 +11,6 @@ from helpers.profiles import dummy_profile, logging_sbatch, write_config
 
 def square(x):
     return x * x
-
-
-@pytest.fixture
-def here(tmp_path, monkeypatch):
-    """An empty working directory and home, and no BATCHPOOL_* variable."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    for name in ("BATCHPOOL_BACKEND", "BATCHPOOL_PROFILE", "BATCHPOOL_CONFIG"):
-        monkeypatch.delenv(name, raising=False)
-    return tmp_path
 
 
 def test_a_profile_for_slurm_array_is_picked_up_without_arguments(here):

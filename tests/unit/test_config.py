@@ -10,16 +10,6 @@ from batchpool.testing import install_dummies
 from helpers.profiles import dummy_profile, logging_sbatch, write_config
 
 
-@pytest.fixture
-def here(tmp_path, monkeypatch):
-    """An empty working directory and home, and no BATCHPOOL_* variable."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    for name in ("BATCHPOOL_BACKEND", "BATCHPOOL_PROFILE", "BATCHPOOL_CONFIG"):
-        monkeypatch.delenv(name, raising=False)
-    return tmp_path
-
-
 def test_a_typo_in_an_option_fails_before_anything_is_submitted(here):
     cluster = install_dummies(here / "dummy")
     sbatch, log = logging_sbatch(here, cluster.sbatch_path)

@@ -15,16 +15,6 @@ from batchpool.testing import install_dummies
 from helpers.profiles import logging_sbatch
 
 
-@pytest.fixture
-def here(tmp_path, monkeypatch):
-    """An empty working directory and home, and no BATCHPOOL_* variable."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    for name in [n for n in config.os.environ if n.startswith("BATCHPOOL_")]:
-        monkeypatch.delenv(name)
-    return tmp_path
-
-
 @pytest.mark.parametrize(
     ("variable", "fix"),
     [

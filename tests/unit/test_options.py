@@ -53,17 +53,6 @@ ALL_POOLS = [batchpool.proto_pool.Pool, *BACKEND_POOLS.values()]
 LOCAL_DEFAULTS = {"polling_interval": 0.5, "lost_job_grace_period_s": 0.0}
 
 
-@pytest.fixture
-def here(tmp_path, monkeypatch):
-    """An empty working directory and home, and no BATCHPOOL_* variable."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    for name in list(os.environ):
-        if name.startswith("BATCHPOOL_"):
-            monkeypatch.delenv(name)
-    return tmp_path
-
-
 def keyword_options(callable_: object) -> dict[str, inspect.Parameter]:
     parameters = inspect.signature(callable_).parameters.values()  # type: ignore[arg-type]
     return {p.name: p for p in parameters if p.kind is p.KEYWORD_ONLY}
