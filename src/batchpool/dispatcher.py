@@ -494,7 +494,9 @@ class Dispatcher:
             self._say(call, "done")
             session.mark_done()
         if error is None and not self.settings.keep_work_dir:
-            session.remove()
+            from .results import keep_summary  # results imports proto_pool, which imports us
+
+            keep_summary(session)  # for `batchpool report` and `status`; no results
         else:
             session.close_log()
             session.release()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import io
+import json
 import os
 import pickle
 import statistics
@@ -32,6 +33,7 @@ from typing import Any, NamedTuple, Optional, Union
 from . import _layout
 from ._layout import PoolPaths, SessionPaths
 from .errors import NotASessionError, RemoteError, ResultsError
+from .files import read_json_lines
 from .proto_pool import task_error
 from .session import (
     ChunkEvent,
@@ -356,6 +358,7 @@ def load(session_dir: PathLike, *, strict: bool = True) -> list[TaskOutcome]:
         A chunk's results cannot be unpickled here (with ``strict=True``).
     """
     session, manifest = open_session(session_dir)
+    _results_kept(session)
     outcomes = _outcomes(session, manifest, _read_results(session, strict))
     losses: dict[int, list[str]] = {}
     for event in _chunk_events(session):
@@ -383,6 +386,7 @@ def load_inputs(session_dir: PathLike, *, strict: bool = True) -> list[Any]:
         cannot be imported come back as :class:`Unresolved` stand-ins).
     """
     session, manifest = open_session(session_dir)
+    _results_kept(session)
     total = num_tasks(session, manifest)
     try:
         pickled = _layout.read_tasks(str(session.dir), 0, total)
@@ -403,6 +407,18 @@ def load_inputs(session_dir: PathLike, *, strict: bool = True) -> list[Any]:
     return inputs
 
 
+def _results_kept(session: Session) -> None:
+    """Raises ResultsError for a successful map's summary (:func:`keep_summary`)."""
+    if session.is_summary():
+        raise ResultsError(
+            f"The results and tasks of {session.dir} were not kept: the map succeeded and "
+            "its results went to its caller; the session keeps only a summary (timings, "
+            "memory, its log) for `batchpool status` and `batchpool report`. Pass "
+            "keep_work_dir=True to keep the results of a successful map.",
+            session.dir,
+        )
+
+
 @dataclass(frozen=True)
 class _ChunkOutcomes:
     """The result of one chunk, unpickled: one outcome per task of ``tasks``."""
@@ -413,7 +429,10 @@ class _ChunkOutcomes:
 
 
 def _read_results(session: Session, strict: bool) -> list[_ChunkOutcomes]:
-    """Every result in the session, unpickled, by chunk number."""
+    """Every result in the session, unpickled, by chunk number (a summary's: every
+    task done, no value)."""
+    if session.is_summary():
+        return _summary_outcomes(session)
     try:
         chunk_results = session.all_results()
     except (struct.error, ValueError) as error:
@@ -428,6 +447,18 @@ def _read_results(session: Session, strict: bool) -> list[_ChunkOutcomes]:
             for index, envelope in zip(result.tasks, envelopes)
         )
         read.append(_ChunkOutcomes(result.chunk, result.tasks, outcomes))
+    return read
+
+
+def _summary_outcomes(session: Session) -> list[_ChunkOutcomes]:
+    by_chunk: dict[int, list[TaskUsage]] = {}
+    for usage in _task_usage(session):
+        by_chunk.setdefault(usage.chunk, []).append(usage)
+    read = []
+    for chunk, usages in sorted(by_chunk.items()):
+        indexes = sorted(u.index for u in usages)
+        outcomes = tuple(TaskOutcome(i, TaskStatus.DONE) for i in indexes)
+        read.append(_ChunkOutcomes(chunk, range(indexes[0], indexes[-1] + 1), outcomes))
     return read
 
 
@@ -682,6 +713,9 @@ def task_usage(session_dir: PathLike) -> list[TaskUsage]:
 
 
 def _task_usage(session: Session) -> list[TaskUsage]:
+    if session.is_summary():
+        rows = read_json_lines(session.paths.usage)
+        return [TaskUsage(**row) for row in rows if set(row) == _USAGE_FIELDS]
     job_of_chunk = _job_of_chunk(session)
     usage: dict[int, TaskUsage] = {}
     for result in sorted(session.all_results(), key=lambda r: r.chunk):
@@ -691,6 +725,17 @@ def _task_usage(session: Session) -> list[TaskUsage]:
             cpu_s, rss_mb = (None, None) if measured is None else (measured[0], measured[1] / 1024)
             usage[index] = TaskUsage(index, result.chunk, wall_s, cpu_s, rss_mb, job)
     return [usage[index] for index in sorted(usage)]
+
+
+_USAGE_FIELDS = frozenset(field.name for field in dataclasses.fields(TaskUsage))
+
+
+def keep_summary(session: Session) -> None:
+    """Reduce the session of a map that succeeded to its summary
+    (:meth:`Session.keep_summary`): the time and memory of each task, its log and chunk
+    events, no results. :func:`load` of it raises ResultsError."""
+    lines = [json.dumps(dataclasses.asdict(u)) + "\n" for u in _task_usage(session)]
+    session.keep_summary(lines)
 
 
 def _job_of_chunk(session: Session) -> dict[int, str]:

@@ -601,6 +601,35 @@ class Session:
         """True once the map of this session succeeded."""
         return os.path.exists(self.paths.done)
 
+    def is_summary(self) -> bool:
+        """True for a session reduced to its summary (:meth:`keep_summary`): its
+        results, tasks and function are gone."""
+        return os.path.exists(self.paths.usage)
+
+    def keep_summary(self, usage_lines: Iterable[str]) -> None:
+        """Reduce a successful map's session to what ``batchpool report`` and
+        ``batchpool status`` read: its manifest, log, chunk events and ``done`` marker,
+        and ``usage_lines`` (the time and memory of each task, JSON) written into
+        ``usage.jsonl``; its results, tasks, function and lock are removed. A summary
+        that cannot be written (a full disk) is said on stderr and the session removed."""
+        self.close_log()
+        try:
+            write_file(self.paths.usage, "".join(usage_lines).encode())
+        except OSError as error:
+            sys.stderr.write(f"batchpool: cannot keep a summary of {self.dir}: {error}\n")
+            self.remove()
+            return
+        for path in (
+            self.paths.function,
+            self.paths.tasks,
+            self.paths.tasks_index,
+            self.paths.archive,
+            self.paths.lock,
+        ):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        shutil.rmtree(self.paths.results, ignore_errors=True)
+
     def remove(self) -> None:
         self.close_log()
         shutil.rmtree(self.dir, ignore_errors=True)
