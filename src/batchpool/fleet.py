@@ -219,7 +219,13 @@ class Fleet:
                 self.jobs[job.job_id] = WorkerJob(job, now, tier=tier, resources=resources)
             self.pool_dir.journal("submitted", jobs=[job.job_id for job in jobs])
             first = jobs[0].job_id if jobs else ""
-            self.say("submitted", jobs=len(jobs), first_job=first, resources=resources.describe())
+            self.say(
+                "submitted",
+                jobs=len(jobs),
+                first_job=first,
+                resources=resources.describe(),
+                job_ids=[job.job_id for job in jobs],
+            )
             count -= size
         return None
 
@@ -288,6 +294,7 @@ class Fleet:
             if self.pool_dir.worker_exited(job_id):
                 worker.gone_since = now
                 if job_id not in holders:
+                    self.say("exited", job=job_id)  # idle (or told to stop): for the report
                     news += self._gone(worker)
             elif self._restarted(worker, claimed_pids.get(job_id, set())):
                 news.append(self._requeued(worker, worker.status or JobStatus(JobState.RUNNING)))

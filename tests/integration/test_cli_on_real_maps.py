@@ -170,16 +170,21 @@ def test_html_report_of_a_real_map(real_session, tmp_path, capsys):
     assert (code, out.strip()) == (0, f"wrote {output}")
     page = output.read_text()
     assert page.startswith("<!DOCTYPE html>") and "<script" not in page
-    assert page.count("<svg") == 1 and 'class="submitted"' in page and 'class="ended"' in page
+    assert "<h1>test_cli_on_real_maps.square</h1>" in page  # the function, not the session
+    assert page.count("<svg") == 3  # the jobs, the tasks done, the histogram of task times
+    assert 'class="running"' in page and 'class="done"' in page
     chunks = results.summarize_chunks(real_session)
     assert len(chunks) == 3
     for chunk, tasks in zip(chunks, ["0-1", "2-3", "4"]):
         (job_id,) = chunk.job_ids
         row = f"<tr><td>{chunk.chunk}</td><td>{tasks}</td><td>done</td><td>1</td><td>{job_id}</td>"
         assert row in page
-    timeline = report.timeline(real_session)
-    assert f"{timeline.points[-1].submitted} jobs submitted" in page
-    assert "0 chunk(s) posted again" in page and "the map succeeded after" in page
+    jobs = report.job_rows(real_session)
+    assert len(jobs) == report.timeline(real_session).points[-1].submitted == 2
+    for job in jobs:  # every job counted is listed, with its row in the picture
+        assert f"<tr><td>{job.job_id}</td>" in page and f">{job.job_id}</text>" in page
+    assert "2 jobs (0 lost)" in page and "the map succeeded after" in page
+    assert "No task raised." in page and "Ask for <code>time=0:01:00 mem=" in page
 
 
 def test_png_report(real_session, tmp_path, capsys):
@@ -194,6 +199,54 @@ def test_png_report_without_matplotlib(real_session, tmp_path, capsys, monkeypat
     code, _, err = run(capsys, "report", real_session, "-o", tmp_path / "report.png")
     assert code == 1
     assert "batchpool[report]" in err
+
+
+def test_report_and_status_of_a_successful_map_without_keep_work_dir(tmp_path, capsys):
+    with batchpool.local.Pool(2, work_dir=tmp_path) as pool:
+        assert pool.map(square, range(6), chunksize=2) == [x * x for x in range(6)]
+    (session_dir,) = results.find_sessions(tmp_path)  # its summary, no results
+    kept = sorted(p.name for p in session_dir.iterdir() if not p.name.startswith("."))
+    assert kept == ["chunks.jsonl", "done", "log.jsonl", "session.json", "usage.jsonl"]
+    output = tmp_path / "report.html"
+    assert run(capsys, "report", session_dir, "-o", output)[0] == 0
+    page = output.read_text()
+    assert "<h1>test_cli_on_real_maps.square</h1>" in page and 'class="running"' in page
+    assert "Ask for <code>time=0:01:00 mem=" in page and "the map succeeded" in page
+    code, out, _ = run(capsys, "status", session_dir)
+    assert code == 0 and "suggested for the next run: time=0:01:00 mem=" in out
+    assert "3 chunks: 3 done, 0 failed" in out and "6/6 tasks done" in out and "finished" in out
+    with pytest.raises(batchpool.ResultsError, match="were not kept"):
+        results.load(session_dir)
+    with pytest.raises(batchpool.ResultsError, match="were not kept"):
+        results.load_inputs(session_dir)
+    code, out, _ = run(capsys, "clean", tmp_path, "--yes")
+    assert code == 0 and not session_dir.exists()
+
+
+def crash_or_raise(x):
+    if x == 3:
+        raise ValueError(f"bad input {x}")
+    flag = os.environ["CRASH_FLAG"]
+    if x == 4 and not os.path.exists(flag):
+        open(flag, "w").close()
+        os._exit(3)
+    return x
+
+
+def test_report_of_a_map_with_a_lost_job_and_a_task_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("CRASH_FLAG", str(tmp_path / "crashed"))
+    with batchpool.local.Pool(2, work_dir=tmp_path / "work") as pool:
+        with pytest.raises(ValueError, match="bad input 3"):
+            pool.map(crash_or_raise, range(6), chunksize=2)
+    (session_dir,) = results.find_sessions(tmp_path / "work")
+    output = tmp_path / "report.html"
+    assert run(capsys, "report", session_dir, "-o", output)[0] == 0
+    page = output.read_text()
+    lost = [job for job in report.job_rows(session_dir) if job.end.startswith("lost")]
+    assert [job.end for job in lost] == ["lost: worker crashed in a task"]
+    assert 'class="lost"' in page and "\u2716 lost: worker crashed in a task" in page
+    assert "<tr><td>3</td><td>3</td><td>ValueError: bad input 3</td>" in page
+    assert ", in crash_or_raise</td>" in page  # where it raised
 
 
 # -- the rest ---------------------------------------------------------------------------
