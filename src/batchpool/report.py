@@ -35,7 +35,8 @@ def write(session_dir: Path, output: Path) -> None:
         output.write_text(page, encoding="utf-8")
     else:
         usage = results.task_usage(session_dir)
-        write_png(found, output, title=open_session(session_dir)[1].function, usage=usage)
+        title = open_session(session_dir)[1].function
+        write_png(found, output, title=title, usage=usage, jobs=job_rows(session_dir))
 
 
 SVG_WIDTH, SVG_HEIGHT, SVG_MARGIN = 720, 320, 48
@@ -622,10 +623,11 @@ def write_png(
     output: Path,
     title: str,
     usage: Sequence[results.TaskUsage] = (),
+    jobs: Sequence[JobRow] = (),
 ) -> None:
-    """The same picture as :func:`render_svg`, drawn by matplotlib (``batchpool[report]``);
-    with ``usage``, two more panels: the time of each task, and the peak memory of each
-    job."""
+    """The same picture as :func:`render_svg` (with ``jobs``: as :func:`render_jobs_svg`),
+    drawn by matplotlib (``batchpool[report]``); with ``usage``, two more panels: the
+    time of each task, and the peak memory of each job."""
     from matplotlib.figure import Figure
 
     measured = [u for u in usage if u.cpu_s is not None]
@@ -633,6 +635,11 @@ def write_png(
     axes = figure.add_subplot(3, 1, 1) if measured else figure.add_subplot()
     if measured:
         _plot_usage(figure, measured)
+    if jobs:
+        _plot_jobs(axes, jobs)
+        axes.set_title(title)
+        figure.savefig(output)
+        return
     times = [p.time_s for p in timeline.points]
     axes.step(times, [p.submitted for p in timeline.points], where="post", label="submitted")
     axes.step(times, [p.ended for p in timeline.points], where="post", label="ended")
@@ -663,3 +670,25 @@ def _plot_usage(figure: Any, measured: Sequence[results.TaskUsage]) -> None:
     memory.set_xticks(range(len(jobs)), jobs, rotation=45, ha="right", fontsize="small")
     memory.set_xlabel("job")
     memory.set_ylabel("peak memory (MiB)")
+
+
+def _plot_jobs(axes: Any, jobs: Sequence[JobRow]) -> None:
+    """Panel 1 of :func:`write_png`: one row per job, as :func:`render_jobs_svg`."""
+    for row, job in enumerate(reversed(jobs)):
+        start = job.submitted_s if job.submitted_s is not None else job.started_s
+        first = job.started_s if job.started_s is not None else job.end_s
+        if start is not None and first > start:
+            axes.broken_barh([(start, first - start)], (row - 0.15, 0.3), color=COLORS["queued"])
+        if job.started_s is not None:
+            span = (job.started_s, job.end_s - job.started_s)
+            axes.broken_barh([span], (row - 0.15, 0.3), color=COLORS["idle"])
+        for run in job.runs:
+            color = COLORS["lost" if run.lost else "running"]
+            span = (run.start_s, run.end_s - run.start_s)
+            axes.broken_barh([span], (row - 0.35, 0.7), color=color)
+        if job.end != "at the end of the map":
+            color = COLORS["lost"] if job.end.startswith("lost") else "#555555"
+            axes.text(job.end_s, row, f" {job.end}", va="center", fontsize="small", color=color)
+    axes.set_yticks(range(len(jobs)), [job.job_id for job in reversed(jobs)], fontsize="small")
+    axes.set_xlabel("seconds since the map started")
+    axes.set_ylabel("job")

@@ -16,6 +16,7 @@ import pytest
 import tasks
 
 import batchpool
+from batchpool.session import Session
 
 
 def test_map_returns_results_in_input_order(pool):
@@ -246,10 +247,15 @@ def batchpool_only(is_batchpool):
 
 
 def sessions(work_dir):
-    """The maps' session directories in ``work_dir`` (not the pools' queues)."""
+    """The maps' session directories in ``work_dir`` (not the pools' queues, nor the
+    summaries that successful maps keep)."""
     if not work_dir.exists():
         return []
-    return sorted(p for p in work_dir.iterdir() if not p.name.startswith("pool_"))
+    return sorted(
+        p
+        for p in work_dir.iterdir()
+        if not p.name.startswith("pool_") and not Session(p).is_summary()
+    )
 
 
 def test_empty_input_submits_nothing(batchpool_only, new_pool, tmp_path):

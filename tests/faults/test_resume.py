@@ -38,10 +38,13 @@ DRIVER = textwrap.dedent(
 
 
 def sessions(work: Path) -> list[Path]:
-    """The session directories in ``work`` (not the pools' queues)."""
+    """The session directories in ``work`` (not the pools' queues, nor the summaries
+    that successful maps keep)."""
     if not work.exists():
         return []
-    return sorted(p for p in work.iterdir() if not p.name.startswith("pool_"))
+    return sorted(
+        p for p in work.iterdir() if not p.name.startswith("pool_") and not Session(p).is_summary()
+    )
 
 
 def runs_per_task(markers: Path) -> dict[int, int]:

@@ -15,10 +15,17 @@ from pathlib import Path
 import pytest
 
 import batchpool
+from batchpool.session import Session
 
 
 def sessions(work: Path) -> list[Path]:
-    return sorted(p for p in work.iterdir() if p.is_dir() and not p.name.startswith("pool_"))
+    """The session directories in ``work``: not the pools' queues, nor the summaries
+    that successful maps keep."""
+    return sorted(
+        p
+        for p in work.iterdir()
+        if p.is_dir() and not p.name.startswith("pool_") and not Session(p).is_summary()
+    )
 
 
 def log_rows(session: Path) -> list[dict]:
