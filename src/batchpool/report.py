@@ -492,7 +492,7 @@ def render_jobs_svg(jobs: Sequence[JobRow]) -> str:
             )
     axis = height - 24
     legend = " ".join(
-        f'<tspan fill="{color}">\u25a0 {kind}</tspan>' for kind, color in COLORS.items()
+        f'<tspan fill="{color}">\u25a0</tspan> {kind}' for kind, color in COLORS.items()
     )
     return f"""<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" \
 role="img" aria-label="each job against time">
