@@ -28,18 +28,19 @@ from .session import LOG_KEYS, Session
 def write(session_dir: Path, output: Path) -> None:
     """The report of the session in ``session_dir`` into ``output`` (``.html`` or ``.png``:
     ImportError without matplotlib)."""
-    found = timeline(session_dir)
     if output.suffix == ".html":
         chunks = results.summarize_chunks(session_dir)
-        page = render_html(session_dir, found, chunks, render_usage_html(session_dir))
+        usage_html = render_usage_html(session_dir)
+        page = render_html(session_dir, timeline(session_dir), chunks, usage_html)
         output.write_text(page, encoding="utf-8")
     else:
-        usage = results.task_usage(session_dir)
         title = open_session(session_dir)[1].function
-        write_png(found, output, title=title, usage=usage, jobs=job_rows(session_dir))
+        usage = results.task_usage(session_dir)
+        failed, _ = failed_tasks(session_dir)
+        write_png(output, title, job_rows(session_dir), usage, failed)
 
 
-SVG_WIDTH, SVG_HEIGHT, SVG_MARGIN = 720, 320, 48
+SVG_WIDTH, SVG_MARGIN = 720, 48
 
 
 # -- the pool's log ---------------------------------------------------------------------
@@ -176,6 +177,10 @@ class ChunkRun:
     lost: bool = False
 
 
+AT_THE_END = "at the end of the map"
+"""How a job not seen exiting ends in the report (:attr:`JobRow.end`)."""
+
+
 @dataclass(frozen=True)
 class JobRow:
     """One job of the map's pool, as the session tells: a row of the report's timeline."""
@@ -255,7 +260,7 @@ def job_rows(session_dir: PathLike) -> list[JobRow]:
     ids = list(submitted) + sorted(set(runs).union(ends).difference(submitted))
     rows = []
     for job in ids:
-        end_s, end = ends.get(job, (map_end, "at the end of the map"))
+        end_s, end = ends.get(job, (map_end, AT_THE_END))
         rows.append(
             JobRow(job, submitted.get(job), tuple(runs.get(job, ())), end_s, end, peak.get(job))
         )
@@ -368,6 +373,7 @@ def render_html(
 <html><head><meta charset="utf-8"><title>batchpool report: {function}</title>
 <style>body{{font-family:sans-serif;max-width:1000px;margin:1em auto;padding:0 1em}}
 td,th{{padding:2px 8px;text-align:left;vertical-align:top}} svg{{max-width:100%;height:auto}}
+table{{display:block;overflow-x:auto}}
 .suggestion{{font-size:1.2em}} .failed td{{font-family:monospace}} small{{color:#555}}</style>
 </head><body>
 <h1>{function}</h1>
@@ -490,12 +496,13 @@ def render_jobs_svg(jobs: Sequence[JobRow]) -> str:
                 f'<text x="{x(job.end_s) + 4}" y="{y + 14}" font-size="11" fill="#555">'
                 "exited</text>"
             )
+    labels_end = [x(j.end_s) + 12 + 6.5 * len(j.end) for j in jobs if j.end != AT_THE_END]
+    width = max([width, *map(int, labels_end)])  # room for the words after the last bar
     axis = height - 24
     legend = " ".join(
         f'<tspan fill="{color}">\u25a0</tspan> {kind}' for kind, color in COLORS.items()
     )
-    return f"""<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" \
-role="img" aria-label="each job against time">
+    return f"""{_svg_tag(width, height, "each job against time")}
 <text x="{LABEL_W}" y="16" font-size="12">{legend}</text>
 <line x1="{LABEL_W}" y1="{axis}" x2="{LABEL_W + plot_w}" y2="{axis}" stroke="black"/>
 <text x="{LABEL_W}" y="{axis + 16}" font-size="12">0</text>
@@ -503,6 +510,14 @@ role="img" aria-label="each job against time">
 {max_s:.1f} s since the map started</text>
 {chr(10).join(parts)}
 </svg>"""
+
+
+def _svg_tag(width: float, height: float, label: str) -> str:
+    """An ``<svg>`` that scales down to a narrow window (its ``viewBox``)."""
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
+        f'viewBox="0 0 {width:.0f} {height:.0f}" role="img" aria-label="{label}">'
+    )
 
 
 def _bar(x0: float, x1: float, y: float, kind: str, title: str) -> str:
@@ -529,8 +544,7 @@ def render_done_svg(points: Sequence[tuple[float, int]]) -> str:
     for (_, before), (t, after) in zip(points, points[1:]):
         steps += [xy(t, before), xy(t, after)]
     bottom = 20 + plot_h
-    return f"""<svg xmlns="http://www.w3.org/2000/svg" width="{SVG_WIDTH}" height="{bottom + 30}" \
-role="img" aria-label="tasks done against time">
+    return f"""{_svg_tag(SVG_WIDTH, bottom + 30, "tasks done against time")}
 <line x1="{SVG_MARGIN}" y1="{bottom}" x2="{SVG_MARGIN + plot_w}" y2="{bottom}" stroke="black"/>
 <line x1="{SVG_MARGIN}" y1="{bottom}" x2="{SVG_MARGIN}" y2="20" stroke="black"/>
 <text x="{SVG_MARGIN - 6}" y="24" font-size="12" text-anchor="end">{most}</text>
@@ -561,8 +575,7 @@ def _histogram_svg(values: Sequence[float], num_bins: int = 20) -> str:
         for i, n in enumerate(counts)
     )
     bottom = 20 + plot_h
-    return f"""<svg xmlns="http://www.w3.org/2000/svg" width="{SVG_WIDTH}" height="{bottom + 30}" \
-role="img" aria-label="histogram of task times">
+    return f"""{_svg_tag(SVG_WIDTH, bottom + 30, "histogram of task times")}
 <text x="{SVG_MARGIN}" y="12" font-size="12">tasks by wall time</text>
 {bars}
 <line x1="{SVG_MARGIN}" y1="{bottom}" x2="{SVG_MARGIN + plot_w}" y2="{bottom}" stroke="black"/>
@@ -573,61 +586,16 @@ role="img" aria-label="histogram of task times">
 </svg>"""
 
 
-def render_svg(timeline: Timeline) -> str:
-    """Jobs submitted and ended so far against seconds, as step lines in an ``<svg>``."""
-    points = timeline.points or (TimelinePoint(0.0, 0, 0),)
-    max_time = max(points[-1].time_s, 1e-3)
-    max_jobs = max(max(p.submitted for p in points), 1)
-
-    def xy(time_s: float, jobs: int) -> str:
-        plot_w, plot_h = SVG_WIDTH - 2 * SVG_MARGIN, SVG_HEIGHT - 2 * SVG_MARGIN
-        x = SVG_MARGIN + plot_w * time_s / max_time
-        y = SVG_HEIGHT - SVG_MARGIN - plot_h * jobs / max_jobs
-        return f"{x:.1f},{y:.1f}"
-
-    lines = []
-    for field, color in (("submitted", "#1f77b4"), ("ended", "#2ca02c")):
-        steps = []
-        for before, after in zip(points, points[1:]):
-            steps += [
-                xy(after.time_s, getattr(before, field)),
-                xy(after.time_s, getattr(after, field)),
-            ]
-        path = " ".join([xy(0.0, getattr(points[0], field)), *steps])
-        lines.append(
-            f'<polyline class="{field}" fill="none" stroke="{color}" stroke-width="2" '
-            f'points="{path}"><title>jobs {field}</title></polyline>'
-        )
-    return _svg_frame("\n".join(lines), max_time, max_jobs)
-
-
-def _svg_frame(content: str, max_time: float, max_jobs: int) -> str:
-    left, bottom = SVG_MARGIN, SVG_HEIGHT - SVG_MARGIN
-    right, top = SVG_WIDTH - SVG_MARGIN, SVG_MARGIN
-    return f"""<svg xmlns="http://www.w3.org/2000/svg" width="{SVG_WIDTH}" height="{SVG_HEIGHT}" \
-role="img" aria-label="jobs submitted and ended against time">
-<line x1="{left}" y1="{bottom}" x2="{right}" y2="{bottom}" stroke="black"/>
-<line x1="{left}" y1="{bottom}" x2="{left}" y2="{top}" stroke="black"/>
-<text x="{left}" y="{bottom + 18}" font-size="12">0</text>
-<text x="{right}" y="{bottom + 18}" font-size="12" text-anchor="end">{max_time:.1f} s</text>
-<text x="{left - 6}" y="{bottom}" font-size="12" text-anchor="end">0</text>
-<text x="{left - 6}" y="{top + 4}" font-size="12" text-anchor="end">{max_jobs}</text>
-<text x="{left}" y="{top - 18}" font-size="12">jobs: <tspan fill="#1f77b4">submitted</tspan> \
-<tspan fill="#2ca02c">ended</tspan></text>
-{content}
-</svg>"""
-
-
 def write_png(
-    timeline: Timeline,
     output: Path,
     title: str,
+    jobs: Sequence[JobRow],
     usage: Sequence[results.TaskUsage] = (),
-    jobs: Sequence[JobRow] = (),
+    failed: Sequence[FailedTask] = (),
 ) -> None:
-    """The same picture as :func:`render_svg` (with ``jobs``: as :func:`render_jobs_svg`),
-    drawn by matplotlib (``batchpool[report]``); with ``usage``, two more panels: the
-    time of each task, and the peak memory of each job."""
+    """One row per job, as :func:`render_jobs_svg`, drawn by matplotlib (the ``report``
+    extra); with ``usage``, two more panels: the time of each task, and the peak memory
+    of each job; under them, the first ``failed`` tasks."""
     from matplotlib.figure import Figure
 
     measured = [u for u in usage if u.cpu_s is not None]
@@ -635,18 +603,13 @@ def write_png(
     axes = figure.add_subplot(3, 1, 1) if measured else figure.add_subplot()
     if measured:
         _plot_usage(figure, measured)
-    if jobs:
-        _plot_jobs(axes, jobs)
-        axes.set_title(title)
-        figure.savefig(output)
-        return
-    times = [p.time_s for p in timeline.points]
-    axes.step(times, [p.submitted for p in timeline.points], where="post", label="submitted")
-    axes.step(times, [p.ended for p in timeline.points], where="post", label="ended")
-    axes.set_xlabel("seconds since the map started")
-    axes.set_ylabel("jobs")
+    _plot_jobs(axes, jobs)
     axes.set_title(title)
-    axes.legend()
+    if failed:
+        lines = [f"task {f.index} ({f.input}): {f.error}  [{f.where}]" for f in failed[:5]]
+        more = [f"and {len(failed) - 5} more"] if len(failed) > 5 else []
+        text = "\n".join(["failed tasks:", *lines, *more])
+        figure.supxlabel(text, x=0.01, ha="left", fontsize="small", color=COLORS["lost"])
     figure.savefig(output)
 
 
@@ -674,6 +637,9 @@ def _plot_usage(figure: Any, measured: Sequence[results.TaskUsage]) -> None:
 
 def _plot_jobs(axes: Any, jobs: Sequence[JobRow]) -> None:
     """Panel 1 of :func:`write_png`: one row per job, as :func:`render_jobs_svg`."""
+    if not jobs:
+        axes.text(0.5, 0.5, "No job is known to this session.", ha="center")
+        return
     for row, job in enumerate(reversed(jobs)):
         start = job.submitted_s if job.submitted_s is not None else job.started_s
         first = job.started_s if job.started_s is not None else job.end_s
@@ -686,7 +652,7 @@ def _plot_jobs(axes: Any, jobs: Sequence[JobRow]) -> None:
             color = COLORS["lost" if run.lost else "running"]
             span = (run.start_s, run.end_s - run.start_s)
             axes.broken_barh([span], (row - 0.35, 0.7), color=color)
-        if job.end != "at the end of the map":
+        if job.end != AT_THE_END:
             color = COLORS["lost"] if job.end.startswith("lost") else "#555555"
             axes.text(job.end_s, row, f" {job.end}", va="center", fontsize="small", color=color)
     axes.set_yticks(range(len(jobs)), [job.job_id for job in reversed(jobs)], fontsize="small")

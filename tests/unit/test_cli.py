@@ -18,7 +18,7 @@ import sys
 import pytest
 
 import batchpool
-from batchpool import cli, report, results
+from batchpool import cli, results
 from batchpool.session import Session
 from helpers.command import run, without_efficiency
 from helpers.scripted_driver import ScriptedDriver
@@ -253,31 +253,6 @@ def test_clean_refuses_a_session_a_pool_and_a_missing_directory(work_dir, tmp_pa
     code, _, err = run(capsys, "clean", pool_dir, "--yes", "--all")
     assert code == 2 and "is a pool directory" in err
     assert run(capsys, "clean", tmp_path / "nowhere", "--yes")[0] == 2
-
-
-# -- report -----------------------------------------------------------------------------
-
-
-def test_svg_steps():
-    timeline = report.Timeline(
-        None,
-        (
-            report.TimelinePoint(0.0, 0, 0),
-            report.TimelinePoint(2.0, 4, 0),
-            report.TimelinePoint(4.0, 4, 4),
-        ),
-        0,
-        "done",
-    )
-    svg = report.render_svg(timeline)
-    left, right = report.SVG_MARGIN, report.SVG_WIDTH - report.SVG_MARGIN
-    bottom, top = report.SVG_HEIGHT - report.SVG_MARGIN, report.SVG_MARGIN
-    mid = (left + right) / 2
-    assert (
-        f'class="ended" fill="none" stroke="#2ca02c" stroke-width="2" points="{left:.1f},'
-        f"{bottom:.1f} {mid:.1f},{bottom:.1f} {mid:.1f},{bottom:.1f} {right:.1f},{bottom:.1f} "
-        f'{right:.1f},{top:.1f}"'
-    ) in svg
 
 
 # -- the rest ---------------------------------------------------------------------------
