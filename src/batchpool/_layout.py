@@ -123,7 +123,6 @@ CHUNK_EVENTS_FILE = "chunks.jsonl"
 LOG_FILE = "log.jsonl"
 LOCK_FILE = "driver.lock"
 DONE_FILE = "done"
-USAGE_FILE = "usage.jsonl"
 FAILED_FILE = "failed"
 
 WITHDRAWN = "-"
@@ -543,9 +542,6 @@ class SessionPaths(_Directory):
     """Host, pid and heartbeat of the driver driving the session now."""
     done = _Name(DONE_FILE)
     """Written when the map succeeded."""
-    usage = _Name(USAGE_FILE)
-    """The time and memory of each task (JSON lines), written when a successful map's
-    session is reduced to its summary (its results, tasks and function removed)."""
     failed = _Name(FAILED_FILE)
     """Written when the map ended because tasks raised (their number, JSON)."""
 

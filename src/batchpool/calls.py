@@ -281,6 +281,8 @@ def reattach(
     session.reopen_tasks()
     call.num_tasks_known = num_tasks
     results = _resumed_results(session)
+    for result in sorted(results, key=lambda r: r.chunk):  # the summary's usage lines
+        session.log_usage(result.job_id, result)
     kept = []
     for start, envelopes in _newest_envelopes(results, call.retry_failed):
         call.deliver(start, envelopes)

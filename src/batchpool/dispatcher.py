@@ -56,7 +56,7 @@ from .losses import Losses
 from .options import PoolSettings
 from .policy import unwritable_error
 from .progress import tell
-from .session import HEARTBEAT_S, PoolDirectory
+from .session import HEARTBEAT_S, PoolDirectory, Summaries
 from .tickets import Chunk, ChunkTable
 
 MIN_POLL_S = 0.002
@@ -126,6 +126,7 @@ class Dispatcher:
         self.last_heartbeat = -float("inf")
         self.heartbeats = 0
         self.something_failed = False
+        self.summaries = Summaries(settings.work_dir)
         self._poll_s = MIN_POLL_S
         self.finished = threading.Event()
 
@@ -494,9 +495,7 @@ class Dispatcher:
             self._say(call, "done")
             session.mark_done()
         if error is None and not self.settings.keep_work_dir:
-            from .results import keep_summary  # results imports proto_pool, which imports us
-
-            keep_summary(session)  # for `batchpool report` and `status`; no results
+            self.summaries.keep(session)  # for `batchpool report` and `status`; no results
         else:
             session.close_log()
             session.release()

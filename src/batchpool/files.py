@@ -19,19 +19,34 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 
 def private_directory(work_dir: Path, key: str, prefix: str = "") -> Path:
-    """A new directory in ``work_dir`` (:func:`batchpool._layout.directory_name`), mode 0700."""
+    """A new directory in ``work_dir`` (:func:`batchpool._layout.directory_name`), mode 0700.
+    When the name is taken (the same map again within a second: the summaries of
+    successful maps stay), the next ``_N`` after the highest taken."""
     work_dir = work_dir.absolute()
     work_dir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.datetime.now().strftime("%Y%m%dT%H%M%S")
-    for n in range(1000):
-        name = _layout.directory_name(prefix, stamp, key, n)
-        try:
-            (work_dir / name).mkdir(mode=0o700)
-        except FileExistsError:
-            continue
-        os.chmod(work_dir / name, 0o700)  # mkdir's mode is masked by the umask
-        return work_dir / name
+    first = _layout.directory_name(prefix, stamp, key)
+    with contextlib.suppress(FileExistsError):
+        return _new_private(work_dir / first)
+    highest = max(_suffix(name, first) for name in [first, *os.listdir(work_dir)])
+    for n in range(highest + 1, highest + 1000):
+        with contextlib.suppress(FileExistsError):  # taken since: another driver
+            return _new_private(work_dir / _layout.directory_name(prefix, stamp, key, n))
     raise FileExistsError(f"no free directory name for {key} in {work_dir}")
+
+
+def _new_private(path: Path) -> Path:
+    path.mkdir(mode=0o700)
+    os.chmod(path, 0o700)  # mkdir's mode is masked by the umask
+    return path
+
+
+def _suffix(name: str, first: str) -> int:
+    """N of a directory named ``first_N``, 0 for ``first``, -1 for any other name."""
+    if name == first:
+        return 0
+    head, _, n = name.rpartition("_")
+    return int(n) if head == first and n.isdigit() else -1
 
 
 NO_ROOM_BYTES = 64 * 1024

@@ -73,6 +73,7 @@ class Losses:
     def collected(self, chunk: Chunk, result: ChunkResult) -> None:
         """Deliver a chunk's result; a damaged one (kept aside by the session) gives
         what passed its checks, and the rest of the chunk runs again."""
+        chunk.session.log_usage(chunk.job_id or result.job_id, result)
         if result.complete and _kept_tasks(chunk.tasks, result) == chunk.tasks:
             self.say(chunk.call, "collected", chunk=chunk.number, tasks=len(result.tasks))
             self.table.learn_task_time(chunk.call.function_key, result)

@@ -378,8 +378,9 @@ OPTIONS = _typed(
         Option(
             "keep_work_dir",
             False,
-            """Keep session directories after a successful map (they are always kept when
-            something went wrong).""",
+            """Keep the whole session directory after a successful map, results included
+            (it is always kept when something went wrong; without this flag a successful
+            map leaves a small summary, for ``batchpool status`` and ``report``).""",
             flag(),
         ),
         Option("verbose", False, "Print one line to stderr for every state change.", flag()),

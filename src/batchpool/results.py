@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import enum
 import io
-import json
 import os
 import pickle
 import statistics
@@ -408,7 +407,7 @@ def load_inputs(session_dir: PathLike, *, strict: bool = True) -> list[Any]:
 
 
 def _results_kept(session: Session) -> None:
-    """Raises ResultsError for a successful map's summary (:func:`keep_summary`)."""
+    """Raises ResultsError for a successful map's summary (:meth:`Session.keep_summary`)."""
     if session.is_summary():
         raise ResultsError(
             f"The results and tasks of {session.dir} were not kept: the map succeeded and "
@@ -714,8 +713,7 @@ def task_usage(session_dir: PathLike) -> list[TaskUsage]:
 
 def _task_usage(session: Session) -> list[TaskUsage]:
     if session.is_summary():
-        rows = read_json_lines(session.paths.usage)
-        return [TaskUsage(**row) for row in rows if set(row) == _USAGE_FIELDS]
+        return _logged_usage(session)
     job_of_chunk = _job_of_chunk(session)
     usage: dict[int, TaskUsage] = {}
     for result in sorted(session.all_results(), key=lambda r: r.chunk):
@@ -727,15 +725,21 @@ def _task_usage(session: Session) -> list[TaskUsage]:
     return [usage[index] for index in sorted(usage)]
 
 
-_USAGE_FIELDS = frozenset(field.name for field in dataclasses.fields(TaskUsage))
-
-
-def keep_summary(session: Session) -> None:
-    """Reduce the session of a map that succeeded to its summary
-    (:meth:`Session.keep_summary`): the time and memory of each task, its log and chunk
-    events, no results. :func:`load` of it raises ResultsError."""
-    lines = [json.dumps(dataclasses.asdict(u)) + "\n" for u in _task_usage(session)]
-    session.keep_summary(lines)
+def _logged_usage(session: Session) -> list[TaskUsage]:
+    """The usage of each task as the ``usage`` lines of the log have it
+    (:meth:`Session.log_usage`); a later line of a task counts."""
+    usage: dict[int, TaskUsage] = {}
+    for row in read_json_lines(session.paths.log):
+        if row.get("m") != "usage":
+            continue
+        try:
+            chunk, job, start = int(row["chunk"]), str(row["job"]), int(row["start"])
+            measured = zip(row["wall_s"], row["cpu_s"], row["rss_mb"])
+            for index, (wall_s, cpu_s, rss_mb) in enumerate(measured, start):
+                usage[index] = TaskUsage(index, chunk, wall_s, cpu_s, rss_mb, job)
+        except (KeyError, TypeError, ValueError):  # a line of another version: left out
+            continue
+    return [usage[index] for index in sorted(usage)]
 
 
 def _job_of_chunk(session: Session) -> dict[int, str]:

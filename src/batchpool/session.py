@@ -23,6 +23,7 @@ kept. A chunk whose result is skipped has no result: it runs again.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import datetime
@@ -298,10 +299,10 @@ class Session:
         work_dir = Path(work_dir).absolute()
         if not work_dir.is_dir():
             return None
-        names = [p.name for p in work_dir.iterdir() if _layout.key_of(p.name) == key]
+        names = [name for name in os.listdir(work_dir) if _layout.key_of(name) == key]
         for name in sorted(names, reverse=True):
             session = cls(work_dir / name)
-            if os.path.exists(session.paths.manifest) and not session.is_done():
+            if not session.is_done() and os.path.exists(session.paths.manifest):
                 return session
         return None
 
@@ -602,37 +603,89 @@ class Session:
         return os.path.exists(self.paths.done)
 
     def is_summary(self) -> bool:
-        """True for a session reduced to its summary (:meth:`keep_summary`): its
-        results, tasks and function are gone."""
-        return os.path.exists(self.paths.usage)
+        """True for a successful map's session reduced to its summary
+        (:meth:`keep_summary`)."""
+        return self.is_done() and not os.path.exists(self.paths.function)
 
-    def keep_summary(self, usage_lines: Iterable[str]) -> None:
+    def keep_summary(self) -> None:
         """Reduce a successful map's session to what ``batchpool report`` and
-        ``batchpool status`` read: its manifest, log, chunk events and ``done`` marker,
-        and ``usage_lines`` (the time and memory of each task, JSON) written into
-        ``usage.jsonl``; its results, tasks, function and lock are removed. A summary
-        that cannot be written (a full disk) is said on stderr and the session removed."""
+        ``batchpool status`` read: its manifest, log (with each chunk's ``usage``
+        line, :meth:`log_usage`), chunk events and ``done`` marker. Its function (first:
+        a session without it is a summary), results, tasks and lock are removed."""
         self.close_log()
-        try:
-            write_file(self.paths.usage, "".join(usage_lines).encode())
-        except OSError as error:
-            sys.stderr.write(f"batchpool: cannot keep a summary of {self.dir}: {error}\n")
-            self.remove()
-            return
-        for path in (
-            self.paths.function,
-            self.paths.tasks,
-            self.paths.tasks_index,
-            self.paths.archive,
-            self.paths.lock,
-        ):
+        for path in (self.paths.function, self.paths.archive, self.paths.tasks):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
         shutil.rmtree(self.paths.results, ignore_errors=True)
+        for path in (self.paths.tasks_index, self.paths.lock):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+
+    def log_usage(self, job_id: str, result: ChunkResult) -> None:
+        """Log what each task of ``result`` used, as its worker measured it: one
+        ``usage`` line per chunk (``start``, and per task ``wall_s``, ``cpu_s`` and
+        ``rss_mb``, None where the worker did not say), which the summary keeps."""
+        cpu_s: list[Optional[float]] = []
+        rss_mb: list[Optional[float]] = []
+        for payload in result.pickled_envelopes:
+            measured = _layout.decode_usage(payload)
+            cpu_s.append(None if measured is None else _four_digits(measured[0]))
+            rss_mb.append(None if measured is None else round(measured[1] / 1024, 1))
+        self.log(
+            "usage",
+            chunk=result.chunk,
+            job=job_id,
+            start=result.tasks.start,
+            wall_s=[_four_digits(s) for s in result.task_s],
+            cpu_s=cpu_s,
+            rss_mb=rss_mb,
+        )
 
     def remove(self) -> None:
         self.close_log()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _four_digits(value: float) -> float:
+    """``value`` to four significant digits (a ``usage`` line stays short)."""
+    return float(f"{value:.4g}")
+
+
+SUMMARIES_KEPT = 20
+"""How many summaries of successful maps (:meth:`Session.keep_summary`) a work_dir
+keeps: a pool removes the oldest beyond them, so an MCMC of thousands of maps leaves
+20 (``batchpool clean`` removes them all)."""
+
+
+class Summaries:
+    """The summaries of successful maps in one work_dir, oldest first, as one pool keeps
+    them: :meth:`keep` reduces a session to its summary and removes the oldest
+    summaries beyond ``limit``. The work_dir is read once, at the first summary."""
+
+    def __init__(self, work_dir: Path, limit: int = SUMMARIES_KEPT) -> None:
+        self.work_dir = Path(work_dir)
+        self.limit = limit
+        self._kept: Optional[collections.deque[Path]] = None
+
+    def keep(self, session: Session) -> None:
+        if self._kept is None:
+            self._kept = collections.deque(self._find())
+        session.keep_summary()
+        self._kept.append(session.dir)
+        while len(self._kept) > self.limit:
+            shutil.rmtree(self._kept.popleft(), ignore_errors=True)
+
+    def _find(self) -> list[Path]:
+        """The summaries in the work_dir now, by when their map ended."""
+        found = []
+        with contextlib.suppress(FileNotFoundError), os.scandir(self.work_dir) as entries:
+            for entry in entries:
+                session = Session(Path(entry.path))
+                if entry.name.startswith(_layout.POOL_PREFIX) or not session.is_summary():
+                    continue
+                with contextlib.suppress(FileNotFoundError):
+                    found.append((os.stat(session.paths.done).st_mtime, session.dir))
+        return [directory for _, directory in sorted(found)]
 
 
 ARCHIVE_RECORD = b"A"

@@ -74,8 +74,10 @@ class ScriptedDriver:
         worker.pending = {ticket: worker.pending[ticket]}
         assert worker.run() == 1
         self._claimed(job_id, ticket)
-        if collect:
-            assert self.session.take_record(*self.chunk_of_ticket[ticket]) is not None
+        if collect:  # and logs what its tasks used, as the driver does
+            result = self.session.take_record(*self.chunk_of_ticket[ticket])
+            assert result is not None
+            self.session.log_usage(job_id, result)
 
     def lose(self, job_id, ticket=None):
         """Job ``job_id`` claims the ticket and dies before it writes a result."""

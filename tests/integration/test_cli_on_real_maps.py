@@ -206,7 +206,7 @@ def test_report_and_status_of_a_successful_map_without_keep_work_dir(tmp_path, c
         assert pool.map(square, range(6), chunksize=2) == [x * x for x in range(6)]
     (session_dir,) = results.find_sessions(tmp_path)  # its summary, no results
     kept = sorted(p.name for p in session_dir.iterdir() if not p.name.startswith("."))
-    assert kept == ["chunks.jsonl", "done", "log.jsonl", "session.json", "usage.jsonl"]
+    assert kept == ["chunks.jsonl", "done", "log.jsonl", "session.json"]
     output = tmp_path / "report.html"
     assert run(capsys, "report", session_dir, "-o", output)[0] == 0
     page = output.read_text()

@@ -6,7 +6,7 @@ import pytest
 
 import batchpool
 from batchpool import report, results
-from batchpool.session import ChunkEvent
+from batchpool.session import ChunkEvent, Session, Summaries
 from helpers.scripted_driver import ScriptedDriver
 
 
@@ -71,11 +71,17 @@ def test_a_successful_map_keeps_a_summary_that_report_and_status_read(tmp_path):
     session = scripted(tmp_path, done=True)
     usage = results.task_usage(session.dir)
     before = results.summarize_session(session.dir)
-    results.keep_summary(session)
+    session.keep_summary()
     assert sorted(p.name for p in session.dir.iterdir()) == [
-        "chunks.jsonl", "done", "log.jsonl", "session.json", "usage.jsonl",
+        "chunks.jsonl", "done", "log.jsonl", "session.json",
     ]
-    assert session.is_summary() and results.task_usage(session.dir) == usage
+    assert session.is_summary()
+    kept = results.task_usage(session.dir)  # to four digits, the memory to 0.1 MiB
+    assert [(u.index, u.chunk, u.job_id) for u in kept] == [
+        (u.index, u.chunk, u.job_id) for u in usage
+    ]
+    assert [u.wall_s for u in kept] == pytest.approx([u.wall_s for u in usage], rel=1e-3)
+    assert [u.max_rss_mb for u in kept] == pytest.approx([u.max_rss_mb for u in usage], abs=0.06)
     after = results.summarize_session(session.dir)
     assert (after.num_done_tasks, after.state, after.finished) == (6, before.state, True)
     assert [c.state for c in after.chunks] == [c.state for c in before.chunks]
@@ -90,3 +96,26 @@ def test_a_successful_map_keeps_a_summary_that_report_and_status_read(tmp_path):
     assert [row.end for row in report.job_rows(session.dir)] == [
         "exited", "lost: node failed", "at the end of the map",
     ]
+
+
+def test_a_work_dir_keeps_the_newest_summaries_only(tmp_path):
+    def succeeded(name):
+        session = Session(tmp_path / name)
+        (tmp_path / name / "results").mkdir(parents=True)
+        for path in (session.paths.function, session.paths.log):
+            open(path, "w").close()
+        session.mark_done()
+        return session
+
+    older = succeeded("20261206T000000_aaaa")
+    older.keep_summary()
+    unfinished = tmp_path / "20261206T000001_bbbb"
+    unfinished.mkdir()  # neither done nor a summary: never removed
+    summaries = Summaries(tmp_path, limit=2)
+    summaries.keep(succeeded("20261206T000002_cccc"))
+    assert older.dir.exists()  # found in the work_dir, within the limit
+    summaries.keep(succeeded("20261206T000003_dddd"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "20261206T000001_bbbb", "20261206T000002_cccc", "20261206T000003_dddd",
+    ]
+    assert all(Session(tmp_path / n).is_summary() for n in ("20261206T000002_cccc",))
