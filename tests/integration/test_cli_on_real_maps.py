@@ -16,7 +16,7 @@ import pytest
 import batchpool
 import batchpool.local
 from batchpool import report, results
-from batchpool.session import PoolDirectory, Session, process_alive
+from batchpool.session import SUMMARIES_KEPT, PoolDirectory, Session, process_alive
 from helpers.command import run, without_efficiency
 
 # -- clean ------------------------------------------------------------------------------
@@ -221,6 +221,14 @@ def test_report_and_status_of_a_successful_map_without_keep_work_dir(tmp_path, c
         results.load_inputs(session_dir)
     code, out, _ = run(capsys, "clean", tmp_path, "--yes")
     assert code == 0 and not session_dir.exists()
+
+
+def test_a_work_dir_keeps_the_summaries_of_the_last_maps_only(tmp_path):
+    with batchpool.local.Pool(2, work_dir=tmp_path, progress=False) as pool:
+        for step in range(SUMMARIES_KEPT + 5):  # as an MCMC: many small maps
+            assert pool.map(square, [step, step]) == [step * step] * 2
+    kept = results.find_sessions(tmp_path)
+    assert len(kept) == SUMMARIES_KEPT and all(Session(d).is_summary() for d in kept)
 
 
 def crash_or_raise(x):
