@@ -611,14 +611,15 @@ class Session:
         """Reduce a successful map's session to what ``batchpool report`` and
         ``batchpool status`` read: its manifest, log (with each chunk's ``usage``
         line, :meth:`log_usage`), chunk events and ``done`` marker. Its function (first:
-        a session without it is a summary), results, tasks and lock are removed."""
+        a session without it is a summary), results, tasks and lock are removed, as
+        :meth:`remove` removes all: what cannot be is left (``batchpool clean``)."""
         self.close_log()
         for path in (self.paths.function, self.paths.archive, self.paths.tasks):
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):
                 os.unlink(path)
         shutil.rmtree(self.paths.results, ignore_errors=True)
         for path in (self.paths.tasks_index, self.paths.lock):
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):
                 os.unlink(path)
 
     def log_usage(self, job_id: str, result: ChunkResult) -> None:
@@ -676,14 +677,15 @@ class Summaries:
             shutil.rmtree(self._kept.popleft(), ignore_errors=True)
 
     def _find(self) -> list[Path]:
-        """The summaries in the work_dir now, by when their map ended."""
+        """The summaries in the work_dir now, by when their map ended (none if it
+        cannot be read: then they stay)."""
         found = []
-        with contextlib.suppress(FileNotFoundError), os.scandir(self.work_dir) as entries:
+        with contextlib.suppress(OSError), os.scandir(self.work_dir) as entries:
             for entry in entries:
                 session = Session(Path(entry.path))
                 if entry.name.startswith(_layout.POOL_PREFIX) or not session.is_summary():
                     continue
-                with contextlib.suppress(FileNotFoundError):
+                with contextlib.suppress(FileNotFoundError):  # removed by another pool
                     found.append((os.stat(session.paths.done).st_mtime, session.dir))
         return [directory for _, directory in sorted(found)]
 
