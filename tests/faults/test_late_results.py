@@ -28,6 +28,7 @@ class LateResultsBackend(Backend):
         self.delay_s = delay_s
         self.num_jobs = 0
         self.timers: list[threading.Timer] = []
+        self.hidden: set[Path] = set()
 
     def max_jobs_per_submit(self) -> int:
         return 1
@@ -43,6 +44,9 @@ class LateResultsBackend(Backend):
         job_id = str(self.num_jobs)
         subprocess.run(request.worker_argv(job_id), check=True)
         for result in request.pool_dir.parent.glob("*/results/*.rec"):
+            if result in self.hidden:
+                continue  # shown late once already (another job's submission sees it)
+            self.hidden.add(result)
             hidden = result.with_name(f"{result.name}.hidden")
             os.rename(result, hidden)
             timer = threading.Timer(self.delay_s, os.rename, (hidden, result))
