@@ -406,9 +406,16 @@ class Fleet:
         if worker.gone_since is None:
             worker.gone_since = now
         grace_over = now - worker.gone_since >= self.settings.lost_job_grace_period_s
-        if grace_over or worker.job_id not in holders:
+        if grace_over or worker.job_id not in holders or self._ended_for_sure(worker):
             news += self._gone(worker)
         return news
+
+    def _ended_for_sure(self, worker: WorkerJob) -> bool:
+        """The worker's watcher wrote how its process ended and the scheduler says how
+        the job ended: what the worker recorded is all there to read (it closed its files
+        before its watcher wrote), so its chunk need not wait for late results."""
+        ending = worker.status.ending if worker.status is not None else None
+        return worker.job_id in self.died_seen and ending is not None
 
     def _requeued(self, worker: WorkerJob, status: JobStatus) -> JobNews:
         """The scheduler put a running job back in the queue (a requeue, a preemption, a

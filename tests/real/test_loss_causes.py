@@ -80,6 +80,21 @@ def test_a_task_that_crashes_its_worker_raises_for_that_task_alone(backend, how,
     assert sorted(r.index for r in runs if r.end is not None) == [i for i in range(8) if i != 3]
 
 
+@pytest.mark.timeout(150)
+@pytest.mark.parametrize("backend", ALL[1:])
+def test_a_crashed_worker_is_a_loss_without_waiting_for_late_results(backend, tmp_path):
+    """The worker's watcher said how it died and the scheduler how the job ended: its
+    chunk runs again at once, not after ``lost_job_grace_period_s`` (here longer than
+    the test's timeout), which waits for results a shared filesystem shows late."""
+    log = tmp_path / "runs"
+    tasks = [(str(log), i, 0.0, "exit" if i == 1 else "") for i in range(3)]
+    with new_pool(backend, tmp_path, processes=1, lost_job_grace_period_s=600.0) as pool:
+        with pytest.raises(WorkerCrashedError) as info:
+            pool.map(real_tasks.fail_in, tasks, chunksize=3)
+    assert info.value.index == 1 and "2 times" in str(info.value)
+    assert starts_per_task(read_runs(log)) == {0: 1, 1: 2, 2: 1}
+
+
 @pytest.mark.parametrize("backend", ALL)
 def test_a_worker_that_cannot_start_stops_the_map_with_its_stderr(backend, tmp_path):
     wrapper = tmp_path / "python-without-batchpool"

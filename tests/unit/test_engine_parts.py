@@ -187,6 +187,22 @@ def test_the_fleet_asks_once_per_interval_and_reports_a_job_gone_after_the_grace
     assert job_id not in fleet.jobs and backend.counts.status_queries == 3
 
 
+def test_a_worker_its_watcher_saw_die_is_lost_without_the_grace(tmp_path, pool_dir):
+    """Its watcher wrote how it ended, and the scheduler how the job ended: what it
+    recorded is all there, nothing shows late (the grace is for results that might)."""
+    fleet, backend, clock, _ = make_fleet(tmp_path, pool_dir, polling_interval=5.0)
+    assert fleet.request(1) is None and fleet.query_status(set()) and not fleet.take_status(set())
+    (job_id,) = fleet.jobs
+    fleet.jobs[job_id].started = True
+    _layout.append_record(pool_dir.paths.mailbox(job_id), _layout.ENDED, 0, b"exit 9")
+    pool_dir.read_mailboxes([job_id])
+    backend.jobs[0].phase, backend.jobs[0].ending = backend.jobs[0].phase.ENDED, Ending.FAILED
+    clock.advance(1.0)  # not a polling interval yet: the watcher's word makes the fleet ask
+    assert fleet.notice_exits({job_id}, {}) == [] and fleet.query_status({job_id})
+    (news,) = fleet.take_status({job_id})
+    assert news.worker.job_id == job_id and news.status.ending is Ending.FAILED
+
+
 def test_the_fleet_waits_out_an_outage_and_says_when_its_budget_is_spent(tmp_path, pool_dir):
     faults = FakeFaults(outage=(1000.0, 2000.0))
     fleet, backend, clock, said = make_fleet(tmp_path, pool_dir, faults=faults)
