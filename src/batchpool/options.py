@@ -396,7 +396,9 @@ OPTIONS = _typed(
             "lost_job_grace_period_s",
             DEFAULT_GRACE_PERIOD_S,
             """How long a job may be out of the queue without the result of the chunk it
-            held before that chunk counts as lost (shared filesystems show files late).""",
+            held before that chunk counts as lost (shared filesystems show files late).
+            Not waited when the job's watcher wrote how its worker died and the scheduler
+            how the job ended: then all the worker wrote is there.""",
             seconds(positive=False, example="10"),
         ),
         Option(
