@@ -67,12 +67,26 @@ def demo(args: argparse.Namespace) -> int:
         print(_demo_where(backend, options))
     start = time.monotonic()
     with pool_class(**options) as pool:
-        results = pool.map(demo_task, range(args.tasks))
+        values = pool.map(demo_task, range(args.tasks))
+        pool_dir = pool.statistics().pool_dir
     seconds = time.monotonic() - start
-    hosts = sorted({host for _, host in results})
-    print(f"results: {[value for value, _ in results]}")
-    print(f"{len(results)} results in {seconds:.1f} s, computed on {', '.join(hosts)}")
+    hosts = sorted({host for _, host in values})
+    print(f"results: {[value for value, _ in values]}")
+    print(f"{len(values)} results in {seconds:.1f} s, computed on {', '.join(hosts)}")
+    session = _newest_demo_session(pool_dir.parent) if pool_dir is not None else None
+    if session is not None:
+        shown = session.relative_to(Path.cwd()) if session.is_relative_to(Path.cwd()) else session
+        print(f"what the pool did: batchpool status {shown}")
+        print(f"                   batchpool report {shown} -o report.html")
     return 0
+
+
+def _newest_demo_session(work_dir: Path) -> Optional[Path]:
+    """The session the demo's map just left in ``work_dir`` (its summary)."""
+    name = f"{demo_task.__module__}.{demo_task.__qualname__}"
+    found = results.find_sessions(work_dir)
+    ours = [d for d in found if results.open_session(d)[1].function == name]
+    return max(ours, key=lambda d: d.name, default=None)
 
 
 def _demo_where(backend: str, options: dict[str, Any]) -> str:

@@ -277,3 +277,7 @@ def test_demo_still_runs(tmp_path, capsys, monkeypatch):
     assert code == 0
     assert "a map of 3 tasks on the 'local' backend" in out
     assert "3 results in" in out
+    (session,) = results.find_sessions(tmp_path)  # the map's summary, and how to read it
+    assert f"batchpool status {session}\n" in out
+    assert f"batchpool report {session} -o report.html\n" in out
+    assert run(capsys, "report", session, "-o", tmp_path / "report.html")[0] == 0
