@@ -718,9 +718,7 @@ def _task_usage(session: Session) -> list[TaskUsage]:
     usage: dict[int, TaskUsage] = {}
     for result in sorted(session.all_results(), key=lambda r: r.chunk):
         job = job_of_chunk.get(result.chunk) or result.job_id
-        for index, wall_s, payload in zip(result.tasks, result.task_s, result.pickled_envelopes):
-            measured = _layout.decode_usage(payload)
-            cpu_s, rss_mb = (None, None) if measured is None else (measured[0], measured[1] / 1024)
+        for index, wall_s, (cpu_s, rss_mb) in zip(result.tasks, result.task_s, result.measured()):
             usage[index] = TaskUsage(index, result.chunk, wall_s, cpu_s, rss_mb, job)
     return [usage[index] for index in sorted(usage)]
 

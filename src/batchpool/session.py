@@ -228,6 +228,15 @@ class ChunkResult:
     def envelopes(self) -> list:
         return [pickle.loads(e) for e in self.pickled_envelopes]
 
+    def measured(self) -> list[tuple[Optional[float], Optional[float]]]:
+        """``(cpu_s, max_rss_mb)`` of each task as its worker measured it
+        (:func:`batchpool._layout.decode_usage`); ``(None, None)`` where it did not say."""
+        found: list[tuple[Optional[float], Optional[float]]] = []
+        for payload in self.pickled_envelopes:
+            usage = _layout.decode_usage(payload)
+            found.append((None, None) if usage is None else (usage[0], usage[1] / 1024))
+        return found
+
 
 @dataclass(frozen=True)
 class ChunkEvent:
@@ -626,20 +635,15 @@ class Session:
         """Log what each task of ``result`` used, as its worker measured it: one
         ``usage`` line per chunk (``start``, and per task ``wall_s``, ``cpu_s`` and
         ``rss_mb``, None where the worker did not say), which the summary keeps."""
-        cpu_s: list[Optional[float]] = []
-        rss_mb: list[Optional[float]] = []
-        for payload in result.pickled_envelopes:
-            measured = _layout.decode_usage(payload)
-            cpu_s.append(None if measured is None else _four_digits(measured[0]))
-            rss_mb.append(None if measured is None else round(measured[1] / 1024, 1))
+        measured = result.measured()
         self.log(
             "usage",
             chunk=result.chunk,
             job=job_id,
             start=result.tasks.start,
             wall_s=[_four_digits(s) for s in result.task_s],
-            cpu_s=cpu_s,
-            rss_mb=rss_mb,
+            cpu_s=[None if cpu is None else _four_digits(cpu) for cpu, _ in measured],
+            rss_mb=[None if rss is None else round(rss, 1) for _, rss in measured],
         )
 
     def remove(self) -> None:
