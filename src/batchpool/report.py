@@ -205,6 +205,13 @@ class JobRow:
         """When its first chunk began (None: it ran none)."""
         return min((run.start_s for run in self.runs), default=None)
 
+    @property
+    def queued(self) -> Optional[tuple[float, float]]:
+        """From its submission to its first chunk (or its end); None if not seen queued."""
+        start = self.submitted_s if self.submitted_s is not None else self.started_s
+        first = self.started_s if self.started_s is not None else self.end_s
+        return (start, first) if start is not None and first > start else None
+
 
 def job_rows(session_dir: PathLike) -> list[JobRow]:
     """Every job of the map, in the order they were submitted (then by id): from the
@@ -246,10 +253,10 @@ def job_rows(session_dir: PathLike) -> list[JobRow]:
                 losses_seen[chunk] = n + 1
                 known = lost_jobs.get(chunk, [])
                 job, cause = known[n] if n < len(known) else ("", "")
-                ends.setdefault(job or f"? (chunk {chunk})", (t, f"lost: {cause or 'unknown'}"))
+                job = job or f"? (chunk {chunk})"
+                ends.setdefault(job, (t, f"lost: {cause or 'unknown'}"))
             else:
-                job = holders.get(chunk, "")
-            job = job or f"? (chunk {chunk})"
+                job = holders.get(chunk, "") or f"? (chunk {chunk})"
             before = [r.end_s for r in runs.get(job, [])] + [submitted.get(job, 0.0)]
             begun = t - chunk_s.get(chunk, 0.0) if not lost else max(before)
             runs.setdefault(job, []).append(ChunkRun(chunk, max(begun, max(before)), t, lost))
@@ -476,9 +483,8 @@ def render_jobs_svg(jobs: Sequence[JobRow]) -> str:
             f'<text x="{LABEL_W - 6}" y="{y + 14}" font-size="12" text-anchor="end">'
             f"{html.escape(job.job_id)}</text>"
         )
-        start = job.submitted_s if job.submitted_s is not None else job.started_s
-        first = job.started_s if job.started_s is not None else job.end_s
-        if start is not None and first > start:
+        if job.queued is not None:
+            start, first = job.queued
             parts.append(_bar(x(start), x(first), y, "queued", f"{job.job_id}: queued"))
         if job.started_s is not None:
             parts.append(_bar(x(job.started_s), x(job.end_s), y, "idle", f"{job.job_id}: idle"))
@@ -641,9 +647,8 @@ def _plot_jobs(axes: Any, jobs: Sequence[JobRow]) -> None:
         axes.text(0.5, 0.5, "No job is known to this session.", ha="center")
         return
     for row, job in enumerate(reversed(jobs)):
-        start = job.submitted_s if job.submitted_s is not None else job.started_s
-        first = job.started_s if job.started_s is not None else job.end_s
-        if start is not None and first > start:
+        if job.queued is not None:
+            start, first = job.queued
             axes.broken_barh([(start, first - start)], (row - 0.15, 0.3), color=COLORS["queued"])
         if job.started_s is not None:
             span = (job.started_s, job.end_s - job.started_s)
